@@ -1,0 +1,37 @@
+# One target per job. Every target installs what it needs into $(VENV) first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Which CuPy the test environment gets: without a GPU it still exercises "CuPy installed, no device".
+CUDA_EXTRA ?= cuda12
+EXTRAS := test,plot,progress,bench,dev,$(CUDA_EXTRA)
+
+.PHONY: install test lint bench train clean
+
+$(VENV)/.installed-$(CUDA_EXTRA): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(VENV)/.installed-$(CUDA_EXTRA)
+
+test: install
+	$(PY) -m pytest --benchmark-disable
+
+lint: install
+	$(VENV)/bin/ruff check gpubp tests benchmarks scripts
+
+# The real benchmark run: PyTorch is installed for the comparison where it can be (the pinned
+# version is a local file on the project's machines); without it those rows say why they are absent.
+TORCH_SPEC ?= torch==2.13.0
+bench: install
+	-$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q '$(TORCH_SPEC)' || echo "PyTorch not installed: its rows will be skipped"
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results.json -p no:randomly
+	$(PY) -m benchmarks.report benchmarks/results.json
+
+train: install
+	$(VENV)/bin/gpubp train
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

@@ -1,0 +1,75 @@
+"""Activation functions g and their derivatives, by name.
+
+Each activation is two kernels from :mod:`gpubp.kernels`: ``forward`` computes A ← g(A + b) in
+place (bias add fused in), and ``derivative`` turns an upstream gradient into δ in place,
+δ ← δ ⊙ g'(Z), with g' written from the output A (σ' = a(1 − a), tanh' = 1 − a², relu' = [a > 0]).
+Identity has no derivative kernel (g' = 1). Softmax is row-wise, not elementwise: it is written
+here over ``xp`` and only allowed as an output layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import kernels as K
+from .backend import Device
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    forward: K.Kernel | None  # None: softmax, done row-wise below
+    derivative: K.Kernel | None  # None: identity (g' = 1) or softmax (a Jacobian, see losses)
+    formula: str
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "sigmoid": Activation("sigmoid", K.bias_sigmoid, K.delta_sigmoid, "σ(z) = 1/(1+e^-z); σ' = a(1-a)"),
+    "tanh": Activation("tanh", K.bias_tanh, K.delta_tanh, "tanh(z); tanh' = 1-a²"),
+    "relu": Activation("relu", K.bias_relu, K.delta_relu, "max(z, 0); relu' = [a > 0]"),
+    "identity": Activation("identity", K.bias_identity, None, "z; identity' = 1"),
+    "softmax": Activation("softmax", None, None, "softmax(z)_j = e^z_j / Σ_k e^z_k (rows)"),
+}
+HIDDEN = ("sigmoid", "tanh", "relu", "identity")
+OUTPUTS = (*HIDDEN, "softmax")
+
+
+def softmax_forward(device: Device, b: Any, a: Any) -> None:
+    """A ← softmax(A + b) row by row, with the row max subtracted so exp never overflows."""
+    xp = device.xp
+    a += b
+    row = device.scratch((a.shape[0], 1), a.dtype, "softmax_row")
+    xp.max(a, axis=1, keepdims=True, out=row)
+    device.kernel(K.exp_shift)(row, a)
+    xp.sum(a, axis=1, keepdims=True, out=row)
+    a /= row
+
+
+def softmax_backward(device: Device, a: Any, delta: Any) -> None:
+    """δ ← J_softmax(z)ᵀ δ = a ⊙ (δ − Σ_j δ_j a_j), row by row (only needed with mse)."""
+    xp = device.xp
+    s = device.scratch(a.shape, a.dtype, "softmax_jvp")
+    xp.multiply(delta, a, out=s)
+    row = device.scratch((a.shape[0], 1), a.dtype, "softmax_row")
+    xp.sum(s, axis=1, keepdims=True, out=row)
+    delta -= row
+    delta *= a
+
+
+def forward_runner(device: Device, name: str):
+    """f(b, A): A ← g(A + b) in place on ``device``."""
+    act = ACTIVATIONS[name]
+    if act.forward is None:
+        return lambda b, a: softmax_forward(device, b, a)
+    return device.kernel(act.forward)
+
+
+def derivative_runner(device: Device, name: str):
+    """f(A, δ): δ ← δ ⊙ g'(Z) in place, or None when g' = 1."""
+    act = ACTIVATIONS[name]
+    if name == "softmax":
+        return lambda a, delta: softmax_backward(device, a, delta)
+    if act.derivative is None:
+        return None
+    return device.kernel(act.derivative)

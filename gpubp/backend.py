@@ -1,0 +1,214 @@
+"""The array-module switch: ``xp`` is ``cupy`` on a GPU and ``numpy`` on the CPU.
+
+Everything else in gpubp is written once over a :class:`Device`, which carries ``xp``, the
+kernel runner for that device, and the few operations that differ (moving arrays, reading a
+value back to the host). This module and :mod:`gpubp.kernels` are the only places that touch CuPy.
+
+Two facts are kept apart, as they fail for different reasons: "CuPy imports" and "a CUDA device
+answers". When either fails, the reason is kept so that errors can say exactly why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from . import kernels as _kernels
+
+log = logging.getLogger("gpubp")
+
+CUDA_EXTRA_HINT = "install it with: pip install 'gpubp[cuda12]' (CUDA 12) or 'gpubp[cuda13]' (CUDA 13)"
+
+
+@cache
+def _cupy_status() -> tuple[Any, str | None]:
+    """(cupy module or None, why the GPU is unusable or None). Probed once per process."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return None, f"CuPy is not installed ({exc}); {CUDA_EXTRA_HINT}"
+    except Exception as exc:  # a broken CuPy install raises more than ImportError
+        return None, f"CuPy failed to import: {type(exc).__name__}: {exc}"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError: no driver, driver too old, no device
+        return cupy, f"CuPy {cupy.__version__} is installed but no CUDA device answers: {exc}"
+    if count < 1:
+        return cupy, f"CuPy {cupy.__version__} is installed but sees no CUDA device"
+    return cupy, None
+
+
+def gpu_unavailable_reason() -> str | None:
+    """None when a CUDA GPU is usable, else one line saying why not."""
+    return _cupy_status()[1]
+
+
+@dataclass(eq=False)
+class Device:
+    """One place arrays live: ``cpu`` (NumPy) or ``gpu:N`` (CuPy on CUDA device N)."""
+
+    name: str
+    xp: Any
+    index: int | None = None
+    # host reads (device → host) since creation; the training loop is tested against this count
+    host_reads: int = field(default=0, compare=False)
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.index is not None
+
+    def kernel(self, k: _kernels.Kernel):
+        """The runner of kernel ``k`` on this device: its CUDA build or its NumPy twin."""
+        return k.cuda if self.is_gpu else k.numpy
+
+    def use(self):
+        """Context manager making this device current (a no-op on the CPU)."""
+        if self.is_gpu:
+            return self.xp.cuda.Device(self.index)
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def owns(self, x: Any) -> bool:
+        """True if ``x`` is an array of this device's kind (and, on the GPU, on this GPU)."""
+        if self.is_gpu:
+            return isinstance(x, self.xp.ndarray) and x.device.id == self.index
+        return isinstance(x, np.ndarray)
+
+    def asarray(self, x: Any, dtype: Any = None) -> Any:
+        """``x`` as an array of this device (copied from the host when needed)."""
+        if self.is_gpu:
+            with self.use():
+                return self.xp.asarray(x, dtype=dtype)
+        if is_cupy_array(x):
+            x = x.get()
+        return np.asarray(x, dtype=dtype)
+
+    def to_host(self, x: Any) -> np.ndarray:
+        """A NumPy copy (or view, on the CPU) of ``x``; on the GPU this synchronises."""
+        self.host_reads += 1
+        if self.is_gpu:
+            return x.get()
+        return np.asarray(x)
+
+    def item(self, x: Any) -> float:
+        """One scalar back to the host as a Python float (a synchronisation on the GPU)."""
+        return float(self.to_host(x))
+
+    def scratch(self, shape: tuple[int, ...], dtype: Any, tag: str = "") -> Any:
+        """A temporary buffer (contents undefined). On the CPU it is reused across calls, so a
+        training step allocates nothing; on the GPU CuPy's memory pool makes it cheap."""
+        if self.is_gpu:
+            return self.xp.empty(shape, dtype)
+        return _kernels.scratch(shape, dtype, tag)
+
+    def take_rows(self, x: Any, rows: Any, out: Any) -> None:
+        """out ← x[rows] (a gather of whole rows into a preallocated batch buffer)."""
+        if self.is_gpu:
+            self.xp.take(x, rows, axis=0, out=out)
+        else:
+            # mode="clip" is unbuffered: "raise" would copy through a temporary first
+            np.take(x, rows, axis=0, out=out, mode="clip")
+
+    def synchronize(self) -> None:
+        if self.is_gpu:
+            self.xp.cuda.Device(self.index).synchronize()
+
+    def __repr__(self) -> str:
+        return f"Device({self.name!r})"
+
+
+def is_cupy_array(x: Any) -> bool:
+    """True for a CuPy array, without importing CuPy when it is not already loaded."""
+    return type(x).__module__.startswith("cupy")
+
+
+CPU = Device("cpu", np)
+_DEVICE_RE = re.compile(r"^(auto|cpu|gpu|cuda)(?::(\d+))?$")
+
+
+def _gpu(index: int) -> Device:
+    cupy, reason = _cupy_status()
+    if reason is not None:
+        raise RuntimeError(f"no usable GPU: {reason}")
+    count = cupy.cuda.runtime.getDeviceCount()
+    if index >= count:
+        raise RuntimeError(f"no usable GPU: gpu:{index} asked for, but only {count} CUDA device(s) exist")
+    return _gpu_device(index)
+
+
+@cache
+def _gpu_device(index: int) -> Device:
+    cupy, _ = _cupy_status()
+    return Device(f"gpu:{index}", cupy, index)
+
+
+_notified = False
+
+
+def get_device(spec: str | Device | None = "auto") -> Device:
+    """Resolve a device name: ``auto``, ``cpu``, ``gpu`` or ``gpu:N`` (``cuda`` is an alias).
+
+    ``None`` means the ``GPUBP_DEVICE`` environment variable, or ``auto``. ``auto`` takes the GPU
+    when CuPy imports and a CUDA device answers, else the CPU with one logged line saying why.
+    Asking for a GPU that is not usable raises ``RuntimeError`` naming the cause.
+    """
+    global _notified
+    if isinstance(spec, Device):
+        return spec
+    if spec is None:
+        spec = os.environ.get("GPUBP_DEVICE", "auto") or "auto"
+    if not isinstance(spec, str):
+        raise TypeError(f"device must be a string such as 'cpu', 'gpu' or 'gpu:0', got {type(spec).__name__}")
+    match = _DEVICE_RE.match(spec.strip().lower())
+    if match is None:
+        raise ValueError(f"unknown device {spec!r}: expected 'auto', 'cpu', 'gpu' or 'gpu:N'")
+    kind, index = match.group(1), match.group(2)
+    if kind == "cpu":
+        if index is not None:
+            raise ValueError(f"unknown device {spec!r}: the CPU takes no index")
+        return CPU
+    if kind == "auto":
+        reason = gpu_unavailable_reason()
+        if reason is None:
+            return _gpu_device(0)
+        if not _notified:
+            _notified = True
+            log.warning("gpubp: using the CPU: %s", reason)
+        return CPU
+    return _gpu(int(index or 0))
+
+
+def devices() -> dict[str, Any]:
+    """What is usable: the CPU always; the GPUs with name and memory, or why none is usable."""
+    info: dict[str, Any] = {"cpu": {"available": True, "backend": f"numpy {np.__version__}"}}
+    cupy, reason = _cupy_status()
+    if reason is not None:
+        info["gpu"] = {"available": False, "reason": reason}
+        return info
+    gpus = []
+    for i in range(cupy.cuda.runtime.getDeviceCount()):
+        props = cupy.cuda.runtime.getDeviceProperties(i)
+        name = props["name"]
+        gpus.append(
+            {
+                "device": f"gpu:{i}",
+                "name": name.decode() if isinstance(name, bytes) else str(name),
+                "memory_bytes": int(props["totalGlobalMem"]),
+                "compute_capability": f"{props['major']}.{props['minor']}",
+            }
+        )
+    info["gpu"] = {
+        "available": True,
+        "cupy": cupy.__version__,
+        "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
+        "cuda_driver": cupy.cuda.runtime.driverGetVersion(),
+        "devices": gpus,
+    }
+    return info

@@ -1,0 +1,354 @@
+"""Hand-written elementwise kernels: one CUDA C body and one NumPy twin per formula.
+
+Every kernel is declared once, here, as a :class:`Kernel`: CuPy-style parameter lists templated on
+``T`` (float32 or float64), a CUDA C body, and a NumPy function with the same arguments that works
+in place on preallocated buffers (no new arrays in steady state). On the GPU the body becomes a
+``cupy.ElementwiseKernel``, built on first use and never at import; on the CPU the twin runs.
+
+Conventions
+-----------
+- Output parameters are read *and* written: ``delta_sigmoid(a, delta)`` turns the upstream gradient
+  held in ``delta`` into δ in place. Kernels that are in-place on a buffer take it as an output.
+- Derivatives are taken from the activation output ``a``, so Z need not be kept:
+  σ'(z) = a(1 − a), tanh'(z) = 1 − a², relu'(z) = [a > 0].
+- Scalars (``lr``, ``inv_b``, ...) are passed as NumPy scalars of the array dtype, so float32 stays
+  float32 on both devices.
+- The bodies use only C that compiles both as CUDA and as host C++ (the tests compile them with
+  nvcc and with g++ and compare the host build with the NumPy twin).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+_PARAM = re.compile(r"^\s*T\s+([A-Za-z_]\w*)\s*$")
+
+
+def _names(params: str) -> tuple[str, ...]:
+    names = []
+    for part in params.split(","):
+        match = _PARAM.match(part)
+        if match is None:
+            raise ValueError(f"kernel parameter must read 'T name', got {part!r}")
+        names.append(match.group(1))
+    return tuple(names)
+
+
+@dataclass
+class Kernel:
+    """An elementwise formula with a CUDA C body and a NumPy twin.
+
+    Call ``kernel.numpy(*inputs, *outputs)`` on NumPy arrays or ``kernel.cuda(*inputs, *outputs)``
+    on CuPy arrays; both update the outputs in place and return None.
+    """
+
+    name: str
+    in_params: str
+    out_params: str
+    body: str
+    numpy: Callable[..., None]
+    _compiled: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return _names(self.in_params)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return _names(self.out_params)
+
+    def cuda(self, *args: Any) -> None:
+        """Run the CUDA kernel on CuPy arrays (compiled by CuPy on the first call per dtype)."""
+        if self._compiled is None:
+            import cupy  # only reached on the GPU path
+
+            self._compiled = cupy.ElementwiseKernel(
+                self.in_params, self.out_params, self.body, self.name, no_return=True
+            )
+        self._compiled(*args)
+
+
+# Reusable scratch buffers for the NumPy twins that need a temporary, keyed by shape and dtype,
+# so that a steady-state training step allocates nothing.
+_scratch: dict[tuple[tuple[int, ...], str, str], np.ndarray] = {}
+
+
+def scratch(shape: tuple[int, ...], dtype: Any, tag: str = "") -> np.ndarray:
+    """A reusable NumPy buffer (contents undefined). Users that may hold one at the same time
+    pass different tags. Not thread-safe, like the training loop itself."""
+    key = (shape, np.dtype(dtype).str, tag)
+    buf = _scratch.get(key)
+    if buf is None:
+        buf = _scratch[key] = np.empty(shape, dtype)
+    return buf
+
+
+def scratch_like(x: np.ndarray) -> np.ndarray:
+    """The kernel twins' own scratch buffer with the shape and dtype of ``x``."""
+    return scratch(x.shape, x.dtype, "kernel")
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward: A ← g(A + b), the bias add fused with the activation (A holds A_{l-1} W_lᵀ on entry).
+# ---------------------------------------------------------------------------------------------
+
+
+def _bias_sigmoid(b, a):
+    # σ(z) = ½ tanh(z/2) + ½: exact in form, never overflows and never warns, even at |z| = 1e4.
+    a += b
+    a *= 0.5
+    np.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+
+
+bias_sigmoid = Kernel(
+    "bias_sigmoid", "T b", "T a",
+    "a = (T)0.5 * tanh((T)0.5 * (a + b)) + (T)0.5",
+    _bias_sigmoid,
+)  # fmt: skip
+
+
+def _bias_tanh(b, a):
+    a += b
+    np.tanh(a, out=a)
+
+
+bias_tanh = Kernel("bias_tanh", "T b", "T a", "a = tanh(a + b)", _bias_tanh)
+
+
+def _bias_relu(b, a):
+    a += b
+    np.maximum(a, 0, out=a)
+
+
+bias_relu = Kernel(
+    "bias_relu", "T b", "T a",
+    "T z = a + b; a = z > (T)0 ? z : (T)0",
+    _bias_relu,
+)  # fmt: skip
+
+
+def _bias_identity(b, a):
+    a += b
+
+
+bias_identity = Kernel("bias_identity", "T b", "T a", "a = a + b", _bias_identity)
+
+
+def _exp_shift(m, a):
+    a -= m
+    np.exp(a, out=a)
+
+
+# Softmax numerator: exp(z − max_row z); the row max is broadcast from shape (B, 1).
+exp_shift = Kernel("exp_shift", "T m", "T a", "a = exp(a - m)", _exp_shift)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backward: δ ← upstream ⊙ g'(z), with g' written from the activation output a.
+# ---------------------------------------------------------------------------------------------
+
+
+def _delta_sigmoid(a, delta):
+    s = scratch_like(a)
+    np.subtract(1, a, out=s)
+    s *= a
+    delta *= s
+
+
+delta_sigmoid = Kernel(
+    "delta_sigmoid", "T a", "T delta", "delta = delta * a * ((T)1 - a)", _delta_sigmoid
+)
+
+
+def _delta_tanh(a, delta):
+    s = scratch_like(a)
+    np.multiply(a, a, out=s)
+    np.subtract(1, s, out=s)
+    delta *= s
+
+
+delta_tanh = Kernel(
+    "delta_tanh", "T a", "T delta", "delta = delta * ((T)1 - a * a)", _delta_tanh
+)
+
+
+def _delta_relu(a, delta):
+    # a = relu(z) ≥ 0, so sign(a) is exactly [a > 0]; at z = 0 the gradient is 0, as in PyTorch
+    s = scratch_like(a)
+    np.sign(a, out=s)
+    delta *= s
+
+
+delta_relu = Kernel(
+    "delta_relu", "T a", "T delta", "delta = a > (T)0 ? delta : (T)0", _delta_relu
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output layer: Δ_L for the matched pairs, and the per-example loss terms.
+# ---------------------------------------------------------------------------------------------
+
+
+def _delta_output(a, y, inv_b, delta):
+    np.subtract(a, y, out=delta)
+    delta *= inv_b
+
+
+# ∇_{A_L} L / B for squared error; Δ_L itself for softmax + cross-entropy, sigmoid + bce and
+# identity + mse, where g'(Z_L) cancels against the loss derivative.
+delta_output = Kernel(
+    "delta_output", "T a, T y, T inv_b", "T delta", "delta = (a - y) * inv_b", _delta_output
+)
+
+
+def _loss_cross_entropy(a, y, tiny, t):
+    np.maximum(a, tiny, out=t)
+    np.log(t, out=t)
+    t *= y
+    np.negative(t, out=t)
+
+
+loss_cross_entropy = Kernel(
+    "loss_cross_entropy", "T a, T y, T tiny", "T t",
+    "t = -y * log(a > tiny ? a : tiny)",
+    _loss_cross_entropy,
+)  # fmt: skip
+
+
+def _loss_bce(a, y, tiny, t):
+    # y log a + (1 − y) log(1 − a) = y (log a − log(1 − a)) + log(1 − a): one scratch buffer
+    s = scratch_like(a)
+    np.subtract(1, a, out=s)
+    np.maximum(s, tiny, out=s)
+    np.log(s, out=s)
+    np.maximum(a, tiny, out=t)
+    np.log(t, out=t)
+    t -= s
+    t *= y
+    t += s
+    np.negative(t, out=t)
+
+
+loss_bce = Kernel(
+    "loss_bce", "T a, T y, T tiny", "T t",
+    "T one_minus_a = (T)1 - a; "
+    "t = -(y * log(a > tiny ? a : tiny) "
+    "+ ((T)1 - y) * log(one_minus_a > tiny ? one_minus_a : tiny))",
+    _loss_bce,
+)  # fmt: skip
+
+
+def _loss_mse(a, y, tiny, t):
+    np.subtract(a, y, out=t)
+    np.square(t, out=t)
+    t *= 0.5
+
+
+loss_mse = Kernel(
+    "loss_mse", "T a, T y, T tiny", "T t",
+    "T d = a - y; t = (T)0.5 * d * d",
+    _loss_mse,
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter updates (PyTorch's conventions). The gradient g is an output because the NumPy twins
+# reuse it as scratch: after an update it holds no meaningful value.
+# ---------------------------------------------------------------------------------------------
+
+
+def _sgd(lr, wd, g, w):
+    if wd:
+        s = scratch_like(w)
+        np.multiply(w, wd, out=s)
+        g += s
+    g *= lr
+    w -= g
+
+
+# W ← W − η (g + λW)
+sgd_update = Kernel("sgd_update", "T lr, T wd", "T g, T w", "w -= lr * (g + wd * w)", _sgd)
+
+
+def _momentum(lr, wd, mu, g, w, v):
+    if wd:
+        s = scratch_like(w)
+        np.multiply(w, wd, out=s)
+        g += s
+    v *= mu
+    v += g
+    np.multiply(v, lr, out=g)
+    w -= g
+
+
+# v ← μv + (g + λW); W ← W − ηv
+momentum_update = Kernel(
+    "momentum_update", "T lr, T wd, T mu", "T g, T w, T v",
+    "T d = g + wd * w; v = mu * v + d; w -= lr * v",
+    _momentum,
+)  # fmt: skip
+
+
+def _nesterov(lr, wd, mu, g, w, v):
+    if wd:
+        s = scratch_like(w)
+        np.multiply(w, wd, out=s)
+        g += s
+    v *= mu
+    v += g
+    s = scratch_like(w)
+    np.multiply(v, mu, out=s)
+    g += s
+    g *= lr
+    w -= g
+
+
+# d = g + λW; v ← μv + d; W ← W − η (d + μv)   (torch.optim.SGD with nesterov=True)
+nesterov_update = Kernel(
+    "nesterov_update", "T lr, T wd, T mu", "T g, T w, T v",
+    "T d = g + wd * w; v = mu * v + d; w -= lr * (d + mu * v)",
+    _nesterov,
+)  # fmt: skip
+
+
+def _adam(step_size, wd, beta1, beta2, eps, sqrt_bc2, g, w, m, v):
+    if wd:
+        s = scratch_like(w)
+        np.multiply(w, wd, out=s)
+        g += s
+    s = scratch_like(w)
+    m *= beta1
+    np.multiply(g, 1 - beta1, out=s)
+    m += s
+    v *= beta2
+    np.multiply(g, g, out=s)
+    s *= 1 - beta2
+    v += s
+    np.sqrt(v, out=s)
+    s /= sqrt_bc2
+    s += eps
+    np.divide(m, s, out=s)
+    s *= step_size
+    w -= s
+
+
+# d = g + λW; m ← β1 m + (1−β1) d; v ← β2 v + (1−β2) d²;
+# W ← W − (η / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)          (torch.optim.Adam, L2 weight decay)
+adam_update = Kernel(
+    "adam_update", "T step_size, T wd, T beta1, T beta2, T eps, T sqrt_bc2", "T g, T w, T m, T v",
+    "T d = g + wd * w; "
+    "m = beta1 * m + ((T)1 - beta1) * d; "
+    "v = beta2 * v + ((T)1 - beta2) * d * d; "
+    "w -= step_size * m / (sqrt(v) / sqrt_bc2 + eps)",
+    _adam,
+)  # fmt: skip
+
+
+ALL: tuple[Kernel, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Kernel))

@@ -1,0 +1,333 @@
+"""The network: a stack of fully connected layers and the backprop of the lecture, batched.
+
+Rows of every matrix are examples. With A_0 = X and l = 1..L::
+
+    Z_l = A_{l-1} W_lᵀ + b_l          A_l = g_l(Z_l)                    (forward)
+    Δ_L = ∇_{A_L} L ⊙ g'_L(Z_L)       (= (A_L − Y)/B for the matched output/loss pairs)
+    ∂L/∂W_l = Δ_lᵀ A_{l-1}            ∂L/∂b_l = Σ_rows Δ_l
+    Δ_{l-1} = (Δ_l W_l) ⊙ g'_{l-1}(Z_{l-1})                               (backward)
+
+W_l has shape (n_l, n_{l-1}) and b_l shape (n_l,), as on the slides; ``weights[l-1]`` is W_l.
+L is the mean loss over the B examples of the batch. The same code runs on NumPy and CuPy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import kernels as K
+from .activations import ACTIVATIONS, HIDDEN, OUTPUTS, derivative_runner, forward_runner
+from .backend import Device, get_device
+from .initializers import INITS, default_init, init_weight
+from .losses import LOSSES
+from .validation import check_choice, check_int, check_X, check_Y
+
+DTYPES = ("float32", "float64")
+_INFER_ROWS = 8192  # rows per chunk when predicting, so memory stays bounded on big inputs
+
+
+class Workspace:
+    """Preallocated buffers for one batch size B, so that a training step allocates nothing.
+
+    ``A[l]`` (B, n_l) for l = 0..L (A[0] is the input batch), ``delta[l]`` (B, n_l) for l = 1..L,
+    ``Y`` (B, n_L) targets, ``terms`` (B, n_L) loss terms, ``ones`` (B,) for Σ_rows as a GEMV.
+    """
+
+    def __init__(self, device: Device, sizes: list[int], batch: int, dtype: np.dtype) -> None:
+        xp = device.xp
+        with device.use():
+            self.A = [xp.empty((batch, n), dtype) for n in sizes]
+            self.delta = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
+            self.Y = xp.empty((batch, sizes[-1]), dtype)
+            self.terms = xp.empty((batch, sizes[-1]), dtype)
+            self.ones = xp.ones(batch, dtype)
+        self.batch = batch
+        self.inv_b = dtype.type(1.0 / batch)
+
+
+class MLP:
+    """A feed-forward network trained by hand-written batched backprop.
+
+    Parameters
+    ----------
+    sizes : [n_0, n_1, ..., n_L], the input width, the hidden widths and the output width.
+    activation : hidden activation: ``sigmoid``, ``tanh``, ``relu`` or ``identity``.
+    output : output activation (``sigmoid``, ``tanh``, ``relu``, ``identity``, ``softmax``), or None
+        for the loss's match: softmax for cross_entropy, sigmoid for bce, identity for mse.
+    loss : ``cross_entropy`` (needs softmax), ``bce`` (needs sigmoid) or ``mse`` (any output).
+    init : ``xavier``, ``he`` or ``normal``; None picks He for relu, Xavier otherwise.
+    device : ``auto``, ``cpu``, ``gpu`` or ``gpu:N``; None reads ``GPUBP_DEVICE``.
+    dtype : ``float32`` (default) or ``float64``. Inputs are converted to it; nothing is upcast.
+    seed : seeds the initial weights and the shuffling; same seed, device and dtype → same run.
+    """
+
+    def __init__(self, sizes: list[int], activation: str = "sigmoid", output: str | None = None,
+                 loss: str = "cross_entropy", init: str | None = None, device: str | None = "auto",
+                 dtype: str = "float32", seed: int | None = None) -> None:  # fmt: skip
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+            raise TypeError(f"sizes must be a list of layer widths like [784, 128, 10], got {sizes!r}")
+        if len(sizes) < 2:
+            raise ValueError(f"sizes must list at least an input and an output width, got {list(sizes)}")
+        self.sizes = [check_int(f"sizes[{i}]", n) for i, n in enumerate(sizes)]
+        self.activation = check_choice("activation", activation, HIDDEN)
+        self.loss = check_choice("loss", loss, tuple(LOSSES))
+        self.output = LOSSES[loss].matched_output if output is None else check_choice("output", output, OUTPUTS)
+        allowed = LOSSES[loss].allowed_outputs
+        if allowed is not None and self.output not in allowed:
+            raise ValueError(
+                f"loss {loss!r} needs a {allowed[0]} output, got output={self.output!r} "
+                f"(use loss='mse' for other outputs)"
+            )
+        if self.output == "softmax" and self.sizes[-1] < 2:
+            raise ValueError("a softmax output needs at least 2 units; use a sigmoid output with loss='bce'")
+        self.init = default_init(self.activation) if init is None else check_choice("init", init, INITS)
+        self.dtype = _check_dtype(dtype)
+        if seed is not None:
+            seed = check_int("seed", seed, minimum=0)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.device = get_device(device)
+
+        weights = [init_weight(self.rng, self.init, n_out, n_in)
+                   for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]  # fmt: skip
+        self._set_parameters(weights, [np.zeros(n) for n in self.sizes[1:]])
+        self.history: dict[str, list] | None = None
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _set_parameters(self, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
+        dev, dt = self.device, self.dtype
+        self.weights = [dev.asarray(W, dtype=dt) for W in weights]
+        self.biases = [dev.asarray(b, dtype=dt) for b in biases]
+        self._bind()
+
+    def _bind(self) -> None:
+        """Pick the kernels for this device and drop buffers made for another."""
+        dev, L = self.device, self.L
+        acts = [None] + [self.activation] * (L - 1) + [self.output]  # g_1 .. g_L
+        self._g = [None] + [forward_runner(dev, a) for a in acts[1:]]
+        self._g_prime = [None] + [derivative_runner(dev, a) for a in acts[1:]]
+        loss = LOSSES[self.loss]
+        self._matched = self.output == loss.matched_output
+        self._loss_terms = dev.kernel(loss.terms)
+        self._delta_output = dev.kernel(K.delta_output)
+        self._tiny = self.dtype.type(np.finfo(self.dtype).tiny)
+        self._workspaces: dict[int, Workspace] = {}
+        with dev.use():
+            self.dW = [dev.xp.empty_like(W) for W in self.weights]
+            self.db = [dev.xp.empty_like(b) for b in self.biases]
+
+    @property
+    def L(self) -> int:
+        """Number of layers with weights."""
+        return len(self.sizes) - 1
+
+    @property
+    def xp(self) -> Any:
+        return self.device.xp
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.loss in ("cross_entropy", "bce")
+
+    def workspace(self, batch: int) -> Workspace:
+        ws = self._workspaces.get(batch)
+        if ws is None:
+            ws = self._workspaces[batch] = Workspace(self.device, self.sizes, batch, self.dtype)
+        return ws
+
+    def config(self) -> dict[str, Any]:
+        return {"sizes": self.sizes, "activation": self.activation, "output": self.output,
+                "loss": self.loss, "init": self.init, "dtype": str(self.dtype), "seed": self.seed}  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (f"MLP({self.sizes}, activation={self.activation!r}, output={self.output!r}, "
+                f"loss={self.loss!r}, device={self.device.name!r}, dtype={str(self.dtype)!r})")  # fmt: skip
+
+    # -- the lecture's backprop ----------------------------------------------------------------
+
+    def _forward(self, A: list[Any]) -> None:
+        """Forward pass in place: A[0] holds the batch; fills A[1..L]."""
+        xp = self.xp
+        for l in range(1, self.L + 1):
+            xp.matmul(A[l - 1], self.weights[l - 1].T, out=A[l])  # Z_l = A_{l-1} W_lᵀ
+            self._g[l](self.biases[l - 1], A[l])  # A_l = g_l(Z_l + b_l), bias fused in
+
+    def _output_delta(self, ws: Workspace) -> None:
+        """Δ_L = ∇_{A_L} L ⊙ g'_L(Z_L), with the 1/B of the batch mean folded in."""
+        L = self.L
+        self._delta_output(ws.A[L], ws.Y, ws.inv_b, ws.delta[L])  # (A_L − Y) / B
+        if not self._matched and self._g_prime[L] is not None:
+            self._g_prime[L](ws.A[L], ws.delta[L])  # ⊙ g'_L(Z_L)
+
+    def _backward(self, ws: Workspace) -> None:
+        """The δ recursion: from Δ_L in ws.delta[L], fill self.dW and self.db."""
+        xp, A, delta = self.xp, ws.A, ws.delta
+        for l in range(self.L, 0, -1):
+            xp.matmul(delta[l].T, A[l - 1], out=self.dW[l - 1])  # ∂L/∂W_l = Δ_lᵀ A_{l-1}
+            xp.matmul(ws.ones, delta[l], out=self.db[l - 1])  # ∂L/∂b_l = Σ_rows Δ_l
+            if l > 1:
+                xp.matmul(delta[l], self.weights[l - 1], out=delta[l - 1])  # Δ_l W_l
+                if self._g_prime[l - 1] is not None:
+                    self._g_prime[l - 1](A[l - 1], delta[l - 1])  # ⊙ g'(Z_{l-1})
+
+    def _loss_sum(self, A_L: Any, Y: Any, terms: Any) -> Any:
+        """Σ over the batch of the per-example loss, left on the device (no synchronisation)."""
+        self._loss_terms(A_L, Y, self._tiny, terms)
+        return terms.sum()
+
+    def _train_step(self, ws: Workspace, optimizer: Any, loss_acc: Any) -> None:
+        """One minibatch: forward, loss, δ recursion, update. ws.A[0] and ws.Y hold the batch."""
+        self._forward(ws.A)
+        loss_acc += self._loss_sum(ws.A[self.L], ws.Y, ws.terms)
+        self._output_delta(ws)
+        self._backward(ws)
+        optimizer.step()
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def _check_X(self, X: Any) -> Any:
+        return check_X(self.device, X, self.sizes[0], self.dtype)
+
+    def _check_Y(self, Y: Any, n: int) -> Any:
+        return check_Y(self.device, Y, n, self.sizes[-1], self.loss, self.dtype)
+
+    def _predict_output(self, X: Any) -> Any:
+        """A_L for checked X, in chunks of rows through cached workspaces."""
+        n = X.shape[0]
+        out = self.xp.empty((n, self.sizes[-1]), self.dtype)
+        for start in range(0, n, _INFER_ROWS):
+            rows = X[start:start + _INFER_ROWS]
+            A = [rows, *self.workspace(rows.shape[0]).A[1:]]  # the input is only read: no copy
+            self._forward(A)
+            out[start:start + rows.shape[0]] = A[self.L]
+        return out
+
+    def forward(self, X: Any) -> Any:
+        """A_L = the network's output for X (samples, n_0): shape (samples, n_L), on its device."""
+        with self.device.use():
+            return self._predict_output(self._check_X(X))
+
+    def loss_and_gradients(self, X: Any, Y: Any) -> tuple[float, list[tuple[Any, Any]]]:
+        """(mean loss over the batch, [(∂L/∂W_1, ∂L/∂b_1), ..., (∂L/∂W_L, ∂L/∂b_L)]).
+
+        Y is (batch, n_L); for cross_entropy integer labels of shape (batch,) work too. The
+        gradients are fresh arrays on the network's device; weight decay is not included.
+        """
+        with self.device.use():
+            X = self._check_X(X)
+            Y = self._check_Y(Y, X.shape[0])
+            ws = Workspace(self.device, self.sizes, X.shape[0], self.dtype)
+            ws.A[0][...] = X
+            ws.Y[...] = Y
+            self._forward(ws.A)
+            loss = self.device.item(self._loss_sum(ws.A[self.L], ws.Y, ws.terms)) / X.shape[0]
+            self._output_delta(ws)
+            self._backward(ws)
+            return loss, [(dW.copy(), db.copy()) for dW, db in zip(self.dW, self.db)]
+
+    def fit(self, X: Any, Y: Any, epochs: int = 10, batch_size: int = 32, lr: float = 0.1,
+            optimizer: str = "sgd", momentum: float = 0.0, nesterov: bool = False,
+            weight_decay: float = 0.0, shuffle: bool = True, validation_data: tuple | None = None,
+            patience: int | None = None, callback: Any = None, on_batch: Any = None) -> dict:  # fmt: skip
+        """Train with minibatch SGD (or Adam); returns the history, also kept as ``net.history``.
+
+        Each epoch visits the rows in order, after a seeded shuffle when ``shuffle`` is true; the
+        last partial batch is kept and averaged over its own size. ``weight_decay`` λ adds λW to
+        the gradient of the weights (not the biases). With ``patience`` (needs
+        ``validation_data``), training stops after that many epochs without a lower validation
+        loss, and the best weights are restored. ``callback(net, metrics)`` runs after each epoch
+        and stops training by returning True; ``on_batch(batch, n_batches)`` runs after each batch
+        and stops at the end of that batch by returning True.
+
+        History keys: ``epoch``, ``train_loss``, ``seconds``, ``samples_per_s`` and, with
+        validation data, ``val_loss`` and ``val_accuracy`` (``val_r2`` for mse).
+        """
+        from .training import Trainer
+
+        trainer = Trainer(self, X, Y, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                          momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+                          shuffle=shuffle, validation_data=validation_data, patience=patience)  # fmt: skip
+        return trainer.run(epochs, callback=callback, on_batch=on_batch)
+
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities (softmax rows for cross_entropy, sigmoid outputs for bce)."""
+        if not self.is_classifier:
+            raise ValueError("predict_proba needs a classifier (loss 'cross_entropy' or 'bce'); use forward()")
+        return self.forward(X)
+
+    def predict(self, X: Any) -> Any:
+        """Class labels (cross_entropy: argmax; bce: outputs > 0.5) or the outputs (mse)."""
+        A = self.forward(X)
+        return self._decide(A)
+
+    def _decide(self, A: Any) -> Any:
+        if self.loss == "cross_entropy":
+            return A.argmax(axis=1)
+        if self.loss == "bce":
+            labels = (A > 0.5).astype(np.int64)
+            return labels[:, 0] if labels.shape[1] == 1 else labels
+        return A
+
+    def evaluate(self, X: Any, Y: Any) -> dict[str, float]:
+        """Mean loss and accuracy (classifiers) or R² (mse) on (X, Y), with one host read."""
+        with self.device.use():
+            X = self._check_X(X)
+            Y = self._check_Y(Y, X.shape[0])
+            A = self._predict_output(X)
+            terms = self.xp.empty_like(A)
+            loss = self._loss_sum(A, Y, terms)
+            xp = self.xp
+            if self.is_classifier:
+                if self.loss == "cross_entropy":
+                    hits = A.argmax(axis=1) == Y.argmax(axis=1)
+                else:
+                    hits = ((A > 0.5) == (Y > 0.5)).all(axis=1)
+                values = self.device.to_host(xp.stack([loss, hits.sum().astype(loss.dtype)]))
+                n = X.shape[0]
+                return {"loss": float(values[0]) / n, "accuracy": float(values[1]) / n}
+            ss_res = ((Y - A) ** 2).sum(axis=0)
+            ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+            values = self.device.to_host(xp.concatenate([loss.reshape(1), ss_res, ss_tot]))
+            n_out = self.sizes[-1]
+            res, tot = values[1:1 + n_out].astype(np.float64), values[1 + n_out:].astype(np.float64)
+            # as scikit-learn: an output with constant targets scores 1 if fitted exactly, else 0
+            r2 = np.where(tot > 0, 1 - res / np.where(tot > 0, tot, 1), np.where(res == 0, 1.0, 0.0))
+            return {"loss": float(values[0]) / X.shape[0], "r2": float(r2.mean())}
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy for classifiers (labels or one-hot/0-1 targets), R² for mse."""
+        result = self.evaluate(X, y)
+        return result["accuracy"] if self.is_classifier else result["r2"]
+
+    def to(self, device: str | Device) -> MLP:
+        """Move the network to ``device`` (in place); returns self."""
+        target = get_device(device)
+        if target is not self.device:
+            weights = [self.device.to_host(W) for W in self.weights]
+            biases = [self.device.to_host(b) for b in self.biases]
+            self.device = target
+            self._set_parameters(weights, biases)
+        return self
+
+    def save(self, path: str) -> None:
+        """Write weights, config and format version to an ``.npz``, atomically."""
+        from .checkpoint import save_model
+
+        save_model(self, path)
+
+    def copy_parameters(self) -> tuple[list[Any], list[Any]]:
+        """Copies of (weights, biases) on the network's device."""
+        return [W.copy() for W in self.weights], [b.copy() for b in self.biases]
+
+
+def _check_dtype(value: Any) -> np.dtype:
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.name not in DTYPES:
+        raise ValueError(f"unknown dtype {value!r}: expected one of {', '.join(DTYPES)}")
+    return dtype
