@@ -1,0 +1,209 @@
+"""The kernels: NumPy twins against the formulas, CUDA sources through nvcc, and the same bodies
+compiled as host C++ against the NumPy twins, on random and extreme inputs."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from gpubp import kernels as K
+from kernel_sources import cuda_source, host_source
+
+DTYPES = [np.float32, np.float64]
+SHAPE = (37, 23)  # odd sizes: no accidental alignment
+# every kernel on random inputs; activations and losses also on extreme ones (saturation, log 0)
+CASES = [(k, False) for k in K.ALL] + [(k, True) for k in K.ALL if k.name.startswith(("bias_", "loss_"))]
+CASE_IDS = [f"{k.name}-{'extreme' if e else 'random'}" for k, e in CASES]
+EXTREMES = np.array([-1e4, -100.0, -88.0, -20.0, -1.0, -1e-30, 0.0, 1e-30, 1.0, 20.0, 88.0, 100.0, 1e4])
+
+
+def inputs(k: K.Kernel, rng: np.random.Generator, dtype, extreme: bool = False) -> dict[str, object]:
+    """Arguments for kernel ``k``: arrays of SHAPE, or scalars of ``dtype`` for the scalar params."""
+    dt = np.dtype(dtype).type
+
+    def normal(scale=1.0):
+        return (rng.normal(size=SHAPE) * scale).astype(dtype)
+
+    def unit():  # in (0, 1)
+        return rng.uniform(0.01, 0.99, size=SHAPE).astype(dtype)
+
+    def pre_activation():
+        if extreme:
+            return np.resize(EXTREMES, SHAPE).astype(dtype)
+        return normal(3.0)
+
+    scalars = {"lr": 0.05, "wd": 1e-3, "mu": 0.9, "inv_b": 1 / 23, "tiny": np.finfo(dtype).tiny,
+               "step_size": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "sqrt_bc2": 0.3}  # fmt: skip
+    out: dict[str, object] = {}
+    for name in k.inputs + k.outputs:
+        if name in scalars:
+            out[name] = dt(scalars[name])
+        elif name == "a" and k.name.startswith("bias_"):
+            out[name] = pre_activation()
+        elif (name == "a" and k.name == "delta_sigmoid") or (name == "y" and k.name != "delta_output"):
+            out[name] = unit()
+        elif name == "a" and k.name.startswith("loss_"):
+            out[name] = unit() if not extreme else np.resize([0.0, 1.0, 1e-45, 0.5], SHAPE).astype(dtype)
+        elif name == "a" and k.name == "delta_relu":
+            out[name] = np.maximum(normal(), 0)
+        elif name == "a" and k.name == "delta_tanh":
+            out[name] = np.tanh(normal())
+        elif name == "v" and k.name == "adam_update":
+            out[name] = np.abs(normal(0.1))  # a second moment is never negative
+        elif name == "m":
+            out[name] = normal(0.1)
+        elif name == "b":
+            out[name] = normal()[0]  # a bias row, broadcast over the batch
+        else:
+            out[name] = normal()
+    return out
+
+
+def reference(k: K.Kernel, args: dict[str, object]) -> dict[str, np.ndarray]:
+    """The formula each kernel implements, in float64 NumPy, written independently of the twins."""
+    a64 = {n: np.asarray(v, dtype=np.float64) for n, v in args.items()}
+    g = a64
+    with np.errstate(over="ignore"):
+        if k.name == "bias_sigmoid":
+            return {"a": 1 / (1 + np.exp(-(g["a"] + g["b"])))}
+        if k.name == "bias_tanh":
+            return {"a": np.tanh(g["a"] + g["b"])}
+        if k.name == "bias_relu":
+            return {"a": np.maximum(g["a"] + g["b"], 0)}
+        if k.name == "bias_identity":
+            return {"a": g["a"] + g["b"]}
+        if k.name == "exp_shift":
+            return {"a": np.exp(g["a"] - g["m"])}
+    if k.name == "delta_sigmoid":
+        return {"delta": g["delta"] * g["a"] * (1 - g["a"])}
+    if k.name == "delta_tanh":
+        return {"delta": g["delta"] * (1 - g["a"] ** 2)}
+    if k.name == "delta_relu":
+        return {"delta": np.where(g["a"] > 0, g["delta"], 0)}
+    if k.name == "delta_output":
+        return {"delta": (g["a"] - g["y"]) * g["inv_b"]}
+    clip = lambda x: np.maximum(x, g["tiny"])  # noqa: E731
+    if k.name == "loss_cross_entropy":
+        return {"t": -g["y"] * np.log(clip(g["a"]))}
+    if k.name == "loss_bce":
+        return {"t": -(g["y"] * np.log(clip(g["a"])) + (1 - g["y"]) * np.log(clip(1 - g["a"])))}
+    if k.name == "loss_mse":
+        return {"t": 0.5 * (g["a"] - g["y"]) ** 2}
+    d = g["g"] + g["wd"] * g["w"]
+    if k.name == "sgd_update":
+        return {"w": g["w"] - g["lr"] * d}
+    if k.name == "momentum_update":
+        v = g["mu"] * g["v"] + d
+        return {"w": g["w"] - g["lr"] * v, "v": v}
+    if k.name == "nesterov_update":
+        v = g["mu"] * g["v"] + d
+        return {"w": g["w"] - g["lr"] * (d + g["mu"] * v), "v": v}
+    if k.name == "adam_update":
+        m = g["beta1"] * g["m"] + (1 - g["beta1"]) * d
+        v = g["beta2"] * g["v"] + (1 - g["beta2"]) * d * d
+        w = g["w"] - g["step_size"] * m / (np.sqrt(v) / g["sqrt_bc2"] + g["eps"])
+        return {"w": w, "m": m, "v": v}
+    raise AssertionError(f"no reference for kernel {k.name}")
+
+
+def run_twin(k: K.Kernel, args: dict[str, object]) -> dict[str, np.ndarray]:
+    args = {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in args.items()}
+    k.numpy(*(args[n] for n in k.inputs + k.outputs))
+    return {n: args[n] for n in k.outputs}
+
+
+def tolerance(dtype) -> dict[str, float]:
+    return {"rtol": 2e-5, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-13}
+
+
+def test_every_kernel_is_listed():
+    assert len(K.ALL) == len({k.name for k in K.ALL}) >= 16
+    for k in K.ALL:
+        assert k.inputs and k.outputs, k.name
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize(("kernel", "extreme"), CASES, ids=CASE_IDS)
+def test_numpy_twin_matches_formula(kernel, extreme, dtype, rng):
+    args = inputs(kernel, rng, dtype, extreme)
+    got = run_twin(kernel, args)  # filterwarnings=error: an overflow warning fails this test
+    want = reference(kernel, args)
+    for name in kernel.outputs:
+        if name == "g":
+            continue  # the gradient buffer is scratch after an update
+        assert got[name].dtype == dtype, f"{kernel.name} upcast {name} to {got[name].dtype}"
+        assert np.isfinite(got[name]).all(), f"{kernel.name} produced non-finite {name}"
+        np.testing.assert_allclose(got[name], want[name], **tolerance(dtype), err_msg=f"{kernel.name}.{name}")
+
+
+def test_sigmoid_saturates_cleanly_at_1e4():
+    a = np.array([[-1e4, 1e4, 0.0]], dtype=np.float32)
+    K.bias_sigmoid.numpy(np.zeros(3, np.float32), a)
+    np.testing.assert_array_equal(a, [[0.0, 1.0, 0.5]])
+
+
+@pytest.fixture(scope="module")
+def nvcc_object(tmp_path_factory):
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc is not installed here: the CUDA sources were not compiled")
+    folder = tmp_path_factory.mktemp("cuda")
+    src = folder / "kernels.cu"
+    src.write_text(cuda_source())
+    obj = folder / "kernels.o"
+    proc = subprocess.run([nvcc, "-std=c++17", "-c", str(src), "-o", str(obj)], capture_output=True, text=True)
+    assert proc.returncode == 0, f"nvcc failed:\n{proc.stderr}"
+    return obj
+
+
+def test_every_kernel_compiles_with_nvcc_for_float_and_double(nvcc_object):
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm (binutils) is not installed: the nvcc build was not inspected")
+    symbols = subprocess.run([nm, str(nvcc_object)], capture_output=True, text=True).stdout
+    for k in K.ALL:
+        for T, cname in (("f", "float"), ("d", "double")):
+            mangled = f"_Z{len(k.name)}{k.name}I{T}E"  # the kernel's launch stub for T = cname
+            assert mangled in symbols, f"{k.name}<{cname}> missing from the nvcc build"
+
+
+@pytest.fixture(scope="module")
+def host_library(tmp_path_factory):
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ is not installed here: the kernel bodies were not built for the host")
+    folder = tmp_path_factory.mktemp("host")
+    src = folder / "kernels.cpp"
+    src.write_text(host_source())
+    lib = folder / "kernels.so"
+    cmd = [gxx, "-O2", "-fno-fast-math", "-std=c++17", "-shared", "-fPIC", str(src), "-o", str(lib)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"g++ failed:\n{proc.stderr}"
+    return ctypes.CDLL(str(lib))
+
+
+def run_host(lib, k: K.Kernel, args: dict[str, object], dtype) -> dict[str, np.ndarray]:
+    full = {n: np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=dtype), SHAPE)).copy()
+            for n, v in args.items()}  # fmt: skip
+    fn = getattr(lib, f"{k.name}_{'float' if dtype == np.float32 else 'double'}")
+    fn.restype = None
+    ptrs = [full[n].ctypes.data_as(ctypes.c_void_p) for n in k.inputs + k.outputs]
+    fn(ctypes.c_long(int(np.prod(SHAPE))), *ptrs)
+    return {n: full[n] for n in k.outputs}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize(("kernel", "extreme"), CASES, ids=CASE_IDS)
+def test_cuda_body_on_host_matches_numpy_twin(host_library, kernel, extreme, dtype, rng):
+    args = inputs(kernel, rng, dtype, extreme)
+    host = run_host(host_library, kernel, args, dtype)
+    twin = run_twin(kernel, args)
+    for name in kernel.outputs:
+        if name == "g":
+            continue
+        assert np.isfinite(host[name]).all(), f"{kernel.name}: the CUDA body gave non-finite {name}"
+        np.testing.assert_allclose(host[name], twin[name], **tolerance(dtype), err_msg=f"{kernel.name}.{name}")
