@@ -1,0 +1,147 @@
+"""The training loop: learning, determinism, batching, stopping rules, divergence, resumption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.training import Trainer, TrainingDivergedError
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+XOR_Y = np.array([0, 1, 1, 0])
+
+
+# relu at lr 0.5 with momentum can kill every unit on four points: it gets the smaller step
+@pytest.mark.parametrize(("activation", "lr"), [("sigmoid", 0.5), ("tanh", 0.5), ("relu", 0.1)])
+def test_xor_is_learned(activation, lr):
+    net = gpubp.MLP([2, 8, 2], activation, device="cpu", seed=0)
+    net.fit(XOR_X, XOR_Y, epochs=400, batch_size=4, lr=lr, momentum=0.9)
+    np.testing.assert_array_equal(net.predict(XOR_X), XOR_Y)
+    assert net.history["train_loss"][-1] < 0.05
+
+
+def test_xor_with_bce_and_one_sigmoid_output():
+    net = gpubp.MLP([2, 6, 1], "tanh", loss="bce", device="cpu", seed=1)
+    net.fit(XOR_X, XOR_Y, epochs=400, batch_size=4, lr=0.5, momentum=0.9)
+    np.testing.assert_array_equal(net.predict(XOR_X), XOR_Y)
+    assert net.score(XOR_X, XOR_Y) == 1.0
+
+
+def test_regression_with_mse_reaches_high_r2(rng):
+    X = rng.uniform(-1, 1, size=(200, 2))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+    net = gpubp.MLP([2, 32, 1], "tanh", loss="mse", device="cpu", dtype="float64", seed=0)
+    net.fit(X, y, epochs=300, batch_size=20, lr=0.05, momentum=0.9)
+    assert net.score(X, y) > 0.97
+    assert net.predict(X).shape == (200, 1)
+
+
+def test_seeded_runs_are_identical(rng):
+    X, y = rng.normal(size=(50, 6)), rng.integers(0, 3, 50)
+    runs = []
+    for _ in range(2):
+        net = gpubp.MLP([6, 7, 3], "relu", device="cpu", seed=42)
+        net.fit(X, y, epochs=3, batch_size=8, lr=0.1, momentum=0.5)
+        runs.append(net)
+    for Wa, Wb in zip(runs[0].weights + runs[0].biases, runs[1].weights + runs[1].biases):
+        np.testing.assert_array_equal(Wa, Wb)
+    other = gpubp.MLP([6, 7, 3], "relu", device="cpu", seed=43)
+    assert not np.array_equal(other.weights[0], runs[0].weights[0])
+
+
+def test_shuffle_changes_the_order_but_not_the_data(rng):
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+    a = gpubp.MLP([3, 4, 2], device="cpu", dtype="float64", seed=1)
+    b = gpubp.MLP([3, 4, 2], device="cpu", dtype="float64", seed=1)
+    a.fit(X, y, epochs=1, batch_size=40, lr=0.1, shuffle=True)
+    b.fit(X, y, epochs=1, batch_size=40, lr=0.1, shuffle=False)
+    # one full batch: the order of rows cannot matter beyond rounding
+    np.testing.assert_allclose(a.weights[0], b.weights[0], rtol=1e-12)
+    c = gpubp.MLP([3, 4, 2], device="cpu", dtype="float64", seed=1)
+    d = gpubp.MLP([3, 4, 2], device="cpu", dtype="float64", seed=1)
+    c.fit(X, y, epochs=1, batch_size=5, lr=0.1, shuffle=True)
+    d.fit(X, y, epochs=1, batch_size=5, lr=0.1, shuffle=False)
+    assert not np.allclose(c.weights[0], d.weights[0])
+
+
+def test_last_partial_batch_is_kept_and_averaged_over_its_own_size(rng):
+    X, y = rng.normal(size=(10, 3)), rng.integers(0, 2, 10)
+    net = gpubp.MLP([3, 4, 2], device="cpu", dtype="float64", seed=3)
+    ref = gpubp.MLP([3, 4, 2], device="cpu", dtype="float64", seed=3)
+    net.fit(X, y, epochs=1, batch_size=4, lr=0.2, shuffle=False)
+    for rows in (slice(0, 4), slice(4, 8), slice(8, 10)):  # 4 + 4 + 2
+        _, grads = ref.loss_and_gradients(X[rows], y[rows])  # the mean over the batch's own rows
+        for p, g in zip(ref.weights + ref.biases, [g for g, _ in grads] + [g for _, g in grads]):
+            p -= 0.2 * g
+    for got, want in zip(net.weights + net.biases, ref.weights + ref.biases):
+        np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+def test_history_has_one_row_per_epoch(rng):
+    X, y = rng.normal(size=(30, 3)), rng.integers(0, 2, 30)
+    net = gpubp.MLP([3, 4, 2], device="cpu", seed=0)
+    h = net.fit(X, y, epochs=4, batch_size=8, validation_data=(X[:10], y[:10]))
+    assert h is net.history
+    assert set(h) == {"epoch", "train_loss", "val_loss", "val_accuracy", "seconds", "samples_per_s"}
+    assert h["epoch"] == [1, 2, 3, 4]
+    assert all(len(v) == 4 for v in h.values())
+    assert all(0 <= a <= 1 for a in h["val_accuracy"])
+    assert all(s > 0 for s in h["samples_per_s"])
+    # the reported train loss is the mean of the per-batch losses over the epoch, weighted by rows
+    r = gpubp.MLP([3, 4, 1], loss="mse", device="cpu", seed=0).fit(X, X[:, 0], epochs=1, validation_data=(X, X[:, 0]))
+    assert set(r) == {"epoch", "train_loss", "val_loss", "val_r2", "seconds", "samples_per_s"}
+
+
+def test_early_stopping_restores_the_best_weights(rng):
+    X, y = rng.normal(size=(60, 4)), rng.integers(0, 3, 60)
+    X_val, y_val = X[:20], (y[:20] + 1) % 3  # contradicts the training labels: val loss rises
+    net = gpubp.MLP([4, 16, 3], "relu", device="cpu", dtype="float64", seed=0)
+    snapshots = {}
+
+    def keep(model, metrics):
+        snapshots[metrics["epoch"]] = [W.copy() for W in model.weights]
+
+    h = net.fit(X, y, epochs=50, batch_size=10, lr=0.1, momentum=0.9, validation_data=(X_val, y_val),
+                patience=3, callback=keep)  # fmt: skip
+    best = int(np.argmin(h["val_loss"])) + 1
+    assert len(h["epoch"]) == best + 3 < 50  # stopped 3 epochs after the best
+    for W, W_best in zip(net.weights, snapshots[best]):
+        np.testing.assert_array_equal(W, W_best)
+
+
+def test_callback_can_stop_training(rng):
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20)
+    net = gpubp.MLP([3, 4, 2], device="cpu", seed=0)
+    h = net.fit(X, y, epochs=10, callback=lambda model, m: m["epoch"] == 2)
+    assert h["epoch"] == [1, 2]
+
+
+def test_divergence_raises_and_keeps_the_last_finite_weights(rng):
+    X, y = rng.normal(size=(32, 3)) * 100, rng.normal(size=32) * 100
+    net = gpubp.MLP([3, 16, 1], "relu", loss="mse", device="cpu", seed=0)
+    kept = {}
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        net.fit(X, y, epochs=20, batch_size=4, lr=10.0,
+                callback=lambda m, row: kept.update(w=[W.copy() for W in m.weights]))  # fmt: skip
+    assert all(np.isfinite(W).all() for W in net.weights)
+    if kept:  # the loss turned non-finite after some epochs: those weights are the ones kept
+        for W, W_kept in zip(net.weights, kept["w"]):
+            np.testing.assert_array_equal(W, W_kept)
+
+
+def test_interrupted_run_resumes_to_the_same_weights(rng):
+    X, y = rng.normal(size=(45, 5)), rng.integers(0, 3, 45)
+    straight = gpubp.MLP([5, 6, 3], device="cpu", seed=9)
+    straight.fit(X, y, epochs=3, batch_size=10, lr=0.1, momentum=0.9)
+
+    net = gpubp.MLP([5, 6, 3], device="cpu", seed=9)
+    trainer = Trainer(net, X, y, batch_size=10, lr=0.1, momentum=0.9)
+    calls = []
+    trainer.run(3, on_batch=lambda i, n: calls.append(i) or len(calls) == 7)  # stop in epoch 2
+    assert trainer.interrupted and trainer.epoch == 1 and trainer.position == 20
+    trainer.run(3)
+    for a, b in zip(net.weights + net.biases, straight.weights + straight.biases):
+        np.testing.assert_array_equal(a, b)
+    assert net.history["epoch"] == [1, 2, 3]
+    assert net.history["train_loss"] == pytest.approx(straight.history["train_loss"], rel=1e-6)
