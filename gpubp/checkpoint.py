@@ -87,9 +87,10 @@ def read_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.nda
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # open it ourselves: np.load leaks its handle when the zip turns out to be damaged
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             contents = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path} is not a gpubp model (unreadable .npz: {exc})") from None
     if not isinstance(contents, dict) or str(contents.get("format", "")) != FORMAT:
         raise ValueError(f"{path} is not a gpubp model (no gpubp format marker)")

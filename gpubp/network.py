@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels as K
-from .activations import ACTIVATIONS, HIDDEN, OUTPUTS, derivative_runner, forward_runner
+from .activations import HIDDEN, OUTPUTS, derivative_runner, forward_runner
 from .backend import Device, get_device
 from .initializers import INITS, default_init, init_weight
 from .losses import LOSSES

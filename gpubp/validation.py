@@ -67,7 +67,8 @@ def check_X(device: Device, X: Any, n_features: int, dtype: np.dtype, name: str 
         raise ValueError(f"{name} is empty: expected at least one sample")
     if arr.shape[1] != n_features:
         raise ValueError(f"{name} has {arr.shape[1]} features per sample, the network expects {n_features}")
-    out = device.asarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # values too large for dtype become inf, refused just below
+        out = device.asarray(arr, dtype=dtype)
     if arr.dtype.kind == "f" or out.dtype != arr.dtype:
         finite = device.xp.isfinite(out).all()
         if not bool(finite):
@@ -114,4 +115,8 @@ def check_Y(device: Device, Y: Any, n_samples: int, n_outputs: int, loss: str, d
         raise ValueError(f"{name} must have shape ({n_samples}, {n_outputs}){hint}, got {arr.shape}")
     if loss in ("bce", "cross_entropy") and not bool(((arr >= 0) & (arr <= 1)).all()):
         raise ValueError(f"{name} for {loss} must hold targets in [0, 1]")
-    return device.asarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):
+        out = device.asarray(arr, dtype=dtype)
+    if not bool(xp.isfinite(out).all()):
+        raise ValueError(f"{name} has values too large for {dtype}")
+    return out

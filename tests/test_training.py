@@ -139,7 +139,9 @@ def test_interrupted_run_resumes_to_the_same_weights(rng):
     trainer = Trainer(net, X, y, batch_size=10, lr=0.1, momentum=0.9)
     calls = []
     trainer.run(3, on_batch=lambda i, n: calls.append(i) or len(calls) == 7)  # stop in epoch 2
-    assert trainer.interrupted and trainer.epoch == 1 and trainer.position == 20
+    assert trainer.interrupted
+    assert trainer.epoch == 1
+    assert trainer.position == 20
     trainer.run(3)
     for a, b in zip(net.weights + net.biases, straight.weights + straight.biases):
         np.testing.assert_array_equal(a, b)

@@ -1,0 +1,95 @@
+"""Saving and loading: round trips, atomic writes, and files that are not models."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.checkpoint import atomic_write
+
+
+def test_save_and_load_round_trip(tmp_path, rng):
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20)
+    net = gpubp.MLP([3, 5, 2], "tanh", device="cpu", dtype="float64", seed=4)
+    net.fit(X, y, epochs=2, batch_size=5)
+    path = tmp_path / "model.npz"
+    net.save(path)
+    back = gpubp.load(path, device="cpu")
+    assert back.config() == net.config()
+    for a, b in zip(back.weights + back.biases, net.weights + net.biases):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.float64
+    np.testing.assert_array_equal(back.predict(X), net.predict(X))
+    assert back.history == net.history
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_a_failed_write_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"the good model")
+
+    def crash(f):
+        f.write(b"half a mod")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, crash)
+    assert path.read_bytes() == b"the good model"
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_writing_into_a_missing_folder_says_so(tmp_path):
+    net = gpubp.MLP([2, 2], device="cpu")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        net.save(tmp_path / "nope" / "model.npz")
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "not a gpubp model"),
+        (b"PK\x03\x04 truncated zip", "not a gpubp model"),
+        (b"hello, I am a text file", "not a gpubp model"),
+    ],
+)
+def test_files_that_are_not_models_are_refused(tmp_path, content, match):
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        gpubp.load(path)
+
+
+def test_foreign_npz_and_truncated_model(tmp_path):
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, X=np.ones(3))
+    with pytest.raises(ValueError, match="no gpubp format marker"):
+        gpubp.load(foreign)
+    good = tmp_path / "good.npz"
+    gpubp.MLP([3, 4, 2], device="cpu").save(good)
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ValueError, match="not a gpubp model"):
+        gpubp.load(cut)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model file not found"):
+        gpubp.load(tmp_path / "absent.npz")
+
+
+def test_load_onto_either_device(tmp_path, device):
+    net = gpubp.MLP([3, 4, 2], device="cpu", seed=1)
+    net.save(tmp_path / "m.npz")
+    back = gpubp.load(tmp_path / "m.npz", device=device)
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_allclose(back.device.to_host(back.forward(x)), net.forward(x), rtol=1e-6)
+
+
+def test_a_plain_npy_file_is_not_a_model(tmp_path):
+    path = tmp_path / "array.npy"
+    np.save(path, np.ones(3))
+    with pytest.raises(ValueError, match="not a gpubp model"):
+        gpubp.load(path)

@@ -1,0 +1,107 @@
+"""The array-module switch: auto, cpu, gpu, the environment variable, and why a GPU is missing."""
+
+from __future__ import annotations
+
+import builtins
+import logging
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp import backend
+
+
+@pytest.fixture
+def fresh_probe():
+    """Forget the cached CuPy probe and the one-time notice, before and after."""
+    backend._cupy_status.cache_clear()
+    backend._notified = False
+    yield
+    backend._cupy_status.cache_clear()
+    backend._notified = False
+
+
+@pytest.fixture
+def no_cupy(monkeypatch, fresh_probe):
+    """Make ``import cupy`` fail as it does where CuPy is not installed."""
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "cupy" or name.startswith("cupy."):
+            raise ImportError("No module named 'cupy'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+def test_auto_falls_back_to_cpu_with_one_notice_when_cupy_is_missing(no_cupy, caplog):
+    with caplog.at_level(logging.WARNING, logger="gpubp"):
+        assert backend.get_device("auto") is backend.CPU
+        assert backend.get_device("auto") is backend.CPU
+    notices = [r.getMessage() for r in caplog.records]
+    assert len(notices) == 1
+    assert "using the CPU" in notices[0]
+    assert "CuPy is not installed" in notices[0]
+
+
+def test_asking_for_gpu_without_cupy_names_the_extra(no_cupy):
+    with pytest.raises(RuntimeError, match=r"gpubp\[cuda12\]"):
+        gpubp.MLP([2, 2], device="gpu")
+    info = gpubp.devices()
+    assert info["cpu"]["available"]
+    assert not info["gpu"]["available"]
+    assert "not installed" in info["gpu"]["reason"]
+
+
+def test_cupy_installed_without_a_device_is_reported_for_real(fresh_probe, caplog):
+    """CI installs the CuPy extra on a machine with no GPU: this is that case, not a simulation."""
+    cupy = pytest.importorskip("cupy", reason="the CuPy extra is not installed here")
+    reason = backend.gpu_unavailable_reason()
+    if reason is None:
+        pytest.skip("a GPU answers here: this test is about machines without one")
+    assert f"CuPy {cupy.__version__} is installed" in reason
+    with pytest.raises(RuntimeError, match=r"no CUDA device answers|sees no CUDA device"):
+        backend.get_device("gpu")
+    with caplog.at_level(logging.WARNING, logger="gpubp"):
+        net = gpubp.MLP([3, 2], device="auto")
+    assert net.device is backend.CPU
+    assert any("installed but" in r.getMessage() for r in caplog.records)
+
+
+def test_environment_variable_sets_the_default(monkeypatch):
+    monkeypatch.setenv("GPUBP_DEVICE", "cpu")
+    assert gpubp.MLP([2, 2], device=None).device is backend.CPU
+
+
+@pytest.mark.parametrize("spec", ["tpu", "gpu:x", "cpu:1", ""])
+def test_unknown_device_names_are_refused(spec):
+    with pytest.raises(ValueError, match="device"):
+        backend.get_device(spec)
+
+
+def test_device_must_be_a_string():
+    with pytest.raises(TypeError, match="device"):
+        backend.get_device(3)
+
+
+def test_cpu_network_refuses_gpu_arrays():
+    class FakeCupyArray:  # what matters is the module the type comes from
+        __module__ = "cupy._core.core"
+
+    net = gpubp.MLP([2, 2], device="cpu")
+    with pytest.raises(TypeError, match="CuPy array"):
+        net.forward(FakeCupyArray())
+
+
+@pytest.mark.gpu
+def test_gpu_network_lives_on_the_gpu():
+    import cupy
+
+    net = gpubp.MLP([4, 3], device="gpu", seed=0)
+    assert isinstance(net.weights[0], cupy.ndarray)
+    out = net.forward(np.ones((2, 4), np.float32))  # host input is copied over
+    assert isinstance(out, cupy.ndarray)
+    assert out.shape == (2, 3)
+    net.to("cpu")
+    assert isinstance(net.weights[0], np.ndarray)
