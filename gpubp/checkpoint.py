@@ -81,7 +81,10 @@ def save_model(net: Any, path: str | os.PathLike, meta: dict[str, Any] | None = 
     atomic_write(path, lambda f: np.savez_compressed(f, **payload))
 
 
-def read_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray]]:
+Contents = tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray]]
+
+
+def read_file(path: str | os.PathLike) -> Contents:
     """(config, parameters, meta, extra arrays) from a gpubp file; ``ValueError`` if it is not one."""
     path = os.fspath(path)
     if not os.path.exists(path):

@@ -85,6 +85,7 @@ class Trainer:
         self.bad_epochs = 0
         self.stopped_early = False
         self.interrupted = False
+        self.live: list[Any] | None = None  # the training weights, when the best ones were restored
         self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS if self._records(k)}
         net.history = self.history
 
@@ -108,6 +109,10 @@ class Trainer:
         net, dev = self.net, self.net.device
         xp = dev.xp
         self.interrupted = False
+        if self.live is not None and self.epoch < epochs and not self.stopped_early:
+            for p, live in zip(self.params, self.live):  # the best weights were restored: go on from
+                xp.copyto(p, live)  # where training was, as if it had never stopped
+            self.live = None
         # NaN/Inf are caught once per epoch below: NumPy's warnings on the way add nothing
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), dev.use():
             while self.epoch < epochs and not self.stopped_early:
@@ -184,6 +189,8 @@ class Trainer:
             self.stopped_early = True
 
     def _restore_best(self) -> None:
+        # keep where training was, so that a checkpoint of the best weights can still resume
+        self.live = [p.copy() for p in self.params]
         for keep, p in zip(self._best, self.params):
             self.net.xp.copyto(p, keep)
 
@@ -204,6 +211,7 @@ class Trainer:
             "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early,
             "best": None if self._best is None else [dev.to_host(b) for b in self._best],
+            "live": None if self.live is None else [dev.to_host(p) for p in self.live],
             "rng": self.net.rng.bit_generator.state,
             "optimizer": self.optimizer.state_dict(),
             "history": {k: list(v) for k, v in self.history.items()},
@@ -227,6 +235,8 @@ class Trainer:
         if self._best is not None and state.get("best") is not None:
             for buf, saved in zip(self._best, state["best"], strict=True):
                 buf[...] = dev.asarray(saved, dtype=buf.dtype)
+        if state.get("live") is not None:  # the file holds the best weights; training goes on from these
+            self.live = [dev.asarray(saved, dtype=p.dtype) for p, saved in zip(self.params, state["live"], strict=True)]
         self.net.rng.bit_generator.state = state["rng"]
         self.optimizer.load_state_dict(state["optimizer"])
         for key in self.history:

@@ -123,7 +123,8 @@ def tolerance(dtype) -> dict[str, float]:
 def test_every_kernel_is_listed():
     assert len(K.ALL) == len({k.name for k in K.ALL}) >= 16
     for k in K.ALL:
-        assert k.inputs and k.outputs, k.name
+        assert k.inputs, k.name
+        assert k.outputs, k.name
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])

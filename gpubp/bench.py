@@ -1,0 +1,138 @@
+"""Measuring training throughput: one steady-state training step, timed after warm-up.
+
+Shared by ``gpubp bench`` (a quick table) and the pytest-benchmark suite in ``benchmarks/``.
+FLOPs per step count 2·B·n_in·n_out per GEMM: one per layer forward, two backward (∂W and the
+δ of the layer below), except that the first layer's input gradient is not computed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .backend import Device
+from .network import MLP
+from .optim import SGD
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    sizes: tuple[int, ...]
+    batch: int
+    activation: str = "relu"
+    dtype: str = "float32"
+
+    @property
+    def label(self) -> str:
+        return f"{'-'.join(map(str, self.sizes))} B{self.batch} {self.activation} {self.dtype}"
+
+
+QUICK_CONFIGS = (
+    Config("tiny", (64, 32, 10), 32),
+    Config("small", (784, 128, 10), 64),
+    Config("gemm", (784, 1024, 1024, 10), 256),
+)
+
+
+def step_flops(sizes: tuple[int, ...] | list[int], batch: int) -> int:
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    forward = sum(2 * batch * a * b for a, b in pairs)
+    backward = 2 * forward - 2 * batch * sizes[0] * sizes[1]
+    return forward + backward
+
+
+class StepRunner:
+    """A network, one batch in its workspace, and an optimiser: ``step()`` is one training step."""
+
+    def __init__(self, cfg: Config, device: Device, seed: int = 0) -> None:
+        self.cfg, self.device = cfg, device
+        self.net = MLP(list(cfg.sizes), cfg.activation, device=device, dtype=cfg.dtype, seed=seed)
+        rng = np.random.default_rng(seed)
+        self.ws = self.net.workspace(cfg.batch)
+        with device.use():
+            self.ws.A[0][...] = device.asarray(rng.normal(size=(cfg.batch, cfg.sizes[0])), dtype=cfg.dtype)
+            labels = rng.integers(0, cfg.sizes[-1], cfg.batch)
+            self.ws.Y[...] = device.asarray(np.eye(cfg.sizes[-1])[labels], dtype=cfg.dtype)
+            params = [p for W, b in zip(self.net.weights, self.net.biases) for p in (W, b)]
+            grads = [g for dW, db in zip(self.net.dW, self.net.db) for g in (dW, db)]
+            self.opt = SGD(device, params, grads, lr=1e-3, momentum=0.9, decay_mask=[True, False] * self.net.L)
+            self.loss = device.xp.zeros((), np.float64)
+
+    def step(self) -> None:
+        self.net._train_step(self.ws, self.opt, self.loss)
+
+    def steps(self, n: int) -> None:
+        """``n`` steps, then wait for the device: what a timer around it measures is the work."""
+        for _ in range(n):
+            self.net._train_step(self.ws, self.opt, self.loss)
+        self.device.synchronize()
+
+
+def gemm_rate(cfg: Config, device: Device, seconds: float = 0.3) -> float:
+    """FLOP/s of this device's matrix multiply on the step's own GEMM shapes."""
+    xp = device.xp
+    rng = np.random.default_rng(1)
+    B = cfg.batch
+    with device.use():
+        mats = []
+        for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:]):
+            A = device.asarray(rng.normal(size=(B, a)), dtype=cfg.dtype)
+            W = device.asarray(rng.normal(size=(b, a)), dtype=cfg.dtype)
+            out = xp.empty((B, b), cfg.dtype)
+            mats.append((A, W, out))
+
+        def run() -> None:
+            for A, W, out in mats:
+                xp.matmul(A, W.T, out=out)
+            device.synchronize()
+
+        flops = sum(2 * B * a * b for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:]))
+        n, elapsed = _time(run, seconds)
+    return flops * n / elapsed
+
+
+def _time(fn: Any, seconds: float) -> tuple[int, float]:
+    fn()  # warm-up: compilation, workspaces, BLAS threads
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds or n >= 1 << 20:
+            return n, elapsed
+        n = max(n * 2, int(n * seconds / max(elapsed, 1e-9) * 1.1))
+
+
+def measure(cfg: Config, device: Device, seconds: float = 0.5) -> dict[str, Any]:
+    """Samples/s of steady-state training steps, and the FLOP rate against the GEMM ceiling."""
+    runner = StepRunner(cfg, device)
+    runner.steps(3)  # warm-up: kernels compiled, buffers made
+    n, elapsed = _time(lambda: runner.steps(1), seconds)
+    step_s = elapsed / n
+    flops = step_flops(cfg.sizes, cfg.batch)
+    ceiling = gemm_rate(cfg, device, seconds=min(seconds, 0.3))
+    return {
+        "config": cfg.label,
+        "device": device.name,
+        "samples_per_s": cfg.batch / step_s,
+        "step_ms": 1e3 * step_s,
+        "gflops": flops / step_s / 1e9,
+        "gemm_gflops": ceiling / 1e9,
+        "fraction_of_gemm": flops / step_s / ceiling,
+    }
+
+
+def format_table(rows: list[dict[str, Any]], header: bool = True) -> str:
+    lines = []
+    if header:
+        lines.append(f"{'configuration':<36} {'device':<7} {'samples/s':>11} {'step ms':>9} "
+                     f"{'GFLOP/s':>8} {'GEMM GFLOP/s':>13} {'of GEMM':>8}")  # fmt: skip
+    for r in rows:
+        lines.append(f"{r['config']:<36} {r['device']:<7} {r['samples_per_s']:>11,.0f} {r['step_ms']:>9.3f} "
+                     f"{r['gflops']:>8.1f} {r['gemm_gflops']:>13.1f} {100 * r['fraction_of_gemm']:>7.0f}%")  # fmt: skip
+    return "\n".join(lines)

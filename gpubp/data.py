@@ -1,0 +1,381 @@
+"""Data: the embedded digits, loaders for the files users bring, splits and feature scaling.
+
+Formats: a folder of MNIST/Fashion-MNIST IDX files (gzipped or not) or an explicit pair
+``IMAGES,LABELS``; ``.npz`` with ``X`` and ``y``; a pair of ``.npy`` files ``X.npy,y.npy``; and
+``.csv`` (header detected, label column chosen by name or index). Every loader checks what it
+reads; a problem raises :class:`DataError`, a ``ValueError`` whose message names the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import itertools
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A data file is missing, malformed or inconsistent (the message names the file)."""
+
+
+@dataclass
+class Dataset:
+    """Features ``X`` (n, d) and targets ``y`` (n,); ``X_test``/``y_test`` when the source has its
+    own test split (MNIST's t10k files)."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    source: str
+    X_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    feature_names: list[str] | None = field(default=None)
+
+
+# -- the embedded default -----------------------------------------------------------------------
+
+
+def load_digits() -> Dataset:
+    """The UCI optical digits (1,797 8×8 images, pixels 0..16, labels 0..9), shipped in the package."""
+    with resources.files("gpubp").joinpath("datasets/digits.npz").open("rb") as f, np.load(f) as data:
+        return Dataset(data["X"].astype(np.float64), data["y"].astype(np.int64), "digits")
+
+
+# -- IDX (MNIST) --------------------------------------------------------------------------------
+
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_NAMES = {
+    "train_images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    "train_labels": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    "test_images": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    "test_labels": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+
+
+def _open(path: str):
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def read_idx(path: str) -> np.ndarray:
+    """One IDX file, streamed into a preallocated array; checks the header and the length."""
+    try:
+        with _open(path) as f:
+            header = f.read(4)
+            if len(header) < 4 or header[:2] != b"\x00\x00" or header[2] not in _IDX_TYPES:
+                raise DataError(f"{path}: not an IDX file (bad magic number {header.hex() or 'empty'})")
+            dtype = np.dtype(_IDX_TYPES[header[2]])
+            ndim = header[3]
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header")
+            dims = tuple(int(d) for d in np.frombuffer(dims_raw, ">u4"))
+            out = np.empty(dims, dtype=dtype)
+            view = memoryview(out.reshape(-1).view(np.uint8))
+            got = 0
+            while got < len(view):
+                n = f.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            if got < len(view):
+                raise DataError(f"{path}: truncated IDX file: {got} of {len(view)} data bytes (shape {dims})")
+            if f.read(1):
+                raise DataError(f"{path}: IDX file longer than its header says (shape {dims})")
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise DataError(f"{path}: file not found") from None
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    return out.astype(out.dtype.newbyteorder("="), copy=False)
+
+
+def _find_idx(folder: str, key: str) -> str | None:
+    for stem in _IDX_NAMES[key]:
+        for name in (stem, stem + ".gz"):
+            path = os.path.join(folder, name)
+            if os.path.exists(path):
+                return path
+    return None
+
+
+def _idx_pair(images_path: str, labels_path: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path}: expected a 1-D IDX label file, got shape {labels.shape}")
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{images_path} has {images.shape[0]} images but {labels_path} has {labels.shape[0]} labels")
+    return images.reshape(images.shape[0], -1).astype(np.float64), labels.astype(np.int64)
+
+
+def load_idx_folder(folder: str) -> Dataset:
+    paths = {key: _find_idx(folder, key) for key in _IDX_NAMES}
+    if paths["train_images"] is None or paths["train_labels"] is None:
+        raise DataError(
+            f"{folder}: no IDX files found: expected train-images-idx3-ubyte[.gz] and "
+            "train-labels-idx1-ubyte[.gz] (and optionally the t10k-* pair)"
+        )
+    X, y = _idx_pair(paths["train_images"], paths["train_labels"])
+    data = Dataset(X, y, folder)
+    if paths["test_images"] and paths["test_labels"]:
+        data.X_test, data.y_test = _idx_pair(paths["test_images"], paths["test_labels"])
+        if data.X_test.shape[1] != X.shape[1]:
+            raise DataError(f"{folder}: test images have {data.X_test.shape[1]} pixels, training images {X.shape[1]}")
+    return data
+
+
+# -- NumPy files --------------------------------------------------------------------------------
+
+
+def _load_numpy(path: str) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            data = np.load(fh, allow_pickle=False)
+            if isinstance(data, np.lib.npyio.NpzFile):
+                with data:
+                    return {k: data[k] for k in data.files}
+            return data
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable NumPy file ({exc})") from None
+    except Exception as exc:  # zipfile.BadZipFile and friends on a damaged .npz
+        raise DataError(f"{path}: damaged NumPy file ({type(exc).__name__}: {exc})") from None
+
+
+def _numeric(path: str, name: str, arr: np.ndarray, ndim: tuple[int, ...]) -> np.ndarray:
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim not in ndim:
+        raise DataError(f"{path}: {name} must be {' or '.join(f'{d}-D' for d in ndim)}, got shape {arr.shape}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataError(f"{path}: {name} contains NaN or infinite values")
+    return arr
+
+
+def load_npz(path: str) -> Dataset:
+    data = _load_numpy(path)
+    if not isinstance(data, dict) or "X" not in data:
+        raise DataError(f"{path}: expected an .npz holding arrays 'X' and 'y'")
+    X = _numeric(path, "X", data["X"], (2, 3))
+    X = X.reshape(X.shape[0], -1)
+    y = _numeric(path, "y", data["y"], (1, 2)) if "y" in data else None
+    if y is not None and y.shape[0] != X.shape[0]:
+        raise DataError(f"{path}: X has {X.shape[0]} rows but y has {y.shape[0]}")
+    return Dataset(X.astype(np.float64), y, path)
+
+
+def load_npy_pair(x_path: str, y_path: str | None) -> Dataset:
+    X = _load_numpy(x_path)
+    if isinstance(X, dict):
+        raise DataError(f"{x_path}: expected a .npy array, got an .npz archive")
+    X = _numeric(x_path, "X", X, (2, 3))
+    X = X.reshape(X.shape[0], -1)
+    y = None
+    if y_path is not None:
+        y = _load_numpy(y_path)
+        if isinstance(y, dict):
+            raise DataError(f"{y_path}: expected a .npy array, got an .npz archive")
+        y = _numeric(y_path, "y", y, (1, 2))
+        if y.shape[0] != X.shape[0]:
+            raise DataError(f"{x_path} has {X.shape[0]} rows but {y_path} has {y.shape[0]}")
+    return Dataset(X.astype(np.float64), y, x_path)
+
+
+# -- CSV ----------------------------------------------------------------------------------------
+
+_LABEL_NAMES = ("label", "labels", "class", "target", "y")
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def load_csv(path: str, label_column: str | int | None = None, n_features: int | None = None) -> Dataset:
+    """A CSV of numbers, one sample a row. The header is detected (a first row with a non-numeric
+    cell). The label column is ``label_column`` (a header name or an index, negative counts from
+    the end), else a column named label/class/target/y, else the last one. With ``n_features``
+    set and rows of exactly that width, there is no label column (for predictions)."""
+    try:
+        fh = open(path, newline="")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    with fh:
+        try:
+            sample = fh.read(4096)
+            if "\x00" in sample:
+                raise DataError(f"{path}: not a text CSV file (binary content)")
+            fh.seek(0)
+            try:
+                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t") if sample else csv.excel
+            except csv.Error:
+                dialect = csv.excel
+            reader = csv.reader(fh, dialect)
+            first = next(reader, None)
+            if first is None:
+                raise DataError(f"{path}: empty CSV file")
+            first = [c.strip() for c in first]
+            header = first if not all(_is_number(c) for c in first if c) else None
+            width = len(first)
+            label_idx = _label_index(path, header, width, label_column, n_features)
+            feats, labels = [], []
+            rows = reader if header is not None else itertools.chain([first], reader)
+            for row in rows:
+                line = max(reader.line_num, 1)
+                row = [c.strip() for c in row]
+                if not row or all(c == "" for c in row):
+                    continue
+                if len(row) != width:
+                    raise DataError(f"{path}: line {line}: {len(row)} cells, expected {width}")
+                values = []
+                for j, cell in enumerate(row):
+                    if j == label_idx:
+                        labels.append(cell)
+                        continue
+                    try:
+                        v = float(cell)
+                    except ValueError:
+                        col = header[j] if header else j
+                        raise DataError(f"{path}: line {line}, column {col!r}: not a number: {cell!r}") from None
+                    if not np.isfinite(v):
+                        raise DataError(f"{path}: line {line}: NaN or infinite value in column {j}")
+                    values.append(v)
+                feats.append(values)
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
+    if not feats:
+        raise DataError(f"{path}: no data rows")
+    X = np.asarray(feats, dtype=np.float64)
+    y = None
+    if label_idx is not None:
+        y = np.asarray([float(c) for c in labels]) if all(_is_number(c) for c in labels) else np.asarray(labels)
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise DataError(f"{path}: the label column contains NaN or infinite values")
+    names = [h for j, h in enumerate(header) if j != label_idx] if header else None
+    return Dataset(X, y, path, feature_names=names)
+
+
+def _label_index(path: str, header: list[str] | None, width: int, label_column: str | int | None,
+                 n_features: int | None) -> int | None:  # fmt: skip
+    if label_column is None and n_features is not None and width == n_features:
+        return None
+    if label_column is None:
+        if header:
+            for j, name in enumerate(header):
+                if name.lower() in _LABEL_NAMES:
+                    return j
+        return width - 1
+    if isinstance(label_column, str) and not label_column.lstrip("-").isdigit():
+        if not header or label_column not in header:
+            have = f"columns are {', '.join(header)}" if header else "the file has no header"
+            raise DataError(f"{path}: no label column {label_column!r} ({have})")
+        return header.index(label_column)
+    idx = int(label_column)
+    if not -width <= idx < width:
+        raise DataError(f"{path}: label column {idx} out of range for {width} columns")
+    return idx % width
+
+
+# -- dispatch -----------------------------------------------------------------------------------
+
+
+def load_data(spec: str, label_column: str | int | None = None, n_features: int | None = None) -> Dataset:
+    """Load ``spec``: ``digits``, a folder of IDX files, ``A,B`` (an IDX or .npy pair), ``.npz``,
+    ``.npy`` or ``.csv``."""
+    if spec == "digits":
+        return load_digits()
+    if "," in spec:
+        first, second = (s.strip() for s in spec.split(",", 1))
+        if first.endswith(".npy"):
+            return load_npy_pair(first, second)
+        X, y = _idx_pair(first, second)
+        return Dataset(X, y, spec)
+    if os.path.isdir(spec):
+        return load_idx_folder(spec)
+    if not os.path.exists(spec):
+        raise DataError(f"{spec}: file not found")
+    lower = spec.lower()
+    if lower.endswith(".npz"):
+        return load_npz(spec)
+    if lower.endswith(".npy"):
+        return load_npy_pair(spec, None)
+    if lower.endswith((".csv", ".tsv", ".txt")):
+        return load_csv(spec, label_column, n_features)
+    if "idx" in lower or "ubyte" in lower:
+        X = read_idx(spec)
+        return Dataset(X.reshape(X.shape[0], -1).astype(np.float64), None, spec)
+    raise DataError(f"{spec}: unknown data format: expected a folder of IDX files, .npz, .npy, .csv, or 'digits'")
+
+
+# -- splits and scaling -------------------------------------------------------------------------
+
+
+def stratified_split(y: np.ndarray, fractions: tuple[float, ...], seed: int = 0) -> list[np.ndarray]:
+    """Split row indices into len(fractions) + 1 parts, each class spread in proportion.
+
+    ``fractions`` are the sizes of the leading parts; the last part takes the rest. Within each
+    class rows are shuffled with ``seed``, so the split is fixed for a given data set.
+    """
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    classes = np.unique(y)
+    for c in classes:
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        start = 0
+        for k, frac in enumerate(fractions):
+            take = int(round(frac * len(idx)))
+            parts[k].append(idx[start:start + take])
+            start += take
+        parts[-1].append(idx[start:])
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+class Scaler:
+    """Feature scaling fitted on training rows: ``standard`` (zero mean, unit variance), ``minmax``
+    (to [0, 1]) or ``none``. Constant features are left centred but not divided by zero."""
+
+    KINDS = ("standard", "minmax", "none")
+
+    def __init__(self, kind: str = "standard") -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown scaling {kind!r}: expected one of {', '.join(self.KINDS)}")
+        self.kind = kind
+        self.shift: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+
+    def fit(self, X: np.ndarray) -> Scaler:
+        if self.kind == "standard":
+            self.shift, spread = X.mean(axis=0), X.std(axis=0)
+        elif self.kind == "minmax":
+            self.shift, spread = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+        else:
+            self.shift, spread = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        self.scale = np.where(spread > 0, spread, 1.0)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        if self.shift is None:
+            raise ValueError("the scaler is not fitted")
+        if X.shape[1] != self.shift.shape[0]:
+            raise ValueError(f"data has {X.shape[1]} features, the model was trained on {self.shift.shape[0]}")
+        return (X - self.shift) / self.scale
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"scaler_shift": self.shift, "scaler_scale": self.scale}
+
+    @classmethod
+    def from_arrays(cls, kind: str, arrays: dict[str, np.ndarray]) -> Scaler:
+        scaler = cls(kind)
+        scaler.shift, scaler.scale = arrays["scaler_shift"], arrays["scaler_scale"]
+        return scaler
