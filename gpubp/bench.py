@@ -7,6 +7,7 @@ FLOPs per step count 2·B·n_in·n_out per GEMM: one per layer forward, two back
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ QUICK_CONFIGS = (
 
 
 def step_flops(sizes: tuple[int, ...] | list[int], batch: int) -> int:
-    pairs = list(zip(sizes[:-1], sizes[1:]))
+    pairs = list(itertools.pairwise(sizes))
     forward = sum(2 * batch * a * b for a, b in pairs)
     backward = 2 * forward - 2 * batch * sizes[0] * sizes[1]
     return forward + backward

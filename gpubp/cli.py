@@ -310,7 +310,8 @@ class _Progress:
 
 
 def _row_format(metric: str | None) -> tuple[str, str]:
-    cols = f"{'epoch':>5}  {'train loss':>10}  {'val loss':>9}  {metric or '':>8}  {'samples/s':>10}  {'seconds':>7}  device"
+    cols = (f"{'epoch':>5}  {'train loss':>10}  {'val loss':>9}  {metric or '':>8}  "
+            f"{'samples/s':>10}  {'seconds':>7}  device")  # fmt: skip
     return cols, "-" * len(cols)
 
 
@@ -365,7 +366,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     meta: dict[str, Any] = {}
     extra: dict[str, np.ndarray] = {}
     if args.resume:
-        config, _, meta, extra = read_file(args.resume)
+        _config, _, meta, extra = read_file(args.resume)
         if "trainer" not in meta or "cli" not in meta:
             raise UsageError(f"{args.resume} is a model but not a training checkpoint (no training state)")
         settings = dict(meta["cli"])
@@ -553,7 +554,7 @@ def _accuracy(net: MLP, X: np.ndarray, y: np.ndarray) -> float:
 def _load_for_inference(path: str, device: str | None):
     from .checkpoint import load
 
-    config, _, meta, extra = read_file(path)
+    _config, _, meta, extra = read_file(path)
     settings = meta.get("cli")
     if settings is None or "scaler_shift" not in extra:
         raise UsageError(f"{path} was not written by 'gpubp train' (no scaler or classes): use the Python API")

@@ -334,7 +334,7 @@ def stratified_split(y: np.ndarray, fractions: tuple[float, ...], seed: int = 0)
         rng.shuffle(idx)
         start = 0
         for k, frac in enumerate(fractions):
-            take = int(round(frac * len(idx)))
+            take = round(frac * len(idx))
             parts[k].append(idx[start:start + take])
             start += take
         parts[-1].append(idx[start:])

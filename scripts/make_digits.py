@@ -22,7 +22,8 @@ def main() -> None:
     digits = load_digits()
     X = digits.data.astype(np.uint8)  # pixel intensities 0..16
     y = digits.target.astype(np.uint8)
-    assert X.shape == (1797, 64) and set(np.unique(y)) == set(range(10))
+    assert X.shape == (1797, 64)
+    assert set(np.unique(y)) == set(range(10))
     np.savez_compressed(OUT, X=X, y=y)
     digest = hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes); sha256 of X||y = {digest}")

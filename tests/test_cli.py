@@ -1,0 +1,190 @@
+"""The gpubp command, run for real in a subprocess: outputs, files, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.data import load_digits
+
+BIN = Path(sys.executable).parent / "gpubp"
+ENV = {**os.environ, "GPUBP_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}
+
+
+def run(*args: str, cwd: Path | None = None, check: int | None = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "gpubp", *args], capture_output=True, text=True, env=ENV,
+                          cwd=cwd, timeout=300)  # fmt: skip
+    if check is not None:
+        assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_help_from_the_console_script_and_python_m():
+    assert "train" in run("--help").stdout
+    if BIN.exists():
+        proc = subprocess.run([str(BIN), "--help"], capture_output=True, text=True, env=ENV)
+        assert proc.returncode == 0
+        assert "gradcheck" in proc.stdout
+
+
+def test_default_train_reaches_97_percent(tmp_path):
+    proc = run("train", "--json", cwd=tmp_path)
+    result = json.loads(proc.stdout)
+    assert result["test_accuracy"] >= 0.97
+    assert result["epochs"] == 30
+    assert (tmp_path / "gpubp-model.npz").exists()
+    assert "epoch" in proc.stderr  # the table went to stderr with --json
+    assert "test accuracy" in proc.stderr
+
+
+def test_train_prints_a_table_and_the_saved_path(tmp_path):
+    proc = run("train", "--epochs", "2", "--save", str(tmp_path / "m.npz"), "--plot", str(tmp_path / "c.png"))
+    out = proc.stdout
+    assert "train loss" in out
+    assert "val acc" in out
+    assert "samples/s" in out
+    assert "test accuracy:" in out
+    assert f"model saved to {tmp_path / 'm.npz'}" in out
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    net = gpubp.load(tmp_path / "m.npz", device="cpu")
+    assert net.sizes == [64, 256, 10]
+    assert len(net.history["epoch"]) == 2
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    with np.load(path) as f:
+        return [f[k] for k in sorted(f.files) if k.startswith(("W_", "b_"))]
+
+
+@pytest.mark.parametrize("extra", [[], ["--optimizer", "adam", "--lr", "0.001"], ["--patience", "2"]],
+                         ids=["sgd-momentum", "adam", "early-stopping"])  # fmt: skip
+def test_resume_5_plus_5_equals_10(tmp_path, extra):
+    common = ["train", "--hidden", "32", *extra]
+    run(*common, "--epochs", "10", "--save", str(tmp_path / "straight.npz"))
+    run(*common, "--epochs", "5", "--save", str(tmp_path / "resumed.npz"))
+    run("train", "--epochs", "10", "--resume", str(tmp_path / "resumed.npz"), "--save", str(tmp_path / "resumed.npz"))
+    for a, b in zip(weights(tmp_path / "straight.npz"), weights(tmp_path / "resumed.npz")):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ctrl_c_stops_saves_and_exits_130(tmp_path):
+    ckpt = tmp_path / "run.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "gpubp", "train", "--epochs", "100000", "--save", str(ckpt)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    try:
+        for line in proc.stdout:  # wait until training runs
+            if line.strip().startswith("2 "):
+                break
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted in epoch" in err
+    assert f"checkpoint saved to {ckpt}" in err
+    assert "Traceback" not in err
+    net = gpubp.load(ckpt, device="cpu")
+    assert len(net.history["epoch"]) >= 2
+    # and it resumes
+    run("train", "--epochs", str(len(net.history["epoch"]) + 1), "--resume", str(ckpt), "--save", str(ckpt))
+
+
+def test_evaluate_and_predict(tmp_path):
+    model = tmp_path / "m.npz"
+    run("train", "--epochs", "5", "--save", str(model))
+    out = run("evaluate", str(model)).stdout
+    assert "accuracy:" in out
+    assert "precision" in out
+    assert "confusion matrix" in out
+    result = json.loads(run("evaluate", str(model), "--json", "--plot", str(tmp_path / "cm.png")).stdout)
+    assert result["split"] == "test"
+    assert result["rows"] == 359
+    assert sum(map(sum, result["confusion"])) == 359
+    assert (tmp_path / "cm.png").exists()
+    # predictions for user data without labels
+    X = load_digits().X[:7]
+    np.savetxt(tmp_path / "rows.csv", X, delimiter=",", fmt="%g")
+    run("predict", str(model), "--data", str(tmp_path / "rows.csv"), "--out", str(tmp_path / "p.csv"))
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0].split(",")[:3] == ["row", "prediction", "p_0"]
+    assert len(lines) == 8
+
+
+def test_gradcheck_command_passes():
+    proc = run("gradcheck", "--hidden", "16,8", "--activation", "tanh")
+    assert "PASS" in proc.stdout
+    assert proc.stdout.count("e-") >= 6  # one relative error per W_l and b_l
+
+
+def test_info_reports_backend_and_gpu_status():
+    out = run("info").stdout
+    assert "numpy" in out
+    assert "default device: cpu" in out
+    assert "gpu:" in out
+    info = json.loads(run("info", "--json").stdout)
+    assert info["cpu"]["available"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["train", "--activation", "swish"], ["invalid choice: 'swish'"]),
+        (["train", "--epochs", "zero"], ["--epochs", "expected a int"]),
+        (["train", "--lr", "-1"], ["must be > 0"]),
+        (["train", "--hidden", "12,x"], ["widths like 128,64"]),
+        (["train", "--data", "/nonexistent/file.csv"], ["file not found"]),
+        (["train", "--device", "gpu", "--epochs", "1"], ["no usable GPU"]),
+        (["train", "--device", "tpu", "--epochs", "1"], ["unknown device 'tpu'"]),
+        (["train", "--loss", "bce", "--output", "softmax"], ["needs a sigmoid output"]),
+        (["evaluate", "/nonexistent/model.npz"], ["model file not found"]),
+        (["bogus"], ["invalid choice: 'bogus'"]),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(tmp_path, args, fragments):
+    assert_one_line_error(run(*args, "--no-save", cwd=tmp_path, check=None) if args[0] == "train" else
+                          run(*args, cwd=tmp_path, check=None), *fragments)  # fmt: skip
+
+
+def test_bad_files_are_one_line_errors(tmp_path):
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("a,b,label\n1,2,0\n3,oops,1\n")
+    assert_one_line_error(run("train", "--data", str(bad_csv), "--no-save", check=None), "bad.csv", "line 3", "oops")
+    corrupt = tmp_path / "model.npz"
+    corrupt.write_bytes(b"PK\x03\x04garbage")
+    assert_one_line_error(run("evaluate", str(corrupt), check=None), "not a gpubp model")
+    assert_one_line_error(run("train", "--resume", str(corrupt), check=None), "not a gpubp model")
+    model = tmp_path / "m.npz"
+    run("train", "--epochs", "1", "--hidden", "8", "--save", str(model))
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("1,2,3,0\n4,5,6,1\n")
+    assert_one_line_error(run("evaluate", str(model), "--data", str(wrong), check=None),
+                          "3 features per row, the model expects 64")  # fmt: skip
+
+
+def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch, capsys):
+    from gpubp import cli
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code = cli.main(["train", "--epochs", "1", "--hidden", "8", "--no-save", "--quiet",
+                     "--plot", str(tmp_path / "x.png")])  # fmt: skip
+    assert code == 2
+    assert "pip install 'gpubp[plot]'" in capsys.readouterr().err

@@ -1,0 +1,166 @@
+"""Loaders: every format users bring, and the one-line errors for files that are not what they claim."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from gpubp.data import DataError, Scaler, load_data, load_digits, read_idx, stratified_split
+
+
+def write_idx(path, array: np.ndarray, compress: bool = False) -> None:
+    codes = {np.dtype(np.uint8): 0x08, np.dtype(np.float32): 0x0D}
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    with (gzip.open if compress else open)(path, "wb") as f:
+        f.write(payload)
+
+
+@pytest.fixture
+def mnist_folder(tmp_path, rng):
+    images = rng.integers(0, 256, (30, 4, 4)).astype(np.uint8)
+    labels = rng.integers(0, 10, 30).astype(np.uint8)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, compress=True)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels, compress=True)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", images[:10])
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels[:10])
+    return tmp_path, images, labels
+
+
+def test_embedded_digits():
+    ds = load_digits()
+    assert ds.X.shape == (1797, 64)
+    assert ds.X.min() == 0
+    assert ds.X.max() == 16
+    assert np.bincount(ds.y).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+
+
+def test_idx_folder_gzipped_and_plain(mnist_folder):
+    folder, images, labels = mnist_folder
+    ds = load_data(str(folder))
+    np.testing.assert_array_equal(ds.X, images.reshape(30, 16))
+    np.testing.assert_array_equal(ds.y, labels)
+    np.testing.assert_array_equal(ds.X_test, images[:10].reshape(10, 16))
+    pair = load_data(f"{folder}/t10k-images-idx3-ubyte,{folder}/t10k-labels-idx1-ubyte")
+    np.testing.assert_array_equal(pair.y, labels[:10])
+
+
+def test_truncated_and_foreign_idx(tmp_path, rng):
+    images = rng.integers(0, 256, (5, 3, 3)).astype(np.uint8)
+    write_idx(tmp_path / "a.idx", images)
+    data = (tmp_path / "a.idx").read_bytes()
+    (tmp_path / "cut.idx").write_bytes(data[:-4])
+    with pytest.raises(DataError, match=r"cut.idx: truncated IDX file: 41 of 45"):
+        read_idx(str(tmp_path / "cut.idx"))
+    (tmp_path / "png.idx").write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(DataError, match="not an IDX file"):
+        read_idx(str(tmp_path / "png.idx"))
+    (tmp_path / "long.idx").write_bytes(data + b"\x00")
+    with pytest.raises(DataError, match="longer than its header"):
+        read_idx(str(tmp_path / "long.idx"))
+    write_idx(tmp_path / "labels.idx", np.zeros(4, np.uint8))
+    with pytest.raises(DataError, match=r"5 images but .* 4 labels"):
+        load_data(f"{tmp_path / 'a.idx'},{tmp_path / 'labels.idx'}")
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(DataError, match="no IDX files found"):
+        load_data(str(tmp_path))
+
+
+def test_npz_and_npy_pair(tmp_path, rng):
+    X, y = rng.normal(size=(8, 3)), rng.integers(0, 2, 8)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    ds = load_data(str(tmp_path / "d.npz"))
+    np.testing.assert_array_equal(ds.X, X)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y[:7])
+    with pytest.raises(DataError, match=r"8 rows but .*y\.npy has 7"):
+        load_data(f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}")
+    np.savez(tmp_path / "nox.npz", features=X)
+    with pytest.raises(DataError, match="'X' and 'y'"):
+        load_data(str(tmp_path / "nox.npz"))
+    X[2, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", X=X, y=y)
+    with pytest.raises(DataError, match=r"nan\.npz: X contains NaN"):
+        load_data(str(tmp_path / "nan.npz"))
+
+
+def test_csv_header_detection_and_label_column(tmp_path):
+    (tmp_path / "h.csv").write_text("f1,f2,species\n1,2,cat\n3,4,dog\n5,6,cat\n")
+    ds = load_data(str(tmp_path / "h.csv"), label_column="species")
+    np.testing.assert_array_equal(ds.X, [[1, 2], [3, 4], [5, 6]])
+    assert ds.y.tolist() == ["cat", "dog", "cat"]
+    assert ds.feature_names == ["f1", "f2"]
+    (tmp_path / "n.csv").write_text("0,1.5,2.5\n1,3.5,4.5\n")
+    ds = load_data(str(tmp_path / "n.csv"), label_column="0")
+    np.testing.assert_array_equal(ds.X, [[1.5, 2.5], [3.5, 4.5]])
+    assert ds.y.tolist() == [0, 1]
+    ds = load_data(str(tmp_path / "n.csv"))  # default: the last column
+    assert ds.y.tolist() == [2.5, 4.5]
+    (tmp_path / "semi.csv").write_text("a;b;label\n1;2;0\n3;4;1\n")
+    assert load_data(str(tmp_path / "semi.csv")).X.tolist() == [[1, 2], [3, 4]]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("a,b,label\n1,2,0\n3,x,1\n", r"line 3, column 'b': not a number: 'x'"),
+        ("a,b,label\n1,2,0\n3,4\n", r"line 3: 2 cells, expected 3"),
+        ("a,b,label\n1,nan,0\n", r"line 2: NaN or infinite"),
+        ("", "empty CSV"),
+        ("a,b,label\n", "no data rows"),
+    ],
+)
+def test_bad_csv(tmp_path, text, match):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=match):
+        load_data(str(path))
+
+
+def test_csv_unknown_label_column_and_binary(tmp_path):
+    (tmp_path / "h.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="no label column 'c'"):
+        load_data(str(tmp_path / "h.csv"), label_column="c")
+    (tmp_path / "bin.csv").write_bytes(b"\x00\x01\x02binary")
+    with pytest.raises(DataError, match="not a text CSV"):
+        load_data(str(tmp_path / "bin.csv"))
+
+
+def test_unknown_format(tmp_path):
+    (tmp_path / "x.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DataError, match="unknown data format"):
+        load_data(str(tmp_path / "x.parquet"))
+
+
+def test_stratified_split_is_fixed_and_proportional():
+    y = np.repeat(np.arange(4), 50)
+    test, val, train = stratified_split(y, (0.2, 0.1), seed=0)
+    assert len(test) == 40
+    assert len(val) == 20
+    assert len(train) == 140
+    assert np.bincount(y[test]).tolist() == [10, 10, 10, 10]
+    assert not set(test) & set(val) | set(test) & set(train) | set(val) & set(train)
+    again = stratified_split(y, (0.2, 0.1), seed=0)
+    np.testing.assert_array_equal(test, again[0])
+
+
+def test_scalers_fit_on_training_rows_only(rng):
+    X = rng.normal(5, 3, size=(100, 3))
+    X[:, 2] = 7.0  # a constant feature
+    s = Scaler("standard").fit(X)
+    Z = s.transform(X)
+    np.testing.assert_allclose(Z[:, :2].mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(Z[:, :2].std(axis=0), 1)
+    assert np.all(Z[:, 2] == 0)
+    m = Scaler("minmax").fit(X)
+    assert m.transform(X)[:, :2].min() == 0
+    assert m.transform(X)[:, :2].max() == 1
+    with pytest.raises(ValueError, match="unknown scaling"):
+        Scaler("robust")
+    with pytest.raises(ValueError, match="2 features, the model was trained on 3"):
+        s.transform(X[:, :2])
