@@ -1,0 +1,58 @@
+"""Benchmark fixtures: devices, thread counts, and the machine facts recorded with every result."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from gpubp.backend import get_device, gpu_unavailable_reason
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") is not None:
+        reason = gpu_unavailable_reason()
+        if reason is not None:
+            if os.environ.get("GPUBP_REQUIRE_GPU") == "1":
+                pytest.fail(f"GPUBP_REQUIRE_GPU=1 but no GPU is usable: {reason}")
+            pytest.skip(f"no usable GPU: {reason}")
+
+
+@pytest.fixture(params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def device(request):
+    return get_device(request.param)
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5).stdout.strip()  # fmt: skip
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    import numpy as np
+
+    from gpubp.backend import devices
+
+    machine_info["gpubp_commit"] = _commit()
+    machine_info["numpy"] = np.__version__
+    try:
+        from threadpoolctl import threadpool_info
+
+        machine_info["blas"] = [{k: lib.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+                                for lib in threadpool_info()]  # fmt: skip
+    except ImportError:
+        machine_info["blas"] = "threadpoolctl not installed"
+    machine_info["loadavg_at_start"] = os.getloadavg()
+    machine_info["devices"] = devices()
+    try:
+        import torch
+
+        machine_info["torch"] = torch.__version__
+    except ImportError:
+        machine_info["torch"] = None

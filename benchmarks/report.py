@@ -1,0 +1,163 @@
+"""Turn a pytest-benchmark JSON into benchmarks/RESULTS.md and benchmarks/throughput.png.
+
+Usage: python -m benchmarks.report benchmarks/results.json
+Ratios come from the interleaved runs recorded in each gpubp benchmark's extra_info.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from gpubp.checkpoint import atomic_write
+
+HERE = Path(__file__).resolve().parent
+
+
+def _fmt(x: float | None, spec: str = ",.0f") -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def load(path: str) -> tuple[dict, list[dict]]:
+    data = json.loads(Path(path).read_text())
+    rows = []
+    for b in data["benchmarks"]:
+        info = b.get("extra_info", {})
+        if "gpubp_samples_per_s" in info:
+            rows.append(info)
+    return data["machine_info"], rows
+
+
+def machine_lines(machine: dict, commit_info: dict | None = None) -> list[str]:
+    cpu = machine.get("cpu", {})
+    blas = machine.get("blas")
+    if isinstance(blas, list):
+        blas = ", ".join(f"{b['internal_api']} {b['version']} ({b.get('architecture')}, {b['num_threads']} threads)"
+                         for b in blas) or "not loaded"  # fmt: skip
+    gpu = machine.get("devices", {}).get("gpu", {})
+    if gpu.get("available"):
+        gpu_line = "; ".join(f"{d['name']} ({d['memory_bytes'] / 2**30:.0f} GiB)" for d in gpu["devices"])
+        gpu_line += f", CuPy {gpu['cupy']}, CUDA runtime {gpu['cuda_runtime']}, driver {gpu['cuda_driver']}"
+    else:
+        gpu_line = f"none usable: {gpu.get('reason', 'unknown')}"
+    return [
+        f"- commit: `{machine.get('gpubp_commit')}`",
+        f"- CPU: {cpu.get('brand_raw', machine.get('processor', '?'))}, {cpu.get('count', '?')} logical cores; "
+        f"Python {machine.get('python_version')}, NumPy {machine.get('numpy')}, PyTorch {machine.get('torch') or 'absent'}",
+        f"- BLAS: {blas}",
+        f"- load average when the run started (other processes): {machine.get('loadavg_at_start')}",
+        f"- GPU: {gpu_line}",
+    ]
+
+
+def main_table(rows: list[dict], kinds: tuple[str, ...]) -> list[str]:
+    out = ["| configuration | device | threads | gpubp samples/s | PyTorch samples/s | gpubp / PyTorch | "
+           "step GFLOP/s | GEMM GFLOP/s | of GEMM |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        if r["kind"] not in kinds:
+            continue
+        step_gflops = r["gpubp_samples_per_s"] / r["batch"] * r["flops_per_step"] / 1e9
+        ratio = r.get("gpubp_over_torch")
+        out.append(
+            f"| {r['kind']} {r['config']} | {r['device']} | {r['threads']} | {_fmt(r['gpubp_samples_per_s'])} | "
+            f"{_fmt(r.get('torch_samples_per_s'))} | {_fmt(ratio, '.2f') + '×' if ratio else '–'} | "
+            f"{step_gflops:.1f} | {r['gemm_rate'] / 1e9:.1f} | {100 * r['fraction_of_gemm']:.0f}% |"
+        )
+    return out
+
+
+def speedups(rows: list[dict]) -> list[str]:
+    by = defaultdict(dict)
+    for r in rows:
+        by[(r["kind"], r["config"])][r["device"]] = r
+    out = []
+    pairs = [(k, d) for k, d in by.items() if "cpu" in d and any(x.startswith("gpu") for x in d)]
+    if not pairs:
+        return ["No GPU rows in this run, so no GPU/CPU speed-up or break-even batch size: see the GPU line "
+                "above for why. Issue #5 (the GPU run) fills these in."]  # fmt: skip
+    out += ["| configuration | CPU samples/s | GPU samples/s | GPU / CPU |", "|---|---|---|---|"]
+    sweep = []
+    for (kind, config), d in pairs:
+        gpu = next(v for k, v in d.items() if k.startswith("gpu"))
+        ratio = gpu["gpubp_samples_per_s"] / d["cpu"]["gpubp_samples_per_s"]
+        out.append(f"| {kind} {config} | {_fmt(d['cpu']['gpubp_samples_per_s'])} | "
+                   f"{_fmt(gpu['gpubp_samples_per_s'])} | {ratio:.1f}× |")  # fmt: skip
+        if kind == "batch-sweep":
+            sweep.append((gpu["batch"], ratio))
+    sweep.sort()
+    slower = [b for b, r in sweep if r < 1]
+    out.append("")
+    if not sweep:
+        out.append("Break-even batch size: no batch sweep on both devices in this run.")
+    elif not slower:
+        out.append(f"Break-even batch size: the GPU is faster at every batch size measured (from {sweep[0][0]}).")
+    else:
+        out.append(f"Break-even batch size: the CPU is faster up to batch {max(slower)} "
+                   f"(784-512-10 relu float32); the GPU from the next size measured.")  # fmt: skip
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = defaultdict(list)
+    for r in rows:
+        if r["kind"] != "batch-sweep":
+            continue
+        series[f"gpubp {r['device']}"].append((r["batch"], r["gpubp_samples_per_s"]))
+        if r.get("torch_samples_per_s"):
+            series[f"PyTorch {r['device']}"].append((r["batch"], r["torch_samples_per_s"]))
+    for name, pts in sorted(series.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ls="--" if "PyTorch" in name else "-",
+                label=name)  # fmt: skip
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="training samples / s",
+           title="784-512-10 relu float32: one training step, steady state")  # fmt: skip
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    plt.close(fig)
+    return True
+
+
+def write(json_path: str) -> Path:
+    machine, rows = load(json_path)
+    if not rows:
+        raise SystemExit(f"{json_path}: no timed gpubp benchmarks (was it run with --benchmark-disable?)")
+    devices = sorted({r["device"] for r in rows})
+    gpu = machine.get("devices", {}).get("gpu", {})
+    lines = ["# Benchmark results", "",
+             "Written by `make bench` (`python -m benchmarks.report`). One steady-state training step (forward, "
+             "loss, δ recursion, SGD-momentum update), timed after warm-up; ratios are medians of 7 rounds that "
+             "alternate gpubp, PyTorch and bare GEMMs of the step's shapes, so noise hits all alike. FLOPs count "
+             "2·B·n_in·n_out per GEMM: one per layer forward, two backward, minus the first layer's input "
+             "gradient. \"GEMM GFLOP/s\" is this machine's own matrix multiply on the forward shapes.", "",
+             "## Machine", "", *machine_lines(machine), ""]  # fmt: skip
+    if not gpu.get("available"):
+        lines += [f"**GPU rows are absent**: {gpu.get('reason', 'no GPU')}. They are missing until a run on a "
+                  "CUDA machine (issue #5).", ""]  # fmt: skip
+    lines += ["## Main configurations", "", *main_table(rows, ("gemm-bound", "large", "small", "tiny")), "",
+              "## Batch-size sweep (784-512-10 relu float32)", "", *main_table(rows, ("batch-sweep",)), "",
+              "![samples/s against batch size](throughput.png)", "",
+              "## Width sweep (784-W-10 relu float32, batch 256)", "", *main_table(rows, ("width-sweep",)), "",
+              "## GPU against CPU", "", *speedups(rows), "",
+              f"Devices in this run: {', '.join(devices)}.", ""]  # fmt: skip
+    out = HERE / "RESULTS.md"
+    atomic_write(out, lambda f: f.write("\n".join(lines).encode()))
+    plot(rows, HERE / "throughput.png")
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m benchmarks.report RESULTS.json")
+    print(f"wrote {write(sys.argv[1])}")
