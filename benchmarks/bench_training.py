@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from benchmarks.peers import TorchStep, interleaved, torch_or_reason
-from gpubp.bench import Config, StepRunner, step_flops
+from gpubp.bench import Config, StepRunner, gemm_runner, step_flops, threads_for
 
 CPU_THREADS = int(os.environ.get("GPUBP_BENCH_THREADS", os.cpu_count() or 1))
 
@@ -34,12 +34,6 @@ WIDTH_SWEEP = [Config("width-sweep", (784, w, 10), 256, "relu") for w in (64, 25
 ALL = CONFIGS + BATCH_SWEEP + WIDTH_SWEEP
 
 
-def threads_for(cfg: Config) -> int:
-    """One BLAS thread beats two on small steps here (thread wake-up costs more than it saves):
-    below 20 MFLOP a step, use one. gpubp and PyTorch always get the same count."""
-    return 1 if step_flops(cfg.sizes, cfg.batch) < 20e6 else CPU_THREADS
-
-
 @contextmanager
 def cpu_threads(n: int):
     try:
@@ -57,24 +51,6 @@ def cpu_threads(n: int):
         torch.set_num_threads(old)
 
 
-def _gemm_runner(cfg: Config, device):
-    import numpy as np
-
-    xp, rng = device.xp, np.random.default_rng(1)
-    with device.use():
-        mats = [(device.asarray(rng.normal(size=(cfg.batch, a)), dtype=cfg.dtype),
-                 device.asarray(rng.normal(size=(b, a)), dtype=cfg.dtype),
-                 xp.empty((cfg.batch, b), cfg.dtype)) for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:])]  # fmt: skip
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            for A, W, out in mats:
-                xp.matmul(A, W.T, out=out)
-        device.synchronize()
-
-    return run, sum(2 * cfg.batch * a * b for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:]))
-
-
 def _skip_float64_on_gpu(cfg: Config, device) -> None:
     if device.is_gpu and cfg.dtype == "float64":
         pytest.skip("float64 rows are measured on the CPU only")
@@ -85,7 +61,7 @@ def test_gpubp_step(benchmark, cfg, device):
     _skip_float64_on_gpu(cfg, device)
     benchmark.group = f"{cfg.name} {cfg.label}"
     runner = StepRunner(cfg, device)
-    threads = threads_for(cfg) if not device.is_gpu else CPU_THREADS
+    threads = threads_for(cfg.sizes, cfg.batch, CPU_THREADS) if not device.is_gpu else CPU_THREADS
     with cpu_threads(threads):
         runner.steps(2)  # warm-up: kernels compiled, buffers made
         n = 1 if benchmark.disabled else max(1, int(2e-3 / max(_one_step_s(runner), 1e-7)))
@@ -97,7 +73,7 @@ def test_gpubp_step(benchmark, cfg, device):
         if benchmark.disabled:
             return
         runners = {"gpubp": runner.steps}
-        gemm, gemm_flops = _gemm_runner(cfg, device)
+        gemm, gemm_flops = gemm_runner(cfg, device)
         runners["gemm"] = gemm
         torch, reason = torch_or_reason()
         if torch is not None and (not device.is_gpu or torch.cuda.is_available()):
@@ -107,7 +83,7 @@ def test_gpubp_step(benchmark, cfg, device):
         medians = interleaved(runners, rounds=7)
     info = benchmark.extra_info
     info["gpubp_samples_per_s"] = cfg.batch / medians["gpubp"]
-    info["gemm_rate"] = gemm_flops / medians["gemm"]  # FLOP/s of the forward GEMMs, the ceiling
+    info["gemm_rate"] = gemm_flops / medians["gemm"]  # FLOP/s of the step's own GEMMs: the ceiling
     info["fraction_of_gemm"] = step_flops(cfg.sizes, cfg.batch) / medians["gpubp"] / info["gemm_rate"]
     if "torch" in medians:
         info["torch_samples_per_s"] = cfg.batch / medians["torch"]
@@ -133,7 +109,7 @@ def test_torch_step(benchmark, cfg, device):
         pytest.skip("this PyTorch has no CUDA device")
     benchmark.group = f"{cfg.name} {cfg.label}"
     peer = TorchStep(cfg, "cuda" if device.is_gpu else "cpu")
-    with cpu_threads(threads_for(cfg) if not device.is_gpu else CPU_THREADS):
+    with cpu_threads(threads_for(cfg.sizes, cfg.batch, CPU_THREADS) if not device.is_gpu else CPU_THREADS):
         peer.steps(2)
         benchmark.extra_info.update(config=cfg.label, device=device.name, peer="torch")
         benchmark.pedantic(peer.steps, args=(1,), rounds=1 if benchmark.disabled else 15,

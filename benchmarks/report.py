@@ -45,7 +45,8 @@ def machine_lines(machine: dict, commit_info: dict | None = None) -> list[str]:
     return [
         f"- commit: `{machine.get('gpubp_commit')}`",
         f"- CPU: {cpu.get('brand_raw', machine.get('processor', '?'))}, {cpu.get('count', '?')} logical cores; "
-        f"Python {machine.get('python_version')}, NumPy {machine.get('numpy')}, PyTorch {machine.get('torch') or 'absent'}",
+        f"Python {machine.get('python_version')}, NumPy {machine.get('numpy')}, "
+        f"PyTorch {machine.get('torch') or 'absent'}",
         f"- BLAS: {blas}",
         f"- load average when the run started (other processes): {machine.get('loadavg_at_start')}",
         f"- GPU: {gpu_line}",
@@ -140,7 +141,8 @@ def write(json_path: str) -> Path:
              "loss, δ recursion, SGD-momentum update), timed after warm-up; ratios are medians of 7 rounds that "
              "alternate gpubp, PyTorch and bare GEMMs of the step's shapes, so noise hits all alike. FLOPs count "
              "2·B·n_in·n_out per GEMM: one per layer forward, two backward, minus the first layer's input "
-             "gradient. \"GEMM GFLOP/s\" is this machine's own matrix multiply on the forward shapes.", "",
+             "gradient. \"GEMM GFLOP/s\" is this machine's own matrix multiply running the step's GEMMs alone (same "
+             "shapes and transposes, nothing else): the ceiling \"of GEMM\" is measured against.", "",
              "## Machine", "", *machine_lines(machine), ""]  # fmt: skip
     if not gpu.get("available"):
         lines += [f"**GPU rows are absent**: {gpu.get('reason', 'no GPU')}. They are missing until a run on a "

@@ -93,7 +93,7 @@ class Device:
     def to_host(self, x: Any) -> np.ndarray:
         """A NumPy copy (or view, on the CPU) of ``x``; on the GPU this synchronises."""
         self.host_reads += 1
-        if self.is_gpu:
+        if is_cupy_array(x):
             return x.get()
         return np.asarray(x)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,45 @@ QUICK_CONFIGS = (
     Config("small", (784, 128, 10), 64),
     Config("gemm", (784, 1024, 1024, 10), 256),
 )
+
+
+SMALL_STEP_FLOPS = 20e6
+
+
+def threads_for(sizes: tuple[int, ...] | list[int], batch: int, available: int | None = None) -> int:
+    """BLAS threads for a step: one below 20 MFLOP (waking a second thread costs more than it
+    saves there, measured 5-20 % on the project's 2-core machine), else every core."""
+    import os
+
+    if step_flops(sizes, batch) < SMALL_STEP_FLOPS:
+        return 1
+    return available or os.cpu_count() or 1
+
+
+_controller: Any = None
+
+
+@contextmanager
+def blas_threads(n: int | None):
+    """Limit NumPy's BLAS to ``n`` threads inside the block (needs threadpoolctl; else a no-op).
+
+    The library scan happens once per process; entering the block afterwards allocates ~1 KiB."""
+    global _controller
+    if n is None:
+        yield
+        return
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    if not _controller:
+        yield
+        return
+    with _controller.limit(limits=n, user_api="blas"):
+        yield
 
 
 def step_flops(sizes: tuple[int, ...] | list[int], batch: int) -> int:
@@ -73,26 +113,42 @@ class StepRunner:
         self.device.synchronize()
 
 
-def gemm_rate(cfg: Config, device: Device, seconds: float = 0.3) -> float:
-    """FLOP/s of this device's matrix multiply on the step's own GEMM shapes."""
+def gemm_runner(cfg: Config, device: Device) -> tuple[Any, int]:
+    """(run(n), FLOPs per step): the step's own GEMMs and nothing else, ``n`` times, synchronised.
+
+    The same calls with the same shapes and transposes as a training step: forward
+    A_{l-1} W_lᵀ, backward Δ_lᵀ A_{l-1} and Δ_l W_l (not for the first layer). This is the
+    ceiling a step's FLOP rate is compared with.
+    """
     xp = device.xp
     rng = np.random.default_rng(1)
-    B = cfg.batch
+    B, dt = cfg.batch, cfg.dtype
+
+    def rand(*shape: int) -> Any:
+        return device.asarray(rng.normal(size=shape), dtype=dt)
+
+    calls = []
     with device.use():
-        mats = []
-        for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:]):
-            A = device.asarray(rng.normal(size=(B, a)), dtype=cfg.dtype)
-            W = device.asarray(rng.normal(size=(b, a)), dtype=cfg.dtype)
-            out = xp.empty((B, b), cfg.dtype)
-            mats.append((A, W, out))
+        for l, (a, b) in enumerate(zip(cfg.sizes[:-1], cfg.sizes[1:])):
+            A, W, Z, delta = rand(B, a), rand(b, a), rand(B, b), rand(B, b)
+            calls.append((A, W.T, Z))  # Z_l = A_{l-1} W_lᵀ
+            calls.append((delta.T, A, xp.empty((b, a), dt)))  # ∂L/∂W_l = Δ_lᵀ A_{l-1}
+            if l > 0:
+                calls.append((delta, W, xp.empty((B, a), dt)))  # Δ_l W_l
 
-        def run() -> None:
-            for A, W, out in mats:
-                xp.matmul(A, W.T, out=out)
-            device.synchronize()
+    def run(n: int) -> None:
+        for _ in range(n):
+            for x, y, out in calls:
+                xp.matmul(x, y, out=out)
+        device.synchronize()
 
-        flops = sum(2 * B * a * b for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:]))
-        n, elapsed = _time(run, seconds)
+    return run, step_flops(cfg.sizes, cfg.batch)
+
+
+def gemm_rate(cfg: Config, device: Device, seconds: float = 0.3) -> float:
+    """FLOP/s of this device's matrix multiply on the step's own GEMM shapes."""
+    run, flops = gemm_runner(cfg, device)
+    n, elapsed = _time(lambda: run(1), seconds)
     return flops * n / elapsed
 
 
@@ -112,14 +168,17 @@ def _time(fn: Any, seconds: float) -> tuple[int, float]:
 def measure(cfg: Config, device: Device, seconds: float = 0.5) -> dict[str, Any]:
     """Samples/s of steady-state training steps, and the FLOP rate against the GEMM ceiling."""
     runner = StepRunner(cfg, device)
-    runner.steps(3)  # warm-up: kernels compiled, buffers made
-    n, elapsed = _time(lambda: runner.steps(1), seconds)
+    threads = None if device.is_gpu else threads_for(cfg.sizes, cfg.batch)
+    with blas_threads(threads):
+        runner.steps(3)  # warm-up: kernels compiled, buffers made
+        n, elapsed = _time(lambda: runner.steps(1), seconds)
+        ceiling = gemm_rate(cfg, device, seconds=min(seconds, 0.3))
     step_s = elapsed / n
     flops = step_flops(cfg.sizes, cfg.batch)
-    ceiling = gemm_rate(cfg, device, seconds=min(seconds, 0.3))
     return {
         "config": cfg.label,
         "device": device.name,
+        "threads": threads,
         "samples_per_s": cfg.batch / step_s,
         "step_ms": 1e3 * step_s,
         "gflops": flops / step_s / 1e9,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .bench import blas_threads, threads_for
 from .optim import OPTIMIZERS, make_optimizer
 from .validation import check_choice, check_float, check_int, check_X
 
@@ -113,8 +114,11 @@ class Trainer:
             for p, live in zip(self.params, self.live):  # the best weights were restored: go on from
                 xp.copyto(p, live)  # where training was, as if it had never stopped
             self.live = None
-        # NaN/Inf are caught once per epoch below: NumPy's warnings on the way add nothing
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), dev.use():
+        # one BLAS thread for small steps on the CPU (faster there); NaN/Inf are caught once per
+        # epoch below, so NumPy's floating-point warnings on the way add nothing
+        threads = None if dev.is_gpu else threads_for(net.sizes, self.batch)
+        with (np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), dev.use(),
+              blas_threads(threads)):  # fmt: skip
             while self.epoch < epochs and not self.stopped_early:
                 if self.position == 0:
                     self.order = (net.rng.permutation(self.n) if self.settings["shuffle"]

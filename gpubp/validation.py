@@ -85,17 +85,18 @@ def check_Y(device: Device, Y: Any, n_samples: int, n_outputs: int, loss: str, d
     """
     arr = _host_or_device(device, Y, name)
     xp = device.xp
+    axp = np if isinstance(arr, np.ndarray) else xp  # checks run where Y is, before any copy
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     if arr.ndim == 0 or arr.shape[0] != n_samples:
         got = "a scalar" if arr.ndim == 0 else f"{arr.shape[0]} rows"
         raise ValueError(f"{name} has {got} but X has {n_samples} samples")
-    if arr.dtype.kind == "f" and not bool(xp.isfinite(arr).all()):
+    if arr.dtype.kind == "f" and not bool(axp.isfinite(arr).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     if arr.ndim == 1 and loss == "cross_entropy":
         labels = arr
         if labels.dtype.kind == "f":
-            if not bool((labels == xp.floor(labels)).all()):
+            if not bool((labels == axp.floor(labels)).all()):
                 raise ValueError(f"{name} holds class labels, which must be whole numbers")
         labels = labels.astype(np.int64)
         lo, hi = int(labels.min()), int(labels.max())

@@ -93,3 +93,11 @@ def test_a_plain_npy_file_is_not_a_model(tmp_path):
     np.save(path, np.ones(3))
     with pytest.raises(ValueError, match="not a gpubp model"):
         gpubp.load(path)
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    path = tmp_path / "m.npz"
+    gpubp.MLP([2, 2], device="cpu").save(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
