@@ -147,18 +147,23 @@ def test_sigmoid_saturates_cleanly_at_1e4():
     np.testing.assert_array_equal(a, [[0.0, 1.0, 0.5]])
 
 
+def build(tmp_path_factory, tool: str, missing: str, source: str, name: str, flags: list[str]):
+    """Compile ``source`` with ``tool`` into ``name``; skip with a visible reason if it is absent."""
+    exe = shutil.which(tool)
+    if exe is None:
+        pytest.skip(f"{tool} is not installed here: {missing}")
+    folder = tmp_path_factory.mktemp(tool.replace("+", "x"))
+    src = folder / ("kernels.cu" if tool == "nvcc" else "kernels.cpp")
+    src.write_text(source)
+    out = folder / name
+    proc = subprocess.run([exe, "-std=c++17", *flags, str(src), "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, f"{tool} failed:\n{proc.stderr}"
+    return out
+
+
 @pytest.fixture(scope="module")
 def nvcc_object(tmp_path_factory):
-    nvcc = shutil.which("nvcc")
-    if nvcc is None:
-        pytest.skip("nvcc is not installed here: the CUDA sources were not compiled")
-    folder = tmp_path_factory.mktemp("cuda")
-    src = folder / "kernels.cu"
-    src.write_text(cuda_source())
-    obj = folder / "kernels.o"
-    proc = subprocess.run([nvcc, "-std=c++17", "-c", str(src), "-o", str(obj)], capture_output=True, text=True)
-    assert proc.returncode == 0, f"nvcc failed:\n{proc.stderr}"
-    return obj
+    return build(tmp_path_factory, "nvcc", "the CUDA sources were not compiled", cuda_source(), "kernels.o", ["-c"])
 
 
 def test_every_kernel_compiles_with_nvcc_for_float_and_double(nvcc_object):
@@ -174,16 +179,8 @@ def test_every_kernel_compiles_with_nvcc_for_float_and_double(nvcc_object):
 
 @pytest.fixture(scope="module")
 def host_library(tmp_path_factory):
-    gxx = shutil.which("g++")
-    if gxx is None:
-        pytest.skip("g++ is not installed here: the kernel bodies were not built for the host")
-    folder = tmp_path_factory.mktemp("host")
-    src = folder / "kernels.cpp"
-    src.write_text(host_source())
-    lib = folder / "kernels.so"
-    cmd = [gxx, "-O2", "-fno-fast-math", "-std=c++17", "-shared", "-fPIC", str(src), "-o", str(lib)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, f"g++ failed:\n{proc.stderr}"
+    lib = build(tmp_path_factory, "g++", "the kernel bodies were not built for the host", host_source(),
+                "kernels.so", ["-O2", "-fno-fast-math", "-shared", "-fPIC"])  # fmt: skip
     return ctypes.CDLL(str(lib))
 
 
