@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save", default=DEFAULT_SAVE, metavar="PATH",
                    help="checkpoint written every epoch and at the end (default: %(default)s)")
     t.add_argument("--no-save", action="store_true", help="write no model file")
-    t.add_argument("--resume", default=None, metavar="PATH", help="continue the run saved in this checkpoint")
+    t.add_argument("--resume", default=None, metavar="PATH", help="continue the run saved in this checkpoint, with its data and settings "
+                        "(only --epochs, --device, --save and the output options apply)")
     t.add_argument("--plot", default=None, metavar="PNG", help="write the learning curves here")
     t.add_argument("--json", action="store_true", help="print metrics as JSON on stdout (tables go to stderr)")
     t.add_argument("--quiet", action="store_true", help="print only the final result")
@@ -454,18 +455,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         say(f"resuming {args.resume} at epoch {trainer.epoch}"
             + (f", batch {trainer.position // trainer.batch}" if trainer.position else ""))  # fmt: skip
+    # a classifier trained with mse (the lecture's sigmoid + squared error) still reports accuracy
     metric_key = None if validation is None else ("val_r2" if regress else "val_accuracy")
+    extra_accuracy = validation is not None and not regress and not net.is_classifier
     header, rule = _row_format({"val_accuracy": "val acc", "val_r2": "val R²"}.get(metric_key or ""))
     say(header)
     say(rule)
-    for i in range(len(trainer.history.get("epoch", []))):
-        say(_format_row({k: v[i] for k, v in trainer.history.items()}, metric_key, net.device.name))
+    for i in range(len(trainer.history.get("epoch", []))):  # the epochs before a resume
+        row = {k: v[i] for k, v in trainer.history.items()}
+        say(_format_row(row, metric_key if metric_key in row else None, net.device.name))
 
     progress = _Progress(enabled=not args.quiet)
     current = {"epoch": trainer.epoch + 1}
 
     def on_epoch(model: MLP, row: dict[str, float]) -> bool:
         progress.close()
+        if extra_accuracy:
+            row = {**row, "val_accuracy": _accuracy(model, X[val], y_idx[val])}
         say(_format_row(row, metric_key, model.device.name))
         current["epoch"] = int(row["epoch"]) + 1
         if save_path:

@@ -188,3 +188,52 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch, caps
                      "--plot", str(tmp_path / "x.png")])  # fmt: skip
     assert code == 2
     assert "pip install 'gpubp[plot]'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tabular(tmp_path, rng):
+    X = rng.normal(size=(300, 4))
+    y = X[:, 0] * 2 + np.sin(X[:, 1])
+    np.savetxt(tmp_path / "reg.csv", np.column_stack([X, y]), delimiter=",", header="a,b,c,d,target",
+               comments="", fmt="%.6f")  # fmt: skip
+    kind = np.where(X[:, 0] + X[:, 1] > 0, "pos", "neg")
+    rows = [",".join(f"{v:.5f}" for v in row) + f",{k}" for row, k in zip(X, kind)]
+    (tmp_path / "cls.csv").write_text("a,b,c,d,kind\n" + "\n".join(rows) + "\n")
+    return tmp_path
+
+
+def test_regression_task_from_csv(tabular):
+    model = tabular / "reg.npz"
+    result = json.loads(run("train", "--data", str(tabular / "reg.csv"), "--task", "regress", "--epochs", "30",
+                            "--hidden", "16", "--save", str(model), "--json").stdout)  # fmt: skip
+    assert result["test_r2"] > 0.9
+    assert "R²" in run("evaluate", str(model)).stdout
+    run("predict", str(model), "--data", str(tabular / "reg.csv"), "--out", str(tabular / "p.csv"))
+    assert (tabular / "p.csv").read_text().splitlines()[0] == "row,prediction"
+
+
+@pytest.mark.parametrize("loss", [["--loss", "bce"], ["--loss", "mse", "--output", "sigmoid"], []],
+                         ids=["bce", "sigmoid-mse", "cross-entropy"])  # fmt: skip
+def test_string_labels_from_csv(tabular, loss):
+    model = tabular / "cls.npz"
+    proc = run("train", "--data", str(tabular / "cls.csv"), "--epochs", "20", "--hidden", "8",
+               "--save", str(model), *loss)  # fmt: skip
+    assert "val acc" in proc.stdout
+    assert json.loads(run("evaluate", str(model), "--json").stdout)["classes"] == ["neg", "pos"]
+    run("predict", str(model), "--data", str(tabular / "cls.csv"), "--out", str(tabular / "q.csv"))
+    header, first = (tabular / "q.csv").read_text().splitlines()[:2]
+    assert header == "row,prediction,p_neg,p_pos"
+    assert first.split(",")[1] in ("neg", "pos")
+
+
+def test_train_on_an_mnist_style_folder(tmp_path, rng):
+    from test_data import write_idx
+
+    images = rng.integers(0, 256, (120, 6, 6)).astype(np.uint8)
+    labels = (images.reshape(120, -1).mean(axis=1) > 127).astype(np.uint8)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images[:100], compress=True)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels[:100], compress=True)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images[100:], compress=True)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels[100:], compress=True)
+    proc = run("train", "--data", str(tmp_path), "--epochs", "2", "--hidden", "8", "--no-save")
+    assert "90 train / 10 validation / 20 test rows, 36 features, 2 classes" in proc.stdout
