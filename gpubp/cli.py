@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save", default=DEFAULT_SAVE, metavar="PATH",
                    help="checkpoint written every epoch and at the end (default: %(default)s)")
     t.add_argument("--no-save", action="store_true", help="write no model file")
-    t.add_argument("--resume", default=None, metavar="PATH", help="continue the run saved in this checkpoint, with its data and settings "
+    t.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue the run saved in this checkpoint, with its data and settings "
                         "(only --epochs, --device, --save and the output options apply)")
     t.add_argument("--plot", default=None, metavar="PNG", help="write the learning curves here")
     t.add_argument("--json", action="store_true", help="print metrics as JSON on stdout (tables go to stderr)")
