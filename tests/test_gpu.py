@@ -84,3 +84,22 @@ def test_gpu_adam_and_nesterov_match_cpu(rng):
             net.fit(X, y, epochs=2, batch_size=32, **kw)
         for Wc, Wg in zip(nets[0].weights, nets[1].weights):
             assert rel_err(Wg, Wc) <= 1e-10
+
+
+def test_cli_trains_on_the_gpu_as_well_as_on_the_cpu(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    results = {}
+    for device in ("gpu", "cpu"):
+        proc = subprocess.run([sys.executable, "-m", "gpubp", "train", "--device", device, "--no-save", "--json"],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        results[device] = json.loads(proc.stdout)
+    assert results["gpu"]["device"] == "gpu:0"
+    # float32 sums in another order: the runs differ in rounding, not in what they learn
+    assert abs(results["gpu"]["test_accuracy"] - results["cpu"]["test_accuracy"]) <= 0.015
+    assert results["gpu"]["test_accuracy"] >= 0.96
