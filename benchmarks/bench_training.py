@@ -82,6 +82,7 @@ def test_gpubp_step(benchmark, cfg, device):
             benchmark.extra_info["torch_absent"] = reason or "PyTorch has no CUDA device here"
         medians = interleaved(runners, rounds=7)
     info = benchmark.extra_info
+    info["loadavg"] = os.getloadavg()
     info["gpubp_samples_per_s"] = cfg.batch / medians["gpubp"]
     info["gemm_rate"] = gemm_flops / medians["gemm"]  # FLOP/s of the step's own GEMMs: the ceiling
     info["fraction_of_gemm"] = step_flops(cfg.sizes, cfg.batch) / medians["gpubp"] / info["gemm_rate"]

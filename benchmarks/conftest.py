@@ -34,6 +34,34 @@ def _commit() -> str:
         return "unknown"
 
 
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine since boot, from /proc/stat (Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+_START = (_cpu_jiffies(), os.times())
+
+
+def others_cpu_load() -> float | None:
+    """Cores kept busy by other processes since the session started (machine busy minus ours)."""
+    (start, t0), now, t1 = _START, _cpu_jiffies(), os.times()
+    if start is None or now is None:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    wall = t1.elapsed - t0.elapsed
+    if wall <= 0:
+        return None
+    machine_busy = (now[0] - start[0]) / hz
+    ours = (t1.user - t0.user) + (t1.system - t0.system)
+    return max(0.0, machine_busy - ours) / wall
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     import numpy as np
 
@@ -48,7 +76,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
                                 for lib in threadpool_info()]  # fmt: skip
     except ImportError:
         machine_info["blas"] = "threadpoolctl not installed"
-    machine_info["loadavg_at_start"] = os.getloadavg()
+    machine_info["loadavg_at_end"] = os.getloadavg()
+    machine_info["other_processes_cores_busy"] = others_cpu_load()
     machine_info["devices"] = devices()
     try:
         import torch

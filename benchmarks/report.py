@@ -48,7 +48,9 @@ def machine_lines(machine: dict, commit_info: dict | None = None) -> list[str]:
         f"Python {machine.get('python_version')}, NumPy {machine.get('numpy')}, "
         f"PyTorch {machine.get('torch') or 'absent'}",
         f"- BLAS: {blas}",
-        f"- load average when the run started (other processes): {machine.get('loadavg_at_start')}",
+        f"- other processes during the run: {_fmt(machine.get('other_processes_cores_busy'), '.2f')} cores busy "
+        f"on average (machine busy time minus this run's own); load average at the end "
+        f"{machine.get('loadavg_at_end', machine.get('loadavg_at_start'))}",
         f"- GPU: {gpu_line}",
     ]
 

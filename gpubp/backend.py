@@ -10,6 +10,7 @@ answers". When either fails, the reason is kept so that errors can say exactly w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -58,6 +59,7 @@ class Device:
     index: int | None = None
     # host reads (device → host) since creation; the training loop is tested against this count
     host_reads: int = field(default=0, compare=False)
+    _scratch: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_gpu(self) -> bool:
@@ -71,8 +73,6 @@ class Device:
         """Context manager making this device current (a no-op on the CPU)."""
         if self.is_gpu:
             return self.xp.cuda.Device(self.index)
-        import contextlib
-
         return contextlib.nullcontext()
 
     def owns(self, x: Any) -> bool:
@@ -102,11 +102,17 @@ class Device:
         return float(self.to_host(x))
 
     def scratch(self, shape: tuple[int, ...], dtype: Any, tag: str = "") -> Any:
-        """A temporary buffer (contents undefined). On the CPU it is reused across calls, so a
-        training step allocates nothing; on the GPU CuPy's memory pool makes it cheap."""
-        if self.is_gpu:
-            return self.xp.empty(shape, dtype)
-        return _kernels.scratch(shape, dtype, tag)
+        """A reusable temporary buffer (contents undefined), kept per shape, dtype and tag so a
+        training step allocates nothing. Callers that may hold two at once use different tags.
+        On the GPU reuse is safe because every kernel runs in order on one stream."""
+        if not self.is_gpu:
+            return _kernels.scratch(shape, dtype, tag)
+        key = (shape, np.dtype(dtype).str, tag)
+        buf = self._scratch.get(key)
+        if buf is None:
+            with self.use():
+                buf = self._scratch[key] = self.xp.empty(shape, dtype)
+        return buf
 
     def take_rows(self, x: Any, rows: Any, out: Any) -> None:
         """out ← x[rows] (a gather of whole rows into a preallocated batch buffer)."""
