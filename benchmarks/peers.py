@@ -74,13 +74,17 @@ def calibrate(fn: Callable[[int], None], target_s: float) -> int:
         n *= 4
 
 
-def interleaved(runners: dict[str, Callable[[int], None]], rounds: int = 7, round_s: float = 0.1) -> dict[str, float]:
+def interleaved(runners: dict[str, Callable[[int], None]], rounds: int = 7, round_s: float = 0.1,
+                settle_s: float = 0.05) -> dict[str, float]:  # fmt: skip
     """Seconds per call of each runner, median over rounds that alternate between the runners,
     so a slow spell on a noisy machine hits all of them alike."""
     counts = {name: calibrate(fn, round_s) for name, fn in runners.items()}
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
+            # let the previous runner's thread pool stop spinning (OpenMP and OpenBLAS workers
+            # busy-wait for a while after each call), so it does not steal a core from this one
+            time.sleep(settle_s)
             t0 = time.perf_counter()
             fn(counts[name])
             times[name].append((time.perf_counter() - t0) / counts[name])
