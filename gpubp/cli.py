@@ -362,85 +362,125 @@ def _restore_trainer_state(trainer: Trainer, meta: dict[str, Any], extra: dict[s
     trainer.load_state_dict(state)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    out = sys.stderr if args.json else sys.stdout
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=out, flush=True))
-    meta: dict[str, Any] = {}
-    extra: dict[str, np.ndarray] = {}
+def _training_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+    """(settings, checkpoint meta, checkpoint arrays): from the command line, or from --resume."""
     if args.resume:
-        _config, _, meta, extra = read_file(args.resume)
+        _, _, meta, extra = read_file(args.resume)
         if "trainer" not in meta or "cli" not in meta:
             raise UsageError(f"{args.resume} is a model but not a training checkpoint (no training state)")
         settings = dict(meta["cli"])
         settings["epochs"] = args.epochs  # the one thing a resume may change: how far to go
         if args.data != "digits" and args.data != settings["data"]:
             raise UsageError(f"--resume continues on the checkpoint's data {settings['data']!r}, not {args.data!r}")
-    else:
-        if args.task == "regress" and args.loss != "mse":
-            if args.loss != "cross_entropy":  # the default is fine to replace; an explicit choice is not
-                raise UsageError(f"--task regress needs --loss mse, got --loss {args.loss}")
-            args.loss = "mse"
-        if args.optimizer == "adam" and args.momentum == 0.9 and not args.nesterov:
-            args.momentum = 0.0  # the sgd default does not apply to Adam
-        settings = {k: getattr(args, k) for k in (
-            "data", "label_column", "hidden", "activation", "output", "loss", "init", "dtype", "seed", "scale",
-            "task", "epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "patience",
-            "val_fraction", "test_fraction", "split_seed")}  # fmt: skip
-        settings["shuffle"] = not args.no_shuffle
-    regress = settings["task"] == "regress"
+        return settings, meta, extra
+    if args.task == "regress" and args.loss != "mse":
+        if args.loss != "cross_entropy":  # the default is fine to replace; an explicit choice is not
+            raise UsageError(f"--task regress needs --loss mse, got --loss {args.loss}")
+        args.loss = "mse"
+    if args.optimizer == "adam" and args.momentum == 0.9 and not args.nesterov:
+        args.momentum = 0.0  # the sgd default does not apply to Adam
+    settings = {k: getattr(args, k) for k in (
+        "data", "label_column", "hidden", "activation", "output", "loss", "init", "dtype", "seed", "scale",
+        "task", "epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "patience",
+        "val_fraction", "test_fraction", "split_seed")}  # fmt: skip
+    settings["shuffle"] = not args.no_shuffle
+    return settings, {}, {}
 
+
+@dataclass
+class TrainingData:
+    """Scaled features, targets (class indices, or values when regressing) and the fixed split."""
+
+    source: str
+    X: np.ndarray
+    y: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    classes: np.ndarray | None
+    n_out: int
+    scaler: Scaler
+
+
+def _training_data(settings: dict[str, Any], extra: dict[str, np.ndarray]) -> TrainingData:
+    """Load the data, turn labels into class indices, split, and scale (fitted on training rows,
+    or the checkpoint's scaler when resuming)."""
     ds = load_data(settings["data"], settings["label_column"])
+    regress = settings["task"] == "regress"
     if regress:
         if ds.y is None:
             raise UsageError(f"{ds.source}: no target column found")
-        y_all = np.asarray(ds.y, dtype=np.float64).reshape(len(ds.X), -1)
-        if y_all.shape[1] != 1:
-            raise UsageError(f"{ds.source}: --task regress expects one target per row, got {y_all.shape[1]}")
-        y_all = y_all[:, 0]
-        if y_all.dtype.kind not in "f":
-            raise UsageError(f"{ds.source}: regression targets must be numeric")
-        classes = None
-        n_out = 1
-        y_idx = y_all
-        y_test_idx = None if ds.y_test is None else np.asarray(ds.y_test, dtype=np.float64)
+        if np.asarray(ds.y).dtype.kind not in "biuf":
+            raise UsageError(f"{ds.source}: regression targets must be numbers")
+        y = np.asarray(ds.y, dtype=np.float64).reshape(len(ds.X), -1)
+        if y.shape[1] != 1:
+            raise UsageError(f"{ds.source}: --task regress expects one target per row, got {y.shape[1]}")
+        y, classes, n_out = y[:, 0], None, 1
+        y_test = None if ds.y_test is None else np.asarray(ds.y_test, dtype=np.float64)
     else:
-        y_lab = _labels_of(ds)
-        y_test_lab = None if ds.y_test is None else _labels_of(Dataset(ds.X_test, ds.y_test, ds.source))
+        labels = _labels_of(ds)
+        test_labels = None if ds.y_test is None else _labels_of(Dataset(ds.X_test, ds.y_test, ds.source))
         classes = extra["classes"] if "classes" in extra else np.unique(
-            y_lab if y_test_lab is None else np.concatenate([y_lab, y_test_lab]))  # fmt: skip
+            labels if test_labels is None else np.concatenate([labels, test_labels]))  # fmt: skip
         if len(classes) < 2:
             raise UsageError(f"{ds.source}: only one class ({classes[0]!r}) in the labels: nothing to learn")
-        y_idx = _class_indices(y_lab, classes, ds.source)
-        y_test_idx = None if y_test_lab is None else _class_indices(y_test_lab, classes, ds.source)
+        y = _class_indices(labels, classes, ds.source)
+        y_test = None if test_labels is None else _class_indices(test_labels, classes, ds.source)
         n_out = 1 if (settings["loss"] == "bce" and len(classes) == 2) else len(classes)
-
-    train, val, test = _split(y_idx, ds.X_test is not None, settings["val_fraction"], settings["test_fraction"],
+    train, val, test = _split(y, ds.X_test is not None, settings["val_fraction"], settings["test_fraction"],
                               settings["split_seed"], regress)  # fmt: skip
     if len(train) == 0:
         raise UsageError(f"{ds.source}: no rows left for training after the validation and test splits")
-    scaler = Scaler.from_arrays(settings["scale"], extra) if args.resume else Scaler(settings["scale"]).fit(ds.X[train])
+    if "scaler_shift" in extra:
+        scaler = Scaler.from_arrays(settings["scale"], extra)
+    else:
+        scaler = Scaler(settings["scale"]).fit(ds.X[train])
     X = scaler.transform(ds.X)
-    X_test = X[test] if ds.X_test is None else scaler.transform(ds.X_test)
-    y_test = y_idx[test] if ds.X_test is None else y_test_idx
+    if ds.X_test is None:
+        X_test, y_test = X[test], y[test]
+    else:
+        X_test = scaler.transform(ds.X_test)
+    return TrainingData(ds.source, X, y, train, val, X_test, y_test, classes, n_out, scaler)
 
-    device = args.device
+
+def _check_outputs_writable(args: argparse.Namespace) -> None:
+    """Refuse before training, not after it, what would fail when writing the results."""
+    for option, path in (("--save", None if args.no_save else args.save), ("--plot", args.plot)):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise UsageError(f"{option} {path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")
+    if args.plot:
+        from .plots import require_matplotlib
+
+        require_matplotlib()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    out = sys.stderr if args.json else sys.stdout
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=out, flush=True))
+    _check_outputs_writable(args)
+    settings, meta, extra = _training_settings(args)
+    data = _training_data(settings, extra)
+    regress = settings["task"] == "regress"
+    X, y, val = data.X, data.y, data.val
+
     if args.resume:
         from .checkpoint import load
 
-        net = load(args.resume, device=device)
+        net = load(args.resume, device=args.device)
         if net.sizes[0] != X.shape[1]:
             raise UsageError(f"the checkpoint expects {net.sizes[0]} features, the data has {X.shape[1]}")
     else:
-        sizes = [X.shape[1], *settings["hidden"], n_out]
+        sizes = [X.shape[1], *settings["hidden"], data.n_out]
         net = MLP(sizes, settings["activation"], settings["output"], settings["loss"], settings["init"],
-                  device=device, dtype=settings["dtype"], seed=settings["seed"])  # fmt: skip
+                  device=args.device, dtype=settings["dtype"], seed=settings["seed"])  # fmt: skip
 
     def targets(rows_y: np.ndarray) -> np.ndarray:
         return _targets(rows_y, net.sizes[-1], net.loss, regress)
 
-    validation = (X[val], targets(y_idx[val])) if len(val) else None
-    trainer = Trainer(net, X[train], targets(y_idx[train]), batch_size=settings["batch_size"], lr=settings["lr"],
-                      optimizer=settings["optimizer"], momentum=settings["momentum"],
+    validation = (X[val], targets(y[val])) if len(val) else None
+    trainer = Trainer(net, X[data.train], targets(y[data.train]), batch_size=settings["batch_size"],
+                      lr=settings["lr"], optimizer=settings["optimizer"], momentum=settings["momentum"],
                       nesterov=settings["nesterov"], weight_decay=settings["weight_decay"],
                       shuffle=settings["shuffle"], validation_data=validation,
                       patience=settings["patience"] if validation else None)  # fmt: skip
@@ -451,8 +491,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     save_path = None if args.no_save else args.save
     epochs = settings["epochs"]
     say(f"gpubp {__version__}: {net!r}")
-    say(f"data: {ds.source}: {len(train)} train / {len(val)} validation / {len(y_test)} test rows, "
-        f"{X.shape[1]} features" + (f", {len(classes)} classes" if classes is not None else ""))  # fmt: skip
+    say(f"data: {data.source}: {len(data.train)} train / {len(val)} validation / {len(data.y_test)} test rows, "
+        f"{X.shape[1]} features" + (f", {len(data.classes)} classes" if data.classes is not None else ""))  # fmt: skip
     if args.resume:
         say(f"resuming {args.resume} at epoch {trainer.epoch}"
             + (f", batch {trainer.position // trainer.batch}" if trainer.position else ""))  # fmt: skip
@@ -466,17 +506,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         row = {k: v[i] for k, v in trainer.history.items()}
         say(_format_row(row, metric_key if metric_key in row else None, net.device.name))
 
+    def save() -> None:
+        if save_path:
+            _checkpoint(save_path, net, trainer, data.scaler, data.classes, settings)
+
     progress = _Progress(enabled=not args.quiet)
     current = {"epoch": trainer.epoch + 1}
 
     def on_epoch(model: MLP, row: dict[str, float]) -> bool:
         progress.close()
         if extra_accuracy:
-            row = {**row, "val_accuracy": _accuracy(model, X[val], y_idx[val])}
+            row = {**row, "val_accuracy": _accuracy(model, X[val], y[val])}
         say(_format_row(row, metric_key, model.device.name))
         current["epoch"] = int(row["epoch"]) + 1
-        if save_path:
-            _checkpoint(save_path, net, trainer, scaler, classes, settings)
+        save()
         return False
 
     t0 = time.perf_counter()
@@ -490,34 +533,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         finally:
             progress.close()
     wall = time.perf_counter() - t0
-
+    save()
     if trainer.interrupted:
         where = f"epoch {trainer.epoch + 1}, batch {-(-trainer.position // trainer.batch)}"
         if save_path:
-            _checkpoint(save_path, net, trainer, scaler, classes, settings)
             print(f"gpubp train: interrupted in {where}; checkpoint saved to {save_path} "
                   f"(continue with --resume {save_path})", file=sys.stderr)  # fmt: skip
         else:
             print(f"gpubp train: interrupted in {where}; nothing saved (no --save)", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if save_path:
-        _checkpoint(save_path, net, trainer, scaler, classes, settings)
 
     result: dict[str, Any] = {"device": net.device.name, "epochs": trainer.epoch, "seconds": wall,
                               "history": trainer.history, "model": save_path}  # fmt: skip
     if trainer.stopped_early and settings["patience"]:
         say(f"early stop: no better validation loss for {settings['patience']} epochs; "
             f"kept the weights of epoch {trainer.best_epoch}")  # fmt: skip
-    if len(y_test):
-        scores = net.evaluate(X_test, targets(y_test))
+    if len(data.y_test):
+        scores = net.evaluate(data.X_test, targets(data.y_test))
         result["test_loss"] = scores["loss"]
         if regress:
             result["test_r2"] = scores["r2"]
-            say(f"test R²: {scores['r2']:.4f} ({len(y_test)} rows)")
+            say(f"test R²: {scores['r2']:.4f} ({len(data.y_test)} rows)")
         else:
-            acc = _accuracy(net, X_test, y_test)
-            result["test_accuracy"] = acc
-            say(f"test accuracy: {100 * acc:.2f}% ({len(y_test)} rows) after {trainer.epoch} epochs, {wall:.1f} s")
+            acc = result["test_accuracy"] = _accuracy(net, data.X_test, data.y_test)
+            say(f"test accuracy: {100 * acc:.2f}% ({len(data.y_test)} rows) after {trainer.epoch} epochs, "
+                f"{wall:.1f} s")  # fmt: skip
     if args.plot:
         from .plots import learning_curves
 
@@ -571,6 +611,10 @@ def _load_for_inference(path: str, device: str | None):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.plot:
+        from .plots import require_matplotlib
+
+        require_matplotlib()
     net, settings, scaler, classes = _load_for_inference(args.model, args.device)
     regress = settings["task"] == "regress"
     own = args.data is None or args.data == settings["data"]

@@ -11,11 +11,18 @@ from .checkpoint import atomic_write
 INSTALL_HINT = "plots need matplotlib: pip install 'gpubp[plot]'"
 
 
-def _pyplot():
+def require_matplotlib() -> None:
+    """Raise a RuntimeError that says how to install matplotlib, if it is missing."""
     try:
-        import matplotlib
+        import matplotlib  # noqa: F401
     except ImportError:
         raise RuntimeError(INSTALL_HINT) from None
+
+
+def _pyplot():
+    require_matplotlib()
+    import matplotlib
+
     matplotlib.use("Agg")  # files only: never needs a display
     import matplotlib.pyplot as plt
 

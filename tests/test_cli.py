@@ -157,11 +157,14 @@ def test_info_reports_backend_and_gpu_status():
         (["train", "--loss", "bce", "--output", "softmax"], ["needs a sigmoid output"]),
         (["evaluate", "/nonexistent/model.npz"], ["model file not found"]),
         (["bogus"], ["invalid choice: 'bogus'"]),
+        (["train", "--save", "/nonexistent/dir/m.npz"], ["--save", "does not exist"]),
+        (["train", "--plot", "/nonexistent/dir/c.png"], ["--plot", "does not exist"]),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path, args, fragments):
-    assert_one_line_error(run(*args, "--no-save", cwd=tmp_path, check=None) if args[0] == "train" else
-                          run(*args, cwd=tmp_path, check=None), *fragments)  # fmt: skip
+    if args[0] == "train" and "--save" not in args:
+        args = [*args, "--no-save"]
+    assert_one_line_error(run(*args, cwd=tmp_path, check=None), *fragments)
 
 
 def test_bad_files_are_one_line_errors(tmp_path):
@@ -200,6 +203,11 @@ def tabular(tmp_path, rng):
     rows = [",".join(f"{v:.5f}" for v in row) + f",{k}" for row, k in zip(X, kind)]
     (tmp_path / "cls.csv").write_text("a,b,c,d,kind\n" + "\n".join(rows) + "\n")
     return tmp_path
+
+
+def test_regression_needs_numeric_targets(tabular):
+    proc = run("train", "--data", str(tabular / "cls.csv"), "--task", "regress", "--no-save", check=None)
+    assert_one_line_error(proc, "cls.csv", "regression targets must be numbers")
 
 
 def test_regression_task_from_csv(tabular):
