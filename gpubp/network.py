@@ -32,7 +32,7 @@ class Workspace:
     """Preallocated buffers for one batch size B, so that a training step allocates nothing.
 
     ``A[l]`` (B, n_l) for l = 0..L (A[0] is the input batch), ``delta[l]`` (B, n_l) for l = 1..L,
-    ``Y`` (B, n_L) targets, ``terms`` (B, n_L) loss terms, ``ones`` (B,) for Σ_rows as a GEMV.
+    ``Y`` (B, n_L) targets, ``terms`` (B, n_L) loss terms, ``ones`` (1, B) for Σ_rows as a matmul.
     """
 
     def __init__(self, device: Device, sizes: list[int], batch: int, dtype: np.dtype) -> None:
@@ -42,7 +42,7 @@ class Workspace:
             self.delta = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
             self.Y = xp.empty((batch, sizes[-1]), dtype)
             self.terms = xp.empty((batch, sizes[-1]), dtype)
-            self.ones = xp.ones(batch, dtype)
+            self.ones = xp.ones((1, batch), dtype)  # a row: 1ᵀΔ is a plain 2-D matmul on both devices
         self.batch = batch
         self.inv_b = dtype.type(1.0 / batch)
 
@@ -118,6 +118,7 @@ class MLP:
         with dev.use():
             self.dW = [dev.xp.empty_like(W) for W in self.weights]
             self.db = [dev.xp.empty_like(b) for b in self.biases]
+        self._db_rows = [db.reshape(1, -1) for db in self.db]  # (1, n_l) views of db
 
     @property
     def L(self) -> int:
@@ -167,7 +168,7 @@ class MLP:
         xp, A, delta = self.xp, ws.A, ws.delta
         for l in range(self.L, 0, -1):
             xp.matmul(delta[l].T, A[l - 1], out=self.dW[l - 1])  # ∂L/∂W_l = Δ_lᵀ A_{l-1}
-            xp.matmul(ws.ones, delta[l], out=self.db[l - 1])  # ∂L/∂b_l = Σ_rows Δ_l
+            xp.matmul(ws.ones, delta[l], out=self._db_rows[l - 1])  # ∂L/∂b_l = Σ_rows Δ_l
             if l > 1:
                 xp.matmul(delta[l], self.weights[l - 1], out=delta[l - 1])  # Δ_l W_l
                 if self._g_prime[l - 1] is not None:
