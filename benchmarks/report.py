@@ -132,7 +132,7 @@ def plot(rows: list[dict], path: Path) -> bool:
     return True
 
 
-def write(json_path: str) -> Path:
+def write(json_path: str, out_dir: Path = HERE) -> Path:
     machine, rows = load(json_path)
     if not rows:
         raise SystemExit(f"{json_path}: no timed gpubp benchmarks (was it run with --benchmark-disable?)")
@@ -155,9 +155,9 @@ def write(json_path: str) -> Path:
               "## Width sweep (784-W-10 relu float32, batch 256)", "", *main_table(rows, ("width-sweep",)), "",
               "## GPU against CPU", "", *speedups(rows), "",
               f"Devices in this run: {', '.join(devices)}.", ""]  # fmt: skip
-    out = HERE / "RESULTS.md"
+    out = Path(out_dir) / "RESULTS.md"
     atomic_write(out, lambda f: f.write("\n".join(lines).encode()))
-    plot(rows, HERE / "throughput.png")
+    plot(rows, Path(out_dir) / "throughput.png")
     return out
 
 

@@ -245,3 +245,10 @@ def test_train_on_an_mnist_style_folder(tmp_path, rng):
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels[100:], compress=True)
     proc = run("train", "--data", str(tmp_path), "--epochs", "2", "--hidden", "8", "--no-save")
     assert "90 train / 10 validation / 20 test rows, 36 features, 2 classes" in proc.stdout
+
+
+def test_bench_prints_a_quick_table():
+    proc = run("bench", "--seconds", "0.05", "--json")
+    rows = json.loads(proc.stdout)
+    assert next(r["config"] for r in rows) == "64-32-10 B32 relu float32"
+    assert all(r["samples_per_s"] > 0 and 0 < r["fraction_of_gemm"] for r in rows)
