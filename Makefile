@@ -16,7 +16,7 @@ $(VENV)/.installed-$(CUDA_EXTRA): pyproject.toml
 
 install: $(VENV)/.installed-$(CUDA_EXTRA)
 
-test: install
+test: install lint
 	$(PY) -m pytest --benchmark-disable
 
 lint: install
