@@ -147,3 +147,12 @@ def test_interrupted_run_resumes_to_the_same_weights(rng):
         np.testing.assert_array_equal(a, b)
     assert net.history["epoch"] == [1, 2, 3]
     assert net.history["train_loss"] == pytest.approx(straight.history["train_loss"], rel=1e-6)
+
+
+def test_float32_stays_float32_with_float64_data(rng):
+    X, y = rng.normal(size=(40, 3)) * 1e4, rng.integers(0, 2, 40)  # float64 and large: sigmoid saturates
+    net = gpubp.MLP([3, 5, 2], "sigmoid", device="cpu", seed=0)
+    net.fit(X, y, epochs=2, batch_size=8, validation_data=(X, y))  # filterwarnings=error: no overflow warning
+    assert all(p.dtype == np.float32 for p in net.weights + net.biases + net.dW + net.db)
+    assert net.forward(X).dtype == np.float32
+    assert all(np.isfinite(v) for v in net.history["train_loss"])
