@@ -535,12 +535,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     save()
     if trainer.interrupted:
-        where = f"epoch {trainer.epoch + 1}, batch {-(-trainer.position // trainer.batch)}"
+        if trainer.position:
+            where = f"in epoch {trainer.epoch + 1}, batch {-(-trainer.position // trainer.batch)}"
+        else:
+            where = f"after epoch {trainer.epoch}"
         if save_path:
-            print(f"gpubp train: interrupted in {where}; checkpoint saved to {save_path} "
+            print(f"gpubp train: interrupted {where}; checkpoint saved to {save_path} "
                   f"(continue with --resume {save_path})", file=sys.stderr)  # fmt: skip
         else:
-            print(f"gpubp train: interrupted in {where}; nothing saved (no --save)", file=sys.stderr)
+            print(f"gpubp train: interrupted {where}; nothing saved (no --save)", file=sys.stderr)
         return EXIT_INTERRUPTED
 
     result: dict[str, Any] = {"device": net.device.name, "epochs": trainer.epoch, "seconds": wall,

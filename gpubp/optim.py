@@ -43,6 +43,13 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    def reset(self) -> None:
+        """Forget the history: step count and state buffers back to zero."""
+        self.t = 0
+        for bufs in self.state.values():
+            for buf in bufs:
+                buf.fill(0)
+
     def state_dict(self) -> dict[str, Any]:
         """Step count and state buffers as NumPy arrays (for checkpoints)."""
         out: dict[str, Any] = {"t": self.t}

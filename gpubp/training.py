@@ -119,13 +119,16 @@ class Trainer:
         threads = None if dev.is_gpu else threads_for(net.sizes, self.batch)
         with (np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), dev.use(),
               blas_threads(threads)):  # fmt: skip
+            fresh_run = True
             while self.epoch < epochs and not self.stopped_early:
                 if self.position == 0:
                     self.order = (net.rng.permutation(self.n) if self.settings["shuffle"]
                                   else np.arange(self.n))  # fmt: skip
+                    self.partial_loss, self.partial_seconds = 0.0, 0.0
+                if self.position == 0 or fresh_run:  # the weights to fall back on if the loss blows up
                     for keep, p in zip(self._last_good, self.params):
                         xp.copyto(keep, p)
-                    self.partial_loss, self.partial_seconds = 0.0, 0.0
+                    fresh_run = False
                 order = dev.asarray(self.order)
                 loss_acc = xp.zeros((), np.float64)
                 t0 = time.perf_counter()
@@ -143,21 +146,30 @@ class Trainer:
                 loss_sum = self.partial_loss + dev.item(loss_acc)  # the epoch's one host read
                 self.partial_seconds += time.perf_counter() - t0
                 if not math.isfinite(loss_sum):
-                    for keep, p in zip(self._last_good, self.params):
-                        xp.copyto(p, keep)
-                    self.position = 0
-                    raise TrainingDivergedError(
-                        f"training diverged: the loss became {loss_sum} in epoch {self.epoch + 1}; "
-                        f"the weights from the end of epoch {self.epoch} were kept (try a smaller lr)"
-                    )
+                    self._diverged(loss_sum)
                 if self.position < self.n:  # stopped inside the epoch: resumable from here
                     self.partial_loss = loss_sum
                     self.interrupted = stop
                     return self.history
                 self._end_epoch(loss_sum, callback)
+                if stop:  # stopped on the epoch's last batch: the epoch is complete
+                    self.interrupted = True
+                    return self.history
             if self._best is not None and self.best_epoch and not self.stopped_early:
                 self._restore_best()
         return self.history
+
+    def _diverged(self, loss_sum: float) -> None:
+        """Put back the last finite weights, clear the optimiser's (now non-finite) state, raise."""
+        xp = self.net.xp
+        for keep, p in zip(self._last_good, self.params):
+            xp.copyto(p, keep)
+        self.optimizer.reset()
+        self.position = 0
+        raise TrainingDivergedError(
+            f"training diverged: the loss became {loss_sum} in epoch {self.epoch + 1}; the weights from the "
+            f"start of that epoch were kept and the optimiser state cleared (try a smaller lr)"
+        )
 
     def _end_epoch(self, loss_sum: float, callback: Any) -> None:
         self.position = 0

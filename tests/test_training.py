@@ -156,3 +156,29 @@ def test_float32_stays_float32_with_float64_data(rng):
     assert all(p.dtype == np.float32 for p in net.weights + net.biases + net.dW + net.db)
     assert net.forward(X).dtype == np.float32
     assert all(np.isfinite(v) for v in net.history["train_loss"])
+
+
+def test_divergence_after_a_mid_epoch_resume_keeps_the_resume_point(rng):
+    X, y = rng.normal(size=(64, 3)) * 10, rng.normal(size=64) * 10
+    net = gpubp.MLP([3, 16, 1], "relu", loss="mse", device="cpu", seed=0)
+    trainer = Trainer(net, X, y, batch_size=4, lr=50.0, momentum=0.9)
+    trainer.run(5, on_batch=lambda i, n: i == 2)  # stop after two huge (but finite) steps
+    assert trainer.interrupted
+    at_resume = [p.copy() for p in trainer.params]
+    assert all(np.isfinite(p).all() for p in at_resume)
+    with pytest.raises(TrainingDivergedError, match="optimiser state cleared"):
+        trainer.run(5)
+    for p, q in zip(trainer.params, at_resume):
+        np.testing.assert_array_equal(p, q)
+    assert all(not v.any() for v in trainer.optimizer.state["velocity"])
+
+
+def test_stopping_on_the_last_batch_completes_the_epoch_and_stops(rng):
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20)
+    net = gpubp.MLP([3, 4, 2], device="cpu", seed=0)
+    trainer = Trainer(net, X, y, batch_size=10)
+    trainer.run(5, on_batch=lambda i, n: i == n)
+    assert trainer.interrupted
+    assert trainer.epoch == 1
+    assert trainer.position == 0
+    assert net.history["epoch"] == [1]
