@@ -113,6 +113,8 @@ def read_file(path: str | os.PathLike) -> Contents:
             params[f"W_{l}"], params[f"b_{l}"] = contents[f"W_{l}"], contents[f"b_{l}"]
             if params[f"W_{l}"].shape != (config["sizes"][l], config["sizes"][l - 1]):
                 raise ValueError(f"W_{l} has shape {params[f'W_{l}'].shape}, config says otherwise")
+            if params[f"b_{l}"].shape != (config["sizes"][l],):
+                raise ValueError(f"b_{l} has shape {params[f'b_{l}'].shape}, config says otherwise")
     except (KeyError, TypeError, json.JSONDecodeError, ValueError) as exc:
         raise ValueError(f"{path} is a damaged gpubp model: {exc}") from None
     extra = {k[2:]: v for k, v in contents.items() if k.startswith("x_")}

@@ -101,3 +101,14 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_model_whose_arrays_disagree_with_its_config_is_damaged(tmp_path):
+    good = tmp_path / "good.npz"
+    gpubp.MLP([3, 4, 2], device="cpu").save(good)
+    with np.load(good) as f:
+        contents = {k: f[k] for k in f.files}
+    contents["b_1"] = np.zeros(5)
+    np.savez(tmp_path / "bad.npz", **contents)
+    with pytest.raises(ValueError, match="damaged gpubp model: b_1 has shape"):
+        gpubp.load(tmp_path / "bad.npz")
