@@ -1,21 +1,18 @@
 """Measuring training throughput: one steady-state training step, timed after warm-up.
 
 Shared by ``gpubp bench`` (a quick table) and the pytest-benchmark suite in ``benchmarks/``.
-FLOPs per step count 2·B·n_in·n_out per GEMM: one per layer forward, two backward (∂W and the
-δ of the layer below), except that the first layer's input gradient is not computed.
+FLOPs per step: :func:`gpubp.backend.step_flops`.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .backend import Device
+from .backend import Device, blas_threads, step_flops, threads_for
 from .network import MLP
 from .optim import SGD
 
@@ -38,52 +35,6 @@ QUICK_CONFIGS = (
     Config("small", (784, 128, 10), 64),
     Config("gemm", (784, 1024, 1024, 10), 256),
 )
-
-
-SMALL_STEP_FLOPS = 20e6
-
-
-def threads_for(sizes: tuple[int, ...] | list[int], batch: int, available: int | None = None) -> int:
-    """BLAS threads for a step: one below 20 MFLOP (waking a second thread costs more than it
-    saves there, measured 5-20 % on the project's 2-core machine), else every core."""
-    import os
-
-    if step_flops(sizes, batch) < SMALL_STEP_FLOPS:
-        return 1
-    return available or os.cpu_count() or 1
-
-
-_controller: Any = None
-
-
-@contextmanager
-def blas_threads(n: int | None):
-    """Limit NumPy's BLAS to ``n`` threads inside the block (needs threadpoolctl; else a no-op).
-
-    The library scan happens once per process; entering the block afterwards allocates ~1 KiB."""
-    global _controller
-    if n is None:
-        yield
-        return
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _controller = False
-        else:
-            _controller = ThreadpoolController()
-    if not _controller:
-        yield
-        return
-    with _controller.limit(limits=n, user_api="blas"):
-        yield
-
-
-def step_flops(sizes: tuple[int, ...] | list[int], batch: int) -> int:
-    pairs = list(itertools.pairwise(sizes))
-    forward = sum(2 * batch * a * b for a, b in pairs)
-    backward = 2 * forward - 2 * batch * sizes[0] * sizes[1]
-    return forward + backward
 
 
 class StepRunner:

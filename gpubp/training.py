@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .bench import blas_threads, threads_for
+from .backend import blas_threads, threads_for
 from .optim import OPTIMIZERS, make_optimizer
-from .validation import check_choice, check_float, check_int, check_X
+from .validation import check_bool, check_choice, check_float, check_int, check_X
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -43,9 +43,9 @@ class Trainer:
             "lr": check_float("lr", lr, inclusive=False),
             "optimizer": check_choice("optimizer", optimizer, OPTIMIZERS),
             "momentum": check_float("momentum", momentum, maximum=1.0),
-            "nesterov": _check_bool("nesterov", nesterov),
+            "nesterov": check_bool("nesterov", nesterov),
             "weight_decay": check_float("weight_decay", weight_decay),
-            "shuffle": _check_bool("shuffle", shuffle),
+            "shuffle": check_bool("shuffle", shuffle),
             "patience": None if patience is None else check_int("patience", patience),
         }
         if self.settings["nesterov"] and self.settings["momentum"] == 0:
@@ -257,9 +257,3 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         for key in self.history:
             self.history[key][:] = state["history"].get(key, [])
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
