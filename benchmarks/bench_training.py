@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import pytest
 
 from benchmarks.peers import TorchStep, interleaved, torch_or_reason
-from gpubp.bench import Config, StepRunner, gemm_runner, step_flops, threads_for
+from gpubp.backend import blas_threads, step_flops, threads_for
+from gpubp.bench import Config, StepRunner, gemm_runner
 
 CPU_THREADS = int(os.environ.get("GPUBP_BENCH_THREADS", os.cpu_count() or 1))
 
@@ -36,19 +37,17 @@ ALL = CONFIGS + BATCH_SWEEP + WIDTH_SWEEP
 
 @contextmanager
 def cpu_threads(n: int):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
+    """The same thread count for NumPy's BLAS and for PyTorch, inside the block."""
     torch, _ = torch_or_reason()
     old = torch.get_num_threads() if torch else None
     if torch:
         torch.set_num_threads(n)
-    with threadpool_limits(limits=n):
-        yield
-    if torch:
-        torch.set_num_threads(old)
+    try:
+        with blas_threads(n):
+            yield
+    finally:
+        if torch:
+            torch.set_num_threads(old)
 
 
 def _skip_float64_on_gpu(cfg: Config, device) -> None:
