@@ -19,7 +19,7 @@ import numpy as np
 
 from . import kernels as K
 from .activations import HIDDEN, OUTPUTS, derivative_runner, forward_runner
-from .backend import Device, get_device
+from .backend import Device, get_device, is_cupy_array
 from .initializers import INITS, default_init, init_weight
 from .losses import LOSSES
 from .validation import check_choice, check_int, check_X, check_Y
@@ -96,6 +96,24 @@ class MLP:
         self.history: dict[str, list] | None = None
 
     # -- set-up -------------------------------------------------------------------------------
+
+    def set_parameters(self, weights: list[Any], biases: list[Any]) -> None:
+        """Replace W_1..W_L (shapes (n_l, n_{l-1})) and b_1..b_L (shapes (n_l,)), e.g. with the
+        numbers of a worked example. Values are copied to the network's device and dtype."""
+        if len(weights) != self.L or len(biases) != self.L:
+            raise ValueError(f"expected {self.L} weight matrices and {self.L} bias vectors, "
+                             f"got {len(weights)} and {len(biases)}")  # fmt: skip
+        for l, (W, b) in enumerate(zip(weights, biases), start=1):
+            want_W, want_b = (self.sizes[l], self.sizes[l - 1]), (self.sizes[l],)
+            if np.shape(W) != want_W:
+                raise ValueError(f"W_{l} must have shape {want_W}, got {np.shape(W)}")
+            if np.shape(b) != want_b:
+                raise ValueError(f"b_{l} must have shape {want_b}, got {np.shape(b)}")
+            for name, value in ((f"W_{l}", W), (f"b_{l}", b)):
+                host = value.get() if is_cupy_array(value) else np.asarray(value, dtype=np.float64)
+                if not np.isfinite(host).all():
+                    raise ValueError(f"{name} contains NaN or infinite values")
+        self._set_parameters(list(weights), list(biases))
 
     def _set_parameters(self, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
         dev, dt = self.device, self.dtype
@@ -218,16 +236,37 @@ class MLP:
         gradients are fresh arrays on the network's device; weight decay is not included.
         """
         with self.device.use():
-            X = self._check_X(X)
-            Y = self._check_Y(Y, X.shape[0])
-            ws = Workspace(self.device, self.sizes, X.shape[0], self.dtype)
-            ws.A[0][...] = X
-            ws.Y[...] = Y
-            self._forward(ws.A)
-            loss = self.device.item(self._loss_sum(ws.A[self.L], ws.Y, ws.terms)) / X.shape[0]
-            self._output_delta(ws)
-            self._backward(ws)
+            _, loss = self._one_pass(X, Y)
             return loss, [(dW.copy(), db.copy()) for dW, db in zip(self.dW, self.db)]
+
+    def _one_pass(self, X: Any, Y: Any) -> tuple[Workspace, float]:
+        """Check (X, Y), run forward, loss and the δ recursion on a fresh workspace."""
+        X = self._check_X(X)
+        Y = self._check_Y(Y, X.shape[0])
+        ws = Workspace(self.device, self.sizes, X.shape[0], self.dtype)
+        ws.A[0][...] = X
+        ws.Y[...] = Y
+        self._forward(ws.A)
+        loss = self.device.item(self._loss_sum(ws.A[self.L], ws.Y, ws.terms)) / X.shape[0]
+        self._output_delta(ws)
+        self._backward(ws)
+        return ws, loss
+
+    def trace(self, X: Any, Y: Any) -> dict[str, Any]:
+        """One forward and backward pass with every intermediate, as NumPy arrays, for checking
+        the lecture by hand: ``A`` = [A_0, ..., A_L], ``delta`` = [None, Δ_1, ..., Δ_L] (Δ_l has the
+        shape of A_l; the 1/B of the mean is in it), ``dW``/``db`` = ∂L/∂W_l, ∂L/∂b_l (index l-1),
+        and ``loss``. The weights are not changed."""
+        with self.device.use():
+            ws, loss = self._one_pass(X, Y)
+            host = self.device.to_host
+            return {
+                "loss": loss,
+                "A": [host(A) for A in ws.A],
+                "delta": [None] + [host(d) for d in ws.delta[1:]],
+                "dW": [host(dW) for dW in self.dW],
+                "db": [host(db) for db in self.db],
+            }
 
     def fit(self, X: Any, Y: Any, epochs: int = 10, batch_size: int = 32, lr: float = 0.1,
             optimizer: str = "sgd", momentum: float = 0.0, nesterov: bool = False,

@@ -64,7 +64,7 @@ def hand_worked_net() -> gpubp.MLP:
     """The classic 2-2-2 sigmoid network with squared error (M. Mazur, "A Step by Step
     Backpropagation Example"): inputs 0.05, 0.10, targets 0.01, 0.99."""
     net = gpubp.MLP([2, 2, 2], "sigmoid", "sigmoid", "mse", device="cpu", dtype="float64")
-    net._set_parameters([np.array([[0.15, 0.20], [0.25, 0.30]]), np.array([[0.40, 0.45], [0.50, 0.55]])],
+    net.set_parameters([np.array([[0.15, 0.20], [0.25, 0.30]]), np.array([[0.40, 0.45], [0.50, 0.55]])],
                         [np.array([0.35, 0.35]), np.array([0.60, 0.60])])  # fmt: skip
     return net
 
@@ -121,9 +121,45 @@ def test_float32_agrees_with_float64(activation, rng):
 
 def test_softmax_is_stable_for_huge_logits():
     net = gpubp.MLP([1, 3], output="softmax", device="cpu", dtype="float32")
-    net._set_parameters([np.array([[1e4], [0.0], [-1e4]])], [np.zeros(3)])
+    net.set_parameters([np.array([[1e4], [0.0], [-1e4]])], [np.zeros(3)])
     out = net.forward(np.array([[1.0]], np.float32))
     np.testing.assert_allclose(out, [[1.0, 0.0, 0.0]])
     loss, _ = net.loss_and_gradients(np.array([[1.0]], np.float32), np.array([2]))
     assert np.isfinite(loss)
     assert loss > 80
+
+
+def test_trace_shows_the_lecture_quantities():
+    net = hand_worked_net()
+    t = net.trace(X_HAND, Y_HAND)
+    np.testing.assert_allclose(t["A"][1], [[0.593269992, 0.596884378]], atol=1e-9)
+    np.testing.assert_allclose(t["delta"][2], [[0.138498562, -0.038098236]], atol=1e-9)
+    # Δ¹ = (Δ² W²) ⊙ σ'(z¹), written out here rather than taken from the library
+    a1 = t["A"][1]
+    np.testing.assert_allclose(t["delta"][1], (t["delta"][2] @ net.weights[1]) * a1 * (1 - a1), rtol=1e-14)
+    loss, grads = net.loss_and_gradients(X_HAND, Y_HAND)
+    assert t["loss"] == loss
+    for l, (dW, db) in enumerate(grads):
+        np.testing.assert_array_equal(t["dW"][l], dW)
+        np.testing.assert_array_equal(t["db"][l], db)
+
+
+def test_set_parameters_checks_shapes_and_values():
+    net = gpubp.MLP([2, 3, 1], loss="mse", device="cpu")
+    with pytest.raises(ValueError, match=r"W_1 must have shape \(3, 2\), got \(2, 3\)"):
+        net.set_parameters([np.zeros((2, 3)), np.zeros((1, 3))], [np.zeros(3), np.zeros(1)])
+    with pytest.raises(ValueError, match="expected 2 weight matrices"):
+        net.set_parameters([np.zeros((3, 2))], [np.zeros(3)])
+    with pytest.raises(ValueError, match="b_2 contains NaN"):
+        net.set_parameters([np.zeros((3, 2)), np.zeros((1, 3))], [np.zeros(3), np.array([np.nan])])
+
+
+def test_the_lecture_example_script_prints_the_worked_numbers():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "lecture_example.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    for number in ("0.75136507", "0.298371109", "0.082167041", "0.35891648", "0.149780716"):
+        assert number in out
