@@ -130,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-fraction", type=_fraction, default=0.1, help="(default: 0.1)")
     t.add_argument("--test-fraction", type=_fraction, default=0.2,
                    help="(default: 0.2; ignored when the data has its own test files)")
-    t.add_argument("--save", default=DEFAULT_SAVE, metavar="PATH",
-                   help="checkpoint written every epoch and at the end (default: %(default)s)")
+    t.add_argument("--save", default=None, metavar="PATH",
+                   help=f"checkpoint written every epoch and at the end (default: the --resume file, "
+                        f"else {DEFAULT_SAVE})")
     t.add_argument("--no-save", action="store_true", help="write no model file")
     t.add_argument("--resume", default=None, metavar="PATH",
                    help="continue the run saved in this checkpoint, with its data and settings "
@@ -444,9 +445,16 @@ def _training_data(settings: dict[str, Any], extra: dict[str, np.ndarray]) -> Tr
     return TrainingData(ds.source, X, y, train, val, X_test, y_test, classes, n_out, scaler)
 
 
+def _save_path(args: argparse.Namespace) -> str | None:
+    """--save, else the checkpoint being resumed (so a resumed run keeps one file), else the default."""
+    if args.no_save:
+        return None
+    return args.save or args.resume or DEFAULT_SAVE
+
+
 def _check_outputs_writable(args: argparse.Namespace) -> None:
     """Refuse before training, not after it, what would fail when writing the results."""
-    for option, path in (("--save", None if args.no_save else args.save), ("--plot", args.plot)):
+    for option, path in (("--save", _save_path(args)), ("--plot", args.plot)):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise UsageError(f"{option} {path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")
     if args.plot:
@@ -488,7 +496,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _restore_trainer_state(trainer, meta, extra)
         net.history = trainer.history
 
-    save_path = None if args.no_save else args.save
+    save_path = _save_path(args)
     epochs = settings["epochs"]
     say(f"gpubp {__version__}: {net!r}")
     say(f"data: {data.source}: {len(data.train)} train / {len(val)} validation / {len(data.y_test)} test rows, "

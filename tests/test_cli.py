@@ -39,6 +39,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 
 def test_help_from_the_console_script_and_python_m():
     assert "train" in run("--help").stdout
+    assert "default: the --resume file" in " ".join(run("train", "--help").stdout.split())
     if BIN.exists():
         proc = subprocess.run([str(BIN), "--help"], capture_output=True, text=True, env=ENV)
         assert proc.returncode == 0
@@ -80,7 +81,7 @@ def test_resume_5_plus_5_equals_10(tmp_path, extra):
     common = ["train", "--hidden", "32", *extra]
     run(*common, "--epochs", "10", "--save", str(tmp_path / "straight.npz"))
     run(*common, "--epochs", "5", "--save", str(tmp_path / "resumed.npz"))
-    run("train", "--epochs", "10", "--resume", str(tmp_path / "resumed.npz"), "--save", str(tmp_path / "resumed.npz"))
+    run("train", "--epochs", "10", "--resume", str(tmp_path / "resumed.npz"), cwd=tmp_path)  # saves back there
     for a, b in zip(weights(tmp_path / "straight.npz"), weights(tmp_path / "resumed.npz")):
         np.testing.assert_array_equal(a, b)
 
