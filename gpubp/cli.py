@@ -233,9 +233,12 @@ def _labels_of(ds: Dataset) -> np.ndarray:
     if ds.y is None:
         raise UsageError(f"{ds.source}: no labels found: training and evaluation need a label column")
     y = ds.y
-    if y.ndim == 2:
-        if y.shape[1] != 1:
-            raise UsageError(f"{ds.source}: expected one label per row, got shape {y.shape}")
+    if y.ndim == 2 and y.shape[1] > 1:
+        one_hot = y.dtype.kind in "biuf" and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()
+        if not one_hot:
+            raise UsageError(f"{ds.source}: expected one label per row (or one-hot rows), got shape {y.shape}")
+        y = y.argmax(axis=1)
+    elif y.ndim == 2:
         y = y[:, 0]
     if y.dtype.kind == "f" and np.all(y == np.round(y)):
         y = y.astype(np.int64)

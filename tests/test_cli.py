@@ -253,3 +253,13 @@ def test_bench_prints_a_quick_table():
     rows = json.loads(proc.stdout)
     assert next(r["config"] for r in rows) == "64-32-10 B32 relu float32"
     assert all(r["samples_per_s"] > 0 and 0 < r["fraction_of_gemm"] for r in rows)
+
+
+def test_npz_with_one_hot_targets(tmp_path):
+    ds = load_digits()
+    np.savez(tmp_path / "d.npz", X=ds.X[:600], y=np.eye(10)[ds.y[:600]])
+    proc = run("train", "--data", str(tmp_path / "d.npz"), "--epochs", "3", "--hidden", "32", "--no-save")
+    assert "10 classes" in proc.stdout
+    np.savez(tmp_path / "bad.npz", X=ds.X[:10], y=np.ones((10, 3)))
+    assert_one_line_error(run("train", "--data", str(tmp_path / "bad.npz"), "--no-save", check=None),
+                          "one label per row (or one-hot rows)")  # fmt: skip
