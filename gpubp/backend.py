@@ -82,6 +82,23 @@ class Device:
             return isinstance(x, self.xp.ndarray) and x.device.id == self.index
         return isinstance(x, np.ndarray)
 
+    def adopt(self, x: Any, name: str) -> Any:
+        """``x`` as an array to check: a CuPy array of this GPU as it is, anything else as a NumPy
+        array. A GPU array given to a CPU network, or one on another GPU, is refused."""
+        if is_cupy_array(x):
+            if not self.is_gpu:
+                raise TypeError(
+                    f"{name} is a CuPy array (on the GPU) but the network is on the CPU; "
+                    f"move the network with net.to('gpu') or pass cupy.asnumpy({name})"
+                )
+            if x.device.id != self.index:
+                raise ValueError(f"{name} is on gpu:{x.device.id} but the network is on {self.name}")
+            return x
+        try:
+            return np.asarray(x)
+        except (ValueError, TypeError) as exc:  # ragged lists and the like
+            raise TypeError(f"{name} must be a numeric array, could not convert: {exc}") from None
+
     def asarray(self, x: Any, dtype: Any = None) -> Any:
         """``x`` as an array of this device (copied from the host when needed)."""
         if self.is_gpu:
@@ -134,6 +151,11 @@ class Device:
 def is_cupy_array(x: Any) -> bool:
     """True for a CuPy array, without importing CuPy when it is not already loaded."""
     return type(x).__module__.startswith("cupy")
+
+
+def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
+    """A NumPy array from a CuPy array (copied from the GPU) or anything array-like."""
+    return np.asarray(x.get() if is_cupy_array(x) else x, dtype=dtype)
 
 
 CPU = Device("cpu", np)

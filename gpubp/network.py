@@ -19,7 +19,7 @@ import numpy as np
 
 from . import kernels as K
 from .activations import HIDDEN, OUTPUTS, derivative_runner, forward_runner
-from .backend import Device, get_device, is_cupy_array
+from .backend import Device, get_device, to_numpy
 from .initializers import INITS, default_init, init_weight
 from .losses import LOSSES
 from .validation import check_choice, check_int, check_X, check_Y
@@ -110,8 +110,7 @@ class MLP:
             if np.shape(b) != want_b:
                 raise ValueError(f"b_{l} must have shape {want_b}, got {np.shape(b)}")
             for name, value in ((f"W_{l}", W), (f"b_{l}", b)):
-                host = value.get() if is_cupy_array(value) else np.asarray(value, dtype=np.float64)
-                if not np.isfinite(host).all():
+                if not np.isfinite(to_numpy(value, np.float64)).all():
                     raise ValueError(f"{name} contains NaN or infinite values")
         self._set_parameters(list(weights), list(biases))
 

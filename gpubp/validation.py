@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Device, is_cupy_array
+from .backend import Device
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -44,27 +44,9 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _host_or_device(device: Device, x: Any, name: str) -> Any:
-    """Reject arrays that live on another device; turn everything else into an array."""
-    if is_cupy_array(x):
-        if not device.is_gpu:
-            raise TypeError(
-                f"{name} is a CuPy array (on the GPU) but the network is on the CPU; "
-                f"move the network with net.to('gpu') or pass cupy.asnumpy({name})"
-            )
-        if x.device.id != device.index:
-            raise ValueError(f"{name} is on gpu:{x.device.id} but the network is on {device.name}")
-        return x
-    try:
-        arr = np.asarray(x)
-    except (ValueError, TypeError) as exc:  # ragged lists and the like
-        raise TypeError(f"{name} must be a numeric array, could not convert: {exc}") from None
-    return arr
-
-
 def check_X(device: Device, X: Any, n_features: int, dtype: np.dtype, name: str = "X") -> Any:
     """X as a (samples, n_features) array of ``dtype`` on ``device``; finite, non-empty."""
-    arr = _host_or_device(device, X, name)
+    arr = device.adopt(X, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric (bool, int or float), got dtype {arr.dtype}")
     if arr.ndim != 2:
@@ -89,7 +71,7 @@ def check_Y(device: Device, Y: Any, n_samples: int, n_outputs: int, loss: str, d
     cross_entropy accepts integer labels of shape (samples,) in [0, n_outputs) and turns them
     into one-hot rows; a single-output network accepts shape (samples,) for bce and mse.
     """
-    arr = _host_or_device(device, Y, name)
+    arr = device.adopt(Y, name)
     xp = device.xp
     axp = np if isinstance(arr, np.ndarray) else xp  # checks run where Y is, before any copy
     if arr.dtype.kind not in "biuf":
