@@ -20,6 +20,7 @@ Conventions
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,17 +75,22 @@ class Kernel:
 
 
 # Reusable scratch buffers for the NumPy twins that need a temporary, keyed by shape and dtype,
-# so that a steady-state training step allocates nothing.
-_scratch: dict[tuple[tuple[int, ...], str, str], np.ndarray] = {}
+# so that a steady-state training step allocates nothing. One set per thread: networks trained in
+# parallel threads must not share a temporary.
+_local = threading.local()
 
 
 def scratch(shape: tuple[int, ...], dtype: Any, tag: str = "") -> np.ndarray:
-    """A reusable NumPy buffer (contents undefined). Users that may hold one at the same time
-    pass different tags. Not thread-safe, like the training loop itself."""
+    """A reusable NumPy buffer of this thread (contents undefined). Users that may hold one at
+    the same time pass different tags."""
+    try:
+        buffers = _local.buffers
+    except AttributeError:
+        buffers = _local.buffers = {}
     key = (shape, np.dtype(dtype).str, tag)
-    buf = _scratch.get(key)
+    buf = buffers.get(key)
     if buf is None:
-        buf = _scratch[key] = np.empty(shape, dtype)
+        buf = buffers[key] = np.empty(shape, dtype)
     return buf
 
 

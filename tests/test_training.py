@@ -182,3 +182,22 @@ def test_stopping_on_the_last_batch_completes_the_epoch_and_stops(rng):
     assert trainer.epoch == 1
     assert trainer.position == 0
     assert net.history["epoch"] == [1]
+
+
+def test_networks_trained_in_parallel_threads_match_serial_runs(rng):
+    """The NumPy twins' scratch buffers are per thread: parallel training must not mix them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = rng.normal(size=(256, 20)), rng.integers(0, 4, 256)
+
+    def train(seed):
+        net = gpubp.MLP([20, 64, 4], "sigmoid", device="cpu", seed=seed)
+        net.fit(X, y, epochs=3, batch_size=32, lr=0.1, momentum=0.9, weight_decay=1e-3)
+        return net.weights
+
+    serial = [train(s) for s in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(train, range(4)))
+    for a, b in zip(serial, parallel):
+        for Wa, Wb in zip(a, b):
+            np.testing.assert_array_equal(Wa, Wb)
