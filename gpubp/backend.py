@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -125,7 +126,7 @@ class Device:
         On the GPU reuse is safe because every kernel runs in order on one stream."""
         if not self.is_gpu:
             return _kernels.scratch(shape, dtype, tag)
-        key = (shape, np.dtype(dtype).str, tag)
+        key = (threading.get_ident(), shape, np.dtype(dtype).str, tag)  # per thread, as on the CPU
         buf = self._scratch.get(key)
         if buf is None:
             with self.use():
