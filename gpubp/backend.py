@@ -77,12 +77,6 @@ class Device:
             return self.xp.cuda.Device(self.index)
         return contextlib.nullcontext()
 
-    def owns(self, x: Any) -> bool:
-        """True if ``x`` is an array of this device's kind (and, on the GPU, on this GPU)."""
-        if self.is_gpu:
-            return isinstance(x, self.xp.ndarray) and x.device.id == self.index
-        return isinstance(x, np.ndarray)
-
     def adopt(self, x: Any, name: str) -> Any:
         """``x`` as an array to check: a CuPy array of this GPU as it is, anything else as a NumPy
         array. A GPU array given to a CPU network, or one on another GPU, is refused."""

@@ -6,14 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from .backend import CPU
+from .backend import CPU, is_cupy_array, to_numpy
 from .network import MLP, Workspace
 
 
 def _float64_copy(net: Any) -> Any:
     twin = MLP(net.sizes, net.activation, net.output, net.loss, net.init, device=CPU, dtype="float64")
-    twin._set_parameters([net.device.to_host(W) for W in net.weights],
-                         [net.device.to_host(b) for b in net.biases])  # fmt: skip
+    twin._set_parameters([to_numpy(W) for W in net.weights], [to_numpy(b) for b in net.biases])
     return twin
 
 
@@ -31,8 +30,8 @@ def gradcheck_layers(net: Any, X: Any, Y: Any, eps: float = 1e-6) -> list[dict[s
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
     twin = _float64_copy(net)
-    X = twin._check_X(net.device.to_host(X) if net.device.owns(X) else X)
-    Y = twin._check_Y(net.device.to_host(Y) if net.device.owns(Y) else Y, X.shape[0])
+    X = twin._check_X(X.get() if is_cupy_array(X) else X)  # the twin is on the CPU
+    Y = twin._check_Y(Y.get() if is_cupy_array(Y) else Y, X.shape[0])
     _, grads = twin.loss_and_gradients(X, Y)
     ws = Workspace(CPU, twin.sizes, X.shape[0], twin.dtype)
     ws.A[0][...] = X
