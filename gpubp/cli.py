@@ -220,6 +220,11 @@ class Prepared:
     y_test: np.ndarray | None
 
 
+def _test_part(ds: Dataset) -> Dataset:
+    """The data's own test files (MNIST's t10k pair) as a data set of their own."""
+    return Dataset(ds.X_test, ds.y_test, ds.source)
+
+
 def _class_indices(y: np.ndarray, classes: np.ndarray, source: str) -> np.ndarray:
     lookup = {c: i for i, c in enumerate(classes.tolist())}
     try:
@@ -424,7 +429,7 @@ def _training_data(settings: dict[str, Any], extra: dict[str, np.ndarray]) -> Tr
         y_test = None if ds.y_test is None else np.asarray(ds.y_test, dtype=np.float64)
     else:
         labels = _labels_of(ds)
-        test_labels = None if ds.y_test is None else _labels_of(Dataset(ds.X_test, ds.y_test, ds.source))
+        test_labels = None if ds.y_test is None else _labels_of(_test_part(ds))
         classes = extra["classes"] if "classes" in extra else np.unique(
             labels if test_labels is None else np.concatenate([labels, test_labels]))  # fmt: skip
         if len(classes) < 2:
@@ -634,6 +639,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     own = args.data is None or args.data == settings["data"]
     split = args.split or ("test" if own else "all")
     ds = load_data(args.data or settings["data"], args.label_column or settings["label_column"])
+    separate_test = split == "test" and ds.X_test is not None
+    if separate_test:
+        ds = _test_part(ds)
     if ds.X.shape[1] != net.sizes[0]:
         raise UsageError(f"{ds.source} has {ds.X.shape[1]} features per row, the model expects {net.sizes[0]}")
     if regress:
@@ -641,15 +649,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         y = _class_indices(_labels_of(ds), classes, ds.source)
     X = ds.X
-    if split == "test":
-        if ds.X_test is not None:
-            X = ds.X_test
-            y = y if regress else _class_indices(_labels_of(Dataset(ds.X_test, ds.y_test, ds.source)), classes,
-                                                 ds.source)  # fmt: skip
-        else:
-            _, _, test = _split(y, False, settings["val_fraction"], settings["test_fraction"],
-                                settings["split_seed"], regress)  # fmt: skip
-            X, y = X[test], y[test]
+    if split == "test" and not separate_test:
+        _, _, test = _split(y, False, settings["val_fraction"], settings["test_fraction"],
+                            settings["split_seed"], regress)  # fmt: skip
+        X, y = X[test], y[test]
     if len(y) == 0:
         raise UsageError("no rows to evaluate")
     X = scaler.transform(X)

@@ -244,8 +244,13 @@ def test_train_on_an_mnist_style_folder(tmp_path, rng):
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels[:100], compress=True)
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images[100:], compress=True)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels[100:], compress=True)
-    proc = run("train", "--data", str(tmp_path), "--epochs", "2", "--hidden", "8", "--no-save")
+    proc = run("train", "--data", str(tmp_path), "--epochs", "2", "--hidden", "8", "--save", str(tmp_path / "c.npz"))
     assert "90 train / 10 validation / 20 test rows, 36 features, 2 classes" in proc.stdout
+    assert json.loads(run("evaluate", str(tmp_path / "c.npz"), "--json").stdout)["rows"] == 20  # the t10k files
+    run("train", "--data", str(tmp_path), "--task", "regress", "--epochs", "2", "--hidden", "8",
+        "--save", str(tmp_path / "r.npz"))  # fmt: skip
+    result = json.loads(run("evaluate", str(tmp_path / "r.npz"), "--json").stdout)
+    assert result["rows"] == 20  # test targets, not the training ones, beside the test images
 
 
 def test_bench_prints_a_quick_table():
