@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from benchmarks.peers import TorchStep, interleaved, torch_or_reason
+from benchmarks.peers import TorchStep, calibrate, interleaved, torch_or_reason
 from gpubp.backend import blas_threads, step_flops, threads_for
 from gpubp.bench import Config, StepRunner, gemm_runner
 
@@ -50,6 +50,11 @@ def cpu_threads(n: int):
             torch.set_num_threads(old)
 
 
+def _threads(cfg: Config, device) -> int:
+    """BLAS and PyTorch threads: by step size on the CPU; the host's cores beside a GPU."""
+    return CPU_THREADS if device.is_gpu else threads_for(cfg.sizes, cfg.batch, CPU_THREADS)
+
+
 def _skip_float64_on_gpu(cfg: Config, device) -> None:
     if device.is_gpu and cfg.dtype == "float64":
         pytest.skip("float64 rows are measured on the CPU only")
@@ -60,10 +65,10 @@ def test_gpubp_step(benchmark, cfg, device):
     _skip_float64_on_gpu(cfg, device)
     benchmark.group = f"{cfg.name} {cfg.label}"
     runner = StepRunner(cfg, device)
-    threads = threads_for(cfg.sizes, cfg.batch, CPU_THREADS) if not device.is_gpu else CPU_THREADS
+    threads = _threads(cfg, device)
     with cpu_threads(threads):
         runner.steps(2)  # warm-up: kernels compiled, buffers made
-        n = 1 if benchmark.disabled else max(1, int(2e-3 / max(_one_step_s(runner), 1e-7)))
+        n = 1 if benchmark.disabled else calibrate(runner.steps, 2e-3)  # rounds of >= 2 ms
         benchmark.extra_info.update(config=cfg.label, kind=cfg.name, device=device.name, batch=cfg.batch,
                                     sizes=list(cfg.sizes), steps_per_round=n, threads=threads,
                                     flops_per_step=step_flops(cfg.sizes, cfg.batch))  # fmt: skip
@@ -90,14 +95,6 @@ def test_gpubp_step(benchmark, cfg, device):
         info["gpubp_over_torch"] = medians["torch"] / medians["gpubp"]
 
 
-def _one_step_s(runner: StepRunner) -> float:
-    import time
-
-    t0 = time.perf_counter()
-    runner.steps(3)
-    return (time.perf_counter() - t0) / 3
-
-
 @pytest.mark.parametrize("cfg", CONFIGS[:7], ids=lambda c: f"{c.name}:{c.label.replace(' ', '-')}")
 def test_torch_step(benchmark, cfg, device):
     """PyTorch on its own, in the same group as gpubp's row (the report's ratios come from the
@@ -109,7 +106,7 @@ def test_torch_step(benchmark, cfg, device):
         pytest.skip("this PyTorch has no CUDA device")
     benchmark.group = f"{cfg.name} {cfg.label}"
     peer = TorchStep(cfg, "cuda" if device.is_gpu else "cpu")
-    with cpu_threads(threads_for(cfg.sizes, cfg.batch, CPU_THREADS) if not device.is_gpu else CPU_THREADS):
+    with cpu_threads(_threads(cfg, device)):
         peer.steps(2)
         benchmark.extra_info.update(config=cfg.label, device=device.name, peer="torch")
         benchmark.pedantic(peer.steps, args=(1,), rounds=1 if benchmark.disabled else 15,
