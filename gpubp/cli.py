@@ -603,8 +603,12 @@ def _json_default(o: Any) -> Any:
 
 
 def _decide(net: MLP, X: np.ndarray) -> np.ndarray:
-    """Class indices: argmax of the outputs, or output > 0.5 for a single sigmoid unit."""
-    A = net.device.to_host(net.forward(X))
+    """Class indices for the rows of X."""
+    return _classes_of(net.device.to_host(net.forward(X)))
+
+
+def _classes_of(A: np.ndarray) -> np.ndarray:
+    """Class indices from outputs: argmax, or output > 0.5 for a single sigmoid unit."""
     if A.shape[1] == 1:
         return (A[:, 0] > 0.5).astype(np.int64)
     return A.argmax(axis=1)
@@ -711,7 +715,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         lines.append("row,prediction")
         lines += [f"{i},{v:.9g}" for i, v in enumerate(A[:, 0])]
     else:
-        pred = _decide(net, Xs)
+        pred = _classes_of(A)
         names = [str(c) for c in classes.tolist()]
         if A.shape[1] == 1:
             probs = np.column_stack([1 - A[:, 0], A[:, 0]])
