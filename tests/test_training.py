@@ -88,9 +88,20 @@ def test_history_has_one_row_per_epoch(rng):
     assert all(len(v) == 4 for v in h.values())
     assert all(0 <= a <= 1 for a in h["val_accuracy"])
     assert all(s > 0 for s in h["samples_per_s"])
-    # the reported train loss is the mean of the per-batch losses over the epoch, weighted by rows
     r = gpubp.MLP([3, 4, 1], loss="mse", device="cpu", seed=0).fit(X, X[:, 0], epochs=1, validation_data=(X, X[:, 0]))
     assert set(r) == {"epoch", "train_loss", "val_loss", "val_r2", "seconds", "samples_per_s"}
+
+
+def test_train_loss_is_the_row_weighted_mean_of_the_batch_losses(rng):
+    # 30 rows in batches of 8, 8, 8, 6. With a vanishing lr the weights stay put, so the epoch's
+    # loss must equal the mean over all rows; an unweighted mean of the four batch means would not.
+    X, y = rng.normal(size=(30, 3)), rng.integers(0, 2, 30)
+    net = gpubp.MLP([3, 4, 2], device="cpu", dtype="float64", seed=0)
+    before = net.evaluate(X, y)["loss"]
+    batch_means = [net.evaluate(X[i:i + 8], y[i:i + 8])["loss"] for i in range(0, 30, 8)]
+    assert abs(np.mean(batch_means) - before) > 1e-3  # the two means tell the weighting apart here
+    h = net.fit(X, y, epochs=1, batch_size=8, lr=1e-300, shuffle=False)
+    assert h["train_loss"][0] == pytest.approx(before, rel=1e-12)
 
 
 def test_early_stopping_restores_the_best_weights(rng):
@@ -117,17 +128,23 @@ def test_callback_can_stop_training(rng):
     assert h["epoch"] == [1, 2]
 
 
-def test_divergence_raises_and_keeps_the_last_finite_weights(rng):
-    X, y = rng.normal(size=(32, 3)) * 100, rng.normal(size=32) * 100
+@pytest.mark.parametrize(("scale", "lr", "finite_epochs"), [(100.0, 10.0, 0), (1.0, 1.0, 1)])
+def test_divergence_raises_and_keeps_the_last_finite_weights(scale, lr, finite_epochs):
+    # settings measured to blow up in epoch 1 (back to the initial weights) and in epoch 2 (back
+    # to the weights at the end of epoch 1)
+    rng = np.random.default_rng(12345)
+    X, y = rng.normal(size=(32, 3)) * scale, rng.normal(size=32) * scale
     net = gpubp.MLP([3, 16, 1], "relu", loss="mse", device="cpu", seed=0)
-    kept = {}
-    with pytest.raises(TrainingDivergedError, match="diverged"):
-        net.fit(X, y, epochs=20, batch_size=4, lr=10.0,
-                callback=lambda m, row: kept.update(w=[W.copy() for W in m.weights]))  # fmt: skip
-    assert all(np.isfinite(W).all() for W in net.weights)
-    if kept:  # the loss turned non-finite after some epochs: those weights are the ones kept
-        for W, W_kept in zip(net.weights, kept["w"]):
-            np.testing.assert_array_equal(W, W_kept)
+    kept = {0: [W.copy() for W in net.weights + net.biases]}
+
+    def keep(model, row):
+        kept[row["epoch"]] = [p.copy() for p in model.weights + model.biases]
+
+    with pytest.raises(TrainingDivergedError, match=f"in epoch {finite_epochs + 1}"):
+        net.fit(X, y, epochs=20, batch_size=4, lr=lr, callback=keep)
+    assert max(kept) == finite_epochs
+    for p, p_kept in zip(net.weights + net.biases, kept[finite_epochs]):
+        np.testing.assert_array_equal(p, p_kept)
 
 
 def test_interrupted_run_resumes_to_the_same_weights(rng):
