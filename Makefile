@@ -8,13 +8,23 @@ EXTRAS := test,plot,progress,bench,dev,$(CUDA_EXTRA)
 
 .PHONY: install test lint bench train clean
 
-$(VENV)/.installed-$(CUDA_EXTRA): pyproject.toml
+# The venv remembers which Python made it: `make test PYTHON=python3.13` rebuilds a .venv made by
+# another interpreter instead of quietly testing with the old one.
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(PYVER),)
+$(error PYTHON=$(PYTHON) does not run: install Python 3.10+ or name one, e.g. make test PYTHON=python3.11)
+endif
+STAMP := $(VENV)/.installed-py$(PYVER)-$(CUDA_EXTRA)
+
+$(STAMP): pyproject.toml
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then \
+		echo "$(VENV) was made by another Python; rebuilding it with $(PYTHON) ($(PYVER))"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
-install: $(VENV)/.installed-$(CUDA_EXTRA)
+install: $(STAMP)
 
 test: install lint
 	$(PY) -m pytest --benchmark-disable
