@@ -148,7 +148,7 @@ def write(json_path: str, out_dir: Path = HERE) -> Path:
              "## Machine", "", *machine_lines(machine), ""]  # fmt: skip
     if not gpu.get("available"):
         lines += [f"**GPU rows are absent**: {gpu.get('reason', 'no GPU')}. They are missing until a run on a "
-                  "CUDA machine (issue #5).", ""]  # fmt: skip
+                  "CUDA machine.", ""]  # fmt: skip
     lines += ["## Main configurations", "", *main_table(rows, ("gemm-bound", "large", "small", "tiny")), "",
               "## Batch-size sweep (784-512-10 relu float32)", "", *main_table(rows, ("batch-sweep",)), "",
               "![samples/s against batch size](throughput.png)", "",
@@ -156,7 +156,7 @@ def write(json_path: str, out_dir: Path = HERE) -> Path:
               "## GPU against CPU", "", *speedups(rows), "",
               "Not built yet: capture of the training step in a CUDA graph (for small networks, where launch "
               "overhead dominates) and an opt-in TF32 mode for float32 GEMMs. Both need a GPU to build and to check "
-              "against the uncaptured, full-precision step; they belong to the GPU run (issue #5).", "",
+              "against the uncaptured, full-precision step; they wait for a run on a GPU.", "",
               f"Devices in this run: {', '.join(devices)}.", ""]  # fmt: skip
     out = Path(out_dir) / "RESULTS.md"
     atomic_write(out, lambda f: f.write("\n".join(lines).encode()))

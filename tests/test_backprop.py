@@ -161,5 +161,10 @@ def test_the_lecture_example_script_prints_the_worked_numbers():
 
     script = Path(__file__).resolve().parent.parent / "examples" / "lecture_example.py"
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
-    for number in ("0.75136507", "0.298371109", "0.082167041", "0.35891648", "0.149780716"):
+    # Mazur's published values: A_2, E, ∂E/∂w5, new w5..w8 and new w1
+    for number in ("0.75136507", "0.298371109", "0.082167041", "0.35891648", "0.408666186", "0.51130127",
+                   "0.561370121", "0.149780716"):  # fmt: skip
         assert number in out
+    # the bias gradients are shown (∂E/∂b_2 = Δ_2 for one row) and the biases move
+    assert "∂E/∂b_2 = Σ_rows Δ_2 = [ 0.138498562 -0.038098237]" in out
+    assert "b_2 = [0.530750719 0.619049118]" in out  # 0.60 − 0.5 Δ_2
