@@ -30,7 +30,7 @@ test: install lint
 	$(PY) -m pytest --benchmark-disable
 
 lint: install
-	$(VENV)/bin/ruff check gpubp tests benchmarks scripts examples
+	$(VENV)/bin/ruff check gpubp tests benchmarks scripts examples conftest.py
 
 # The real benchmark run: PyTorch is installed for the comparison where it can be (the pinned
 # version is a local file on the project's machines); without it those rows say why they are absent.

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from benchmarks.peers import TorchStep, calibrate, interleaved, torch_or_reason
-from gpubp.backend import blas_threads, step_flops, threads_for
+from gpubp.backend import blas_threads, get_device, step_flops, threads_for
 from gpubp.bench import Config, StepRunner, gemm_runner
 
 CPU_THREADS = int(os.environ.get("GPUBP_BENCH_THREADS", os.cpu_count() or 1))
@@ -62,6 +62,7 @@ def _skip_float64_on_gpu(cfg: Config, device) -> None:
 
 @pytest.mark.parametrize("cfg", ALL, ids=lambda c: f"{c.name}:{c.label.replace(' ', '-')}")
 def test_gpubp_step(benchmark, cfg, device):
+    device = get_device(device)
     _skip_float64_on_gpu(cfg, device)
     benchmark.group = f"{cfg.name} {cfg.label}"
     runner = StepRunner(cfg, device)
@@ -99,6 +100,7 @@ def test_gpubp_step(benchmark, cfg, device):
 def test_torch_step(benchmark, cfg, device):
     """PyTorch on its own, in the same group as gpubp's row (the report's ratios come from the
     interleaved runs in test_gpubp_step)."""
+    device = get_device(device)
     torch, reason = torch_or_reason()
     if torch is None:
         pytest.skip(reason)

@@ -1,27 +1,10 @@
-"""Benchmark fixtures: devices, thread counts, and the machine facts recorded with every result."""
+"""The machine facts recorded with every benchmark result (the GPU skip and the ``device`` fixture
+are in the top conftest.py)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-
-import pytest
-
-from gpubp.backend import get_device, gpu_unavailable_reason
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("gpu") is not None:
-        reason = gpu_unavailable_reason()
-        if reason is not None:
-            if os.environ.get("GPUBP_REQUIRE_GPU") == "1":
-                pytest.fail(f"GPUBP_REQUIRE_GPU=1 but no GPU is usable: {reason}")
-            pytest.skip(f"no usable GPU: {reason}")
-
-
-@pytest.fixture(params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
-def device(request):
-    return get_device(request.param)
 
 
 def _commit() -> str:
