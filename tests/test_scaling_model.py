@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 _PATH = Path(__file__).resolve().parent.parent / "scripts" / "scaling_model.py"
 _spec = importlib.util.spec_from_file_location("scaling_model", _PATH)
 model = importlib.util.module_from_spec(_spec)
+sys.modules["scaling_model"] = model  # dataclasses look their module up there
 _spec.loader.exec_module(model)
 
 
