@@ -135,6 +135,39 @@ class Device:
             # mode="clip" is unbuffered: "raise" would copy through a temporary first
             np.take(x, rows, axis=0, out=out, mode="clip")
 
+    def staging(self, shape: tuple[int, int], dtype: Any, tag: str) -> np.ndarray:
+        """A reusable host buffer of ``shape`` (its leading rows of one buffer per tag, width and
+        dtype), for rows on their way to the device. On a GPU it is page-locked (pinned) memory,
+        so the copy to the device needs no extra host copy. Contents undefined."""
+        rows, width = shape
+        key = ("staging", tag, width, np.dtype(dtype).str)
+        buf = self._scratch.get(key)
+        if buf is None or buf.shape[0] < rows:
+            if self.is_gpu:
+                import cupyx  # only here, on a GPU
+
+                buf = cupyx.empty_pinned((rows, width), dtype)
+            else:
+                buf = np.empty((rows, width), dtype)
+            self._scratch[key] = buf
+        return buf[:rows]
+
+    def upload(self, host: np.ndarray, out: Any) -> None:
+        """out ← host (same shape and dtype; ``out`` contiguous on this device). On a GPU this is a
+        synchronous copy from the staging buffer (not overlapped with compute; not run on a GPU)."""
+        if self.is_gpu:
+            out.set(host)
+        else:
+            np.copyto(out, host)
+
+    def memory_free(self) -> int | None:
+        """Bytes the GPU can still hand out (free plus CuPy's pool's unused blocks); None on the CPU."""
+        if not self.is_gpu:
+            return None
+        with self.use():
+            free, _ = self.xp.cuda.runtime.memGetInfo()
+            return int(free) + int(self.xp.get_default_memory_pool().free_bytes())
+
     def synchronize(self) -> None:
         if self.is_gpu:
             self.xp.cuda.Device(self.index).synchronize()

@@ -22,10 +22,11 @@ from .activations import HIDDEN, OUTPUTS, derivative_runner, forward_runner
 from .backend import Device, get_device, to_numpy
 from .initializers import INITS, default_init, init_weight
 from .losses import LOSSES
-from .validation import check_choice, check_int, check_X, check_Y
+from .rows import CHUNK_BYTES, Feeder, chunks, is_row_source, materialise
+from .validation import check_choice, check_int, check_X, check_Y, label_width
 
 DTYPES = ("float32", "float64")
-_INFER_ROWS = 8192  # rows per chunk when predicting, so memory stays bounded on big inputs
+_INFER_ROWS = 8192  # at most this many rows per chunk when predicting, so memory stays bounded
 
 
 class Workspace:
@@ -212,15 +213,31 @@ class MLP:
     def _check_Y(self, Y: Any, n: int) -> Any:
         return check_Y(self.device, Y, n, self.sizes[-1], self.loss, self.dtype)
 
+    def _chunks(self, X: Any, Y: Any = None) -> Any:
+        """(rows, workspace, A_0, Y) per chunk of checked X (and Y): device arrays are sliced (the
+        input is only read: no copy), a row source is fed into the workspace's A[0] (and Y)."""
+        step = max(1, min(_INFER_ROWS, CHUNK_BYTES // (sum(self.sizes) * self.dtype.itemsize)))
+        feed_X = Feeder(self.device, X, self.dtype, tag="infer_X") if is_row_source(X) else None
+        feed_Y = None
+        if Y is not None and is_row_source(Y):
+            feed_Y = Feeder(self.device, Y, self.dtype, label_width(Y, self.loss, self.sizes[-1]), tag="infer_Y")
+        for part in chunks(X.shape[0], step):
+            ws = self.workspace(part.stop - part.start)
+            A0 = X[part] if feed_X is None else ws.A[0]
+            if feed_X is not None:
+                feed_X(part, ws.A[0])
+            Yc = None if Y is None else Y[part] if feed_Y is None else ws.Y
+            if feed_Y is not None:
+                feed_Y(part, ws.Y)
+            yield part, ws, A0, Yc
+
     def _predict_output(self, X: Any) -> Any:
-        """A_L for checked X, in chunks of rows through cached workspaces."""
-        n = X.shape[0]
-        out = self.xp.empty((n, self.sizes[-1]), self.dtype)
-        for start in range(0, n, _INFER_ROWS):
-            rows = X[start:start + _INFER_ROWS]
-            A = [rows, *self.workspace(rows.shape[0]).A[1:]]  # the input is only read: no copy
+        """A_L for checked X, in chunks of rows through cached workspaces, assembled on the device."""
+        out = self.xp.empty((X.shape[0], self.sizes[-1]), self.dtype)
+        for part, ws, A0, _ in self._chunks(X):
+            A = [A0, *ws.A[1:]]
             self._forward(A)
-            out[start:start + rows.shape[0]] = A[self.L]
+            out[part] = A[self.L]
         return out
 
     def forward(self, X: Any) -> Any:
@@ -240,8 +257,8 @@ class MLP:
 
     def _one_pass(self, X: Any, Y: Any) -> tuple[Workspace, float]:
         """Check (X, Y), run forward, loss and the δ recursion on a fresh workspace."""
-        X = self._check_X(X)
-        Y = self._check_Y(Y, X.shape[0])
+        X = self._check_X(materialise(X))
+        Y = self._check_Y(materialise(Y), X.shape[0])
         ws = Workspace(self.device, self.sizes, X.shape[0], self.dtype)
         ws.A[0][...] = X
         ws.Y[...] = Y
@@ -311,30 +328,41 @@ class MLP:
         return A
 
     def evaluate(self, X: Any, Y: Any) -> dict[str, float]:
-        """Mean loss and accuracy (classifiers) or R² (mse) on (X, Y), with one host read."""
+        """Mean loss and accuracy (classifiers) or R² (mse) on (X, Y), with one host read.
+
+        Runs in chunks of rows, so memory-mapped inputs are never read whole."""
         with self.device.use():
             X = self._check_X(X)
-            Y = self._check_Y(Y, X.shape[0])
-            A = self._predict_output(X)
-            terms = self.xp.empty_like(A)
-            loss = self._loss_sum(A, Y, terms)
-            xp = self.xp
-            if self.is_classifier:
-                if self.loss == "cross_entropy":
-                    hits = A.argmax(axis=1) == Y.argmax(axis=1)
-                else:
-                    hits = ((A > 0.5) == (Y > 0.5)).all(axis=1)
-                values = self.device.to_host(xp.stack([loss, hits.sum().astype(loss.dtype)]))
-                n = X.shape[0]
-                return {"loss": float(values[0]) / n, "accuracy": float(values[1]) / n}
-            ss_res = ((Y - A) ** 2).sum(axis=0)
-            ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-            values = self.device.to_host(xp.concatenate([loss.reshape(1), ss_res, ss_tot]))
-            n_out = self.sizes[-1]
-            res, tot = values[1:1 + n_out].astype(np.float64), values[1 + n_out:].astype(np.float64)
-            # as scikit-learn: an output with constant targets scores 1 if fitted exactly, else 0
-            r2 = np.where(tot > 0, 1 - res / np.where(tot > 0, tot, 1), np.where(res == 0, 1.0, 0.0))
-            return {"loss": float(values[0]) / X.shape[0], "r2": float(r2.mean())}
+            return self._evaluate(X, self._check_Y(Y, X.shape[0]))
+
+    def _evaluate(self, X: Any, Y: Any) -> dict[str, float]:
+        """evaluate() on checked X and Y: sums accumulated over chunks on the device, read once."""
+        xp, n, n_out = self.xp, X.shape[0], self.sizes[-1]
+        sums = xp.zeros(1 + (1 if self.is_classifier else 3 * n_out), np.float64)  # loss, then hits or R² sums
+        shift = None  # R²: Σ(y − K) and Σ(y − K)² about the first target row K, for accuracy
+        for _, ws, A0, Yc in self._chunks(X, Y):
+            A = [A0, *ws.A[1:]]
+            self._forward(A)
+            A_L = A[self.L]
+            sums[0] += self._loss_sum(A_L, Yc, ws.terms)
+            if self.loss == "cross_entropy":
+                sums[1] += (A_L.argmax(axis=1) == Yc.argmax(axis=1)).sum()
+            elif self.loss == "bce":
+                sums[1] += ((A_L > 0.5) == (Yc > 0.5)).all(axis=1).sum()
+            else:
+                shift = Yc[0].astype(np.float64) if shift is None else shift
+                D = Yc.astype(np.float64) - shift
+                sums[1:1 + n_out] += ((Yc - A_L).astype(np.float64) ** 2).sum(axis=0)
+                sums[1 + n_out:1 + 2 * n_out] += D.sum(axis=0)
+                sums[1 + 2 * n_out:] += (D * D).sum(axis=0)
+        values = self.device.to_host(sums)
+        if self.is_classifier:
+            return {"loss": float(values[0]) / n, "accuracy": float(values[1]) / n}
+        res, s1, s2 = values[1:1 + n_out], values[1 + n_out:1 + 2 * n_out], values[1 + 2 * n_out:]
+        tot = np.maximum(s2 - s1 * s1 / n, 0.0)
+        # as scikit-learn: an output with constant targets scores 1 if fitted exactly, else 0
+        r2 = np.where(tot > 0, 1 - res / np.where(tot > 0, tot, 1), np.where(res == 0, 1.0, 0.0))
+        return {"loss": float(values[0]) / n, "r2": float(r2.mean())}
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy for classifiers (labels or one-hot/0-1 targets), R² for mse."""

@@ -1,6 +1,9 @@
 """The training loop: minibatches, shuffling, stopping rules, history, and resumable state.
 
-Data is copied to the network's device once. Inside an epoch nothing is read back to the host:
+Data is copied to the network's device once when it fits there; otherwise (a memory-mapped file or
+another row source on the CPU, data larger than the GPU's free memory, or ``stream=True``) it stays
+on the host and each batch's rows are gathered and copied into the workspace (see gpubp.rows).
+Inside an epoch nothing is read back to the host:
 the loss is accumulated on the device and read once at the end of the epoch (plus one read for
 the validation metrics), so the GPU never waits on Python between batches.
 """
@@ -13,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from .backend import blas_threads, threads_for
+from .backend import blas_threads, is_cupy_array, threads_for
 from .optim import OPTIMIZERS, make_optimizer
-from .validation import check_bool, check_choice, check_float, check_int, check_X
+from .rows import Feeder, is_row_source, to_device
+from .validation import check_bool, check_choice, check_float, check_int, check_X, check_Y, label_width
+
+DEVICE_SHARE = 0.8  # on a GPU, data is copied whole when it needs at most this share of the free memory
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -35,7 +41,10 @@ class Trainer:
     def __init__(self, net: Any, X: Any, Y: Any, *, batch_size: int = 32, lr: float = 0.1,
                  optimizer: str = "sgd", momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, shuffle: bool = True,
-                 validation_data: tuple | None = None, patience: int | None = None) -> None:  # fmt: skip
+                 validation_data: tuple | None = None, patience: int | None = None,
+                 stream: bool | None = None) -> None:  # fmt: skip
+        """``stream``: None decides (see the module docstring); True keeps host data on the host and
+        copies each batch to the device; False copies the training data to the device whole."""
         self.net = net
         dev = net.device
         self.settings = {
@@ -53,15 +62,23 @@ class Trainer:
         if patience is not None and validation_data is None:
             raise ValueError("patience (early stopping) needs validation_data=(X_val, Y_val)")
         with dev.use():
-            self.X = net._check_X(X)
-            self.Y = net._check_Y(Y, self.X.shape[0])
+            X = check_X(dev, X, net.sizes[0], net.dtype, host=True)
+            Y = check_Y(dev, Y, X.shape[0], net.sizes[-1], net.loss, net.dtype, host=True)
+            self.stream = self._streams(X, Y, stream)
+            onehot = label_width(Y, net.loss, net.sizes[-1])
+            if self.stream:  # rows gathered per batch on the host, copied into the workspace
+                self.X, self.Y = X, Y
+                self._feed_X = Feeder(dev, X, net.dtype, tag="X")
+                self._feed_Y = Feeder(dev, Y, net.dtype, onehot, tag="Y")
+            else:  # copied once (nothing is copied for an in-memory array already on the device)
+                self.X, self.Y = to_device(dev, X, net.dtype), to_device(dev, Y, net.dtype, onehot)
             self.validation = None
             if validation_data is not None:
                 if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                     raise TypeError("validation_data must be a pair (X_val, Y_val)")
                 Xv = check_X(dev, validation_data[0], net.sizes[0], net.dtype, "X_val")
-                Yv = net._check_Y(validation_data[1], Xv.shape[0])
-                self.validation = (Xv, Yv)
+                Yv = check_Y(dev, validation_data[1], Xv.shape[0], net.sizes[-1], net.loss, net.dtype, "Y_val")
+                self.validation = (Xv, Yv)  # a row source stays one: evaluated in chunks
             params, grads, decay = [], [], []
             for W, b, dW, db in zip(net.weights, net.biases, net.dW, net.db):
                 params += [W, b]
@@ -89,6 +106,23 @@ class Trainer:
         self.live: list[Any] | None = None  # the training weights, when the best ones were restored
         self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS if self._records(k)}
         net.history = self.history
+
+    def _streams(self, X: Any, Y: Any, stream: bool | None) -> bool:
+        """Whether batches stream from the host: asked for, or a row source on the CPU, or data
+        that would not fit in DEVICE_SHARE of the GPU's free memory (less the workspace)."""
+        if is_cupy_array(X) or is_cupy_array(Y):
+            if stream:
+                raise ValueError("stream=True needs host data; X or Y is already on the GPU")
+            return False
+        if stream is not None:
+            return check_bool("stream", stream)
+        free = self.net.device.memory_free()
+        if free is None:  # the CPU: never load a file or a foreign array-like whole into memory
+            return is_row_source(X) or is_row_source(Y)
+        sizes, item = self.net.sizes, self.net.dtype.itemsize
+        need = X.shape[0] * (sizes[0] + sizes[-1]) * item
+        workspace = 2 * min(self.settings["batch_size"], X.shape[0]) * sum(sizes) * item
+        return need > DEVICE_SHARE * free - workspace
 
     def _records(self, key: str) -> bool:
         if key in ("val_loss", "val_accuracy", "val_r2"):
@@ -129,15 +163,19 @@ class Trainer:
                     for keep, p in zip(self._last_good, self.params):
                         xp.copyto(keep, p)
                     fresh_run = False
-                order = dev.asarray(self.order)
+                order = self.order if self.stream else dev.asarray(self.order)
                 loss_acc = xp.zeros((), np.float64)
                 t0 = time.perf_counter()
                 stop = False
                 for start in range(self.position, self.n, self.batch):
                     rows = order[start:start + self.batch]
                     ws = net.workspace(rows.shape[0])
-                    dev.take_rows(self.X, rows, ws.A[0])
-                    dev.take_rows(self.Y, rows, ws.Y)
+                    if self.stream:  # host gather → staging buffer → copy into the workspace
+                        self._feed_X(rows, ws.A[0])
+                        self._feed_Y(rows, ws.Y)
+                    else:
+                        dev.take_rows(self.X, rows, ws.A[0])
+                        dev.take_rows(self.Y, rows, ws.Y)
                     net._train_step(ws, self.optimizer, loss_acc)
                     self.position = start + rows.shape[0]
                     if on_batch is not None and on_batch(start // self.batch + 1, self.n_batches):
@@ -182,7 +220,8 @@ class Trainer:
             "samples_per_s": self.n / seconds if seconds > 0 else math.inf,
         }
         if self.validation is not None:
-            result = self.net.evaluate(*self.validation)
+            with self.net.device.use():
+                result = self.net._evaluate(*self.validation)
             row["val_loss"] = result["loss"]
             row["val_accuracy" if self.net.is_classifier else "val_r2"] = result.get(
                 "accuracy", result.get("r2")

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Device
+from .backend import Device, is_cupy_array
+from .rows import chunk_rows, chunks, is_row_source, read, to_device, where
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -44,68 +45,102 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def check_X(device: Device, X: Any, n_features: int, dtype: np.dtype, name: str = "X") -> Any:
-    """X as a (samples, n_features) array of ``dtype`` on ``device``; finite, non-empty."""
-    arr = device.adopt(X, name)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be numeric (bool, int or float), got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (samples, features), got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty: expected at least one sample")
-    if arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} features per sample, the network expects {n_features}")
-    with np.errstate(over="ignore"):  # values too large for dtype become inf, refused just below
-        out = device.asarray(arr, dtype=dtype)
-    if arr.dtype.kind == "f" or out.dtype != arr.dtype:
-        finite = device.xp.isfinite(out).all()
-        if not bool(finite):
-            raise ValueError(f"{name} contains NaN or infinite values (or values too large for {dtype})")
-    return out
+def check_X(device: Device, X: Any, n_features: int, dtype: np.dtype, name: str = "X", *,
+            host: bool = False) -> Any:  # fmt: skip
+    """X as a (samples, n_features) array of ``dtype`` on ``device``; finite, non-empty.
+
+    The values are checked in chunks of rows (bounded temporaries; errors name the row and, for a
+    memory-mapped array, the file). A row source (see :mod:`gpubp.rows`) is returned as it is, never
+    converted whole; with ``host=True`` an in-memory array is returned unconverted too.
+    """
+    source = X if is_row_source(X) else device.adopt(X, name)
+    at = where(source)
+    kind = np.dtype(source.dtype).kind
+    if kind not in "biuf":
+        raise TypeError(f"{name}{at} must be numeric (bool, int or float), got dtype {source.dtype}")
+    if source.ndim != 2:
+        raise ValueError(f"{name}{at} must be 2-D (samples, features), got shape {source.shape}")
+    if source.shape[0] == 0:
+        raise ValueError(f"{name}{at} is empty: expected at least one sample")
+    if source.shape[1] != n_features:
+        raise ValueError(f"{name}{at} has {source.shape[1]} features per sample, the network expects {n_features}")
+    if kind == "f":
+        _scan(device, source, name, lambda xp, block, start: _check_floats(xp, block, start, name, dtype, at))
+    return source if host or is_row_source(source) else to_device(device, source, dtype)
 
 
 def check_Y(device: Device, Y: Any, n_samples: int, n_outputs: int, loss: str, dtype: np.dtype,
-            name: str = "Y") -> Any:  # fmt: skip
+            name: str = "Y", *, host: bool = False) -> Any:  # fmt: skip
     """Targets as a (samples, n_outputs) array of ``dtype`` on ``device``.
 
     cross_entropy accepts integer labels of shape (samples,) in [0, n_outputs) and turns them
     into one-hot rows; a single-output network accepts shape (samples,) for bce and mse.
+    Checked in chunks like :func:`check_X`; a row source (and with ``host=True`` an in-memory
+    array) is returned unconverted: :func:`label_width` then says whether it holds labels.
     """
-    arr = device.adopt(Y, name)
-    xp = device.xp
-    axp = np if isinstance(arr, np.ndarray) else xp  # checks run where Y is, before any copy
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if arr.ndim == 0 or arr.shape[0] != n_samples:
-        got = "a scalar" if arr.ndim == 0 else f"{arr.shape[0]} rows"
-        raise ValueError(f"{name} has {got} but X has {n_samples} samples")
-    if arr.dtype.kind == "f" and not bool(axp.isfinite(arr).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    if arr.ndim == 1 and loss == "cross_entropy":
-        labels = arr
-        if labels.dtype.kind == "f":
-            if not bool((labels == axp.floor(labels)).all()):
-                raise ValueError(f"{name} holds class labels, which must be whole numbers")
-        labels = labels.astype(np.int64)
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or hi >= n_outputs:
-            raise ValueError(
-                f"{name} has labels in [{lo}, {hi}] but the network has {n_outputs} outputs: "
-                f"expected labels 0..{n_outputs - 1}"
-            )
-        labels = device.asarray(labels)
-        onehot = xp.zeros((n_samples, n_outputs), dtype=dtype)
-        onehot[xp.arange(n_samples), labels] = 1
-        return onehot
-    if arr.ndim == 1 and n_outputs == 1:
-        arr = arr.reshape(-1, 1)
-    if arr.ndim != 2 or arr.shape[1] != n_outputs:
+    source = Y if is_row_source(Y) else device.adopt(Y, name)
+    at = where(source)
+    if np.dtype(source.dtype).kind not in "biuf":
+        raise TypeError(f"{name}{at} must be numeric, got dtype {source.dtype}")
+    if source.ndim == 0 or source.shape[0] != n_samples:
+        got = "a scalar" if source.ndim == 0 else f"{source.shape[0]} rows"
+        raise ValueError(f"{name}{at} has {got} but X has {n_samples} samples")
+    labels = source.ndim == 1 and loss == "cross_entropy"
+    if not labels and not (source.ndim == 1 and n_outputs == 1) and (
+            source.ndim != 2 or source.shape[1] != n_outputs):  # fmt: skip
         hint = " or integer labels of shape (samples,)" if loss == "cross_entropy" else ""
-        raise ValueError(f"{name} must have shape ({n_samples}, {n_outputs}){hint}, got {arr.shape}")
-    if loss in ("bce", "cross_entropy") and not bool(((arr >= 0) & (arr <= 1)).all()):
-        raise ValueError(f"{name} for {loss} must hold targets in [0, 1]")
+        raise ValueError(f"{name}{at} must have shape ({n_samples}, {n_outputs}){hint}, got {source.shape}")
+    span = [np.inf, -np.inf]  # smallest and largest label seen
+
+    def check(xp: Any, block: Any, start: int) -> None:
+        if block.dtype.kind == "f":  # NaN/Inf, and for targets values too large for dtype
+            _check_floats(xp, block, start, name, None if labels else dtype, at)
+        if labels:
+            if block.dtype.kind == "f" and not bool((block == xp.floor(block)).all()):
+                row = start + int(xp.argmax(block != xp.floor(block)))
+                raise ValueError(f"{name}{at} holds class labels, which must be whole numbers (row {row})")
+            span[0], span[1] = min(span[0], int(block.min())), max(span[1], int(block.max()))
+            return
+        if loss in ("bce", "cross_entropy") and not bool(((block >= 0) & (block <= 1)).all()):
+            bad = ~((block >= 0) & (block <= 1)).reshape(block.shape[0], -1).all(axis=1)
+            raise ValueError(f"{name}{at} for {loss} must hold targets in [0, 1] (row {start + int(xp.argmax(bad))})")
+
+    _scan(device, source, name, check)
+    if labels and (span[0] < 0 or span[1] >= n_outputs):
+        raise ValueError(
+            f"{name}{at} has labels in [{span[0]}, {span[1]}] but the network has {n_outputs} outputs: "
+            f"expected labels 0..{n_outputs - 1}"
+        )
+    if host or is_row_source(source):
+        return source
+    return to_device(device, source, dtype, label_width(source, loss, n_outputs))
+
+
+def label_width(Y: Any, loss: str, n_outputs: int) -> int | None:
+    """n_outputs when checked targets ``Y`` are class labels (to become one-hot rows), else None."""
+    return n_outputs if Y.ndim == 1 and loss == "cross_entropy" else None
+
+
+def _scan(device: Device, source: Any, name: str, check: Any) -> None:
+    """check(xp, block, first_row) over chunks of rows; temporaries stay near rows.CHUNK_BYTES."""
+    xp = device.xp if is_cupy_array(source) else np
+    width = int(np.prod(source.shape[1:], dtype=np.int64))
+    step = chunk_rows(width, max(8, np.dtype(source.dtype).itemsize))
+    for part in chunks(source.shape[0], step):
+        check(xp, read(source, part) if xp is np else source[part], part.start)
+
+
+def _check_floats(xp: Any, block: Any, start: int, name: str, dtype: np.dtype | None, at: str) -> None:
+    """Refuse NaN/Inf, and with ``dtype`` values that become infinite in it; name the first bad row."""
+    narrowing = dtype is not None and block.dtype.itemsize > dtype.itemsize
     with np.errstate(over="ignore"):
-        out = device.asarray(arr, dtype=dtype)
-    if not bool(xp.isfinite(out).all()):
-        raise ValueError(f"{name} has values too large for {dtype}")
-    return out
+        finite = xp.isfinite(block.astype(dtype) if narrowing else block)
+    if bool(finite.all()):
+        return
+    i = int(xp.argmin(finite.reshape(block.shape[0], -1).all(axis=1)))
+    row = block[i]
+    if bool(xp.isnan(row).any()):
+        raise ValueError(f"{name}{at} contains NaN or infinite values: NaN at row {start + i}")
+    if bool(xp.isinf(row).any()):
+        raise ValueError(f"{name}{at} contains NaN or infinite values: an infinite value at row {start + i}")
+    raise ValueError(f"{name}{at} has values too large for {dtype}: {float(abs(row).max()):g} at row {start + i}")

@@ -1,0 +1,148 @@
+"""Row sources: data read a block of rows at a time, so memory follows the batch, not the data.
+
+The contract. ``X`` (and ``Y``) given to ``fit``, ``evaluate``, ``score``, ``predict`` and ``forward``
+is either
+
+* **in memory**: a NumPy array not backed by a file, a CuPy array of the network's GPU, or
+  anything ``np.asarray`` turns into one (lists). It is converted whole to the network's dtype and
+  device, once (nothing is copied when it already has both), as before; or
+* **a row source**: a memory-mapped NumPy array (``np.load(path, mmap_mode="r")``, ``np.memmap``,
+  or a view of one), or any other object with
+
+  - ``shape`` (n, d) — or (n,) for labels — ``ndim`` and ``len()`` (= n),
+  - ``dtype`` that ``np.dtype`` accepts (numeric: bool, int, uint or float),
+  - ``__getitem__`` taking a ``slice`` (step 1) or a 1-D ``int64`` array of distinct row indices in
+    any order, and returning those rows, in that order, as a NumPy array.
+
+  Nothing else is used: not ``.flags``, not the buffer protocol, not ``np.asarray`` of the whole
+  object. A row source is never converted whole in host memory: checks read it in chunks of about
+  ``CHUNK_BYTES``, training gathers each batch's rows (``X[rows]``) into a host staging buffer of the
+  network's dtype and copies that into the workspace on the device, inference reads slices.
+  On a GPU a row source that fits in device memory is copied there once, chunk by chunk.
+
+A memory-mapped array's file name (``X.filename``) is put into error messages.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .backend import Device, is_cupy_array
+
+CHUNK_BYTES = 8 << 20  # host temporaries of a chunked pass stay near this size
+_ATTRS = ("shape", "dtype", "ndim", "__len__", "__getitem__")
+
+
+def is_mapped(x: Any) -> bool:
+    """True for a NumPy array whose memory is a file mapping (a memmap, or a view of one)."""
+    while isinstance(x, np.ndarray):
+        x = x.base
+    return isinstance(x, mmap.mmap)
+
+
+def is_row_source(x: Any) -> bool:
+    """True when ``x`` is read in chunks rather than converted whole (see the module docstring)."""
+    if is_cupy_array(x):
+        return False
+    if isinstance(x, np.ndarray):
+        return is_mapped(x)
+    if not all(hasattr(x, a) for a in _ATTRS):
+        return False
+    try:
+        np.dtype(x.dtype)
+    except TypeError:  # e.g. a torch tensor: np.asarray handles it as before
+        return False
+    return True
+
+
+def where(x: Any) -> str:
+    """' in FILE' for a memory-mapped array with a file name, else ''."""
+    while isinstance(x, np.ndarray):
+        filename = getattr(x, "filename", None)
+        if filename:
+            return f" in {filename}"
+        x = x.base
+    return ""
+
+
+def chunk_rows(width: int, itemsize: int, budget: int = CHUNK_BYTES) -> int:
+    """Rows per chunk so that a chunk of ``width`` values of ``itemsize`` bytes is about ``budget``."""
+    return max(1, budget // max(1, width * itemsize))
+
+
+def chunks(n: int, step: int) -> Iterator[slice]:
+    """slice(start, stop) over 0..n in steps of ``step``."""
+    for start in range(0, n, step):
+        yield slice(start, min(start + step, n))
+
+
+def read(source: Any, rows: Any) -> np.ndarray:
+    """The rows of a row source as a NumPy array (a slice or an index array)."""
+    block = source[rows]
+    if not isinstance(block, np.ndarray):
+        block = np.asarray(block)
+    return block
+
+
+def materialise(x: Any) -> Any:
+    """``x`` itself, or a row source read whole (for the few calls that need one batch in memory)."""
+    return read(x, slice(0, len(x))) if is_row_source(x) else x
+
+
+class Feeder:
+    """Copies rows of a host row source into a device buffer: gather on the host, convert to
+    ``dtype`` in a host staging buffer, one copy to the device (through ``Device.upload``).
+
+    ``onehot=k`` reads integer labels (shape (n,)) and writes one-hot rows of width k; a 1-D source
+    otherwise becomes one column. The same code runs on the CPU, so a test can force it there.
+    """
+
+    def __init__(self, device: Device, source: Any, dtype: np.dtype, onehot: int | None = None,
+                 tag: str = "X") -> None:  # fmt: skip
+        self.device, self.source, self.dtype, self.onehot, self.tag = device, source, dtype, onehot, tag
+        self.width = onehot if onehot is not None else (source.shape[1] if source.ndim == 2 else 1)
+        self._gather_direct = isinstance(source, np.ndarray) and source.ndim == 2 and source.dtype == dtype
+
+    def __call__(self, rows: Any, out: Any) -> None:
+        """out (b, width) on the device ← rows ``rows`` (slice or host index array) of the source."""
+        b = out.shape[0]
+        stage = self.device.staging((b, self.width), self.dtype, self.tag)
+        if self._gather_direct and not isinstance(rows, slice):
+            # straight from the mapping; mode="clip" writes into out unbuffered (rows are in range)
+            np.take(self.source, rows, axis=0, out=stage, mode="clip")
+        else:
+            block = read(self.source, rows)
+            if self.onehot is not None:
+                stage[...] = 0
+                stage[np.arange(b), block.astype(np.intp, copy=False)] = 1
+            else:
+                np.copyto(stage, block.reshape(b, self.width), casting="unsafe")
+        self.device.upload(stage, out)
+
+
+def to_device(device: Device, source: Any, dtype: np.dtype, onehot: int | None = None) -> Any:
+    """Checked data as one (n, width) array of ``dtype`` on ``device``: an in-memory array converted
+    at once (not copied when it already is one), a row source filled chunk by chunk (host
+    temporaries stay near ``CHUNK_BYTES``). ``onehot=k``: integer labels (n,) become one-hot rows."""
+    xp = device.xp
+    if not is_row_source(source):
+        with device.use():
+            if onehot is not None:
+                labels = device.asarray(source.astype(np.int64))
+                out = xp.zeros((source.shape[0], onehot), dtype=dtype)
+                out[xp.arange(source.shape[0]), labels] = 1
+                return out
+            with np.errstate(over="ignore"):  # values too large for dtype were refused by the checks
+                return device.asarray(source.reshape(-1, 1) if source.ndim == 1 else source, dtype=dtype)
+    feed = Feeder(device, source, dtype, onehot, tag="load")
+    n = len(source)
+    with device.use():
+        out = xp.empty((n, feed.width), dtype)
+    step = chunk_rows(feed.width, max(dtype.itemsize, source.dtype.itemsize))
+    for part in chunks(n, step):
+        feed(part, out[part])
+    return out
