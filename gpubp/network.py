@@ -22,7 +22,7 @@ from .activations import HIDDEN, OUTPUTS, derivative_runner, forward_runner
 from .backend import Device, get_device, to_numpy
 from .initializers import INITS, default_init, init_weight
 from .losses import LOSSES
-from .rows import CHUNK_BYTES, Feeder, chunks, is_row_source, materialise
+from .rows import Feeder, chunk_rows, chunks, is_row_source, materialise
 from .validation import check_choice, check_int, check_X, check_Y, label_width
 
 DTYPES = ("float32", "float64")
@@ -216,7 +216,7 @@ class MLP:
     def _chunks(self, X: Any, Y: Any = None) -> Any:
         """(rows, workspace, A_0, Y) per chunk of checked X (and Y): device arrays are sliced (the
         input is only read: no copy), a row source is fed into the workspace's A[0] (and Y)."""
-        step = max(1, min(_INFER_ROWS, CHUNK_BYTES // (sum(self.sizes) * self.dtype.itemsize)))
+        step = min(_INFER_ROWS, chunk_rows(sum(self.sizes) + self.sizes[0], self.dtype.itemsize))  # A_l + staging
         feed_X = Feeder(self.device, X, self.dtype, tag="infer_X") if is_row_source(X) else None
         feed_Y = None
         if Y is not None and is_row_source(Y):

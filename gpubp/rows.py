@@ -20,12 +20,14 @@ is either
   network's dtype and copies that into the workspace on the device, inference reads slices.
   On a GPU a row source that fits in device memory is copied there once, chunk by chunk.
 
-A memory-mapped array's file name (``X.filename``) is put into error messages.
+A memory-mapped array's file name (``X.filename``) is put into error messages. ``open_npy(path)``
+memory-maps a ``.npy`` file with a clear ``ValueError`` when it is truncated or not one.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,8 +35,33 @@ import numpy as np
 
 from .backend import Device, is_cupy_array
 
-CHUNK_BYTES = 8 << 20  # host temporaries of a chunked pass stay near this size
+CHUNK_BYTES = 4 << 20  # host temporaries of a chunked pass stay near this size
 _ATTRS = ("shape", "dtype", "ndim", "__len__", "__getitem__")
+
+
+def open_npy(path: str | os.PathLike) -> np.ndarray:
+    """The array in a ``.npy`` file, memory-mapped read-only (nothing is read until used).
+
+    Raises ValueError naming the file when it is not a complete ``.npy`` of plain values (truncated,
+    a pickled object array, another format); FileNotFoundError/PermissionError as open() does."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            fmt = np.lib.format
+            shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"{path} is not a .npy file ({exc})") from None
+        header = f.tell()
+    if dtype.hasobject:
+        raise ValueError(f"{path} holds Python objects (dtype {dtype}), not numbers: it cannot be memory-mapped")
+    want = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    have = os.path.getsize(path)
+    if have < want:
+        dims = " × ".join(str(d) for d in shape)
+        raise ValueError(f"{path} is truncated: its header promises {dims} {dtype} ({want:,} bytes with the header) "
+                         f"but the file has {have:,} bytes")  # fmt: skip
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def is_mapped(x: Any) -> bool:
@@ -69,9 +96,9 @@ def where(x: Any) -> str:
     return ""
 
 
-def chunk_rows(width: int, itemsize: int, budget: int = CHUNK_BYTES) -> int:
-    """Rows per chunk so that a chunk of ``width`` values of ``itemsize`` bytes is about ``budget``."""
-    return max(1, budget // max(1, width * itemsize))
+def chunk_rows(width: int, itemsize: int) -> int:
+    """Rows per chunk so that a chunk of ``width`` values of ``itemsize`` bytes is about CHUNK_BYTES."""
+    return max(1, CHUNK_BYTES // max(1, width * itemsize))
 
 
 def chunks(n: int, step: int) -> Iterator[slice]:

@@ -1,0 +1,249 @@
+"""Data bigger than memory: memory-mapped files and other row sources are checked in chunks,
+streamed per batch and evaluated in chunks, with the same results as in-memory arrays."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import gpubp
+import gpubp.rows
+from gpubp.rows import Feeder, is_row_source, open_npy
+from gpubp.training import Trainer
+
+MIB = 1 << 20
+
+
+def write_npy(path, array):
+    """``array`` written to ``path`` through a memory map (as a big file would be made)."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=array.dtype, shape=array.shape)
+    out[...] = array
+    out.flush()
+    del out
+    return np.load(path, mmap_mode="r")
+
+
+class Rows:
+    """Only the row-source contract: shape, dtype, ndim, len() and rows by slice or index array.
+    Records the largest block asked for."""
+
+    def __init__(self, array):
+        self._a, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, array.ndim
+        self.largest = 0
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        block = np.array(self._a[rows])  # a fresh array, as a lazily scaled view would return
+        self.largest = max(self.largest, block.shape[0])
+        return block
+
+
+@pytest.fixture
+def data(rng):
+    X = rng.normal(size=(300, 12)).astype(np.float32)
+    y = rng.integers(0, 4, 300)
+    return X, y
+
+
+def trained(X, y, **kwargs):
+    net = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
+    fit = {"epochs": 3, "batch_size": 32, "lr": 0.05, "momentum": 0.9, **kwargs}
+    history = net.fit(X, y, **fit)
+    return net, history
+
+
+def same_weights(a, b):
+    for Wa, Wb in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(Wa, Wb)
+
+
+def test_a_memmap_is_a_row_source_and_its_slices_too(tmp_path, data):
+    X = write_npy(tmp_path / "X.npy", data[0])
+    assert is_row_source(X)
+    assert is_row_source(X[10:20])
+    assert is_row_source(np.asarray(X))  # a plain ndarray view still maps the file
+    assert not is_row_source(X[[1, 2]])  # fancy indexing copies into memory
+    assert not is_row_source(data[0])
+    assert not is_row_source([[1.0, 2.0]])
+    assert is_row_source(Rows(data[0]))
+
+
+def test_memmap_fit_and_score_equal_in_memory(tmp_path, data):
+    X, y = data
+    Xm, ym = write_npy(tmp_path / "X.npy", X), write_npy(tmp_path / "y.npy", y)
+    ref, ref_history = trained(X, y, validation_data=(X[:50], y[:50]))
+    net, history = trained(Xm, ym, validation_data=(Xm[:50], ym[:50]))
+    same_weights(ref, net)
+    assert history["train_loss"] == ref_history["train_loss"]
+    assert history["val_loss"] == ref_history["val_loss"]
+    assert net.score(Xm, ym) == ref.score(X, y)
+    assert net.evaluate(Xm, ym) == ref.evaluate(X, y)
+    np.testing.assert_array_equal(net.predict(Xm), ref.predict(X))
+    np.testing.assert_array_equal(net.predict_proba(Xm), ref.predict_proba(X))
+
+
+def test_an_array_like_with_only_the_contract_trains_like_the_array(data, monkeypatch):
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 2048)  # checks and inference in many chunks
+    X, y = data
+    ref, _ = trained(X, y)
+    Xr, yr = Rows(X), Rows(y)
+    net, _ = trained(Xr, yr, validation_data=(Rows(X[:40]), Rows(y[:40])))
+    same_weights(ref, net)
+    assert net.score(Xr, yr) == ref.score(X, y)
+    np.testing.assert_array_equal(net.forward(Xr), ref.forward(X))
+    assert Xr.largest <= 32  # never read whole: a batch or a chunk at a time
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce", "mse"])
+def test_forced_streaming_trains_bit_identically_to_the_in_memory_path(loss, rng):
+    X = rng.normal(size=(203, 7))  # float64 rows for a float32 network: converted per batch
+    n_out = 1 if loss == "bce" else 3
+    if loss == "cross_entropy":
+        Y = rng.integers(0, 3, 203)
+    elif loss == "bce":
+        Y = rng.integers(0, 2, 203).astype(np.float64)
+    else:
+        Y = rng.normal(size=(203, 3))
+    nets = []
+    for stream in (False, True):
+        net = gpubp.MLP([7, 9, n_out], "tanh", loss=loss, device="cpu", seed=1)
+        trainer = Trainer(net, X, Y, batch_size=16, lr=0.05, momentum=0.9, shuffle=True,
+                          validation_data=(X[:30], Y[:30]), stream=stream)  # fmt: skip
+        assert trainer.stream is stream
+        trainer.run(3)
+        nets.append(net)
+    same_weights(*nets)
+    for key in ("train_loss", "val_loss", "val_r2" if loss == "mse" else "val_accuracy"):
+        assert nets[0].history[key] == nets[1].history[key]
+
+
+def test_a_memmap_can_be_loaded_whole_in_chunks(tmp_path, data):
+    X, y = data
+    Xm, ym = write_npy(tmp_path / "X.npy", X), write_npy(tmp_path / "y.npy", y)
+    ref, _ = trained(X, y)
+    net = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
+    trainer = Trainer(net, Xm, ym, batch_size=32, lr=0.05, momentum=0.9, stream=False)
+    assert isinstance(trainer.X, np.ndarray)
+    assert not is_row_source(trainer.X)
+    trainer.run(3)
+    same_weights(ref, net)
+
+
+def test_a_memmap_epoch_reads_the_loss_once(tmp_path, data):
+    Xm, ym = write_npy(tmp_path / "X.npy", data[0]), write_npy(tmp_path / "y.npy", data[1])
+    net = gpubp.MLP([12, 16, 4], device="cpu", seed=0)
+    before = net.device.host_reads
+    net.fit(Xm, ym, epochs=2, batch_size=10, validation_data=(Xm[:100], ym[:100]))
+    assert net.device.host_reads - before == 2 * 2
+    before = net.device.host_reads
+    net.evaluate(Xm, ym)
+    assert net.device.host_reads - before == 1
+
+
+def test_fit_and_score_on_a_memmap_take_memory_bounded_by_the_batch_not_the_data(tmp_path):
+    n, d = 25_000, 784  # a 78 MB file; about 7 MiB were measured
+    X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=(n, d))
+    for part in range(0, n, 2500):
+        X[part:part + 2500] = np.random.default_rng(part).random((2500, d), dtype=np.float32)
+    X.flush()
+    del X
+    y = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.int64, shape=(n,))
+    y[:] = np.arange(n) % 10
+    y.flush()
+    del y
+    X, y = np.load(tmp_path / "X.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")
+    net = gpubp.MLP([d, 32, 10], "relu", device="cpu", seed=0)
+    tracemalloc.start()
+    try:
+        net.fit(X, y, epochs=1, batch_size=64, lr=0.01, validation_data=(X[:5000], y[:5000]))
+        net.score(X, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes / 5, f"peak {peak / MIB:.1f} MiB for a {X.nbytes / MIB:.0f} MiB file"
+
+
+def test_nan_in_the_middle_of_a_memmap_names_the_row_and_file_before_training(tmp_path, data):
+    X = data[0].copy()
+    X[217, 5] = np.nan
+    Xm, ym = write_npy(tmp_path / "X.npy", X), write_npy(tmp_path / "y.npy", data[1])
+    net = gpubp.MLP([12, 16, 4], device="cpu", seed=0)
+    before = net.weights[0].copy()
+    with pytest.raises(ValueError, match=r"X in .*X\.npy contains NaN or infinite values: NaN at row 217$"):
+        net.fit(Xm, ym)
+    np.testing.assert_array_equal(net.weights[0], before)  # refused before any step
+    assert net.history is None
+    X[217, 5] = np.inf
+    with pytest.raises(ValueError, match=r"an infinite value at row 217"):
+        net.predict(write_npy(tmp_path / "X2.npy", X))
+
+
+def test_values_too_large_for_float32_name_the_row(tmp_path, data):
+    X = data[0].astype(np.float64)
+    X[299, 0] = 1e300
+    with pytest.raises(ValueError, match=r"X in .*X\.npy has values too large for float32: 1e\+300 at row 299"):
+        gpubp.MLP([12, 4], device="cpu").score(write_npy(tmp_path / "X.npy", X), data[1])
+
+
+def test_a_non_numeric_memmap_is_refused_with_its_file(tmp_path, data):
+    text = write_npy(tmp_path / "X.npy", np.full((3, 12), "ab"))
+    with pytest.raises(TypeError, match=r"X in .*X\.npy must be numeric .* got dtype <U2"):
+        gpubp.MLP([12, 4], device="cpu").fit(text, np.zeros(3, int))
+
+
+def test_a_label_file_shorter_than_the_data_is_refused(tmp_path, data):
+    Xm, ym = write_npy(tmp_path / "X.npy", data[0]), write_npy(tmp_path / "y.npy", data[1][:299])
+    with pytest.raises(ValueError, match=r"Y in .*y\.npy has 299 rows but X has 300 samples"):
+        gpubp.MLP([12, 4], device="cpu").fit(Xm, ym)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.array([0, 1, 4, 2] * 75), r"labels in \[0, 4\] .* 4 outputs"),
+        (np.array([0, 1, 2.5, 2] * 75), r"whole numbers \(row 2\)"),
+        (np.array([0, 1, np.nan, 2] * 75), "NaN at row 2"),
+    ],
+)
+def test_bad_labels_in_a_memmap_are_found_in_chunks(tmp_path, data, labels, message):
+    Xm, ym = write_npy(tmp_path / "X.npy", data[0]), write_npy(tmp_path / "y.npy", labels)
+    with pytest.raises(ValueError, match=message):
+        gpubp.MLP([12, 4], device="cpu").fit(Xm, ym)
+
+
+def test_a_truncated_npy_is_a_clear_value_error(tmp_path, data):
+    write_npy(tmp_path / "X.npy", data[0])
+    whole = (tmp_path / "X.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"cut\.npy is truncated: its header promises 300 × 12 float32"):
+        open_npy(tmp_path / "cut.npy")
+    (tmp_path / "short.npy").write_bytes(whole[:20])
+    with pytest.raises(ValueError, match=r"short\.npy is not a \.npy file"):
+        open_npy(tmp_path / "short.npy")
+    np.save(tmp_path / "obj.npy", np.array([{}, 1], dtype=object))
+    with pytest.raises(ValueError, match="Python objects"):
+        open_npy(tmp_path / "obj.npy")
+    assert is_row_source(open_npy(tmp_path / "X.npy"))
+
+
+def test_the_feeder_turns_labels_into_one_hot_rows_per_batch(data):
+    net = gpubp.MLP([12, 4], device="cpu")
+    out = np.full((3, 4), 7, np.float32)
+    Feeder(net.device, data[1], net.dtype, onehot=4, tag="test")(np.array([5, 0, 9]), out)
+    np.testing.assert_array_equal(out, np.eye(4, dtype=np.float32)[data[1][[5, 0, 9]]])
+
+
+@pytest.mark.gpu
+def test_streaming_on_the_gpu_trains_like_the_resident_path(data):
+    X, y = data
+    nets = []
+    for stream in (False, True):
+        net = gpubp.MLP([12, 16, 4], "relu", device="gpu", seed=3)
+        Trainer(net, X, y, batch_size=32, lr=0.05, momentum=0.9, stream=stream).run(3)
+        nets.append(net)
+    for a, b in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
+        np.testing.assert_array_equal(a.get(), b.get())
