@@ -8,6 +8,7 @@ import numpy as np
 
 from .backend import CPU, is_cupy_array, to_numpy
 from .network import MLP, Workspace
+from .rows import materialise
 
 
 def _float64_copy(net: Any) -> Any:
@@ -30,8 +31,8 @@ def gradcheck_layers(net: Any, X: Any, Y: Any, eps: float = 1e-6) -> list[dict[s
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
     twin = _float64_copy(net)
-    X = twin._check_X(X.get() if is_cupy_array(X) else X)  # the twin is on the CPU
-    Y = twin._check_Y(Y.get() if is_cupy_array(Y) else Y, X.shape[0])
+    X = twin._check_X(materialise(X.get() if is_cupy_array(X) else X))  # the twin is on the CPU
+    Y = twin._check_Y(materialise(Y.get() if is_cupy_array(Y) else Y), X.shape[0])
     _, grads = twin.loss_and_gradients(X, Y)
     ws = Workspace(CPU, twin.sizes, X.shape[0], twin.dtype)
     ws.A[0][...] = X

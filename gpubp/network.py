@@ -210,16 +210,16 @@ class MLP:
     def _check_X(self, X: Any) -> Any:
         return check_X(self.device, X, self.sizes[0], self.dtype)
 
-    def _check_Y(self, Y: Any, n: int) -> Any:
-        return check_Y(self.device, Y, n, self.sizes[-1], self.loss, self.dtype)
+    def _check_Y(self, Y: Any, n: int, host: bool = False) -> Any:
+        return check_Y(self.device, Y, n, self.sizes[-1], self.loss, self.dtype, host=host)
 
     def _chunks(self, X: Any, Y: Any = None) -> Any:
         """(rows, workspace, A_0, Y) per chunk of checked X (and Y): device arrays are sliced (the
         input is only read: no copy), a row source is fed into the workspace's A[0] (and Y)."""
         step = min(_INFER_ROWS, chunk_rows(sum(self.sizes) + self.sizes[0], self.dtype.itemsize))  # A_l + staging
         feed_X = Feeder(self.device, X, self.dtype, tag="infer_X") if is_row_source(X) else None
-        feed_Y = None
-        if Y is not None and is_row_source(Y):
+        feed_Y = None  # targets next to a row source stay on the host too (labels: one-hot per chunk)
+        if Y is not None and (is_row_source(Y) or feed_X is not None):
             feed_Y = Feeder(self.device, Y, self.dtype, label_width(Y, self.loss, self.sizes[-1]), tag="infer_Y")
         for part in chunks(X.shape[0], step):
             ws = self.workspace(part.stop - part.start)
@@ -333,7 +333,7 @@ class MLP:
         Runs in chunks of rows, so memory-mapped inputs are never read whole."""
         with self.device.use():
             X = self._check_X(X)
-            return self._evaluate(X, self._check_Y(Y, X.shape[0]))
+            return self._evaluate(X, self._check_Y(Y, X.shape[0], host=is_row_source(X)))
 
     def _evaluate(self, X: Any, Y: Any) -> dict[str, float]:
         """evaluate() on checked X and Y: sums accumulated over chunks on the device, read once."""

@@ -117,7 +117,10 @@ def read(source: Any, rows: Any) -> np.ndarray:
 
 def materialise(x: Any) -> Any:
     """``x`` itself, or a row source read whole (for the few calls that need one batch in memory)."""
-    return read(x, slice(0, len(x))) if is_row_source(x) else x
+    if not is_row_source(x):
+        return x
+    block = read(x, slice(0, len(x)))
+    return np.array(block) if is_mapped(block) else block
 
 
 class Feeder:

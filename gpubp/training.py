@@ -77,7 +77,8 @@ class Trainer:
                 if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                     raise TypeError("validation_data must be a pair (X_val, Y_val)")
                 Xv = check_X(dev, validation_data[0], net.sizes[0], net.dtype, "X_val")
-                Yv = check_Y(dev, validation_data[1], Xv.shape[0], net.sizes[-1], net.loss, net.dtype, "Y_val")
+                Yv = check_Y(dev, validation_data[1], Xv.shape[0], net.sizes[-1], net.loss, net.dtype, "Y_val",
+                             host=is_row_source(Xv))  # fmt: skip
                 self.validation = (Xv, Yv)  # a row source stays one: evaluated in chunks
             params, grads, decay = [], [], []
             for W, b, dW, db in zip(net.weights, net.biases, net.dW, net.db):

@@ -247,3 +247,27 @@ def test_streaming_on_the_gpu_trains_like_the_resident_path(data):
         nets.append(net)
     for a, b in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
         np.testing.assert_array_equal(a.get(), b.get())
+
+
+def test_in_memory_labels_next_to_a_memmap_are_one_hot_per_chunk_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 4096)
+    X = np.random.default_rng(0).normal(size=(5000, 4)).astype(np.float32)
+    y = np.arange(5000) % 50
+    Xm = write_npy(tmp_path / "X.npy", X)
+    net = gpubp.MLP([4, 50], device="cpu", seed=0)
+    expected = net.evaluate(X, y)
+    tracemalloc.start()
+    try:
+        got = net.evaluate(Xm, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got["accuracy"] == expected["accuracy"]
+    assert got["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    assert peak < 5000 * 50 * 4 / 2  # the whole one-hot matrix (1 MB) is never made
+
+
+def test_gradcheck_takes_a_memmap(tmp_path, data):
+    net = gpubp.MLP([12, 5, 4], "tanh", device="cpu", seed=0)
+    Xm, ym = write_npy(tmp_path / "X.npy", data[0][:6]), write_npy(tmp_path / "y.npy", data[1][:6])
+    assert gpubp.gradcheck(net, Xm, ym) == gpubp.gradcheck(net, data[0][:6], data[1][:6])
