@@ -136,11 +136,18 @@ class Device:
             np.take(x, rows, axis=0, out=out, mode="clip")
 
     def staging(self, shape: tuple[int, int], dtype: Any, tag: str) -> np.ndarray:
-        """A reusable host buffer of ``shape`` (its leading rows of one buffer per tag, width and
-        dtype), for rows on their way to the device. On a GPU it is page-locked (pinned) memory,
-        so the copy to the device needs no extra host copy. Contents undefined."""
+        """A host buffer of ``shape`` for rows on their way to the device (contents undefined).
+
+        Double-buffered: calls with one tag alternate between two buffers (the leading rows of each),
+        so the host fills one while the copy from the other may still be running. On a GPU they are
+        page-locked (pinned), and a buffer is handed out again only once the copy that read it is
+        done (its event). Not run on a GPU."""
         rows, width = shape
-        key = ("staging", tag, width, np.dtype(dtype).str)
+        slot = self._scratch["staging-slot", tag] = 1 - self._scratch.get(("staging-slot", tag), 1)
+        key = ("staging", tag, width, np.dtype(dtype).str, slot)
+        pending = self._scratch.pop(("staging-copy", *key), None)
+        if pending is not None:
+            pending.synchronize()  # the copy from this buffer (two uploads ago) has finished
         buf = self._scratch.get(key)
         if buf is None or buf.shape[0] < rows:
             if self.is_gpu:
@@ -150,15 +157,22 @@ class Device:
             else:
                 buf = np.empty((rows, width), dtype)
             self._scratch[key] = buf
+        self._scratch["staging-last"] = key
         return buf[:rows]
 
     def upload(self, host: np.ndarray, out: Any) -> None:
-        """out ← host (same shape and dtype; ``out`` contiguous on this device). On a GPU this is a
-        synchronous copy from the staging buffer (not overlapped with compute; not run on a GPU)."""
-        if self.is_gpu:
-            out.set(host)
-        else:
+        """out ← host, the buffer staging() gave last (same shape and dtype; ``out`` contiguous).
+
+        On a GPU the copy is queued on the current stream behind the step that still reads ``out``
+        and the host goes on at once (no synchronisation); an event marks when ``host`` is free.
+        Not run on a GPU."""
+        if not self.is_gpu:
             np.copyto(out, host)
+            return
+        with self.use():
+            stream = self.xp.cuda.get_current_stream()
+            out.set(host, stream=stream)
+            self._scratch["staging-copy", *self._scratch["staging-last"]] = stream.record()
 
     def memory_free(self) -> int | None:
         """Bytes the GPU can still hand out (free plus CuPy's pool's unused blocks); None on the CPU."""
