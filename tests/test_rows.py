@@ -271,3 +271,15 @@ def test_gradcheck_takes_a_memmap(tmp_path, data):
     net = gpubp.MLP([12, 5, 4], "tanh", device="cpu", seed=0)
     Xm, ym = write_npy(tmp_path / "X.npy", data[0][:6]), write_npy(tmp_path / "y.npy", data[1][:6])
     assert gpubp.gradcheck(net, Xm, ym) == gpubp.gradcheck(net, data[0][:6], data[1][:6])
+
+
+def test_a_streamed_run_stopped_mid_epoch_resumes_exactly(tmp_path, data):
+    Xm, ym = write_npy(tmp_path / "X.npy", data[0]), write_npy(tmp_path / "y.npy", data[1])
+    whole = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
+    Trainer(whole, Xm, ym, batch_size=32, lr=0.05, momentum=0.9).run(2)
+    parts = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
+    trainer = Trainer(parts, Xm, ym, batch_size=32, lr=0.05, momentum=0.9)
+    trainer.run(2, on_batch=lambda batch, n: batch == 4)  # stops after batch 4 of epoch 1
+    assert (trainer.epoch, trainer.position) == (0, 128)
+    trainer.run(2)
+    same_weights(whole, parts)
