@@ -172,7 +172,7 @@ class Device:
         with self.use():
             stream = self.xp.cuda.get_current_stream()
             out.set(host, stream=stream)
-            self._scratch["staging-copy", *self._scratch["staging-last"]] = stream.record()
+            self._scratch[("staging-copy", *self._scratch["staging-last"])] = stream.record()
 
     def memory_free(self) -> int | None:
         """Bytes the GPU can still hand out (free plus CuPy's pool's unused blocks); None on the CPU."""
