@@ -283,3 +283,50 @@ def test_a_streamed_run_stopped_mid_epoch_resumes_exactly(tmp_path, data):
     assert (trainer.epoch, trainer.position) == (0, 128)
     trainer.run(2)
     same_weights(whole, parts)
+
+
+def test_gpu_staging_alternates_two_buffers_and_waits_for_the_copy_that_read_one(monkeypatch, data):
+    """The GPU bookkeeping of Device.staging/upload, run against a stand-in for CuPy's streams and
+    events (the real copies were never run on a GPU)."""
+    import contextlib
+    import sys
+    import types
+
+    from gpubp.backend import Device
+
+    log = []
+
+    class Event:
+        def __init__(self, n):
+            self.n = n
+
+        def synchronize(self):
+            log.append(("wait", self.n))
+
+    class Stream:
+        copies = 0
+
+        def record(self):
+            Stream.copies += 1
+            return Event(Stream.copies)
+
+    class DeviceArray(np.ndarray):
+        def set(self, host, stream):
+            assert isinstance(stream, Stream)
+            log.append(("copy", host.__array_interface__["data"][0]))
+            np.copyto(self, host)
+
+    stream = Stream()
+    cuda = types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda i: contextlib.nullcontext())
+    monkeypatch.setitem(sys.modules, "cupyx", types.SimpleNamespace(empty_pinned=np.empty))
+    gpu = Device("gpu:0", types.SimpleNamespace(cuda=cuda), 0)
+    feed = Feeder(gpu, data[0], np.dtype(np.float32))
+    out = np.empty((5, 12), np.float32).view(DeviceArray)
+    for batch in range(3):
+        rows = np.arange(5 * batch, 5 * batch + 5)
+        feed(rows, out)
+        np.testing.assert_array_equal(out, data[0][rows])
+    (_, first), (_, second), wait, (_, third) = log
+    assert first != second  # two pinned buffers, alternating
+    assert third == first
+    assert wait == ("wait", 1)  # the first buffer is refilled only after the first copy is done
