@@ -9,19 +9,20 @@ is either
 * **a row source**: a memory-mapped NumPy array (``np.load(path, mmap_mode="r")``, ``np.memmap``,
   or a view of one), or any other object with
 
-  - ``shape`` (n, d) — or (n,) for labels — ``ndim`` and ``len()`` (= n),
-  - ``dtype`` that ``np.dtype`` accepts (numeric: bool, int, uint or float),
+  - ``shape`` (n, d) — or (n,) for labels or single targets — ``ndim`` and ``len()`` (= n),
+  - ``dtype``, which ``np.dtype`` accepts: the dtype of the rows it returns (bool, int, uint or float),
   - ``__getitem__`` taking a ``slice`` (step 1) or a 1-D ``int64`` array of distinct row indices in
-    any order, and returning those rows, in that order, as a NumPy array.
+    any order, and returning those rows, in that order, as a NumPy array,
+  - optionally ``filename`` (a str), named in error messages.
 
   Nothing else is used: not ``.flags``, not the buffer protocol, not ``np.asarray`` of the whole
   object. A row source is never converted whole in host memory: checks read it in chunks of about
-  ``CHUNK_BYTES``, training gathers each batch's rows (``X[rows]``) into a host staging buffer of the
-  network's dtype and copies that into the workspace on the device, inference reads slices.
-  On a GPU a row source that fits in device memory is copied there once, chunk by chunk.
+  ``CHUNK_BYTES``; training gathers each batch's rows (``X[rows]``) into a host staging buffer of the
+  network's dtype and copies that into the workspace on the device; inference reads slices. On a GPU,
+  a row source that fits in device memory is copied there once, chunk by chunk.
 
-A memory-mapped array's file name (``X.filename``) is put into error messages. ``open_npy(path)``
-memory-maps a ``.npy`` file with a clear ``ValueError`` when it is truncated or not one.
+``open_npy(path)`` memory-maps a ``.npy`` file with a clear ``ValueError`` when it is truncated or
+not one.
 """
 
 from __future__ import annotations
@@ -87,12 +88,12 @@ def is_row_source(x: Any) -> bool:
 
 
 def where(x: Any) -> str:
-    """' in FILE' for a memory-mapped array with a file name, else ''."""
-    while isinstance(x, np.ndarray):
+    """' in FILE' for a memory-mapped array (or a row source) with a ``filename``, else ''."""
+    while x is not None:
         filename = getattr(x, "filename", None)
-        if filename:
-            return f" in {filename}"
-        x = x.base
+        if isinstance(filename, (str, os.PathLike)) and filename:
+            return f" in {os.fspath(filename)}"
+        x = x.base if isinstance(x, np.ndarray) else None
     return ""
 
 

@@ -330,3 +330,22 @@ def test_gpu_staging_alternates_two_buffers_and_waits_for_the_copy_that_read_one
     assert first != second  # two pinned buffers, alternating
     assert third == first
     assert wait == ("wait", 1)  # the first buffer is refilled only after the first copy is done
+
+
+def test_a_row_source_with_a_filename_is_named_in_errors(data):
+    X = data[0].copy()
+    X[7, 1] = np.inf
+    source = Rows(X)
+    source.filename = "scaled-X.npy"
+    with pytest.raises(ValueError, match=r"X in scaled-X\.npy contains NaN .*: an infinite value at row 7"):
+        gpubp.MLP([12, 4], device="cpu").predict(source)
+
+
+def test_on_a_gpu_data_streams_only_when_it_would_not_fit(monkeypatch, data):
+    """The GPU's decision, run on the CPU with its free memory stood in for."""
+    X, y = data
+    net = gpubp.MLP([12, 16, 4], device="cpu", seed=0)
+    need = X.shape[0] * (12 + 4) * 4  # X and one-hot Y in float32
+    for free, streams in ((100 * need, False), (need, True)):
+        monkeypatch.setattr(net.device, "memory_free", lambda free=free: free)
+        assert Trainer(net, X, y, batch_size=32).stream is streams
