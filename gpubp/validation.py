@@ -65,7 +65,7 @@ def check_X(device: Device, X: Any, n_features: int, dtype: np.dtype, name: str 
     if source.shape[1] != n_features:
         raise ValueError(f"{name}{at} has {source.shape[1]} features per sample, the network expects {n_features}")
     if kind == "f":
-        _scan(device, source, name, lambda xp, block, start: _check_floats(xp, block, start, name, dtype, at))
+        _scan(device, source, lambda xp, block, start: _check_floats(xp, block, start, name, dtype, at))
     return source if host or is_row_source(source) else to_device(device, source, dtype)
 
 
@@ -105,7 +105,7 @@ def check_Y(device: Device, Y: Any, n_samples: int, n_outputs: int, loss: str, d
             bad = ~((block >= 0) & (block <= 1)).reshape(block.shape[0], -1).all(axis=1)
             raise ValueError(f"{name}{at} for {loss} must hold targets in [0, 1] (row {start + int(xp.argmax(bad))})")
 
-    _scan(device, source, name, check)
+    _scan(device, source, check)
     if labels and (span[0] < 0 or span[1] >= n_outputs):
         raise ValueError(
             f"{name}{at} has labels in [{span[0]}, {span[1]}] but the network has {n_outputs} outputs: "
@@ -121,7 +121,7 @@ def label_width(Y: Any, loss: str, n_outputs: int) -> int | None:
     return n_outputs if Y.ndim == 1 and loss == "cross_entropy" else None
 
 
-def _scan(device: Device, source: Any, name: str, check: Any) -> None:
+def _scan(device: Device, source: Any, check: Any) -> None:
     """check(xp, block, first_row) over chunks of rows; temporaries stay near rows.CHUNK_BYTES."""
     xp = device.xp if is_cupy_array(source) else np
     width = int(np.prod(source.shape[1:], dtype=np.int64))
