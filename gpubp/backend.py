@@ -143,8 +143,9 @@ class Device:
         page-locked (pinned), and a buffer is handed out again only once the copy that read it is
         done (its event). Not run on a GPU."""
         rows, width = shape
-        slot = self._scratch["staging-slot", tag] = 1 - self._scratch.get(("staging-slot", tag), 1)
-        key = ("staging", tag, width, np.dtype(dtype).str, slot)
+        thread = threading.get_ident()  # per thread, as scratch(): two trainings never share one
+        slot = self._scratch["staging-slot", thread, tag] = 1 - self._scratch.get(("staging-slot", thread, tag), 1)
+        key = ("staging", thread, tag, width, np.dtype(dtype).str, slot)
         pending = self._scratch.pop(("staging-copy", *key), None)
         if pending is not None:
             pending.synchronize()  # the copy from this buffer (two uploads ago) has finished
@@ -157,7 +158,7 @@ class Device:
             else:
                 buf = np.empty((rows, width), dtype)
             self._scratch[key] = buf
-        self._scratch["staging-last"] = key
+        self._scratch["staging-last", thread] = key
         return buf[:rows]
 
     def upload(self, host: np.ndarray, out: Any) -> None:
@@ -172,7 +173,8 @@ class Device:
         with self.use():
             stream = self.xp.cuda.get_current_stream()
             out.set(host, stream=stream)
-            self._scratch[("staging-copy", *self._scratch["staging-last"])] = stream.record()
+            last = self._scratch["staging-last", threading.get_ident()]
+            self._scratch[("staging-copy", *last)] = stream.record()
 
     def memory_free(self) -> int | None:
         """Bytes the GPU can still hand out (free plus CuPy's pool's unused blocks); None on the CPU."""
