@@ -16,7 +16,9 @@ is either
   - optionally ``filename`` (a str), named in error messages.
 
   Nothing else is used: not ``.flags``, not the buffer protocol, not ``np.asarray`` of the whole
-  object. A row source is never converted whole in host memory: checks read it in chunks of about
+  object. An object that defines ``__array__`` (pandas, torch, xarray, h5py, zarr) is not a row
+  source: it is converted with ``np.asarray`` as before (a pandas ``Series[index array]`` selects by
+  label, not position). A row source is never converted whole in host memory: checks read it in chunks of about
   ``CHUNK_BYTES``; training gathers each batch's rows (``X[rows]``) into a host staging buffer of the
   network's dtype and copies that into the workspace on the device; inference reads slices. On a GPU,
   a row source that fits in device memory is copied there once, chunk by chunk.
@@ -78,8 +80,8 @@ def is_row_source(x: Any) -> bool:
         return False
     if isinstance(x, np.ndarray):
         return is_mapped(x)
-    if not all(hasattr(x, a) for a in _ATTRS):
-        return False
+    if hasattr(x, "__array__") or not all(hasattr(x, a) for a in _ATTRS):
+        return False  # pandas, torch, xarray, h5py...: np.asarray as before (pandas indexes by label)
     try:
         np.dtype(x.dtype)
     except TypeError:  # e.g. a torch tensor: np.asarray handles it as before

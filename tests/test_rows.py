@@ -71,6 +71,12 @@ def test_a_memmap_is_a_row_source_and_its_slices_too(tmp_path, data):
     assert not is_row_source([[1.0, 2.0]])
     assert is_row_source(Rows(data[0]))
 
+    class WithArray(Rows):  # pandas-like: converted with np.asarray, not read by row
+        def __array__(self, dtype=None, copy=None):
+            return np.asarray(self._a, dtype)
+
+    assert not is_row_source(WithArray(data[0]))
+
 
 def test_memmap_fit_and_score_equal_in_memory(tmp_path, data):
     X, y = data
