@@ -14,7 +14,7 @@ import numpy as np
 
 from .backend import Device, blas_threads, step_flops, threads_for
 from .network import MLP
-from .optim import SGD
+from .optim import make_optimizer
 
 
 @dataclass(frozen=True)
@@ -49,18 +49,19 @@ class StepRunner:
             self.ws.A[0][...] = device.asarray(rng.normal(size=(cfg.batch, cfg.sizes[0])), dtype=cfg.dtype)
             labels = rng.integers(0, cfg.sizes[-1], cfg.batch)
             self.ws.Y[...] = device.asarray(np.eye(cfg.sizes[-1])[labels], dtype=cfg.dtype)
-            params = [p for W, b in zip(self.net.weights, self.net.biases) for p in (W, b)]
-            grads = [g for dW, db in zip(self.net.dW, self.net.db) for g in (dW, db)]
-            self.opt = SGD(device, params, grads, lr=1e-3, momentum=0.9, decay_mask=[True, False] * self.net.L)
+            self.opt = make_optimizer("sgd", self.net.params, lr=1e-3, momentum=0.9, nesterov=False,
+                                      weight_decay=0.0)  # fmt: skip
             self.loss = device.xp.zeros((), np.float64)
 
     def step(self) -> None:
-        self.net._train_step(self.ws, self.opt, self.loss)
+        """Backprop on the batch, then the update: a Trainer's step without the data gathering."""
+        self.net._backprop(self.ws, self.loss)
+        self.opt.step()
 
     def steps(self, n: int) -> None:
         """``n`` steps, then wait for the device: what a timer around it measures is the work."""
         for _ in range(n):
-            self.net._train_step(self.ws, self.opt, self.loss)
+            self.step()
         self.device.synchronize()
 
 

@@ -22,6 +22,7 @@ from .activations import HIDDEN, OUTPUTS, derivative_runner, forward_runner
 from .backend import Device, get_device, to_numpy
 from .initializers import INITS, default_init, init_weight
 from .losses import LOSSES
+from .params import ParamStore
 from .rows import Feeder, chunk_rows, chunks, is_row_source, materialise
 from .validation import check_choice, check_int, check_X, check_Y, label_width
 
@@ -116,10 +117,15 @@ class MLP:
         self._set_parameters(list(weights), list(biases))
 
     def _set_parameters(self, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
-        dev, dt = self.device, self.dtype
-        self.weights = [dev.asarray(W, dtype=dt) for W in weights]
-        self.biases = [dev.asarray(b, dtype=dt) for b in biases]
-        self._bind()
+        """Copy W_l and b_l into the network's ParamStore, which is made anew only for a new device:
+        optimisers and trainers built before keep updating the live weights."""
+        store = getattr(self, "params", None)
+        if store is None or store.device is not self.device:
+            self.params = store = ParamStore(self.device, self.sizes, self.dtype)
+            self.weights, self.biases = store.weights, store.biases  # views of W_l, b_l into θ
+            self.dW, self.db = store.dW, store.db  # views of ∂L/∂W_l, ∂L/∂b_l into the gradient
+            self._bind()
+        store.set(weights, biases)
 
     def _bind(self) -> None:
         """Pick the kernels for this device and drop buffers made for another."""
@@ -133,9 +139,6 @@ class MLP:
         self._delta_output = dev.kernel(K.delta_output)
         self._tiny = self.dtype.type(np.finfo(self.dtype).tiny)
         self._workspaces: dict[int, Workspace] = {}
-        with dev.use():
-            self.dW = [dev.xp.empty_like(W) for W in self.weights]
-            self.db = [dev.xp.empty_like(b) for b in self.biases]
         self._db_rows = [db.reshape(1, -1) for db in self.db]  # (1, n_l) views of db
 
     @property
@@ -174,10 +177,11 @@ class MLP:
             xp.matmul(A[l - 1], self.weights[l - 1].T, out=A[l])  # Z_l = A_{l-1} W_lᵀ
             self._g[l](self.biases[l - 1], A[l])  # A_l = g_l(Z_l + b_l), bias fused in
 
-    def _output_delta(self, ws: Workspace) -> None:
-        """Δ_L = ∇_{A_L} L ⊙ g'_L(Z_L), with the 1/B of the batch mean folded in."""
+    def _output_delta(self, ws: Workspace, inv_b: Any = None) -> None:
+        """Δ_L = ∇_{A_L} L ⊙ g'_L(Z_L), with the 1/B of the batch mean folded in (B is ws.batch
+        unless ``inv_b`` says otherwise: a rank's share of a global batch takes 1/B_global)."""
         L = self.L
-        self._delta_output(ws.A[L], ws.Y, ws.inv_b, ws.delta[L])  # (A_L − Y) / B
+        self._delta_output(ws.A[L], ws.Y, ws.inv_b if inv_b is None else inv_b, ws.delta[L])  # (A_L − Y) / B
         if not self._matched and self._g_prime[L] is not None:
             self._g_prime[L](ws.A[L], ws.delta[L])  # ⊙ g'_L(Z_L)
 
@@ -197,13 +201,13 @@ class MLP:
         self._loss_terms(A_L, Y, self._tiny, terms)
         return terms.sum()
 
-    def _train_step(self, ws: Workspace, optimizer: Any, loss_acc: Any) -> None:
-        """One minibatch: forward, loss, δ recursion, update. ws.A[0] and ws.Y hold the batch."""
+    def _backprop(self, ws: Workspace, loss_acc: Any, inv_b: Any = None) -> None:
+        """One minibatch's gradient: forward, loss (added to loss_acc), Δ_L, the δ recursion.
+        ws.A[0] and ws.Y hold the batch; the gradient lands in self.dW, self.db."""
         self._forward(ws.A)
         loss_acc += self._loss_sum(ws.A[self.L], ws.Y, ws.terms)
-        self._output_delta(ws)
+        self._output_delta(ws, inv_b)
         self._backward(ws)
-        optimizer.step()
 
     # -- public API ----------------------------------------------------------------------------
 

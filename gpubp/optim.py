@@ -6,7 +6,10 @@
 - ``weight_decay`` λ adds λW to the gradient of the *weights* only; biases are never decayed.
   (PyTorch decays every parameter it is given; pass the biases separately there to compare.)
 
-Each update is one fused kernel per parameter, in place; state lives on the network's device.
+Each update is one fused kernel call per parameter array, in place. Given a ParamStore
+(:func:`make_optimizer`), the arrays are two flat slices, all weights (decayed) and all biases (not),
+so a step is two kernel calls whatever the depth. The state (velocity, m, v) is one flat buffer per
+slot, with the same layout as the parameters, on the network's device.
 """
 
 from __future__ import annotations
@@ -16,18 +19,28 @@ from typing import Any
 
 from . import kernels as K
 from .backend import Device
+from .params import ParamStore
 
 OPTIMIZERS = ("sgd", "adam")
 
 
 class Optimizer:
-    """Updates ``params`` in place from ``grads`` (same order, same shapes) on ``device``."""
+    """Updates ``params`` in place from ``grads`` (same order, same shapes) on ``device``.
 
-    #: names of the per-parameter state buffers, saved in checkpoints
+    ``decay_mask[i]`` says whether params[i] gets weight decay; by default matrices (weights) do
+    and vectors (biases) do not.
+    """
+
+    #: names of the state buffers, saved in checkpoints
     slots: tuple[str, ...] = ()
 
     def __init__(self, device: Device, params: list[Any], grads: list[Any], lr: float,
-                 weight_decay: float, decay_mask: list[bool]) -> None:  # fmt: skip
+                 weight_decay: float, decay_mask: list[bool] | None = None) -> None:  # fmt: skip
+        if decay_mask is None:
+            decay_mask = [p.ndim >= 2 for p in params]
+        if not len(params) == len(grads) == len(decay_mask):
+            raise ValueError(f"params, grads and decay_mask differ in length: "
+                             f"{len(params)}, {len(grads)}, {len(decay_mask)}")  # fmt: skip
         self.device = device
         self.params = params
         self.grads = grads
@@ -36,9 +49,17 @@ class Optimizer:
         self.t = 0  # steps taken
         zero = self.dtype(0)
         self._wd = [self.dtype(weight_decay) if d else zero for d in decay_mask]
-        self.state: dict[str, list[Any]] = {
-            slot: [device.xp.zeros_like(p) for p in params] for slot in self.slots
-        }
+        # one flat buffer per slot; state[slot][i] is the view shaped like params[i]
+        self.flat: dict[str, Any] = {}
+        self.state: dict[str, list[Any]] = {}
+        with device.use():
+            for slot in self.slots:
+                flat = self.flat[slot] = device.xp.zeros(sum(p.size for p in params), params[0].dtype)
+                views, at = [], 0
+                for p in params:
+                    views.append(flat[at:at + p.size].reshape(p.shape))
+                    at += p.size
+                self.state[slot] = views
 
     def step(self) -> None:
         raise NotImplementedError
@@ -46,12 +67,11 @@ class Optimizer:
     def reset(self) -> None:
         """Forget the history: step count and state buffers back to zero."""
         self.t = 0
-        for bufs in self.state.values():
-            for buf in bufs:
-                buf.fill(0)
+        for flat in self.flat.values():
+            flat.fill(0)
 
     def state_dict(self) -> dict[str, Any]:
-        """Step count and state buffers as NumPy arrays (for checkpoints)."""
+        """Step count and state buffers (one NumPy array per parameter array, for checkpoints)."""
         out: dict[str, Any] = {"t": self.t}
         for slot, bufs in self.state.items():
             out[slot] = [self.device.to_host(b) for b in bufs]
@@ -69,7 +89,7 @@ class SGD(Optimizer):
                  momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
                  decay_mask: list[bool] | None = None) -> None:  # fmt: skip
         self.slots = ("velocity",) if momentum else ()
-        super().__init__(device, params, grads, lr, weight_decay, decay_mask or [True] * len(params))
+        super().__init__(device, params, grads, lr, weight_decay, decay_mask)
         self.mu = self.dtype(momentum)
         self.nesterov = nesterov
         if not momentum:
@@ -94,7 +114,7 @@ class Adam(Optimizer):
     def __init__(self, device: Device, params: list[Any], grads: list[Any], lr: float,
                  weight_decay: float = 0.0, decay_mask: list[bool] | None = None,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:  # fmt: skip
-        super().__init__(device, params, grads, lr, weight_decay, decay_mask or [True] * len(params))
+        super().__init__(device, params, grads, lr, weight_decay, decay_mask)
         self.beta1, self.beta2 = betas
         self.eps = self.dtype(eps)
         self._update = device.kernel(K.adam_update)
@@ -110,14 +130,18 @@ class Adam(Optimizer):
             self._update(step_size, wd, b1, b2, self.eps, sqrt_bc2, g, w, m, v)
 
 
-def make_optimizer(name: str, device: Device, params: list[Any], grads: list[Any], *, lr: float,
-                   momentum: float, nesterov: bool, weight_decay: float,
-                   decay_mask: list[bool]) -> Optimizer:  # fmt: skip
-    """Build the optimiser called ``name`` (``sgd`` or ``adam``); settings are checked upstream."""
+def make_optimizer(name: str, store: ParamStore, *, lr: float, momentum: float, nesterov: bool,
+                   weight_decay: float) -> Optimizer:  # fmt: skip
+    """Build the optimiser called ``name`` (``sgd`` or ``adam``) over a ParamStore: two flat slices,
+    all weights (with weight decay) and all biases (without). Settings are checked upstream."""
+    theta, grad = store.theta, store.grad
+    params = [store.weight_part(theta), store.bias_part(theta)]
+    grads = [store.weight_part(grad), store.bias_part(grad)]
+    decay = [True, False]
     if name == "sgd":
-        return SGD(device, params, grads, lr, momentum, nesterov, weight_decay, decay_mask)
+        return SGD(store.device, params, grads, lr, momentum, nesterov, weight_decay, decay)
     if name == "adam":
         if momentum or nesterov:
             raise ValueError("momentum and nesterov apply to optimizer='sgd'; Adam has its own moments")
-        return Adam(device, params, grads, lr, weight_decay, decay_mask)
+        return Adam(store.device, params, grads, lr, weight_decay, decay)
     raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")

@@ -80,18 +80,13 @@ class Trainer:
                 Yv = check_Y(dev, validation_data[1], Xv.shape[0], net.sizes[-1], net.loss, net.dtype, "Y_val",
                              host=is_row_source(Xv))  # fmt: skip
                 self.validation = (Xv, Yv)  # a row source stays one: evaluated in chunks
-            params, grads, decay = [], [], []
-            for W, b, dW, db in zip(net.weights, net.biases, net.dW, net.db):
-                params += [W, b]
-                grads += [dW, db]
-                decay += [True, False]  # weight decay on W only, never on b
+            store = self.store = net.params  # θ and its gradient, flat; weight decay on W only, never on b
             s = self.settings
-            self.optimizer = make_optimizer(s["optimizer"], dev, params, grads, lr=s["lr"],
-                                            momentum=s["momentum"], nesterov=s["nesterov"],
-                                            weight_decay=s["weight_decay"], decay_mask=decay)  # fmt: skip
-            self._last_good = [dev.xp.empty_like(p) for p in params]
-            self._best = [dev.xp.empty_like(p) for p in params] if patience is not None else None
-        self.params = params
+            self.optimizer = make_optimizer(s["optimizer"], store, lr=s["lr"], momentum=s["momentum"],
+                                            nesterov=s["nesterov"], weight_decay=s["weight_decay"])  # fmt: skip
+            self._last_good = store.zeros()  # snapshots of θ: one flat copy each
+            self._best = store.zeros() if patience is not None else None
+        self.params = store.pieces(store.theta)  # [W_1, b_1, W_2, b_2, …]: views into θ
         self.n = self.X.shape[0]
         self.batch = min(self.settings["batch_size"], self.n)
         self.epoch = 0  # epochs completed
@@ -104,7 +99,7 @@ class Trainer:
         self.bad_epochs = 0
         self.stopped_early = False
         self.interrupted = False
-        self.live: list[Any] | None = None  # the training weights, when the best ones were restored
+        self.live: Any = None  # the training weights (flat θ), when the best ones were restored
         self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS if self._records(k)}
         net.history = self.history
 
@@ -145,10 +140,13 @@ class Trainer:
         net, dev = self.net, self.net.device
         xp = dev.xp
         self.interrupted = False
+        if net.params is not self.store:
+            raise RuntimeError("the network was moved to another device after this Trainer was made; "
+                               "make a new Trainer (its data and optimiser state are on the old device)")
+        theta = self.store.theta
         if self.live is not None and self.epoch < epochs and not self.stopped_early:
-            for p, live in zip(self.params, self.live):  # the best weights were restored: go on from
-                xp.copyto(p, live)  # where training was, as if it had never stopped
-            self.live = None
+            xp.copyto(theta, self.live)  # the best weights were restored: go on from where training
+            self.live = None  # was, as if it had never stopped
         # one BLAS thread for small steps on the CPU (faster there); NaN/Inf are caught once per
         # epoch below, so NumPy's floating-point warnings on the way add nothing
         threads = None if dev.is_gpu else threads_for(net.sizes, self.batch)
@@ -161,8 +159,7 @@ class Trainer:
                                   else np.arange(self.n))  # fmt: skip
                     self.partial_loss, self.partial_seconds = 0.0, 0.0
                 if self.position == 0 or fresh_run:  # the weights to fall back on if the loss blows up
-                    for keep, p in zip(self._last_good, self.params):
-                        xp.copyto(keep, p)
+                    xp.copyto(self._last_good, theta)
                     fresh_run = False
                 order = self.order if self.stream else dev.asarray(self.order)
                 loss_acc = xp.zeros((), np.float64)
@@ -177,7 +174,7 @@ class Trainer:
                     else:
                         dev.take_rows(self.X, rows, ws.A[0])
                         dev.take_rows(self.Y, rows, ws.Y)
-                    net._train_step(ws, self.optimizer, loss_acc)
+                    self._step(ws, loss_acc)
                     self.position = start + rows.shape[0]
                     if on_batch is not None and on_batch(start // self.batch + 1, self.n_batches):
                         stop = True
@@ -198,11 +195,14 @@ class Trainer:
                 self._restore_best()
         return self.history
 
+    def _step(self, ws: Any, loss_acc: Any) -> None:
+        """One minibatch in ws: the gradient by backprop, then the update."""
+        self.net._backprop(ws, loss_acc)
+        self.optimizer.step()
+
     def _diverged(self, loss_sum: float) -> None:
         """Put back the last finite weights, clear the optimiser's (now non-finite) state, raise."""
-        xp = self.net.xp
-        for keep, p in zip(self._last_good, self.params):
-            xp.copyto(p, keep)
+        self.net.xp.copyto(self.store.theta, self._last_good)
         self.optimizer.reset()
         self.position = 0
         raise TrainingDivergedError(
@@ -233,8 +233,7 @@ class Trainer:
             if row["val_loss"] < self.best_val:
                 self.best_val, self.best_epoch, self.bad_epochs = row["val_loss"], self.epoch, 0
                 if self._best is not None:
-                    for keep, p in zip(self._best, self.params):
-                        self.net.xp.copyto(keep, p)
+                    self.net.xp.copyto(self._best, self.store.theta)
             else:
                 self.bad_epochs += 1
                 patience = self.settings["patience"]
@@ -246,15 +245,17 @@ class Trainer:
 
     def _restore_best(self) -> None:
         # keep where training was, so that a checkpoint of the best weights can still resume
-        self.live = [p.copy() for p in self.params]
-        for keep, p in zip(self._best, self.params):
-            self.net.xp.copyto(p, keep)
+        self.live = self.store.theta.copy()
+        self.net.xp.copyto(self.store.theta, self._best)
 
     # -- saving and resuming -------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this trainer is (NumPy/JSON values)."""
-        dev = self.net.device
+        dev, store = self.net.device, self.store
+        optimizer = {"t": self.optimizer.t}  # per parameter, [W_1, b_1, …], as in the model file
+        for slot, flat in self.optimizer.flat.items():
+            optimizer[slot] = store.pieces(dev.to_host(flat))
         return {
             "settings": dict(self.settings),
             "epoch": self.epoch,
@@ -266,15 +267,15 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early,
-            "best": None if self._best is None else [dev.to_host(b) for b in self._best],
-            "live": None if self.live is None else [dev.to_host(p) for p in self.live],
+            "best": None if self._best is None else store.pieces(dev.to_host(self._best)),
+            "live": None if self.live is None else store.pieces(dev.to_host(self.live)),
             "rng": self.net.rng.bit_generator.state,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer,
             "history": {k: list(v) for k, v in self.history.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        dev = self.net.device
+        store = self.store
         self.epoch = int(state["epoch"])
         self.position = int(state["position"])
         self.order = None if state["order"] is None else np.asarray(state["order"])
@@ -289,11 +290,13 @@ class Trainer:
         self.bad_epochs = int(state["bad_epochs"])
         self.stopped_early = bool(state["stopped_early"])
         if self._best is not None and state.get("best") is not None:
-            for buf, saved in zip(self._best, state["best"], strict=True):
-                buf[...] = dev.asarray(saved, dtype=buf.dtype)
+            store.assign(self._best, state["best"])
         if state.get("live") is not None:  # the file holds the best weights; training goes on from these
-            self.live = [dev.asarray(saved, dtype=p.dtype) for p, saved in zip(self.params, state["live"], strict=True)]
+            self.live = store.zeros()
+            store.assign(self.live, state["live"])
         self.net.rng.bit_generator.state = state["rng"]
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.t = int(state["optimizer"]["t"])
+        for slot, flat in self.optimizer.flat.items():
+            store.assign(flat, state["optimizer"][slot])
         for key in self.history:
             self.history[key][:] = state["history"].get(key, [])
