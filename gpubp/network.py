@@ -24,7 +24,7 @@ from .initializers import INITS, default_init, init_weight
 from .losses import LOSSES
 from .params import ParamStore
 from .rows import Feeder, chunk_rows, chunks, is_row_source, materialise
-from .validation import check_choice, check_int, check_X, check_Y, label_width
+from .validation import check_bool, check_choice, check_int, check_X, check_Y, label_width
 
 DTYPES = ("float32", "float64")
 _INFER_ROWS = 8192  # at most this many rows per chunk when predicting, so memory stays bounded
@@ -46,7 +46,7 @@ class Workspace:
             self.terms = xp.empty((batch, sizes[-1]), dtype)
             self.ones = xp.ones((1, batch), dtype)  # a row: 1ᵀΔ is a plain 2-D matmul on both devices
         self.batch = batch
-        self.inv_b = dtype.type(1.0 / batch)
+        self.inv_b = dtype.type(1.0 / max(batch, 1))  # a rank may get an empty share of a batch
 
 
 class MLP:
@@ -291,7 +291,8 @@ class MLP:
     def fit(self, X: Any, Y: Any, epochs: int = 10, batch_size: int = 32, lr: float = 0.1,
             optimizer: str = "sgd", momentum: float = 0.0, nesterov: bool = False,
             weight_decay: float = 0.0, shuffle: bool = True, validation_data: tuple | None = None,
-            patience: int | None = None, callback: Any = None, on_batch: Any = None) -> dict:  # fmt: skip
+            patience: int | None = None, callback: Any = None, on_batch: Any = None,
+            distributed: bool = False) -> dict:  # fmt: skip
         """Train with minibatch SGD (or Adam); returns the history, also kept as ``net.history``.
 
         Each epoch visits the rows in order, after a seeded shuffle when ``shuffle`` is true; the
@@ -304,10 +305,21 @@ class MLP:
 
         History keys: ``epoch``, ``train_loss``, ``seconds``, ``samples_per_s`` and, with
         validation data, ``val_loss`` and ``val_accuracy`` (``val_r2`` for mse).
-        """
-        from .training import Trainer
 
-        trainer = Trainer(self, X, Y, batch_size=batch_size, lr=lr, optimizer=optimizer,
+        ``distributed=True`` trains across the MPI world this process was launched in
+        (``mpiexec -n R python train.py``, needs ``pip install 'gpubp[mpi]'``): every rank passes the
+        same data and settings, each global batch is split across the ranks, and the result equals
+        one process's up to rounding. ``callback`` and ``on_batch`` then run on rank 0 only. With one
+        process it changes nothing.
+        """
+        from .training import make_trainer
+
+        comm = None
+        if check_bool("distributed", distributed):
+            from .parallel import communicator
+
+            comm = communicator(self)
+        trainer = make_trainer(self, X, Y, comm, batch_size=batch_size, lr=lr, optimizer=optimizer,
                           momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
                           shuffle=shuffle, validation_data=validation_data, patience=patience)  # fmt: skip
         return trainer.run(epochs, callback=callback, on_batch=on_batch)

@@ -18,6 +18,7 @@ import numpy as np
 
 from .backend import blas_threads, is_cupy_array, threads_for
 from .optim import OPTIMIZERS, make_optimizer
+from .parallel import Communicator, Local, agree
 from .rows import Feeder, is_row_source, to_device
 from .validation import check_bool, check_choice, check_float, check_int, check_X, check_Y, label_width
 
@@ -42,10 +43,14 @@ class Trainer:
                  optimizer: str = "sgd", momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, shuffle: bool = True,
                  validation_data: tuple | None = None, patience: int | None = None,
-                 stream: bool | None = None) -> None:  # fmt: skip
+                 stream: bool | None = None, comm: Communicator | None = None) -> None:  # fmt: skip
         """``stream``: None decides (see the module docstring); True keeps host data on the host and
-        copies each batch to the device; False copies the training data to the device whole."""
+        copies each batch to the device; False copies the training data to the device whole.
+        ``comm``: the other ranks, for data-parallel training (see make_trainer)."""
         self.net = net
+        self.comm = Local() if comm is None else comm  # the other ranks (see make_trainer)
+        self._synced = False
+        self._inv_b: dict[int, Any] = {}
         dev = net.device
         self.settings = {
             "batch_size": check_int("batch_size", batch_size),
@@ -144,6 +149,8 @@ class Trainer:
             raise RuntimeError("the network was moved to another device after this Trainer was made; "
                                "make a new Trainer (its data and optimiser state are on the old device)")
         theta = self.store.theta
+        if self.comm.size > 1 and not self._synced:
+            self._sync()
         if self.live is not None and self.epoch < epochs and not self.stopped_early:
             xp.copyto(theta, self.live)  # the best weights were restored: go on from where training
             self.live = None  # was, as if it had never stopped
@@ -167,6 +174,9 @@ class Trainer:
                 stop = False
                 for start in range(self.position, self.n, self.batch):
                     rows = order[start:start + self.batch]
+                    batch = rows.shape[0]  # the global batch; this rank computes on its share of it
+                    if self.comm.size > 1:
+                        rows = rows[self._share(batch)]
                     ws = net.workspace(rows.shape[0])
                     if self.stream:  # host gather → staging buffer → copy into the workspace
                         self._feed_X(rows, ws.A[0])
@@ -174,11 +184,12 @@ class Trainer:
                     else:
                         dev.take_rows(self.X, rows, ws.A[0])
                         dev.take_rows(self.Y, rows, ws.Y)
-                    self._step(ws, loss_acc)
-                    self.position = start + rows.shape[0]
-                    if on_batch is not None and on_batch(start // self.batch + 1, self.n_batches):
+                    self._step(ws, loss_acc, batch)
+                    self.position = start + batch
+                    if on_batch is not None and self._ask(on_batch, start // self.batch + 1, self.n_batches):
                         stop = True
                         break
+                self.comm.allreduce(loss_acc)  # Σ over all ranks' rows
                 loss_sum = self.partial_loss + dev.item(loss_acc)  # the epoch's one host read
                 self.partial_seconds += time.perf_counter() - t0
                 if not math.isfinite(loss_sum):
@@ -195,10 +206,86 @@ class Trainer:
                 self._restore_best()
         return self.history
 
-    def _step(self, ws: Any, loss_acc: Any) -> None:
-        """One minibatch in ws: the gradient by backprop, then the update."""
-        self.net._backprop(ws, loss_acc)
+    def _step(self, ws: Any, loss_acc: Any, batch: int) -> None:
+        """One minibatch: the gradient of this rank's rows (in ws) by backprop, summed over the
+        ranks, then the same update everywhere. Each rank's Δ_L carries 1/B of the global batch B,
+        so the sum is the gradient of the global batch mean."""
+        inv_b = None
+        if self.comm.size > 1:
+            inv_b = self._inv_b.get(batch)
+            if inv_b is None:
+                inv_b = self._inv_b[batch] = self.net.dtype.type(1.0 / batch)
+        self.net._backprop(ws, loss_acc, inv_b)
+        self.comm.allreduce(self.store.grad)  # one call over the flat gradient buffer
         self.optimizer.step()
+
+    def _share(self, batch: int) -> slice:
+        """This rank's contiguous part of a global batch: the first ``batch mod R`` ranks take one row
+        more; a rank may get none (it then contributes a zero gradient)."""
+        base, extra = divmod(batch, self.comm.size)
+        r = self.comm.rank
+        lo = r * base + min(r, extra)
+        return slice(lo, lo + base + (r < extra))
+
+    def _ask(self, fn: Any, *args: Any) -> bool:
+        """``fn(*args)`` as a stop decision: with several ranks it runs on rank 0 only and every rank
+        gets its answer (an exception there is raised on every rank)."""
+        if self.comm.size == 1:
+            return bool(fn(*args))
+        answer, error = False, None
+        if self.comm.rank == 0:
+            try:
+                answer = bool(fn(*args))
+            except Exception as exc:
+                error = exc
+        agree(self.comm, error)
+        return self.comm.any(answer)
+
+    def _evaluate(self) -> dict[str, float]:
+        """The validation metrics; with several ranks computed on rank 0 and broadcast."""
+        if self.comm.size == 1:
+            with self.net.device.use():
+                return self.net._evaluate(*self.validation)
+        key = "accuracy" if self.net.is_classifier else "r2"
+        values, error = np.zeros(2), None
+        if self.comm.rank == 0:
+            try:
+                with self.net.device.use():
+                    result = self.net._evaluate(*self.validation)
+                values[:] = result["loss"], result[key]
+            except Exception as exc:
+                error = exc
+        agree(self.comm, error)
+        self.comm.broadcast(values)
+        return {"loss": float(values[0]), key: float(values[1])}
+
+    def _sync(self) -> None:
+        """Make every rank start from rank 0's state: θ, optimiser state, snapshots, position, row
+        order and RNG (a resumed checkpoint included)."""
+        comm, store, dev = self.comm, self.store, self.net.device
+        header = np.array([self.epoch, self.position, self.optimizer.t, self.partial_loss, self.partial_seconds,
+                           self.best_val, self.best_epoch, self.bad_epochs, self.stopped_early,
+                           self.order is not None, self.live is not None], np.float64)  # fmt: skip
+        comm.broadcast(header)
+        (epoch, position, t, self.partial_loss, self.partial_seconds, self.best_val, best_epoch, bad_epochs,
+         stopped, has_order, has_live) = header.tolist()  # fmt: skip
+        self.epoch, self.position, self.optimizer.t = int(epoch), int(position), int(t)
+        self.best_epoch, self.bad_epochs, self.stopped_early = int(best_epoch), int(bad_epochs), bool(stopped)
+        if has_order:
+            order = np.arange(self.n) if self.order is None else np.array(self.order, np.int64)
+            comm.broadcast(order)
+            self.order = order
+        if has_live and self.live is None:
+            self.live = store.zeros()
+        for flat in [store.theta, *self.optimizer.flat.values(), self._best, self.live]:
+            if flat is not None:
+                comm.broadcast(flat)
+        bits = self.net.rng.bit_generator
+        rng = _rng_words(bits.state)
+        comm.broadcast(rng)
+        bits.state = _rng_state(bits.state, rng)
+        dev.synchronize()
+        self._synced = True
 
     def _diverged(self, loss_sum: float) -> None:
         """Put back the last finite weights, clear the optimiser's (now non-finite) state, raise."""
@@ -221,8 +308,7 @@ class Trainer:
             "samples_per_s": self.n / seconds if seconds > 0 else math.inf,
         }
         if self.validation is not None:
-            with self.net.device.use():
-                result = self.net._evaluate(*self.validation)
+            result = self._evaluate()
             row["val_loss"] = result["loss"]
             row["val_accuracy" if self.net.is_classifier else "val_r2"] = result.get(
                 "accuracy", result.get("r2")
@@ -240,7 +326,7 @@ class Trainer:
                 if patience is not None and self.bad_epochs >= patience:
                     self.stopped_early = True
                     self._restore_best()
-        if callback is not None and callback(self.net, row):
+        if callback is not None and self._ask(callback, self.net, row):
             self.stopped_early = True
 
     def _restore_best(self) -> None:
@@ -276,6 +362,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         store = self.store
+        self._synced = False  # with several ranks, rank 0's state is sent to all at the next run
         self.epoch = int(state["epoch"])
         self.position = int(state["position"])
         self.order = None if state["order"] is None else np.asarray(state["order"])
@@ -300,3 +387,44 @@ class Trainer:
             store.assign(flat, state["optimizer"][slot])
         for key in self.history:
             self.history[key][:] = state["history"].get(key, [])
+
+
+def _rng_words(state: dict[str, Any]) -> np.ndarray:
+    """A PCG64 state as six uint64 words (to broadcast it)."""
+    inner, mask = state["state"], (1 << 64) - 1
+    return np.array([inner["state"] >> 64, inner["state"] & mask, inner["inc"] >> 64, inner["inc"] & mask,
+                     state["has_uint32"], state["uinteger"]], np.uint64)  # fmt: skip
+
+
+def _rng_state(like: dict[str, Any], words: np.ndarray) -> dict[str, Any]:
+    w = [int(v) for v in words]
+    return {**like, "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+            "has_uint32": w[4], "uinteger": w[5]}  # fmt: skip
+
+
+def make_trainer(net: Any, X: Any, Y: Any, comm: Communicator | None = None, **settings: Any) -> Trainer:
+    """A Trainer over the ranks of ``comm`` (one process when None). Every rank must call it with
+    the same settings and the same data: a bad argument or bad data on any rank raises on every
+    rank (the failing rank's message), and so do data of different shapes on different ranks."""
+    if comm is None or comm.size == 1:
+        return Trainer(net, X, Y, comm=comm, **settings)
+    trainer, error = None, None
+    try:
+        trainer = Trainer(net, X, Y, comm=comm, **settings)
+    except Exception as exc:
+        error = exc
+    agree(comm, error)
+    # one allreduce of every rank's shapes: rank r fills row r
+    val = trainer.validation
+    mine = [trainer.n, net.sizes[0], net.sizes[-1], -1 if val is None else val[0].shape[0],
+            trainer.store.size, trainer.settings["batch_size"]]  # fmt: skip
+    table = np.zeros((comm.size, len(mine)))
+    table[comm.rank] = mine
+    comm.allreduce(table)
+    if (table != table[0]).any():
+        names = ("training rows", "input width", "output width", "validation rows", "parameters", "batch size")
+        bad = int(np.flatnonzero((table != table[0]).any(axis=0))[0])
+        seen = ", ".join(f"rank {r}: {int(v)}" for r, v in enumerate(table[:, bad]))
+        raise ValueError(f"every rank must be given the same data and settings, but the {names[bad]} differ "
+                         f"({seen})")  # fmt: skip
+    return trainer

@@ -34,7 +34,8 @@ def test_set_parameters_copies_into_the_store_so_a_trainer_made_before_still_tra
     new_W = [rng.normal(size=W.shape) for W in net.weights]
     new_b = [rng.normal(size=b.shape) for b in net.biases]
     net.set_parameters(new_W, new_b)
-    assert net.weights is weights_list and net.params.theta is theta  # nothing rebound
+    assert net.weights is weights_list  # nothing rebound
+    assert net.params.theta is theta
     np.testing.assert_array_equal(net.weights[1], new_W[1])
     _, grads = net.loss_and_gradients(X, y)
     trainer.run(1)
@@ -46,7 +47,8 @@ def test_set_parameters_copies_into_the_store_so_a_trainer_made_before_still_tra
 def test_moving_to_the_same_device_keeps_the_store():
     net = gpubp.MLP([3, 4, 2], device="cpu", seed=0)
     store = net.params
-    assert net.to("cpu") is net and net.params is store
+    assert net.to("cpu") is net
+    assert net.params is store
 
 
 def test_a_trainer_refuses_a_network_that_moved_to_another_store(rng):

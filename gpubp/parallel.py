@@ -1,0 +1,278 @@
+"""Communicators for synchronous data parallelism: every rank holds the model, computes the gradient
+of its share of each global batch, one allreduce sums the flat gradient buffer, every rank applies the
+same update.
+
+One small protocol, :class:`Communicator`: ``allreduce`` (sum, in place), ``broadcast`` (from rank 0,
+in place) and ``any`` ("does any rank say stop?"). Implementations:
+
+- :class:`Local`: one process; everything is a no-op.
+- :class:`ThreadWorld`: R ranks as threads of one process, for fast unit tests.
+- :class:`MPI`: mpi4py over MPI (CPU arrays), the launcher's world (``mpiexec -n R``).
+- :class:`NCCL`: CuPy's NCCL for GPU arrays on the current stream, bootstrapped over MPI (the unique
+  id is broadcast with mpi4py); host arrays and flags go over MPI. **Never run on a GPU.**
+
+mpi4py is imported only when distributed training is asked for; CuPy only for NCCL.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from .backend import is_cupy_array
+
+MPI_HINT = "install MPI for Python with: pip install 'gpubp[mpi]' (mpi4py and the MPICH wheel, which brings mpiexec)"
+
+
+class Communicator(Protocol):
+    """What the Trainer needs from the other ranks."""
+
+    rank: int
+    size: int
+
+    def allreduce(self, x: Any) -> None:
+        """x ← Σ_ranks x, in place (the same values on every rank)."""
+
+    def broadcast(self, x: Any) -> None:
+        """x ← rank 0's x, in place."""
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on at least one."""
+
+
+class Local:
+    """A world of one: nothing to sum, nothing to send."""
+
+    rank, size = 0, 1
+
+    def allreduce(self, x: Any) -> None:
+        pass
+
+    def broadcast(self, x: Any) -> None:
+        pass
+
+    def any(self, flag: bool) -> bool:
+        return bool(flag)
+
+
+# -- R ranks as threads (tests) ----------------------------------------------------------------
+
+
+class ThreadWorld:
+    """R ranks as threads of this process, for unit tests: ``ThreadWorld(3).run(fn)`` calls
+    ``fn(comm)`` on three threads and returns the three results (the first exception is raised).
+    Sums are taken in rank order, so every rank gets bitwise the same values."""
+
+    def __init__(self, size: int, timeout: float = 60.0) -> None:
+        self.size = size
+        self._barrier = threading.Barrier(size, timeout=timeout)
+        self._slots: list[Any] = [None] * size
+
+    def run(self, fn: Any) -> list[Any]:
+        results: list[Any] = [None] * self.size
+        errors: list[BaseException | None] = [None] * self.size
+
+        def main(rank: int) -> None:
+            try:
+                results[rank] = fn(_ThreadComm(self, rank))
+            except BaseException as exc:
+                errors[rank] = exc
+                self._barrier.abort()  # the others fail instead of waiting forever
+
+        threads = [threading.Thread(target=main, args=(r,)) for r in range(self.size)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        first = next((e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)), None)
+        if first is None:
+            first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+        return results
+
+
+class _ThreadComm:
+    def __init__(self, world: ThreadWorld, rank: int) -> None:
+        self.world, self.rank, self.size = world, rank, world.size
+
+    def _exchange(self, value: Any) -> list[Any]:
+        slots = self.world._slots
+        slots[self.rank] = value
+        self.world._barrier.wait()
+        seen = list(slots)
+        self.world._barrier.wait()  # nobody overwrites a slot before all have read it
+        return seen
+
+    def allreduce(self, x: Any) -> None:
+        seen = self._exchange(x.copy())
+        total = seen[0].copy()
+        for part in seen[1:]:
+            total += part
+        x[...] = total
+
+    def broadcast(self, x: Any) -> None:
+        seen = self._exchange(x.copy())
+        x[...] = seen[0]
+
+    def any(self, flag: bool) -> bool:
+        return any(self._exchange(bool(flag)))
+
+
+# -- MPI and NCCL -------------------------------------------------------------------------------
+
+
+def _mpi() -> Any:
+    """The mpi4py ``MPI`` module (initialising MPI), or one clear error saying what to install."""
+    try:
+        from mpi4py import MPI as mpi
+    except ImportError as exc:
+        raise ImportError(f"distributed training needs mpi4py ({exc}); {MPI_HINT}") from None
+    return mpi
+
+
+class MPI:
+    """NumPy arrays over an mpi4py communicator (``COMM_WORLD`` by default)."""
+
+    def __init__(self, comm: Any = None) -> None:
+        self.mpi = _mpi()
+        self.comm = self.mpi.COMM_WORLD if comm is None else comm
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+
+    def allreduce(self, x: Any) -> None:
+        self.comm.Allreduce(self.mpi.IN_PLACE, x, op=self.mpi.SUM)
+
+    def broadcast(self, x: Any) -> None:
+        self.comm.Bcast(x, root=0)
+
+    def any(self, flag: bool) -> bool:
+        return bool(self.comm.allreduce(bool(flag), op=self.mpi.LOR))
+
+
+class NCCL:
+    """CuPy arrays summed and broadcast by NCCL on the current stream (no host synchronisation);
+    host arrays and flags over MPI. Written against ``cupy.cuda.nccl``; not run on a GPU."""
+
+    def __init__(self, mpi: MPI, device_index: int) -> None:
+        import cupy
+        from cupy.cuda import nccl
+
+        self.mpi, self.cupy, self.nccl = mpi, cupy, nccl
+        self.rank, self.size = mpi.rank, mpi.size
+        uid = nccl.get_unique_id() if mpi.rank == 0 else None
+        uid = mpi.comm.bcast(uid, root=0)
+        with cupy.cuda.Device(device_index):
+            self.comm = nccl.NcclCommunicator(mpi.size, uid, mpi.rank)
+        self._types = {np.dtype("float32"): nccl.NCCL_FLOAT32, np.dtype("float64"): nccl.NCCL_FLOAT64}
+
+    def allreduce(self, x: Any) -> None:
+        if not is_cupy_array(x):
+            return self.mpi.allreduce(x)
+        stream = self.cupy.cuda.get_current_stream().ptr
+        self.comm.allReduce(x.data.ptr, x.data.ptr, x.size, self._types[x.dtype], self.nccl.NCCL_SUM, stream)
+        return None
+
+    def broadcast(self, x: Any) -> None:
+        if not is_cupy_array(x):
+            return self.mpi.broadcast(x)
+        stream = self.cupy.cuda.get_current_stream().ptr
+        self.comm.bcast(x.data.ptr, x.size, self._types[x.dtype], 0, stream)
+        return None
+
+    def any(self, flag: bool) -> bool:
+        return self.mpi.any(flag)
+
+
+# -- the world this process was launched in ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int
+    size: int
+    local_rank: int  # rank among the processes of this machine (MPI's shared-memory split)
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+
+def world() -> World:
+    """(rank, size, local rank) of this process in the MPI world (imports mpi4py)."""
+    mpi = _mpi()
+    comm = mpi.COMM_WORLD
+    local = comm.Split_type(mpi.COMM_TYPE_SHARED)
+    try:
+        return World(comm.Get_rank(), comm.Get_size(), local.Get_rank())
+    finally:
+        local.Free()
+
+
+def is_root() -> bool:
+    """True on rank 0 (and in a process not launched by mpiexec): the rank that prints and writes."""
+    return world().rank == 0
+
+
+def communicator(net: Any) -> Communicator:
+    """The communicator for training ``net`` across the MPI world of this process: Local for one
+    process, MPI for CPU networks, NCCL for GPU networks. Under MPI a GPU network moves to
+    ``gpu:<local rank>``; a machine with fewer GPUs than ranks is one clear error on every rank."""
+    w = world()
+    if w.size == 1:
+        return Local()
+    mpi = MPI()
+    if not net.device.is_gpu:
+        return mpi
+    error = None  # GPU path: not run on a GPU
+    try:
+        count = net.xp.cuda.runtime.getDeviceCount()
+        if w.local_rank >= count:
+            raise RuntimeError(f"this machine runs {w.local_rank + 1}+ ranks but has {count} GPU(s): "
+                               f"start at most {count} ranks per machine, or train on the CPU")  # fmt: skip
+        net.to(f"gpu:{w.local_rank}")
+    except Exception as exc:
+        error = exc
+    agree(mpi, error)
+    return NCCL(mpi, w.local_rank)
+
+
+# -- agreeing on errors and exit status ----------------------------------------------------------
+
+_MESSAGE_BYTES = 2000
+_TYPES = {t.__name__: t for t in (ValueError, TypeError, RuntimeError, FileNotFoundError, ImportError, OSError)}
+
+
+def agree(comm: Communicator, error: BaseException | None) -> None:
+    """Raise on every rank if any rank has an ``error`` (never a hang): the failing rank re-raises
+    its own, the others the same type with the lowest failing rank's message. Two host allreduces."""
+    if comm.size == 1:
+        if error is not None:
+            raise error
+        return
+    failed = np.zeros(comm.size)
+    failed[comm.rank] = error is not None
+    comm.allreduce(failed)
+    if not failed.any():
+        return
+    first = int(np.flatnonzero(failed)[0])
+    text = np.zeros(_MESSAGE_BYTES, np.uint8)
+    if comm.rank == first:
+        raw = f"{type(error).__name__}\n{error}".encode()[:_MESSAGE_BYTES]
+        text[:len(raw)] = np.frombuffer(raw, np.uint8)
+    comm.allreduce(text)
+    if error is not None:
+        raise error
+    name, _, message = bytes(text).rstrip(b"\0").decode(errors="replace").partition("\n")
+    raise _TYPES.get(name, RuntimeError)(f"rank {first}: {message}")
+
+
+def agree_status(comm: Communicator, status: int) -> int:
+    """The exit status every rank should use: the largest any rank reports (0 only if all are 0).
+    Every rank must call it (one host allreduce)."""
+    statuses = np.zeros(comm.size)
+    statuses[comm.rank] = status
+    comm.allreduce(statuses)
+    return int(statuses.max())
