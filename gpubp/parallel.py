@@ -276,3 +276,22 @@ def agree_status(comm: Communicator, status: int) -> int:
     statuses[comm.rank] = status
     comm.allreduce(statuses)
     return int(statuses.max())
+
+
+def abort_on_uncaught_exception() -> None:
+    """Under MPI, make an exception that escapes on one rank end the whole job (MPI_Abort) after
+    printing it, instead of leaving the other ranks waiting in a collective forever. Errors that
+    every rank raises together (see :func:`agree`) should be caught and turned into one exit status
+    with :func:`agree_status`; this is the net for everything else (as ``python -m mpi4py`` does)."""
+    import sys
+
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        previous(kind, value, tb)
+        sys.stderr.flush()
+        mpi = _mpi()
+        if mpi.COMM_WORLD.Get_size() > 1:
+            mpi.COMM_WORLD.Abort(130 if issubclass(kind, KeyboardInterrupt) else 1)
+
+    sys.excepthook = hook

@@ -1,0 +1,78 @@
+"""Run by tests/test_mpi.py under ``mpiexec -n R``: python mpi_train.py MODE OUTDIR.
+
+Each mode trains (or fails) the way a user script would, with fit(distributed=True) or make_trainer
+over the MPI world, and writes what the test compares into OUTDIR. Errors are printed as one line
+and every rank exits with the same status, as the command will.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+
+import numpy as np
+
+import gpubp
+from gpubp.parallel import MPI, abort_on_uncaught_exception, agree_status, communicator, world
+from gpubp.training import make_trainer
+
+
+def problem(n=101, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 6)), rng.integers(0, 3, n)
+
+
+def new_net():
+    return gpubp.MLP([6, 9, 7, 3], "tanh", device="cpu", dtype="float64", seed=3)
+
+
+SETTINGS = {"batch_size": 16, "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
+
+
+def main(mode: str, out: str) -> int:
+    me = world()
+    X, y = problem()
+    if mode == "train":
+        net = new_net()
+        net.fit(X, y, epochs=3, distributed=True, **SETTINGS)
+        np.save(f"{out}/theta{me.rank}.npy", net.params.theta)
+        if me.is_root:
+            np.save(f"{out}/loss.npy", np.array(net.history["train_loss"]))
+    elif mode == "bad":
+        if me.rank == 1:
+            X = X.copy()
+            X[5, 1] = np.nan
+        new_net().fit(X, y, epochs=3, distributed=True, **SETTINGS)
+    elif mode == "shapes":
+        rows = 101 if me.rank == 0 else 100
+        new_net().fit(X[:rows], y[:rows], epochs=3, distributed=True, **SETTINGS)
+    elif mode == "crash":  # an error outside any agreement: the hook ends the job instead of a hang
+        abort_on_uncaught_exception()
+        if me.rank == 1:
+            raise KeyError("rank 1 lost its data")
+        new_net().fit(X, y, epochs=3, distributed=True, **SETTINGS)
+    elif mode in ("start", "finish"):  # a checkpoint made with R ranks, resumed with any other count
+        net = new_net()
+        trainer = make_trainer(net, X, y, communicator(net), optimizer="adam", lr=1e-2, batch_size=16)
+        if mode == "finish" and me.is_root:
+            with open(f"{out}/state.pkl", "rb") as f:
+                theta, state = pickle.load(f)
+            net.params.theta[...] = theta
+            trainer.load_state_dict(state)
+        trainer.run(2 if mode == "start" else 5, on_batch=(lambda i, n: i == 3) if mode == "start" else None)
+        np.save(f"{out}/theta{me.rank}.npy", net.params.theta)
+        if me.is_root:
+            with open(f"{out}/state.pkl", "wb") as f:
+                pickle.dump((net.params.theta.copy(), trainer.state_dict()), f)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        status = main(sys.argv[1], sys.argv[2])
+    except (ValueError, TypeError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        status = 2
+    sys.exit(agree_status(MPI(), status))

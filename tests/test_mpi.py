@@ -1,0 +1,117 @@
+"""Real MPI ranks: ``mpiexec -n 2`` from the venv runs tests/mpi_train.py (1 BLAS thread per rank);
+every run has a timeout, so a hang fails the test instead of blocking the suite."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gpubp
+from gpubp.training import Trainer
+
+pytestmark = pytest.mark.mpi
+SCRIPT = Path(__file__).with_name("mpi_train.py")
+MPIEXEC = Path(sys.executable).with_name("mpiexec")
+sys.path.insert(0, str(SCRIPT.parent))
+import mpi_train  # noqa: E402  (the script's data and settings, for the single-process twin)
+
+
+def _why_not() -> str | None:
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return "mpi4py is not installed: make install (the 'mpi' extra) or pip install 'gpubp[mpi]'"
+    if not MPIEXEC.exists():
+        return f"no mpiexec beside {sys.executable}: pip install 'gpubp[mpi]' brings MPICH's"
+    return None
+
+
+def mpiexec(mode: str, out: Path, ranks: int = 2, timeout: float = 120) -> subprocess.CompletedProcess:
+    reason = _why_not()
+    if reason is not None:
+        pytest.skip(reason)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [str(MPIEXEC), "-n", str(ranks), sys.executable, str(SCRIPT), mode, str(out)]
+    if ranks == 1:
+        cmd = cmd[3:]  # a plain process: distributed=True with one rank
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{mode}: the MPI job hung for {timeout} s: {exc.stderr}")
+
+
+def single(epochs: int = 3) -> gpubp.MLP:
+    X, y = mpi_train.problem()
+    net = mpi_train.new_net()
+    net.fit(X, y, epochs=epochs, **mpi_train.SETTINGS)
+    return net
+
+
+def test_two_ranks_equal_one_process_and_each_other(tmp_path):
+    run = mpiexec("train", tmp_path)
+    assert run.returncode == 0, run.stderr
+    a, b = np.load(tmp_path / "theta0.npy"), np.load(tmp_path / "theta1.npy")
+    np.testing.assert_array_equal(a, b)
+    one = single()
+    np.testing.assert_allclose(a, one.params.theta, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.load(tmp_path / "loss.npy"), one.history["train_loss"], rtol=1e-10)
+
+
+def test_distributed_in_a_plain_process_is_one_rank(tmp_path):
+    run = mpiexec("train", tmp_path, ranks=1)
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "theta0.npy"), single().params.theta)
+
+
+def test_bad_data_on_one_rank_ends_the_job_with_its_message(tmp_path):
+    run = mpiexec("bad", tmp_path, timeout=60)
+    assert run.returncode == 2
+    assert "error: rank 1: X contains NaN" in run.stderr  # what rank 0 says
+    assert run.stderr.count("X contains NaN") == 2  # and rank 1 itself
+
+
+def test_different_row_counts_are_refused_on_every_rank(tmp_path):
+    run = mpiexec("shapes", tmp_path, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.count("training rows differ (rank 0: 101, rank 1: 100)") == 2
+
+
+def test_an_uncaught_error_on_one_rank_aborts_the_job_instead_of_hanging(tmp_path):
+    run = mpiexec("crash", tmp_path, timeout=60)
+    assert run.returncode != 0
+    assert "rank 1 lost its data" in run.stderr
+
+
+def test_resume_across_rank_counts_2_then_1_then_2(tmp_path):
+    run = mpiexec("start", tmp_path)  # 2 ranks: into epoch 2, stopped after its 3rd batch
+    assert run.returncode == 0, run.stderr
+    with open(tmp_path / "state.pkl", "rb") as f:
+        theta, state = pickle.load(f)
+    X, y = mpi_train.problem()
+    net = mpi_train.new_net()
+    net.params.theta[...] = theta
+    trainer = Trainer(net, X, y, optimizer="adam", lr=1e-2, batch_size=16)
+    trainer.load_state_dict(state)
+    trainer.run(3)  # 1 rank, here
+    with open(tmp_path / "state.pkl", "wb") as f:
+        pickle.dump((net.params.theta.copy(), trainer.state_dict()), f)
+    run = mpiexec("finish", tmp_path)  # 2 ranks again, to epoch 5
+    assert run.returncode == 0, run.stderr
+    a, b = np.load(tmp_path / "theta0.npy"), np.load(tmp_path / "theta1.npy")
+    np.testing.assert_array_equal(a, b)
+    straight = mpi_train.new_net()
+    Trainer(straight, X, y, optimizer="adam", lr=1e-2, batch_size=16).run(5)
+    np.testing.assert_allclose(a, straight.params.theta, rtol=1e-10, atol=1e-12)
+
+
+def test_mpiexec_is_the_venvs():
+    if _why_not() is not None:
+        pytest.skip(_why_not())
+    assert shutil.which("mpiexec", path=str(MPIEXEC.parent)) == str(MPIEXEC)
