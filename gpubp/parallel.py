@@ -239,6 +239,38 @@ def communicator(net: Any) -> Communicator:
     return NCCL(mpi, w.local_rank)
 
 
+def status() -> dict[str, Any]:
+    """Whether MPI (mpi4py + mpiexec) and NCCL (through CuPy) are usable here, and why not, without
+    initialising MPI or touching a GPU (for ``gpubp info``)."""
+    import importlib.util
+    import shutil
+    import sys
+    from pathlib import Path
+
+    info: dict[str, Any] = {}
+    if importlib.util.find_spec("mpi4py") is None:
+        info["mpi"] = {"available": False, "reason": f"mpi4py is not installed; {MPI_HINT}"}
+    else:
+        beside = Path(sys.executable).with_name("mpiexec")
+        launcher = str(beside) if beside.exists() else shutil.which("mpiexec")
+        info["mpi"] = {"available": launcher is not None, "mpiexec": launcher}
+        if launcher is None:
+            info["mpi"]["reason"] = f"mpi4py is installed but no mpiexec was found; {MPI_HINT}"
+    from .backend import gpu_unavailable_reason
+
+    reason = gpu_unavailable_reason()
+    if reason is None:
+        from cupy.cuda import nccl
+
+        ok = bool(getattr(nccl, "available", False))
+        info["nccl"] = {"available": ok}
+        if not ok:
+            info["nccl"]["reason"] = "CuPy was built or installed without NCCL (see README: Install)"
+    else:
+        info["nccl"] = {"available": False, "reason": reason}
+    return info
+
+
 # -- agreeing on errors and exit status ----------------------------------------------------------
 
 _MESSAGE_BYTES = 2000

@@ -222,3 +222,19 @@ def test_distributed_without_mpi4py_says_what_to_install(monkeypatch):
     X, y = problem(n=10)
     with pytest.raises(ImportError, match=r"pip install 'gpubp\[mpi\]'"):
         new_net().fit(X, y, distributed=True)
+
+
+def test_status_says_whether_mpi_and_nccl_are_usable_and_why_not():
+    from gpubp.parallel import status
+
+    info = status()
+    for part in ("mpi", "nccl"):
+        assert isinstance(info[part]["available"], bool)
+        if not info[part]["available"]:
+            assert info[part]["reason"]
+    import subprocess
+    import sys
+
+    code = "import sys; from gpubp.parallel import status; status(); print('mpi4py.MPI' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"  # looking does not initialise MPI
