@@ -51,9 +51,11 @@ class TimedComm:
 
 def rank_run() -> None:
     import gpubp
+    import gpubp.training
     from gpubp.parallel import MPI, Local, world
     from gpubp.training import make_trainer
 
+    gpubp.training.threads_for = lambda *args, **kwargs: 1  # 1 BLAS thread per rank, also with 1 rank
     me = world()
     comm = MPI() if me.size > 1 else Local()
     results = []

@@ -156,7 +156,8 @@ class Trainer:
             self.live = None  # was, as if it had never stopped
         # one BLAS thread for small steps on the CPU (faster there); NaN/Inf are caught once per
         # epoch below, so NumPy's floating-point warnings on the way add nothing
-        threads = None if dev.is_gpu else threads_for(net.sizes, self.batch)
+        # (with several ranks the launcher's environment decides, e.g. OMP_NUM_THREADS=1 per rank)
+        threads = None if dev.is_gpu or self.comm.size > 1 else threads_for(net.sizes, self.batch)
         with (np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), dev.use(),
               blas_threads(threads)):  # fmt: skip
             fresh_run = True
