@@ -320,8 +320,8 @@ class MLP:
 
             comm = communicator(self)
         trainer = make_trainer(self, X, Y, comm, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                          momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                          shuffle=shuffle, validation_data=validation_data, patience=patience)  # fmt: skip
+                               momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+                               shuffle=shuffle, validation_data=validation_data, patience=patience)  # fmt: skip
         return trainer.run(epochs, callback=callback, on_batch=on_batch)
 
     def predict_proba(self, X: Any) -> Any:
@@ -386,7 +386,9 @@ class MLP:
         return result["accuracy"] if self.is_classifier else result["r2"]
 
     def to(self, device: str | Device) -> MLP:
-        """Move the network to ``device`` (in place); returns self."""
+        """Move the network to ``device`` (in place); returns self. On the same device nothing
+        changes; on another the parameters are copied into a new store there, so trainers and
+        optimisers must be made after the move (a Trainer made before refuses to run)."""
         target = get_device(device)
         if target is not self.device:
             weights = [self.device.to_host(W) for W in self.weights]
