@@ -38,6 +38,7 @@ TORCH_SPEC ?= torch==2.13.0
 bench: install
 	-$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q '$(TORCH_SPEC)' || echo "PyTorch not installed: its rows will be skipped"
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results.json -p no:randomly
+	$(PY) -m benchmarks.mpi_scaling
 	$(PY) -m benchmarks.report benchmarks/results.json
 
 train: install

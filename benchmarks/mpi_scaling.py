@@ -92,12 +92,29 @@ def main() -> None:
     for r in rows:
         r["efficiency"] = r["samples_per_s"] / (r["ranks"] * one[r["config"]]["samples_per_s"])
     result = {"loadavg": os.getloadavg(), "cores": os.cpu_count(), "rows": rows}
-    Path(__file__).with_name("mpi_results.json").write_text(json.dumps(result, indent=1) + "\n")
-    print("| configuration | ranks | samples/s | step ms | allreduce ms/step | efficiency |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['config']} | {r['ranks']} | {r['samples_per_s']:,.0f} | {r['step_ms']:.3f} | "
-              f"{r['allreduce_ms']:.3f} | {r['efficiency']:.0%} |")  # fmt: skip
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print("\n".join(table()))
+
+
+RESULTS = Path(__file__).with_name("mpi_results.json")
+
+
+def table(path: Path = RESULTS) -> list[str]:
+    """The measured rows as a Markdown section for RESULTS.md (empty when never measured)."""
+    if not path.exists():
+        return []
+    result = json.loads(path.read_text())
+    lines = ["## Data parallelism: 1 and 2 MPI ranks (CPU, 1 BLAS thread each)", "",
+             "`python -m benchmarks.mpi_scaling`: each rank computes on its share of the global batch, then one "
+             "allreduce of the flat gradient. Efficiency = samples/s ÷ (ranks × samples/s of 1 rank). The allreduce "
+             "time includes waiting for the slower rank. Load average at the end: "
+             f"{', '.join(f'{v:.1f}' for v in result['loadavg'])} on {result['cores']} cores.", "",
+             "| configuration | ranks | samples/s | step ms | allreduce ms/step | efficiency |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in result["rows"]:
+        lines.append(f"| {r['config']} | {r['ranks']} | {r['samples_per_s']:,.0f} | {r['step_ms']:.3f} | "
+                     f"{r['allreduce_ms']:.3f} | {r['efficiency']:.0%} |")  # fmt: skip
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

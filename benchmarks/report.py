@@ -11,6 +11,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks.mpi_scaling import table as mpi_table
 from gpubp.checkpoint import atomic_write
 
 HERE = Path(__file__).resolve().parent
@@ -158,6 +159,7 @@ def write(json_path: str, out_dir: Path = HERE) -> Path:
               "overhead dominates) and an opt-in TF32 mode for float32 GEMMs. Both need a GPU to build and to check "
               "against the uncaptured, full-precision step; they wait for a run on a GPU.", "",
               f"Devices in this run: {', '.join(devices)}.", ""]  # fmt: skip
+    lines += mpi_table()
     out = Path(out_dir) / "RESULTS.md"
     atomic_write(out, lambda f: f.write("\n".join(lines).encode()))
     plot(rows, Path(out_dir) / "throughput.png")
