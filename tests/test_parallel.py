@@ -238,3 +238,11 @@ def test_status_says_whether_mpi_and_nccl_are_usable_and_why_not():
     code = "import sys; from gpubp.parallel import status; status(); print('mpi4py.MPI' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"  # looking does not initialise MPI
+
+
+def test_streamed_rows_split_over_ranks_too():
+    X, y = problem()
+    one, _ = train(None, X, y, momentum=0.9, stream=True)
+    nets = ThreadWorld(2).run(lambda comm: train(comm, X, y, momentum=0.9, stream=True)[0])
+    np.testing.assert_array_equal(flat(nets[0]), flat(nets[1]))
+    np.testing.assert_allclose(flat(nets[0]), flat(one), rtol=1e-10, atol=1e-12)
