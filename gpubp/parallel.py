@@ -200,6 +200,22 @@ class World:
         return self.rank == 0
 
 
+_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def launched_size() -> int:
+    """How many ranks the launcher started, from its environment (MPICH/Intel MPI ``PMI_SIZE``,
+    Open MPI ``OMPI_COMM_WORLD_SIZE``, PMIx, MVAPICH), without importing mpi4py; 1 when none says.
+    Lets a command decide to train distributed when started by ``mpiexec -n R`` with R > 1."""
+    import os
+
+    for name in _SIZE_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
 def world() -> World:
     """(rank, size, local rank) of this process in the MPI world (imports mpi4py)."""
     mpi = _mpi()

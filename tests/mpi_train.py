@@ -46,6 +46,10 @@ def main(mode: str, out: str) -> int:
     elif mode == "shapes":
         rows = 101 if me.rank == 0 else 100
         new_net().fit(X[:rows], y[:rows], epochs=3, distributed=True, **SETTINGS)
+    elif mode == "launched":
+        from gpubp.parallel import launched_size
+
+        np.save(f"{out}/launched{me.rank}.npy", np.array([launched_size(), me.size, me.local_rank]))
     elif mode == "crash":  # an error outside any agreement: the hook ends the job instead of a hang
         abort_on_uncaught_exception()
         if me.rank == 1:

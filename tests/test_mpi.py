@@ -115,3 +115,10 @@ def test_mpiexec_is_the_venvs():
     if _why_not() is not None:
         pytest.skip(_why_not())
     assert shutil.which("mpiexec", path=str(MPIEXEC.parent)) == str(MPIEXEC)
+
+
+def test_the_launchers_size_and_local_ranks_are_seen(tmp_path):
+    run = mpiexec("launched", tmp_path, timeout=60)
+    assert run.returncode == 0, run.stderr
+    seen = [np.load(tmp_path / f"launched{r}.npy").tolist() for r in range(2)]
+    assert seen == [[2, 2, 0], [2, 2, 1]]  # launched_size, world size, local rank (one machine)

@@ -246,3 +246,13 @@ def test_streamed_rows_split_over_ranks_too():
     nets = ThreadWorld(2).run(lambda comm: train(comm, X, y, momentum=0.9, stream=True)[0])
     np.testing.assert_array_equal(flat(nets[0]), flat(nets[1]))
     np.testing.assert_allclose(flat(nets[0]), flat(one), rtol=1e-10, atol=1e-12)
+
+
+def test_launched_size_reads_the_launchers_environment(monkeypatch):
+    from gpubp.parallel import launched_size
+
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert launched_size() == 1
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    assert launched_size() == 4
