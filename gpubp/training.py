@@ -406,7 +406,7 @@ def _rng_state(like: dict[str, Any], words: np.ndarray) -> dict[str, Any]:
 def make_trainer(net: Any, X: Any, Y: Any, comm: Communicator | None = None, **settings: Any) -> Trainer:
     """A Trainer over the ranks of ``comm`` (one process when None). Every rank must call it with
     the same settings and the same data: a bad argument or bad data on any rank raises on every
-    rank (the failing rank's message), and so do data of different shapes on different ranks."""
+    rank (the failing rank's message), and so do different data shapes or settings on different ranks."""
     if comm is None or comm.size == 1:
         return Trainer(net, X, Y, comm=comm, **settings)
     trainer, error = None, None
@@ -416,16 +416,19 @@ def make_trainer(net: Any, X: Any, Y: Any, comm: Communicator | None = None, **s
         error = exc
     agree(comm, error)
     # one allreduce of every rank's shapes: rank r fills row r
-    val = trainer.validation
-    mine = [trainer.n, net.sizes[0], net.sizes[-1], -1 if val is None else val[0].shape[0],
-            trainer.store.size, trainer.settings["batch_size"]]  # fmt: skip
+    val, s = trainer.validation, trainer.settings
+    mine = {"training rows": trainer.n, "input width": net.sizes[0], "output width": net.sizes[-1],
+            "validation rows": -1 if val is None else val[0].shape[0], "parameters": trainer.store.size,
+            "batch size": s["batch_size"], "lr": s["lr"], "optimizer": OPTIMIZERS.index(s["optimizer"]),
+            "momentum": s["momentum"], "nesterov": s["nesterov"], "weight_decay": s["weight_decay"],
+            "shuffle": s["shuffle"], "patience": -1 if s["patience"] is None else s["patience"]}  # fmt: skip
     table = np.zeros((comm.size, len(mine)))
-    table[comm.rank] = mine
+    table[comm.rank] = list(mine.values())
     comm.allreduce(table)
     if (table != table[0]).any():
-        names = ("training rows", "input width", "output width", "validation rows", "parameters", "batch size")
+        names = list(mine)
         bad = int(np.flatnonzero((table != table[0]).any(axis=0))[0])
-        seen = ", ".join(f"rank {r}: {int(v)}" for r, v in enumerate(table[:, bad]))
-        raise ValueError(f"every rank must be given the same data and settings, but the {names[bad]} differ "
+        seen = ", ".join(f"rank {r}: {v:g}" for r, v in enumerate(table[:, bad]))
+        raise ValueError(f"every rank must be given the same data and settings, but the ranks differ in {names[bad]} "
                          f"({seen})")  # fmt: skip
     return trainer

@@ -80,7 +80,7 @@ def test_bad_data_on_one_rank_ends_the_job_with_its_message(tmp_path):
 def test_different_row_counts_are_refused_on_every_rank(tmp_path):
     run = mpiexec("shapes", tmp_path, timeout=60)
     assert run.returncode == 2
-    assert run.stderr.count("training rows differ (rank 0: 101, rank 1: 100)") == 2
+    assert run.stderr.count("the ranks differ in training rows (rank 0: 101, rank 1: 100)") == 2
 
 
 def test_an_uncaught_error_on_one_rank_aborts_the_job_instead_of_hanging(tmp_path):

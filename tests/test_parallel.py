@@ -162,7 +162,7 @@ def test_different_data_shapes_on_the_ranks_are_refused_on_every_rank():
 
     def run(comm):
         rows = 40 if comm.rank == 0 else 39
-        with pytest.raises(ValueError, match=r"training rows differ \(rank 0: 40, rank 1: 39\)"):
+        with pytest.raises(ValueError, match=r"the ranks differ in training rows \(rank 0: 40, rank 1: 39\)"):
             make_trainer(new_net(), X[:rows], y[:rows], comm, batch_size=8)
 
     ThreadWorld(2).run(run)
@@ -256,3 +256,13 @@ def test_launched_size_reads_the_launchers_environment(monkeypatch):
     assert launched_size() == 1
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
     assert launched_size() == 4
+
+
+def test_different_settings_on_the_ranks_are_refused_on_every_rank():
+    X, y = problem(n=40)
+
+    def run(comm):
+        with pytest.raises(ValueError, match=r"the ranks differ in lr \(rank 0: 0.1, rank 1: 0.2\)"):
+            make_trainer(new_net(), X, y, comm, batch_size=8, lr=0.1 * (comm.rank + 1))
+
+    ThreadWorld(2).run(run)
