@@ -50,6 +50,14 @@ def main(mode: str, out: str) -> int:
         from gpubp.parallel import launched_size
 
         np.save(f"{out}/launched{me.rank}.npy", np.array([launched_size(), me.size, me.local_rank]))
+    elif mode == "gpus":  # a stand-in GPU network on a machine with one GPU: 2 local ranks are too many
+        from types import SimpleNamespace
+
+        runtime = SimpleNamespace(getDeviceCount=lambda: 1)
+        moved = []
+        fake = SimpleNamespace(device=SimpleNamespace(is_gpu=True), xp=SimpleNamespace(cuda=SimpleNamespace(
+            runtime=runtime)), to=moved.append)  # fmt: skip
+        communicator(fake)
     elif mode == "crash":  # an error outside any agreement: the hook ends the job instead of a hang
         abort_on_uncaught_exception()
         if me.rank == 1:

@@ -122,3 +122,9 @@ def test_the_launchers_size_and_local_ranks_are_seen(tmp_path):
     assert run.returncode == 0, run.stderr
     seen = [np.load(tmp_path / f"launched{r}.npy").tolist() for r in range(2)]
     assert seen == [[2, 2, 0], [2, 2, 1]]  # launched_size, world size, local rank (one machine)
+
+
+def test_more_ranks_than_gpus_on_a_machine_is_one_error_on_every_rank(tmp_path):
+    run = mpiexec("gpus", tmp_path, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.count("has 1 GPU(s): start at most 1 ranks per machine") == 2
