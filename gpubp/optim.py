@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from . import kernels as K
 from .backend import Device
 from .params import ParamStore
@@ -71,17 +73,17 @@ class Optimizer:
             flat.fill(0)
 
     def state_dict(self) -> dict[str, Any]:
-        """Step count and state buffers (one NumPy array per parameter array, for checkpoints)."""
-        out: dict[str, Any] = {"t": self.t}
-        for slot, bufs in self.state.items():
-            out[slot] = [self.device.to_host(b) for b in bufs]
-        return out
+        """Step count and each slot's flat state buffer as a NumPy array."""
+        return {"t": self.t, **{slot: self.device.to_host(flat) for slot, flat in self.flat.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The inverse of state_dict (flat arrays of the same size)."""
         self.t = int(state["t"])
-        for slot, bufs in self.state.items():
-            for buf, saved in zip(bufs, state[slot], strict=True):
-                buf[...] = self.device.asarray(saved, dtype=buf.dtype)
+        for slot, flat in self.flat.items():
+            saved = np.asarray(state[slot]).reshape(-1)
+            if saved.shape != flat.shape:
+                raise ValueError(f"optimiser state {slot!r} has {saved.size} values, expected {flat.size}")
+            flat[...] = self.device.asarray(saved, dtype=flat.dtype)
 
 
 class SGD(Optimizer):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Device
+from .backend import Device, to_numpy
 
 
 class ParamStore:
@@ -60,13 +60,17 @@ class ParamStore:
         """The contiguous slice of a flat buffer holding all the biases."""
         return flat[self.n_weights:]
 
-    def assign(self, flat: Any, pieces: list[Any]) -> None:
-        """Copy host or device arrays [W_1, b_1, …] (checkpoint order) into a flat buffer."""
+    def assign(self, flat: Any, pieces: list[Any], device: bool = True) -> None:
+        """Copy arrays [W_1, b_1, …] (checkpoint order) into a flat buffer with θ's layout: one on
+        the store's device, or a NumPy one with ``device=False``."""
         targets = self.pieces(flat)
         if len(pieces) != len(targets):
             raise ValueError(f"expected {len(targets)} arrays (W_1, b_1, …), got {len(pieces)}")
         for target, value in zip(targets, pieces):
-            target[...] = self.device.asarray(value, dtype=self.dtype).reshape(target.shape)
+            value = self.device.asarray(value, dtype=self.dtype) if device else to_numpy(value, self.dtype)
+            if value.size != target.size:
+                raise ValueError(f"expected an array of shape {target.shape}, got {value.shape}")
+            target[...] = value.reshape(target.shape)
 
     def set(self, weights: list[Any], biases: list[Any]) -> None:
         """θ ← the given W_l and b_l (copied into the store; the views stay the same objects)."""

@@ -340,9 +340,9 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this trainer is (NumPy/JSON values)."""
         dev, store = self.net.device, self.store
-        optimizer = {"t": self.optimizer.t}  # per parameter, [W_1, b_1, …], as in the model file
-        for slot, flat in self.optimizer.flat.items():
-            optimizer[slot] = store.pieces(dev.to_host(flat))
+        optimizer = self.optimizer.state_dict()  # per parameter, [W_1, b_1, …], as in the model file
+        for slot in self.optimizer.slots:
+            optimizer[slot] = store.pieces(optimizer[slot])
         return {
             "settings": dict(self.settings),
             "epoch": self.epoch,
@@ -383,9 +383,11 @@ class Trainer:
             self.live = store.zeros()
             store.assign(self.live, state["live"])
         self.net.rng.bit_generator.state = state["rng"]
-        self.optimizer.t = int(state["optimizer"]["t"])
-        for slot, flat in self.optimizer.flat.items():
-            store.assign(flat, state["optimizer"][slot])
+        optimizer = {"t": state["optimizer"]["t"]}
+        for slot in self.optimizer.slots:  # [W_1, b_1, …] from the file into θ's flat layout
+            optimizer[slot] = flat = np.empty(store.size, store.dtype)
+            store.assign(flat, state["optimizer"][slot], device=False)
+        self.optimizer.load_state_dict(optimizer)
         for key in self.history:
             self.history[key][:] = state["history"].get(key, [])
 
