@@ -16,6 +16,7 @@ mpi4py is imported only when distributed training is asked for; CuPy only for NC
 
 from __future__ import annotations
 
+import signal
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -343,3 +344,27 @@ def abort_on_uncaught_exception() -> None:
             mpi.COMM_WORLD.Abort(130 if issubclass(kind, KeyboardInterrupt) else 1)
 
     sys.excepthook = hook
+
+
+class StopOnInterrupt:
+    """Inside the block, the first Ctrl-C (SIGINT) sets ``requested`` instead of raising, so that
+    training stops at the end of a batch on every rank together: pass
+    ``on_batch=lambda i, n: flag.requested`` (under MPI it runs on rank 0 and its answer reaches
+    all ranks; ``mpiexec`` forwards Ctrl-C to every rank). A second Ctrl-C raises as usual. Main
+    thread only (where Python delivers signals)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopOnInterrupt:
+        self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(signal.SIGINT, self._previous)

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 import gpubp
-from gpubp.parallel import MPI, abort_on_uncaught_exception, agree_status, communicator, world
+from gpubp.parallel import MPI, StopOnInterrupt, abort_on_uncaught_exception, agree_status, communicator, world
 from gpubp.training import make_trainer
 
 
@@ -58,6 +58,20 @@ def main(mode: str, out: str) -> int:
         fake = SimpleNamespace(device=SimpleNamespace(is_gpu=True), xp=SimpleNamespace(cuda=SimpleNamespace(
             runtime=runtime)), to=moved.append)  # fmt: skip
         communicator(fake)
+    elif mode == "interrupt":  # Ctrl-C to mpiexec: every rank stops after the same batch, exit 130
+        net = new_net()
+        trainer = make_trainer(net, X, y, communicator(net), batch_size=1, lr=1e-3)
+        with StopOnInterrupt() as flag:
+
+            def on_batch(i: int, n: int) -> bool:
+                if trainer.epoch == 1 and i == 1:
+                    open(f"{out}/started", "w").close()  # the test sends Ctrl-C once this exists
+                return flag.requested
+
+            trainer.run(10_000, on_batch=on_batch)
+        np.save(f"{out}/theta{me.rank}.npy", net.params.theta)
+        np.save(f"{out}/where{me.rank}.npy", np.array([trainer.epoch, trainer.position]))
+        return 130 if trainer.interrupted else 0
     elif mode == "crash":  # an error outside any agreement: the hook ends the job instead of a hang
         abort_on_uncaught_exception()
         if me.rank == 1:

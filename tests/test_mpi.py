@@ -128,3 +128,32 @@ def test_more_ranks_than_gpus_on_a_machine_is_one_error_on_every_rank(tmp_path):
     run = mpiexec("gpus", tmp_path, timeout=60)
     assert run.returncode == 2
     assert run.stderr.count("has 1 GPU(s): start at most 1 ranks per machine") == 2
+
+
+def test_ctrl_c_to_mpiexec_stops_every_rank_after_the_same_batch_with_status_130(tmp_path):
+    import signal
+    import time
+
+    if _why_not() is not None:
+        pytest.skip(_why_not())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    cmd = [str(MPIEXEC), "-n", "2", sys.executable, str(SCRIPT), "interrupt", str(tmp_path)]
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():
+            assert job.poll() is None, job.communicate()
+            assert time.monotonic() < deadline, "training never started"
+            time.sleep(0.05)
+        job.send_signal(signal.SIGINT)
+        _, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+            pytest.fail("the MPI job hung after Ctrl-C")
+    assert job.returncode == 130, err
+    np.testing.assert_array_equal(np.load(tmp_path / "theta0.npy"), np.load(tmp_path / "theta1.npy"))
+    where = [np.load(tmp_path / f"where{r}.npy").tolist() for r in range(2)]
+    assert where[0] == where[1]
+    assert where[0][0] >= 1  # stopped in or after epoch 2, mid-epoch or at its end

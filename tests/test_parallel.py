@@ -266,3 +266,19 @@ def test_different_settings_on_the_ranks_are_refused_on_every_rank():
             make_trainer(new_net(), X, y, comm, batch_size=8, lr=0.1 * (comm.rank + 1))
 
     ThreadWorld(2).run(run)
+
+
+def test_the_first_ctrl_c_asks_to_stop_and_the_second_interrupts():
+    import os
+    import signal
+
+    from gpubp.parallel import StopOnInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    with StopOnInterrupt() as flag:
+        assert not flag.requested
+        os.kill(os.getpid(), signal.SIGINT)
+        assert flag.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
