@@ -34,11 +34,16 @@ class Optimizer:
         self.dtype = params[0].dtype.type
         self.lr = self.dtype(lr)
         self.t = 0  # steps taken
-        zero = self.dtype(0)
-        self._wd = [self.dtype(weight_decay) if d else zero for d in decay_mask]
+        self._decay_mask = list(decay_mask)
+        self.set_weight_decay(weight_decay)
         self.state: dict[str, list[Any]] = {
             slot: [device.xp.zeros_like(p) for p in params] for slot in self.slots
         }
+
+    def set_weight_decay(self, weight_decay: float) -> None:
+        """λ for the parameters the decay mask selects (scikit-learn's alpha changes per batch)."""
+        zero, wd = self.dtype(0), self.dtype(weight_decay)
+        self._wd = [wd if d else zero for d in self._decay_mask]
 
     def step(self) -> None:
         raise NotImplementedError
