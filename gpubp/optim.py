@@ -102,6 +102,8 @@ class Adam(Optimizer):
         super().__init__(device, params, grads, lr, weight_decay, decay_mask or [True] * len(params))
         self.beta1, self.beta2 = betas
         self.eps = self.dtype(eps)
+        # False: ε after the bias correction of √v (PyTorch); True: before it, m̂ ⋅ √(1−β2ᵗ) / (√v + ε) (scikit-learn)
+        self.eps_before_correction = False
         self._update = device.kernel(K.adam_update)
 
     def step(self) -> None:
@@ -111,8 +113,9 @@ class Adam(Optimizer):
         step_size = dt(float(self.lr) / (1.0 - self.beta1**self.t))
         sqrt_bc2 = dt(math.sqrt(1.0 - self.beta2**self.t))
         b1, b2 = dt(self.beta1), dt(self.beta2)
+        eps = dt(float(self.eps) / float(sqrt_bc2)) if self.eps_before_correction else self.eps
         for g, w, m, v, wd in zip(self.grads, self.params, self.state["m"], self.state["v"], self._wd):
-            self._update(step_size, wd, b1, b2, self.eps, sqrt_bc2, g, w, m, v)
+            self._update(step_size, wd, b1, b2, eps, sqrt_bc2, g, w, m, v)
 
 
 def make_optimizer(name: str, device: Device, params: list[Any], grads: list[Any], *, lr: float,
