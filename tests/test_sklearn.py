@@ -275,8 +275,9 @@ def test_partial_fit():
     est.partial_fit(X_tr[:100], y_tr[:100], classes=np.arange(10))
     est.partial_fit(X_tr[100:200], y_tr[100:200])
     assert est._trainer.optimizer.t == 2  # one Adam step per call (100 rows, one batch): the state is kept
-    assert est.n_iter_ == 1 and est.t_ == 200
-    with pytest.raises(ValueError, match="`y` has classes not in `self.classes_`"):
+    assert est.n_iter_ == 1
+    assert est.t_ == 200
+    with pytest.raises(ValueError, match=r"`y` has classes not in `self\.classes_`"):
         est.partial_fit(X_tr[:3], [1, 11, 2])
 
 
@@ -287,17 +288,22 @@ def test_labels_strings_binary_multilabel():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = MLPClassifier(hidden_layer_sizes=(20,), max_iter=20, random_state=0).fit(X_tr, names[y_tr])
         assert set(est.predict(X_te)) <= set(names)
-        assert est.out_activation_ == "softmax" and est.predict_proba(X_te).shape == (len(X_te), 10)
+        assert est.out_activation_ == "softmax"
+        assert est.predict_proba(X_te).shape == (len(X_te), 10)
         binary = MLPClassifier(hidden_layer_sizes=(20,), max_iter=20, random_state=0).fit(X_tr, 3 + 5 * (y_tr > 4))
-        assert binary.n_outputs_ == 1 and binary.out_activation_ == "logistic"
-        assert list(binary.classes_) == [3, 8] and set(binary.predict(X_te)) <= {3, 8}
+        assert binary.n_outputs_ == 1
+        assert binary.out_activation_ == "logistic"
+        assert list(binary.classes_) == [3, 8]
+        assert set(binary.predict(X_te)) <= {3, 8}
         P = binary.predict_proba(X_te)
         np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
         np.testing.assert_allclose(binary.predict_log_proba(X_te), np.log(P), rtol=1e-6)
         Y = np.stack([y_tr > 4, y_tr % 2 == 0], axis=1).astype(int)
         multi = MLPClassifier(hidden_layer_sizes=(20,), max_iter=20, random_state=0).fit(X_tr, Y)
-        assert multi.n_outputs_ == 2 and multi.predict(X_te).shape == (len(X_te), 2)
-    assert isinstance(est.coefs_[0], np.ndarray) and est.coefs_[0].shape == (64, 20)
+        assert multi.n_outputs_ == 2
+        assert multi.predict(X_te).shape == (len(X_te), 2)
+    assert isinstance(est.coefs_[0], np.ndarray)
+    assert est.coefs_[0].shape == (64, 20)
     np.testing.assert_array_equal(est.coefs_[0], est._net.weights[0].T)
 
 
@@ -312,9 +318,10 @@ def test_dataframe_keeps_feature_names():
 
 
 def test_early_stopping_and_warm_start():
-    X_tr, X_te, y_tr, y_te = _digits_split()
+    X_tr, _, y_tr, _ = _digits_split()
     est = MLPClassifier(hidden_layer_sizes=(30,), early_stopping=True, random_state=0, max_iter=200).fit(X_tr, y_tr)
-    assert est.best_validation_score_ == max(est.validation_scores_) and est.best_loss_ is None
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    assert est.best_loss_ is None
     assert est.n_iter_ < 200  # stopped by the validation score
     warm = MLPClassifier(hidden_layer_sizes=(30,), max_iter=2, warm_start=True, random_state=0)
     with warnings.catch_warnings():
@@ -322,7 +329,8 @@ def test_early_stopping_and_warm_start():
         warm.fit(X_tr, y_tr)
         first = warm.coefs_[0].copy()
         warm.fit(X_tr, y_tr)
-    assert len(warm.loss_curve_) == 4 and warm.t_ == 4 * len(X_tr)
+    assert len(warm.loss_curve_) == 4
+    assert warm.t_ == 4 * len(X_tr)
     assert not np.array_equal(first, warm.coefs_[0])
 
 
