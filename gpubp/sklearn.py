@@ -268,8 +268,9 @@ class _BaseMLP(BaseEstimator):
         net, xp = self._net, self._net.xp
 
         self.n_iter_ = 0
-        for _ in range(self.max_iter):
-            trainer.run(trainer.epoch + 1)
+        stopped = []
+
+        def end_epoch(net: MLP, row: dict) -> bool:  # scikit-learn's end of an iteration; True stops
             self.n_iter_ += 1
             self.loss_ = self._epoch_loss(trainer)
             self.t_ += n
@@ -284,13 +285,17 @@ class _BaseMLP(BaseEstimator):
                 msg = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
                        f"consecutive epochs.")  # fmt: skip
                 if self._trigger_stopping(trainer, msg):
-                    break
+                    stopped.append(True)
+                    return True
                 self._no_improvement_count = 0
-            if incremental:
-                break
-            if self.n_iter_ == self.max_iter:
-                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                              f"optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)  # fmt: skip
+            return False
+
+        # one run over all epochs (not one call per epoch: entering a run has a cost per call)
+        trainer.stopped_early = False
+        trainer.run(trainer.epoch + (1 if incremental else self.max_iter), callback=end_epoch)
+        if not incremental and not stopped and self.n_iter_ == self.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                          f"optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)  # fmt: skip
         if early and self._best_params is not None:  # restore the best weights, in place
             for p, best in zip(net.weights + net.biases, self._best_params):
                 xp.copyto(p, best)
