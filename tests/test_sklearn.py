@@ -4,9 +4,11 @@ scores as its MLPs, pickles, pipelines, partial_fit, sample weights (gradient-ch
 from __future__ import annotations
 
 import pickle
+import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +31,8 @@ from gpubp import MLP
 from gpubp.data import load_digits
 from gpubp.sklearn import MLPClassifier, MLPRegressor
 from gpubp.training import Trainer
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 # scikit-learn runs its own MLPs through these checks with max_iter=100. In float64 every check passes
 # as it is; the float32 default passes all but one, which compares a weighted fit with a fit on repeated
@@ -248,23 +252,16 @@ def test_mlp_pickles_and_falls_back_to_the_cpu():
     np.testing.assert_array_equal(other.forward(X), net.forward(X))
 
 
-def test_pipeline_gridsearch_readme_example():
-    # the README's example, as written there
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from gpubp import MLPClassifier
-    from gpubp.data import load_digits
-
-    digits = load_digits()
-    X_train, X_test, y_train, y_test = train_test_split(digits.X, digits.y, random_state=0)
-    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=300, random_state=0))
-    search = GridSearchCV(pipe, {"mlpclassifier__hidden_layer_sizes": [(32,), (64,)]}, cv=3, n_jobs=2)
-    search.fit(X_train, y_train)
-    print(search.best_params_, round(search.score(X_test, y_test), 3))
-    # end of the example
-    assert search.score(X_test, y_test) > 0.9
+def test_pipeline_gridsearch_readme_example(capsys):
+    """The README's Pipeline + GridSearchCV(n_jobs=2) example, run as written there."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## scikit-learn estimators\n"):]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    accuracy = float(re.search(r"test accuracy ([\d.]+)", capsys.readouterr().out).group(1))
+    assert accuracy > 0.9
+    assert namespace["search"].best_estimator_[-1].coefs_[0].shape[0] == 64
 
 
 def test_partial_fit():
