@@ -202,7 +202,8 @@ class _BaseMLP(BaseEstimator):
         seed = int(self._random_state.randint(0, 2**31 - 1))  # the shuffling
         self._net = MLP(sizes, activation=_ACTIVATIONS[self.activation], loss=loss, device=self.device,
                         dtype=self.dtype, seed=seed)  # fmt: skip
-        self._net.set_parameters([W.T for W in coefs], intercepts)  # gpubp's W_l is (n_out, n_in)
+        # gpubp's W_l is (n_out, n_in), row-major: a transposed view would stay column-major and slow every GEMM
+        self._net.set_parameters([np.ascontiguousarray(W.T) for W in coefs], intercepts)
         self._trainer = None
         self._best_params = None
         self.loss_curve_ = []
