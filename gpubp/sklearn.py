@@ -228,9 +228,6 @@ class _BaseMLP(BaseEstimator):
             opt = trainer.optimizer
             opt.beta1, opt.beta2, opt.eps = float(self.beta_1), float(self.beta_2), opt.dtype(self.epsilon)
             opt.eps_before_correction = True  # scikit-learn's form of the update
-        saved = self.__dict__.pop("_optimizer_state", None)  # from a pickle: go on with its moments
-        if saved is not None:
-            trainer.optimizer.load_state_dict(saved)
         return trainer
 
     def _fit_stochastic(self, X: Any, Y: Any, sample_weight: Any, incremental: bool) -> None:
@@ -261,8 +258,12 @@ class _BaseMLP(BaseEstimator):
             batch = int(np.clip(self.batch_size, 1, n))
 
         trainer = getattr(self, "_trainer", None)
+        saved = self.__dict__.pop("_optimizer_state", None)  # from a pickle
         if not incremental or trainer is None:  # a new optimiser for fit, as scikit-learn; kept by partial_fit
             trainer = self._trainer = self._make_trainer(X_train, Y_train, sw_train, batch)
+            if incremental and saved is not None:  # partial_fit after unpickling goes on with its moments
+                trainer.optimizer.load_state_dict(saved["state"])
+                self._set_lr(trainer, saved["lr"])
         else:
             trainer.settings["batch_size"] = batch
             trainer.set_data(X_train, Y_train, sw_train)
@@ -384,7 +385,7 @@ class _BaseMLP(BaseEstimator):
         trainer = state.pop("_trainer", None)
         state.pop("_best_params", None)
         if trainer is not None:
-            state["_optimizer_state"] = trainer.optimizer.state_dict()
+            state["_optimizer_state"] = {"state": trainer.optimizer.state_dict(), "lr": float(trainer.optimizer.lr)}
         return state
 
 

@@ -237,6 +237,13 @@ def test_pickle_round_trip(how, tmp_path):
     est.partial_fit(X_te[:50], est.predict(X_te[:50]))
     back.partial_fit(X_te[:50], back.predict(X_te[:50]))
     np.testing.assert_array_equal(back.coefs_[0], est.coefs_[0])
+    # fit starts a fresh optimiser, also after unpickling (as scikit-learn's fit does)
+    again = pickle.loads(pickle.dumps(est))
+    again.set_params(max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        again.fit(X_te, again.predict(X_te))
+    assert again._trainer.optimizer.t == 3  # 450 rows in batches of 200: 3 steps from zero, not on from the pickle
 
 
 def test_mlp_pickles_and_falls_back_to_the_cpu():
