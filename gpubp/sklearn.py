@@ -402,36 +402,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            self._label_binarizer = _label_encoder(y)
             self.classes_ = self._label_binarizer.classes_
         else:
-            classes = unique_labels(y)
-            if self.warm_start:
-                if set(classes) != set(self.classes_):
-                    raise ValueError(f"warm_start can only be used where `y` has the same classes as in the "
-                                     f"previous call to fit. Previously got {self.classes_}, "
-                                     f"`y` has {classes}")  # fmt: skip
-            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
-                                 f"'y' has {classes}.")  # fmt: skip
-        return X, self._label_binarizer.transform(y).astype(bool)
+            _check_known_classes(y, self.classes_, same=self.warm_start)
+        return X, _encode(self._label_binarizer, y)
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> MLPClassifier:
         """One epoch over (X, y), keeping the optimiser state; ``classes`` is needed on the first call."""
         if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
+            self._label_binarizer = _label_encoder(y if type_of_target(y).startswith("multilabel") else classes)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
-        A = self._forward(X, check_input)
-        if self.n_outputs_ == 1:
-            A = A.ravel()
-        return self._label_binarizer.inverse_transform(A)
+        A = self._forward(X, check_input)  # first: it refuses an unfitted estimator
+        return _decode(self._label_binarizer, A)
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (n_samples,), or (n_samples, n_labels) indicators for multilabel targets."""
@@ -443,11 +428,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
-        A = self._forward(X)
-        if self.n_outputs_ == 1:
-            p = A.ravel()
-            return np.vstack([1 - p, p]).T
-        return A
+        return _proba(self._forward(X))
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """log(predict_proba(X))."""
@@ -458,6 +439,44 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
+
+
+# -- labels: scikit-learn's LabelBinarizer, as its MLP uses (kept here until gpubp.labels serves both) --
+
+
+def _label_encoder(y: Any) -> LabelBinarizer:
+    """Classes from labels (any values) or a multilabel indicator matrix: 2 classes → one 0/1
+    column (a logistic output), more → one-hot (softmax), multilabel → the matrix (logistic each)."""
+    return LabelBinarizer().fit(y)
+
+
+def _check_known_classes(y: Any, classes: np.ndarray, same: bool) -> None:
+    """y's classes must equal ``classes`` (warm_start) or lie among them (partial_fit)."""
+    found = unique_labels(y)
+    if same:
+        if set(found) != set(classes):
+            raise ValueError(f"warm_start can only be used where `y` has the same classes as in the previous "
+                             f"call to fit. Previously got {classes}, `y` has {found}")  # fmt: skip
+    elif len(np.setdiff1d(found, classes, assume_unique=True)):
+        raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {classes}. 'y' has {found}.")
+
+
+def _encode(encoder: LabelBinarizer, y: Any) -> np.ndarray:
+    """Targets (n, n_outputs) of 0/1 (bool: no upcast of float32 data)."""
+    return encoder.transform(y).astype(bool)
+
+
+def _decode(encoder: LabelBinarizer, A: np.ndarray) -> np.ndarray:
+    """Labels from the outputs: p > 0.5 for one logistic output or each multilabel one, else argmax."""
+    return encoder.inverse_transform(A.ravel() if A.shape[1] == 1 else A)
+
+
+def _proba(A: np.ndarray) -> np.ndarray:
+    """(n, n_classes) probabilities: [1 − p, p] for one logistic output, else the outputs."""
+    if A.shape[1] == 1:
+        p = A.ravel()
+        return np.vstack([1 - p, p]).T
+    return A
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):

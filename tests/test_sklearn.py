@@ -375,3 +375,36 @@ def test_import_gpubp_does_not_import_sklearn():
     code = "import sys, gpubp; assert 'sklearn' not in sys.modules; gpubp.MLPRegressor; assert 'sklearn' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert gpubp.MLPClassifier is MLPClassifier
+
+
+# -- devices ----------------------------------------------------------------------------------------
+
+
+def test_gpu_array_is_none_on_the_cpu():
+    from gpubp.backend import CPU, gpu_array
+
+    class CudaLike:  # a GPU array as seen by a CPU network: not adopted, checked as host data instead
+        @property
+        def __cuda_array_interface__(self):
+            return {"shape": (2, 2), "typestr": "<f4", "data": (0, False), "version": 3}
+
+    assert gpu_array(np.zeros((2, 2)), CPU) is None
+    assert gpu_array(CudaLike(), CPU) is None
+
+
+@pytest.mark.gpu
+def test_gpu_estimator_matches_cpu_and_takes_cupy_input():
+    """On a GPU: the same fit as on the CPU (float64), CuPy input used in place, NumPy output."""
+    import cupy
+
+    X_tr, X_te, y_tr, _ = _digits_split()
+    kw = dict(hidden_layer_sizes=(20,), max_iter=5, random_state=0, shuffle=False, dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cpu = MLPClassifier(device="cpu", **kw).fit(X_tr, y_tr)
+        gpu = MLPClassifier(device="gpu", **kw).fit(cupy.asarray(X_tr), y_tr)
+    P = gpu.predict_proba(cupy.asarray(X_te))
+    assert isinstance(P, np.ndarray)
+    np.testing.assert_allclose(P, cpu.predict_proba(X_te), rtol=1e-6, atol=1e-9)
+    back = pickle.loads(pickle.dumps(gpu))
+    assert back._net.device.name == "gpu:0"
