@@ -408,7 +408,7 @@ class MLP:
     def __getstate__(self) -> dict[str, Any]:
         return {"config": self.config(), "device": self.device.name,
                 "weights": [to_numpy(W) for W in self.weights], "biases": [to_numpy(b) for b in self.biases],
-                "rng": self.rng.bit_generator.state, "history": self.history}  # fmt: skip
+                "rng": self.rng, "history": self.history}  # fmt: skip
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Rebuild the kernels and buffers on the device of the same name, or on the CPU (with one
@@ -421,7 +421,7 @@ class MLP:
             device = get_device("cpu")
         self.__init__(**state["config"], device=device)
         self._set_parameters(state["weights"], state["biases"])
-        self.rng.bit_generator.state = state["rng"]
+        self.rng = state["rng"]  # a Generator, or the RandomState the scikit-learn estimators shuffle with
         self.history = state["history"]
 
 

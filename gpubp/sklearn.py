@@ -4,8 +4,8 @@ Same constructor parameters, defaults, stopping rules and fitted attributes as
 ``sklearn.neural_network``; ``coefs_[i]`` is (n_in, n_out) as there, the transpose of gpubp's W_l.
 Differences: ``device`` and ``dtype`` (float32 by default) are added; ``solver='lbfgs'`` is not
 offered; sparse X is refused (densify it first). Updates, alpha (per batch, over the batch's size or
-weight sum), initialisation and stopping rules are scikit-learn's: in float64 with shuffle=False the
-fitted coefs_ equal its own to rounding. Two differences remain: SGD momentum keeps gpubp's form (see
+weight sum), initialisation, shuffling, validation split and stopping rules are scikit-learn's: in
+float64 the fitted coefs_ equal its own to rounding. Two differences remain: SGD momentum keeps gpubp's form (see
 ``_sgd_note``), and ``loss_`` adds the L2 term with the weights at the end of each epoch, not per batch.
 
 Importing this module imports scikit-learn; ``import gpubp`` does not.
@@ -77,6 +77,21 @@ _sgd_note = """SGD momentum is kept in gpubp's form v ← μv + g, W ← W − �
 they are the same run at a constant η, and differ slightly after an invscaling or adaptive change of η
 (scikit-learn's velocity carries the old η). Adam uses scikit-learn's placement of ε (before the bias
 correction of √v)."""
+
+
+class _ShuffleLikeSklearn:
+    """``net.rng`` for the Trainer: ``permutation(n)`` is scikit-learn's next epoch order, the previous
+    order shuffled by its RandomState (``sklearn.utils.shuffle(sample_idx, random_state)``)."""
+
+    def __init__(self, random_state: np.random.RandomState) -> None:
+        self.random_state = random_state
+        self.order: np.ndarray | None = None
+
+    def permutation(self, n: int) -> np.ndarray:
+        if self.order is None or self.order.shape[0] != n:
+            self.order = np.arange(n)
+        self.order = self.order[self.random_state.permutation(n)]
+        return self.order
 
 
 class _BaseMLP(BaseEstimator):
@@ -177,6 +192,9 @@ class _BaseMLP(BaseEstimator):
         elif self._net.sizes != sizes:
             raise ValueError(f"warm_start and partial_fit need the same layer sizes as the fitted network "
                              f"{self._net.sizes}, got {sizes}")  # fmt: skip
+        # the Trainer shuffles with net.rng: here scikit-learn's own shuffle of its RandomState, drawn from in
+        # scikit-learn's order (init, validation split, epochs), so a float64 fit repeats scikit-learn's
+        self._net.rng = _ShuffleLikeSklearn(self._random_state)
         self._fit_stochastic(X, Y, sample_weight, incremental)
         self._copy_out()
         return self
@@ -199,9 +217,8 @@ class _BaseMLP(BaseEstimator):
             bound = np.sqrt(factor / (fan_in + fan_out))
             coefs.append(self._random_state.uniform(-bound, bound, (fan_in, fan_out)))
             intercepts.append(self._random_state.uniform(-bound, bound, fan_out))
-        seed = int(self._random_state.randint(0, 2**31 - 1))  # the shuffling
         self._net = MLP(sizes, activation=_ACTIVATIONS[self.activation], loss=loss, device=self.device,
-                        dtype=self.dtype, seed=seed)  # fmt: skip
+                        dtype=self.dtype, seed=0)  # fmt: skip
         # gpubp's W_l is (n_out, n_in), row-major: a transposed view would stay column-major and slow every GEMM
         self._net.set_parameters([np.ascontiguousarray(W.T) for W in coefs], intercepts)
         self._trainer = None

@@ -79,7 +79,10 @@ SETTINGS = [
     {"solver": "sgd", "momentum": 0.9, "nesterovs_momentum": False},
     {"solver": "sgd"},  # Nesterov
     {"solver": "sgd", "momentum": 0.0, "learning_rate": "invscaling"},
+    {"solver": "sgd", "momentum": 0.0, "learning_rate": "adaptive", "tol": 10.0, "n_iter_no_change": 1},
     {"solver": "adam"},
+    {"solver": "adam", "early_stopping": True, "validation_fraction": 0.2},
+    {"solver": "adam", "shuffle": False},
 ]
 
 
@@ -87,10 +90,11 @@ SETTINGS = [
 @pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_same_weights_as_sklearn(settings, weighted):
-    """Same init, same batches (130 rows = 4 × 32 + 2: a last batch of 2), alpha over each batch's size
-    or weight sum, the same updates: in float64 the fitted weights equal scikit-learn's to rounding."""
+    """Same init, same shuffles and validation split (scikit-learn's RandomState, drawn in its order),
+    same batches (130 rows = 4 × 32 + 2: a last batch of 2), alpha over each batch's size or weight sum,
+    the same updates and stopping rules: in float64 the fitted weights equal scikit-learn's to rounding."""
     X, y, sw, _ = _toy()
-    common = dict(hidden_layer_sizes=(7,), random_state=3, shuffle=False, batch_size=32, max_iter=5, alpha=0.3,
+    common = dict(hidden_layer_sizes=(7,), random_state=3, batch_size=32, max_iter=8, alpha=0.3,
                   learning_rate_init=0.01, **settings)  # fmt: skip
     w = sw if weighted else None
     ours = MLPClassifier(dtype="float64", **common).fit(X, y, sample_weight=w)
@@ -100,14 +104,16 @@ def test_same_weights_as_sklearn(settings, weighted):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     # loss_ adds ½α‖W‖² with the weights at the epoch's end (scikit-learn: per batch): close, not equal
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=2e-3)
-    assert ours.n_iter_ == theirs.n_iter_ == 5
-    assert ours.t_ == theirs.t_ == 5 * 130
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours.t_ == theirs.t_
+    if ours.validation_scores_ is not None:
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_same_weights_as_sklearn_regressor():
     X, _, sw, Y = _toy()
-    common = dict(hidden_layer_sizes=(7,), random_state=3, shuffle=False, batch_size=32, max_iter=5, alpha=0.3)
+    common = dict(hidden_layer_sizes=(7,), random_state=3, batch_size=32, max_iter=5, alpha=0.3)
     ours = MLPRegressor(dtype="float64", **common).fit(X, Y, sample_weight=sw)
     theirs = SkRegressor(**common).fit(X, Y, sample_weight=sw)
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True):
