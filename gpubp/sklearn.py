@@ -38,7 +38,7 @@ from sklearn.utils.validation import (
 
 from .backend import get_device, gpu_array, to_numpy
 from .network import MLP
-from .training import Trainer
+from .training import Trainer, TrainingDivergedError
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -311,7 +311,11 @@ class _BaseMLP(BaseEstimator):
 
         # one run over all epochs (not one call per epoch: entering a run has a cost per call)
         trainer.stopped_early = False
-        trainer.run(trainer.epoch + (1 if incremental else self.max_iter), callback=end_epoch)
+        try:
+            trainer.run(trainer.epoch + (1 if incremental else self.max_iter), callback=end_epoch)
+        except TrainingDivergedError as exc:  # scikit-learn's error for this case, with gpubp's detail
+            raise ValueError(f"Solver produced non-finite parameter weights. The input data may contain large "
+                             f"values and need to be preprocessed ({exc})") from exc
         if not incremental and not stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           f"optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)  # fmt: skip

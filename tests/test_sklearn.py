@@ -372,6 +372,12 @@ def test_bad_parameters_refused_at_fit(params, match):
         est.fit(np.zeros((4, 2)), [0, 1, 0, 1])
 
 
+def test_divergence_is_scikit_learns_value_error():
+    X = np.random.default_rng(0).normal(size=(50, 3)) * 1e30
+    with pytest.raises(ValueError, match=r"non-finite parameter weights.*training diverged"):
+        MLPRegressor(max_iter=3).fit(X, X[:, 0])
+
+
 def test_sparse_input_refused():
     with pytest.raises(TypeError, match="dense data is required"):
         MLPClassifier().fit(sp.csr_matrix(np.eye(4)), [0, 1, 0, 1])
