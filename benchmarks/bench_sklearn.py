@@ -92,8 +92,12 @@ def table(result: dict[str, dict[str, float]]) -> list[str]:
 
 
 def main(rounds: int = 5) -> None:
+    from benchmarks.conftest import others_cpu_load  # starts counting the machine's busy time here
+
     print(f"digits, 1437 training rows, scikit-learn's defaults, {rounds} alternating rounds (medians)")
     print("\n".join(table(compare(rounds))))
+    load = others_cpu_load()
+    print(f"other processes: {'unknown' if load is None else f'{load:.2f}'} cores busy on average during the run")
 
 
 if __name__ == "__main__":
