@@ -271,7 +271,7 @@ class _BaseMLP(BaseEstimator):
         else:
             if self.batch_size > n:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
-                              UserWarning, stacklevel=3)  # fmt: skip
+                              UserWarning, stacklevel=4)  # fmt: skip
             batch = int(np.clip(self.batch_size, 1, n))
 
         trainer = getattr(self, "_trainer", None)
@@ -318,7 +318,7 @@ class _BaseMLP(BaseEstimator):
                              f"values and need to be preprocessed ({exc})") from exc
         if not incremental and not stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                          f"optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)  # fmt: skip
+                          f"optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)  # fmt: skip
         if early and self._best_params is not None:  # restore the best weights, in place
             for p, best in zip(net.weights + net.biases, self._best_params):
                 xp.copyto(p, best)
