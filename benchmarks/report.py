@@ -133,6 +133,20 @@ def plot(rows: list[dict], path: Path) -> bool:
     return True
 
 
+def sklearn_fit(json_path: str) -> list[str]:
+    """The scikit-learn estimator section (benchmarks/bench_sklearn.py), when it ran."""
+    for b in json.loads(Path(json_path).read_text())["benchmarks"]:
+        result = b.get("extra_info", {}).get("sklearn_fit")
+        if result:
+            from benchmarks.bench_sklearn import table
+
+            return ["## fit: gpubp.MLPClassifier against scikit-learn's (digits, its default settings)", "",
+                    "Whole `fit` calls alternating gpubp (float32) and scikit-learn (float64), medians of 5 "
+                    "rounds; both stop by scikit-learn's rule, so epochs may differ by a few.", "",
+                    *table(result), ""]  # fmt: skip
+    return []
+
+
 def write(json_path: str, out_dir: Path = HERE) -> Path:
     machine, rows = load(json_path)
     if not rows:
@@ -160,6 +174,7 @@ def write(json_path: str, out_dir: Path = HERE) -> Path:
               "against the uncaptured, full-precision step; they wait for a run on a GPU.", "",
               f"Devices in this run: {', '.join(devices)}.", ""]  # fmt: skip
     lines += mpi_table()
+    lines += sklearn_fit(json_path)
     out = Path(out_dir) / "RESULTS.md"
     atomic_write(out, lambda f: f.write("\n".join(lines).encode()))
     plot(rows, Path(out_dir) / "throughput.png")

@@ -331,3 +331,17 @@ def blas_threads(n: int | None):
         return
     with _controller.limit(limits=n, user_api="blas"):
         yield
+
+
+def gpu_array(x: Any, device: Device) -> Any:
+    """``x`` as a CuPy array on ``device`` without a host copy when x is a GPU array (CuPy, or any
+    object with ``__cuda_array_interface__`` or a CUDA ``__dlpack__``: PyTorch, JAX) and ``device`` is
+    a GPU; else None. Not run on a GPU."""
+    if not device.is_gpu or isinstance(x, np.ndarray):
+        return None
+    with device.use():
+        if is_cupy_array(x) or hasattr(x, "__cuda_array_interface__"):
+            return device.xp.asarray(x)
+        if hasattr(x, "__dlpack_device__") and x.__dlpack_device__()[0] == 2:  # kDLCUDA
+            return device.xp.from_dlpack(x)
+    return None

@@ -13,6 +13,7 @@ L is the mean loss over the B examples of the batch. The same code runs on NumPy
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ class Workspace:
 
     ``A[l]`` (B, n_l) for l = 0..L (A[0] is the input batch), ``delta[l]`` (B, n_l) for l = 1..L,
     ``Y`` (B, n_L) targets, ``terms`` (B, n_L) loss terms, ``ones`` (1, B) for Σ_rows as a matmul.
+    ``w`` is None (the plain batch mean) or (B, 1) row weights B·w_i/Σw, set by the caller per batch.
     """
 
     def __init__(self, device: Device, sizes: list[int], batch: int, dtype: np.dtype) -> None:
@@ -47,6 +49,7 @@ class Workspace:
             self.ones = xp.ones((1, batch), dtype)  # a row: 1ᵀΔ is a plain 2-D matmul on both devices
         self.batch = batch
         self.inv_b = dtype.type(1.0 / max(batch, 1))  # a rank may get an empty share of a batch
+        self.w: Any = None  # row weights w_i/Σw (scikit-learn's sample_weight), or None for 1/B
 
 
 class MLP:
@@ -182,6 +185,8 @@ class MLP:
         unless ``inv_b`` says otherwise: a rank's share of a global batch takes 1/B_global)."""
         L = self.L
         self._delta_output(ws.A[L], ws.Y, ws.inv_b if inv_b is None else inv_b, ws.delta[L])  # (A_L − Y) / B
+        if ws.w is not None:
+            ws.delta[L] *= ws.w  # a weighted mean: row i scaled by w_i/Σw instead of 1/B
         if not self._matched and self._g_prime[L] is not None:
             self._g_prime[L](ws.A[L], ws.delta[L])  # ⊙ g'_L(Z_L)
 
@@ -196,16 +201,19 @@ class MLP:
                 if self._g_prime[l - 1] is not None:
                     self._g_prime[l - 1](A[l - 1], delta[l - 1])  # ⊙ g'(Z_{l-1})
 
-    def _loss_sum(self, A_L: Any, Y: Any, terms: Any) -> Any:
-        """Σ over the batch of the per-example loss, left on the device (no synchronisation)."""
+    def _loss_sum(self, A_L: Any, Y: Any, terms: Any, w: Any = None) -> Any:
+        """Σ over the batch of the per-example loss (each times w_i when row weights w are given),
+        left on the device (no synchronisation)."""
         self._loss_terms(A_L, Y, self._tiny, terms)
+        if w is not None:
+            terms *= w
         return terms.sum()
 
     def _backprop(self, ws: Workspace, loss_acc: Any, inv_b: Any = None) -> None:
         """One minibatch's gradient: forward, loss (added to loss_acc), Δ_L, the δ recursion.
         ws.A[0] and ws.Y hold the batch; the gradient lands in self.dW, self.db."""
         self._forward(ws.A)
-        loss_acc += self._loss_sum(ws.A[self.L], ws.Y, ws.terms)
+        loss_acc += self._loss_sum(ws.A[self.L], ws.Y, ws.terms, ws.w)
         self._output_delta(ws, inv_b)
         self._backward(ws)
 
@@ -249,25 +257,31 @@ class MLP:
         with self.device.use():
             return self._predict_output(self._check_X(X))
 
-    def loss_and_gradients(self, X: Any, Y: Any) -> tuple[float, list[tuple[Any, Any]]]:
+    def loss_and_gradients(self, X: Any, Y: Any, sample_weight: Any = None) -> tuple[float, list[tuple[Any, Any]]]:
         """(mean loss over the batch, [(∂L/∂W_1, ∂L/∂b_1), ..., (∂L/∂W_L, ∂L/∂b_L)]).
 
-        Y is (batch, n_L); for cross_entropy integer labels of shape (batch,) work too. The
-        gradients are fresh arrays on the network's device; weight decay is not included.
+        Y is (batch, n_L); for cross_entropy integer labels of shape (batch,) work too. With
+        ``sample_weight`` (batch,) the mean is weighted: L = Σ w_i ℓ_i / Σ w. The gradients are fresh
+        arrays on the network's device; weight decay is not included.
         """
         with self.device.use():
-            _, loss = self._one_pass(X, Y)
+            _, loss = self._one_pass(X, Y, sample_weight)
             return loss, [(dW.copy(), db.copy()) for dW, db in zip(self.dW, self.db)]
 
-    def _one_pass(self, X: Any, Y: Any) -> tuple[Workspace, float]:
+    def _one_pass(self, X: Any, Y: Any, sample_weight: Any = None) -> tuple[Workspace, float]:
         """Check (X, Y), run forward, loss and the δ recursion on a fresh workspace."""
         X = self._check_X(materialise(X))
         Y = self._check_Y(materialise(Y), X.shape[0])
         ws = Workspace(self.device, self.sizes, X.shape[0], self.dtype)
         ws.A[0][...] = X
         ws.Y[...] = Y
+        if sample_weight is not None:
+            w = to_numpy(sample_weight, np.float64).reshape(-1, 1)
+            if w.shape[0] != X.shape[0] or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise ValueError(f"sample_weight must be {X.shape[0]} finite weights >= 0 with a positive sum")
+            ws.w = self.device.asarray(w * (X.shape[0] / w.sum()), dtype=self.dtype)
         self._forward(ws.A)
-        loss = self.device.item(self._loss_sum(ws.A[self.L], ws.Y, ws.terms)) / X.shape[0]
+        loss = self.device.item(self._loss_sum(ws.A[self.L], ws.Y, ws.terms, ws.w)) / X.shape[0]
         self._output_delta(ws)
         self._backward(ws)
         return ws, loss
@@ -406,6 +420,27 @@ class MLP:
     def copy_parameters(self) -> tuple[list[Any], list[Any]]:
         """Copies of (weights, biases) on the network's device."""
         return [W.copy() for W in self.weights], [b.copy() for b in self.biases]
+
+    # -- pickling: the config and host arrays; the device by name ------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config(), "device": self.device.name,
+                "weights": [to_numpy(W) for W in self.weights], "biases": [to_numpy(b) for b in self.biases],
+                "rng": self.rng, "history": self.history}  # fmt: skip
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the kernels and buffers on the device of the same name, or on the CPU (with one
+        warning) when that device is not usable here."""
+        try:
+            device = get_device(state["device"])
+        except (RuntimeError, ValueError) as exc:
+            warnings.warn(f"this network was saved on {state['device']}, which is not usable here ({exc}); "
+                          f"it runs on the CPU", UserWarning, stacklevel=2)  # fmt: skip
+            device = get_device("cpu")
+        self.__init__(**state["config"], device=device)
+        self._set_parameters(state["weights"], state["biases"])
+        self.rng = state["rng"]  # a Generator, or the RandomState the scikit-learn estimators shuffle with
+        self.history = state["history"]
 
 
 def _check_dtype(value: Any) -> np.dtype:

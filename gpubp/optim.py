@@ -49,8 +49,8 @@ class Optimizer:
         self.dtype = params[0].dtype.type
         self.lr = self.dtype(lr)
         self.t = 0  # steps taken
-        zero = self.dtype(0)
-        self._wd = [self.dtype(weight_decay) if d else zero for d in decay_mask]
+        self._decay_mask = list(decay_mask)
+        self.set_weight_decay(weight_decay)
         # one flat buffer per slot; state[slot][i] is the view shaped like params[i]
         self.flat: dict[str, Any] = {}
         self.state: dict[str, list[Any]] = {}
@@ -62,6 +62,11 @@ class Optimizer:
                     views.append(flat[at:at + p.size].reshape(p.shape))
                     at += p.size
                 self.state[slot] = views
+
+    def set_weight_decay(self, weight_decay: float) -> None:
+        """λ for the parameters the decay mask selects (scikit-learn's alpha changes per batch)."""
+        zero, wd = self.dtype(0), self.dtype(weight_decay)
+        self._wd = [wd if d else zero for d in self._decay_mask]
 
     def step(self) -> None:
         raise NotImplementedError
@@ -119,6 +124,8 @@ class Adam(Optimizer):
         super().__init__(device, params, grads, lr, weight_decay, decay_mask)
         self.beta1, self.beta2 = betas
         self.eps = self.dtype(eps)
+        # False: ε after the bias correction of √v (PyTorch); True: before it, m̂ ⋅ √(1−β2ᵗ) / (√v + ε) (scikit-learn)
+        self.eps_before_correction = False
         self._update = device.kernel(K.adam_update)
 
     def step(self) -> None:
@@ -128,8 +135,9 @@ class Adam(Optimizer):
         step_size = dt(float(self.lr) / (1.0 - self.beta1**self.t))
         sqrt_bc2 = dt(math.sqrt(1.0 - self.beta2**self.t))
         b1, b2 = dt(self.beta1), dt(self.beta2)
+        eps = dt(float(self.eps) / float(sqrt_bc2)) if self.eps_before_correction else self.eps
         for g, w, m, v, wd in zip(self.grads, self.params, self.state["m"], self.state["v"], self._wd):
-            self._update(step_size, wd, b1, b2, self.eps, sqrt_bc2, g, w, m, v)
+            self._update(step_size, wd, b1, b2, eps, sqrt_bc2, g, w, m, v)
 
 
 def make_optimizer(name: str, store: ParamStore, *, lr: float, momentum: float, nesterov: bool,

@@ -43,9 +43,11 @@ class Trainer:
                  optimizer: str = "sgd", momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, shuffle: bool = True,
                  validation_data: tuple | None = None, patience: int | None = None,
-                 stream: bool | None = None, comm: Communicator | None = None) -> None:  # fmt: skip
+                 stream: bool | None = None, sample_weight: Any = None, decay_mean: bool = False,
+                 comm: Communicator | None = None) -> None:  # fmt: skip
         """``stream``: None decides (see the module docstring); True keeps host data on the host and
         copies each batch to the device; False copies the training data to the device whole.
+        ``sample_weight`` and ``decay_mean``: see :meth:`set_data` and the settings below.
         ``comm``: the other ranks, for data-parallel training (see make_trainer)."""
         self.net = net
         self.comm = Local() if comm is None else comm  # the other ranks (see make_trainer)
@@ -61,22 +63,15 @@ class Trainer:
             "weight_decay": check_float("weight_decay", weight_decay),
             "shuffle": check_bool("shuffle", shuffle),
             "patience": None if patience is None else check_int("patience", patience),
+            # λ divided by each batch's size (its weight sum, with sample weights): scikit-learn's alpha
+            "decay_mean": check_bool("decay_mean", decay_mean),
         }
         if self.settings["nesterov"] and self.settings["momentum"] == 0:
             raise ValueError("nesterov=True needs momentum > 0 (as in torch.optim.SGD)")
         if patience is not None and validation_data is None:
             raise ValueError("patience (early stopping) needs validation_data=(X_val, Y_val)")
+        self.set_data(X, Y, sample_weight, stream)
         with dev.use():
-            X = check_X(dev, X, net.sizes[0], net.dtype, host=True)
-            Y = check_Y(dev, Y, X.shape[0], net.sizes[-1], net.loss, net.dtype, host=True)
-            self.stream = self._streams(X, Y, stream)
-            onehot = label_width(Y, net.loss, net.sizes[-1])
-            if self.stream:  # rows gathered per batch on the host, copied into the workspace
-                self.X, self.Y = X, Y
-                self._feed_X = Feeder(dev, X, net.dtype, tag="X")
-                self._feed_Y = Feeder(dev, Y, net.dtype, onehot, tag="Y")
-            else:  # copied once (nothing is copied for an in-memory array already on the device)
-                self.X, self.Y = to_device(dev, X, net.dtype), to_device(dev, Y, net.dtype, onehot)
             self.validation = None
             if validation_data is not None:
                 if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -92,13 +87,7 @@ class Trainer:
             self._last_good = store.zeros()  # snapshots of θ: one flat copy each
             self._best = store.zeros() if patience is not None else None
         self.params = store.pieces(store.theta)  # [W_1, b_1, W_2, b_2, …]: views into θ
-        self.n = self.X.shape[0]
-        self.batch = min(self.settings["batch_size"], self.n)
         self.epoch = 0  # epochs completed
-        self.position = 0  # first row of the next batch within the current epoch
-        self.order: np.ndarray | None = None  # row order of the current epoch
-        self.partial_loss = 0.0  # loss sum and seconds of the current epoch before a resume
-        self.partial_seconds = 0.0
         self.best_val = math.inf
         self.best_epoch = 0
         self.bad_epochs = 0
@@ -107,6 +96,47 @@ class Trainer:
         self.live: Any = None  # the training weights (flat θ), when the best ones were restored
         self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS if self._records(k)}
         net.history = self.history
+
+    def set_data(self, X: Any, Y: Any, sample_weight: Any = None, stream: bool | None = None) -> None:
+        """Train on (X, Y) from the next epoch on; the optimiser state, step count, epoch count and
+        history stay (partial_fit and warm starts). ``sample_weight`` (n,) ≥ 0 makes each batch's
+        loss and gradient a weighted mean, Σ w_i ℓ_i / Σ w over the batch."""
+        net, dev = self.net, self.net.device
+        with dev.use():
+            X = check_X(dev, X, net.sizes[0], net.dtype, host=True)
+            Y = check_Y(dev, Y, X.shape[0], net.sizes[-1], net.loss, net.dtype, host=True)
+            self.stream = self._streams(X, Y, stream)
+            onehot = label_width(Y, net.loss, net.sizes[-1])
+            if self.stream:  # rows gathered per batch on the host, copied into the workspace
+                self.X, self.Y = X, Y
+                self._feed_X = Feeder(dev, X, net.dtype, tag="X")
+                self._feed_Y = Feeder(dev, Y, net.dtype, onehot, tag="Y")
+            else:  # copied once (nothing is copied for an in-memory array already on the device)
+                self.X, self.Y = to_device(dev, X, net.dtype), to_device(dev, Y, net.dtype, onehot)
+        self.n = self.X.shape[0]
+        self.batch = min(self.settings["batch_size"], self.n)
+        self.sample_weight = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+            if w.shape != (self.n,) or not np.isfinite(w).all() or (w < 0).any():
+                raise ValueError(f"sample_weight must be {self.n} finite weights >= 0, got shape {w.shape}")
+            self.sample_weight = w
+        self.position = 0  # first row of the next batch within the current epoch
+        self.order: np.ndarray | None = None  # row order of the current epoch
+        self.partial_loss = 0.0  # loss sum and seconds of the current epoch before a resume
+        self.partial_seconds = 0.0
+
+    def _batch_weights(self) -> tuple[Any, np.ndarray]:
+        """For this epoch's order: row weights B·w_i/Σw per batch (device, (n, 1)) or None, and
+        each batch's weight sum (its size without sample weights), on the host."""
+        starts = np.arange(0, self.n, self.batch)
+        sizes = np.minimum(starts + self.batch, self.n) - starts
+        if self.sample_weight is None:
+            return None, sizes.astype(np.float64)
+        w = self.sample_weight[self.order]
+        sums = np.add.reduceat(w, starts)
+        scale = np.repeat(sizes / np.where(sums > 0, sums, 1.0), sizes)  # an all-zero batch adds nothing
+        return self.net.device.asarray((w * scale).reshape(-1, 1), dtype=self.net.dtype), sums
 
     def _streams(self, X: Any, Y: Any, stream: bool | None) -> bool:
         """Whether batches stream from the host: asked for, or a row source on the CPU, or data
@@ -170,6 +200,8 @@ class Trainer:
                     xp.copyto(self._last_good, theta)
                     fresh_run = False
                 order = self.order if self.stream else dev.asarray(self.order)
+                row_w, batch_sums = self._batch_weights()
+                wd = self.settings["weight_decay"]
                 loss_acc = xp.zeros((), np.float64)
                 t0 = time.perf_counter()
                 stop = False
@@ -185,6 +217,11 @@ class Trainer:
                     else:
                         dev.take_rows(self.X, rows, ws.A[0])
                         dev.take_rows(self.Y, rows, ws.Y)
+                    ws.w = None if row_w is None else row_w[start:start + batch]
+                    if ws.w is not None and self.comm.size > 1:
+                        ws.w = ws.w[self._share(batch)]
+                    if self.settings["decay_mean"]:
+                        self.optimizer.set_weight_decay(wd / max(batch_sums[start // self.batch], 1e-300))
                     self._step(ws, loss_acc, batch)
                     self.position = start + batch
                     if on_batch is not None and self._ask(on_batch, start // self.batch + 1, self.n_batches):

@@ -1,0 +1,544 @@
+"""scikit-learn's ``MLPClassifier`` and ``MLPRegressor``, trained by gpubp on the GPU or the CPU.
+
+Same constructor parameters, defaults, stopping rules and fitted attributes as
+``sklearn.neural_network``; ``coefs_[i]`` is (n_in, n_out) as there, the transpose of gpubp's W_l.
+Differences: ``device`` and ``dtype`` (float32 by default) are added; ``solver='lbfgs'`` is not
+offered; sparse X is refused (densify it first). Updates, alpha (per batch, over the batch's size or
+weight sum), initialisation, shuffling, validation split and stopping rules are scikit-learn's: in
+float64 the fitted coefs_ equal its own to rounding. Two differences remain: SGD momentum keeps gpubp's form (see
+``_sgd_note``), and ``loss_`` adds the L2 term with the weights at the end of each epoch, not per batch.
+
+Importing this module imports scikit-learn; ``import gpubp`` does not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _check_y,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from .backend import get_device, gpu_array, to_numpy
+from .network import MLP
+from .training import Trainer, TrainingDivergedError
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_SOLVERS = ("sgd", "adam")
+
+# scikit-learn 1.9's constraints for these parameters, less lbfgs and max_fun, plus device and dtype
+_CONSTRAINTS: dict[str, list] = {
+    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "activation": [StrOptions(set(_ACTIVATIONS))],
+    "solver": [StrOptions(set(_SOLVERS))],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "power_t": [Interval(Real, 0, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "shuffle": ["boolean"],
+    "random_state": ["random_state"],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+    "momentum": [Interval(Real, 0, 1, closed="both")],
+    "nesterovs_momentum": ["boolean"],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+    "beta_1": [Interval(Real, 0, 1, closed="left")],
+    "beta_2": [Interval(Real, 0, 1, closed="left")],
+    "epsilon": [Interval(Real, 0, None, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+    "device": [str],
+    "dtype": [StrOptions({"float32", "float64"})],
+}
+
+_sgd_note = """SGD momentum is kept in gpubp's form v ← μv + g, W ← W − ηv (scikit-learn: v ← μv − ηg, W ← W + v);
+they are the same run at a constant η, and differ slightly after an invscaling or adaptive change of η
+(scikit-learn's velocity carries the old η). Adam uses scikit-learn's placement of ε (before the bias
+correction of √v)."""
+
+
+class _ShuffleLikeSklearn:
+    """``net.rng`` for the Trainer: ``permutation(n)`` is scikit-learn's next epoch order, the previous
+    order shuffled by its RandomState (``sklearn.utils.shuffle(sample_idx, random_state)``)."""
+
+    def __init__(self, random_state: np.random.RandomState) -> None:
+        self.random_state = random_state
+        self.order: np.ndarray | None = None
+
+    def permutation(self, n: int) -> np.ndarray:
+        if self.order is None or self.order.shape[0] != n:
+            self.order = np.arange(n)
+        self.order = self.order[self.random_state.permutation(n)]
+        return self.order
+
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: parameters, validation and the training loop."""
+
+    _parameter_constraints: ClassVar[dict] = _CONSTRAINTS
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, device="auto",
+                 dtype="float32"):  # fmt: skip
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.dtype = dtype
+
+    # -- checks ------------------------------------------------------------------------------------
+
+    def _check_params(self) -> list[int]:
+        if isinstance(self.solver, str) and self.solver == "lbfgs":
+            raise ValueError("solver='lbfgs' is not available in gpubp (full-batch L-BFGS is a SciPy routine "
+                             "on the CPU); use solver='adam' or solver='sgd', or sklearn.neural_network "
+                             "for lbfgs")  # fmt: skip
+        self._validate_params()
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        return [int(h) for h in hidden]
+
+    def _gpu_X(self, X: Any) -> Any:
+        """X as a CuPy array when it is a GPU array and this estimator runs on a GPU, else None."""
+        if isinstance(X, np.ndarray) or not (hasattr(X, "__cuda_array_interface__") or hasattr(X, "__dlpack__")):
+            return None
+        return gpu_array(X, self._net.device if hasattr(self, "_net") else get_device(self.device))
+
+    def _validate_X(self, X: Any, reset: bool) -> Any:
+        """X checked as scikit-learn does (a host array); a GPU array for a GPU network stays there."""
+        Xg = self._gpu_X(X)
+        if Xg is None:
+            return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+        return self._check_gpu_X(Xg, reset)
+
+    def _validate_Xy(self, X: Any, y: Any, reset: bool, y_numeric: bool) -> tuple[Any, np.ndarray]:
+        Xg = self._gpu_X(X)
+        if Xg is None:
+            return validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=y_numeric,
+                                 dtype=(np.float64, np.float32))  # fmt: skip
+        y = _check_y(None if y is None else to_numpy(y), multi_output=True, y_numeric=y_numeric, estimator=self)
+        check_consistent_length(Xg, y)
+        return self._check_gpu_X(Xg, reset), y
+
+    def _check_gpu_X(self, Xg: Any, reset: bool) -> Any:
+        """The checks a GPU array gets without a host copy (not run on a GPU)."""
+        if Xg.ndim != 2:
+            raise ValueError(f"Expected a 2D array, got an array of shape {Xg.shape}")
+        if reset:
+            self.n_features_in_ = Xg.shape[1]
+        elif Xg.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {Xg.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input")  # fmt: skip
+        return Xg
+
+    # -- training ----------------------------------------------------------------------------------
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False) -> _BaseMLP:
+        hidden = self._check_params()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X if isinstance(X, np.ndarray) else Y)
+        sizes = [X.shape[1], *hidden, Y.shape[1]]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(Y, sizes)
+        elif self._net.sizes != sizes:
+            raise ValueError(f"warm_start and partial_fit need the same layer sizes as the fitted network "
+                             f"{self._net.sizes}, got {sizes}")  # fmt: skip
+        # the Trainer shuffles with net.rng: here scikit-learn's own shuffle of its RandomState, drawn from in
+        # scikit-learn's order (init, validation split, epochs), so a float64 fit repeats scikit-learn's
+        self._net.rng = _ShuffleLikeSklearn(self._random_state)
+        self._fit_stochastic(X, Y, sample_weight, incremental)
+        self._copy_out()
+        return self
+
+    def _initialize(self, Y: np.ndarray, sizes: list[int]) -> None:
+        """Fresh network and fitted state, with scikit-learn's Glorot-uniform initialisation."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = Y.shape[1]
+        self.n_layers_ = len(sizes)
+        if not is_classifier(self):
+            self.out_activation_, loss = "identity", "mse"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_, loss = "softmax", "cross_entropy"
+        else:
+            self.out_activation_, loss = "logistic", "bce"
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        coefs, intercepts = [], []
+        for fan_in, fan_out in itertools.pairwise(sizes):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coefs.append(self._random_state.uniform(-bound, bound, (fan_in, fan_out)))
+            intercepts.append(self._random_state.uniform(-bound, bound, fan_out))
+        self._net = MLP(sizes, activation=_ACTIVATIONS[self.activation], loss=loss, device=self.device,
+                        dtype=self.dtype, seed=0)  # fmt: skip
+        # gpubp's W_l is (n_out, n_in), row-major: a transposed view would stay column-major and slow every GEMM
+        self._net.set_parameters([np.ascontiguousarray(W.T) for W in coefs], intercepts)
+        self._trainer = None
+        self._best_params = None
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _make_trainer(self, X: Any, Y: Any, sample_weight: Any, batch: int) -> Trainer:
+        sgd = self.solver == "sgd"
+        trainer = Trainer(self._net, X, Y, batch_size=batch, lr=self.learning_rate_init, optimizer=self.solver,
+                          momentum=self.momentum if sgd else 0.0,
+                          nesterov=bool(sgd and self.nesterovs_momentum and self.momentum > 0),
+                          weight_decay=self.alpha, shuffle=self.shuffle, sample_weight=sample_weight,
+                          decay_mean=True)  # fmt: skip
+        if self.solver == "adam":
+            opt = trainer.optimizer
+            opt.beta1, opt.beta2, opt.eps = float(self.beta_1), float(self.beta_2), opt.dtype(self.epsilon)
+            opt.eps_before_correction = True  # scikit-learn's form of the update
+        return trainer
+
+    def _fit_stochastic(self, X: Any, Y: Any, sample_weight: Any, incremental: bool) -> None:
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early = self.early_stopping
+        X_val = y_val = sw_val = None
+        X_train, Y_train, sw_train = X, Y, sample_weight
+        if early:
+            stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
+            arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]
+            parts = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
+                                     stratify=stratify)  # fmt: skip
+            X_train, X_val, Y_train, Y_val = parts[:4]
+            if sample_weight is not None:
+                sw_train, sw_val = parts[4:]
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                                 "or the size of your dataset.")  # fmt: skip
+            y_val = self._label_binarizer.inverse_transform(Y_val) if is_classifier(self) else Y_val
+        n = X_train.shape[0]
+        if self.batch_size == "auto":
+            batch = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+                              UserWarning, stacklevel=4)  # fmt: skip
+            batch = int(np.clip(self.batch_size, 1, n))
+
+        trainer = getattr(self, "_trainer", None)
+        saved = self.__dict__.pop("_optimizer_state", None)  # from a pickle
+        if not incremental or trainer is None:  # a new optimiser for fit, as scikit-learn; kept by partial_fit
+            trainer = self._trainer = self._make_trainer(X_train, Y_train, sw_train, batch)
+            if incremental and saved is not None:  # partial_fit after unpickling goes on with its moments
+                trainer.optimizer.load_state_dict(saved["state"])
+                self._set_lr(trainer, saved["lr"])
+        else:
+            trainer.settings["batch_size"] = batch
+            trainer.set_data(X_train, Y_train, sw_train)
+        net, xp = self._net, self._net.xp
+
+        self.n_iter_ = 0
+        stopped = []
+
+        def end_epoch(net: MLP, row: dict) -> bool:  # scikit-learn's end of an iteration; True stops
+            self.n_iter_ += 1
+            self.loss_ = self._epoch_loss(trainer)
+            self.t_ += n
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            self._update_no_improvement_count(early, X_val, y_val, sw_val)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                self._set_lr(trainer, float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t)
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if early else "Training loss"
+                msg = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
+                       f"consecutive epochs.")  # fmt: skip
+                if self._trigger_stopping(trainer, msg):
+                    stopped.append(True)
+                    return True
+                self._no_improvement_count = 0
+            return False
+
+        # one run over all epochs (not one call per epoch: entering a run has a cost per call)
+        trainer.stopped_early = False
+        try:
+            trainer.run(trainer.epoch + (1 if incremental else self.max_iter), callback=end_epoch)
+        except TrainingDivergedError as exc:  # scikit-learn's error for this case, with gpubp's detail
+            raise ValueError(f"Solver produced non-finite parameter weights. The input data may contain large "
+                             f"values and need to be preprocessed ({exc})") from exc
+        if not incremental and not stopped and self.n_iter_ == self.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                          f"optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)  # fmt: skip
+        if early and self._best_params is not None:  # restore the best weights, in place
+            xp.copyto(net.params.theta, self._best_params)
+
+    def _epoch_loss(self, trainer: Trainer) -> float:
+        """scikit-learn's loss_: the epoch's mean data loss (per output for regression) plus
+        ½α‖W‖²/Σw of each batch, here with the weights at the end of the epoch."""
+        loss = trainer.history["train_loss"][-1]
+        if not is_classifier(self):
+            loss /= self.n_outputs_  # scikit-learn's squared error is a mean over the outputs too
+        if self.alpha:
+            net = self._net
+            sq = net.device.item(sum((W * W).sum() for W in net.weights))
+            starts = np.arange(0, trainer.n, trainer.batch)
+            sizes = np.minimum(starts + trainer.batch, trainer.n) - starts
+            sums = sizes if trainer.sample_weight is None else np.add.reduceat(
+                trainer.sample_weight[trainer.order], starts)  # fmt: skip
+            loss += 0.5 * self.alpha * sq * float(np.sum(sizes / np.maximum(sums, 1e-300))) / trainer.n
+        return float(loss)
+
+    def _update_no_improvement_count(self, early: bool, X_val: Any, y_val: Any, sw_val: Any) -> None:
+        if early:
+            score = self._score(X_val, y_val, sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                net = self._net
+                self._best_params = net.params.theta.copy()  # all W and b: one flat copy
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _trigger_stopping(self, trainer: Trainer, msg: str) -> bool:
+        """scikit-learn's rule: stop, unless sgd with learning_rate='adaptive' can still divide η by 5."""
+        lr = float(trainer.optimizer.lr)
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._set_lr(trainer, lr / 5.0)
+        if self.verbose:
+            print(msg + f" Setting learning rate to {lr / 5.0:f}")
+        return False
+
+    @staticmethod
+    def _set_lr(trainer: Trainer, lr: float) -> None:
+        trainer.optimizer.lr = trainer.optimizer.dtype(lr)
+
+    def _copy_out(self) -> None:
+        """The fitted weights as NumPy arrays in scikit-learn's orientation (copies)."""
+        net = self._net
+        self.coefs_ = [np.ascontiguousarray(to_numpy(W).T) for W in net.weights]
+        self.intercepts_ = [to_numpy(b).copy() for b in net.biases]
+
+    # -- prediction --------------------------------------------------------------------------------
+
+    def _forward(self, X: Any, check_input: bool = True) -> np.ndarray:
+        check_is_fitted(self)
+        if check_input:
+            X = self._validate_X(X, reset=False)
+        return to_numpy(self._net.forward(X))
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _BaseMLP:
+        """Fit to (X, y); ``sample_weight`` (n_samples,) makes each batch mean a weighted mean."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    # -- pickling: the network pickles itself; the trainer (a copy of the data) is left out ------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        trainer = state.pop("_trainer", None)
+        state.pop("_best_params", None)
+        if trainer is not None:
+            state["_optimizer_state"] = {"state": trainer.optimizer.state_dict(), "lr": float(trainer.optimizer.lr)}
+        return state
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """scikit-learn's MLPClassifier (same parameters and attributes) trained by gpubp.
+
+    ``device``: ``auto`` (the GPU when one answers), ``cpu``, ``gpu`` or ``gpu:N``. ``dtype``:
+    ``float32`` (default) or ``float64``. Binary targets train one logistic output, multilabel
+    indicator targets one per label, multiclass a softmax.
+    """
+
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, np.ndarray]:
+        X, y = self._validate_Xy(X, y, reset, y_numeric=False)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = _label_encoder(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            _check_known_classes(y, self.classes_, same=self.warm_start)
+        return X, _encode(self._label_binarizer, y)
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> MLPClassifier:
+        """One epoch over (X, y), keeping the optimiser state; ``classes`` is needed on the first call."""
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = _label_encoder(y if type_of_target(y).startswith("multilabel") else classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
+        A = self._forward(X, check_input)  # first: it refuses an unfitted estimator
+        return _decode(self._label_binarizer, A)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels (n_samples,), or (n_samples, n_labels) indicators for multilabel targets."""
+        return self._predict(X)
+
+    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        y_pred = self._predict(X, check_input=False)
+        return float(accuracy_score(y, y_pred, sample_weight=sample_weight))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
+        return _proba(self._forward(X))
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """log(predict_proba(X))."""
+        P = self.predict_proba(X)
+        return np.log(P, out=P)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+# -- labels: scikit-learn's LabelBinarizer, as its MLP uses (kept here until gpubp.labels serves both) --
+
+
+def _label_encoder(y: Any) -> LabelBinarizer:
+    """Classes from labels (any values) or a multilabel indicator matrix: 2 classes → one 0/1
+    column (a logistic output), more → one-hot (softmax), multilabel → the matrix (logistic each)."""
+    return LabelBinarizer().fit(y)
+
+
+def _check_known_classes(y: Any, classes: np.ndarray, same: bool) -> None:
+    """y's classes must equal ``classes`` (warm_start) or lie among them (partial_fit)."""
+    found = unique_labels(y)
+    if same:
+        if set(found) != set(classes):
+            raise ValueError(f"warm_start can only be used where `y` has the same classes as in the previous "
+                             f"call to fit. Previously got {classes}, `y` has {found}")  # fmt: skip
+    elif len(np.setdiff1d(found, classes, assume_unique=True)):
+        raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {classes}. 'y' has {found}.")
+
+
+def _encode(encoder: LabelBinarizer, y: Any) -> np.ndarray:
+    """Targets (n, n_outputs) of 0/1 (bool: no upcast of float32 data)."""
+    return encoder.transform(y).astype(bool)
+
+
+def _decode(encoder: LabelBinarizer, A: np.ndarray) -> np.ndarray:
+    """Labels from the outputs: p > 0.5 for one logistic output or each multilabel one, else argmax."""
+    return encoder.inverse_transform(A.ravel() if A.shape[1] == 1 else A)
+
+
+def _proba(A: np.ndarray) -> np.ndarray:
+    """(n, n_classes) probabilities: [1 − p, p] for one logistic output, else the outputs."""
+    if A.shape[1] == 1:
+        p = A.ravel()
+        return np.vstack([1 - p, p]).T
+    return A
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """scikit-learn's MLPRegressor (same parameters and attributes; squared error only) trained by gpubp."""
+
+    _parameter_constraints: ClassVar[dict] = {**_CONSTRAINTS, "loss": [StrOptions({"squared_error"})]}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
+                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+                 warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 device="auto", dtype="float32"):  # fmt: skip
+        super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+                         batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+                         power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+                         verbose=verbose, warm_start=warm_start, momentum=momentum,
+                         nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         n_iter_no_change=n_iter_no_change, device=device, dtype=dtype)  # fmt: skip
+        self.loss = loss
+
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, np.ndarray]:
+        X, y = self._validate_Xy(X, y, reset, y_numeric=True)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y.reshape(y.shape[0], -1)
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
+        """One epoch over (X, y), keeping the optimiser state."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
+        A = self._forward(X, check_input)
+        return A.ravel() if A.shape[1] == 1 else A
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted values, (n_samples,) for one target, else (n_samples, n_targets)."""
+        return self._predict(X)
+
+    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        y_pred = self._predict(X, check_input=False)
+        if not np.isfinite(y_pred).all():
+            return np.nan
+        return float(r2_score(y, y_pred, sample_weight=sample_weight))

@@ -1,0 +1,422 @@
+"""The scikit-learn estimators: scikit-learn's own estimator checks, the same fitted weights and
+scores as its MLPs, pickles, pipelines, partial_fit, sample weights (gradient-checked) and bad input."""
+
+from __future__ import annotations
+
+import pickle
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("pandas")
+
+import joblib
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier as SkClassifier
+from sklearn.neural_network import MLPRegressor as SkRegressor
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data, parametrize_with_checks
+
+import gpubp
+from gpubp import MLP
+from gpubp.data import load_digits
+from gpubp.sklearn import MLPClassifier, MLPRegressor
+from gpubp.training import Trainer
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+# scikit-learn runs its own MLPs through these checks with max_iter=100. In float64 every check passes
+# as it is; the float32 default passes all but one, which compares a weighted fit with a fit on repeated
+# rows at rtol 1e-7 (float64 rounding): float32 differs there by one unit in the last place, so it is
+# run below at float32's tolerance instead.
+CHECKED = [MLPClassifier(max_iter=100, dtype="float64"), MLPRegressor(max_iter=100, dtype="float64"),
+           MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)]  # fmt: skip
+FLOAT64_ONLY = "check_sample_weight_equivalence_on_dense_data"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks(CHECKED)
+def test_sklearn_estimator_checks(estimator, check):
+    name = getattr(check, "func", check).__name__
+    if estimator.dtype == "float32" and name == FLOAT64_ONLY:
+        pytest.skip("compared at float64 rounding; run at float32's in test_sample_weight_equivalence_float32")
+    check(estimator)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_sample_weight_equivalence_float32(Est, monkeypatch):
+    """scikit-learn's check with its comparison at float32 tolerance (rtol 1e-5 instead of 1e-7)."""
+    import sklearn.utils.estimator_checks as checks
+
+    strict = checks.assert_allclose_dense_sparse
+    monkeypatch.setattr(checks, "assert_allclose_dense_sparse",
+                        lambda a, b, err_msg="": strict(a, b, rtol=1e-5, atol=1e-7, err_msg=err_msg))  # fmt: skip
+    check_sample_weight_equivalence_on_dense_data(Est.__name__, Est(max_iter=100))
+
+
+# -- the same weights as scikit-learn's MLPs -----------------------------------------------------------
+
+
+def _toy(seed=0, n=130):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, 5)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+    return X, y, rng.uniform(0.2, 3.0, n), X @ rng.randn(5, 2)
+
+
+SETTINGS = [
+    {"solver": "sgd", "momentum": 0.0},
+    {"solver": "sgd", "momentum": 0.9, "nesterovs_momentum": False},
+    {"solver": "sgd"},  # Nesterov
+    {"solver": "sgd", "momentum": 0.0, "learning_rate": "invscaling"},
+    {"solver": "sgd", "momentum": 0.0, "learning_rate": "adaptive", "tol": 10.0, "n_iter_no_change": 1},
+    {"solver": "adam"},
+    {"solver": "adam", "early_stopping": True, "validation_fraction": 0.2},
+    {"solver": "adam", "shuffle": False},
+]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_same_weights_as_sklearn(settings, weighted):
+    """Same init, same shuffles and validation split (scikit-learn's RandomState, drawn in its order),
+    same batches (130 rows = 4 × 32 + 2: a last batch of 2), alpha over each batch's size or weight sum,
+    the same updates and stopping rules: in float64 the fitted weights equal scikit-learn's to rounding."""
+    X, y, sw, _ = _toy()
+    common = dict(hidden_layer_sizes=(7,), random_state=3, batch_size=32, max_iter=8, alpha=0.3,
+                  learning_rate_init=0.01, **settings)  # fmt: skip
+    w = sw if weighted else None
+    ours = MLPClassifier(dtype="float64", **common).fit(X, y, sample_weight=w)
+    theirs = SkClassifier(**common).fit(X, y, sample_weight=w)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    # loss_ adds ½α‖W‖² with the weights at the epoch's end (scikit-learn: per batch): close, not equal
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=2e-3)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours.t_ == theirs.t_
+    if ours.validation_scores_ is not None:
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_same_weights_as_sklearn_regressor():
+    X, _, sw, Y = _toy()
+    common = dict(hidden_layer_sizes=(7,), random_state=3, batch_size=32, max_iter=5, alpha=0.3)
+    ours = MLPRegressor(dtype="float64", **common).fit(X, Y, sample_weight=sw)
+    theirs = SkRegressor(**common).fit(X, Y, sample_weight=sw)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=2e-3)  # a mean over outputs too
+
+
+def _digits_split():
+    d = load_digits()
+    X_tr, X_te, y_tr, y_te = train_test_split(d.X, d.y, test_size=0.25, random_state=0, stratify=d.y)
+    scaler = StandardScaler().fit(X_tr)
+    return scaler.transform(X_tr), scaler.transform(X_te), y_tr, y_te
+
+
+@pytest.mark.slow
+def test_digits_accuracy_matches_sklearn():
+    """scikit-learn's defaults, float32 here against its float64, shuffled: within one point over 3 seeds."""
+    X_tr, X_te, y_tr, y_te = _digits_split()
+    ours = [MLPClassifier(random_state=s).fit(X_tr, y_tr).score(X_te, y_te) for s in range(3)]
+    theirs = [SkClassifier(random_state=s).fit(X_tr, y_tr).score(X_te, y_te) for s in range(3)]
+    assert np.mean(ours) > 0.95
+    assert abs(np.mean(ours) - np.mean(theirs)) <= 0.01, (ours, theirs)
+
+
+@pytest.mark.slow
+def test_diabetes_r2_matches_sklearn():
+    """scikit-learn's defaults (200 epochs) on the diabetes data, targets standardised: R² within 0.01."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=0)
+    scaler = StandardScaler().fit(X_tr)
+    X_tr, X_te = scaler.transform(X_tr), scaler.transform(X_te)
+    y_tr, y_te = (y_tr - y_tr.mean()) / y_tr.std(), (y_te - y_tr.mean()) / y_tr.std()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = [MLPRegressor(random_state=s).fit(X_tr, y_tr).score(X_te, y_te) for s in range(3)]
+        theirs = [SkRegressor(random_state=s).fit(X_tr, y_tr).score(X_te, y_te) for s in range(3)]
+    assert np.mean(ours) > 0.15
+    assert abs(np.mean(ours) - np.mean(theirs)) <= 0.01, (ours, theirs)
+
+
+# -- sample weights through the network -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("loss", "n_out"), [("cross_entropy", 3), ("bce", 2), ("mse", 2)])
+def test_weighted_gradient_matches_central_differences(loss, n_out):
+    """∂(Σ w_i ℓ_i / Σ w)/∂θ from the δ recursion against central differences, in float64."""
+    rng = np.random.default_rng(1)
+    net = MLP([4, 5, n_out], activation="tanh", loss=loss, device="cpu", dtype="float64", seed=0)
+    X = rng.normal(size=(6, 4))
+    Y = np.eye(n_out)[rng.integers(0, n_out, 6)] if loss != "mse" else rng.normal(size=(6, n_out))
+    w = np.array([0.0, 1.0, 2.5, 0.3, 4.0, 1.0])
+
+    def weighted_loss():
+        return net.loss_and_gradients(X, Y, sample_weight=w)[0]
+
+    loss0, grads = net.loss_and_gradients(X, Y, sample_weight=w)
+    per_row = [net.loss_and_gradients(X[i:i + 1], Y[i:i + 1])[0] for i in range(6)]
+    assert loss0 == pytest.approx(np.dot(w, per_row) / w.sum(), rel=1e-12)
+    h = 1e-6
+    for params, index in ((net.weights, 0), (net.biases, 1)):
+        for l, P in enumerate(params):
+            numeric = np.zeros_like(P)
+            for j in np.ndindex(P.shape):
+                keep = P[j]
+                P[j] = keep + h
+                up = weighted_loss()
+                P[j] = keep - h
+                down = weighted_loss()
+                P[j] = keep
+                numeric[j] = (up - down) / (2 * h)
+            np.testing.assert_allclose(grads[l][index], numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_trainer_weights_equal_repeated_rows():
+    """Integer weights in one full batch train exactly as the rows repeated that many times."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(10, 3)), rng.integers(0, 3, 10)
+    w = np.array([1, 2, 0, 3, 1, 1, 2, 1, 0, 1])
+    runs = []
+    for args in ((X, y, w), (np.repeat(X, w, axis=0), np.repeat(y, w), None)):
+        net = MLP([3, 4, 3], activation="tanh", device="cpu", dtype="float64", seed=0)
+        Trainer(net, args[0], np.eye(3)[args[1]], batch_size=100, lr=0.1, optimizer="adam", weight_decay=0.01,
+                decay_mean=True, sample_weight=args[2]).run(20)  # fmt: skip
+        runs.append(net.weights + net.biases)
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_trainer_set_data_keeps_the_optimizer():
+    rng = np.random.default_rng(0)
+    net = MLP([3, 4, 2], device="cpu", seed=0)
+    trainer = Trainer(net, rng.normal(size=(8, 3)), np.eye(2)[rng.integers(0, 2, 8)], batch_size=4,
+                      optimizer="adam", lr=0.01)  # fmt: skip
+    trainer.run(1)
+    m = [x.copy() for x in trainer.optimizer.state["m"]]
+    trainer.set_data(rng.normal(size=(6, 3)), np.eye(2)[rng.integers(0, 2, 6)])
+    assert trainer.optimizer.t == 2
+    assert all(np.array_equal(a, b) for a, b in zip(m, trainer.optimizer.state["m"]))
+    trainer.run(trainer.epoch + 1)
+    assert trainer.optimizer.t == 4  # 6 rows in batches of 4: two steps more
+    assert trainer.epoch == 2
+
+
+# -- pickles, pipelines, partial_fit --------------------------------------------------------------
+
+
+def _fitted(**kw):
+    X_tr, X_te, y_tr, _ = _digits_split()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return MLPClassifier(hidden_layer_sizes=(20,), max_iter=5, random_state=0, **kw).fit(X_tr, y_tr), X_te
+
+
+@pytest.mark.parametrize("how", ["pickle", "joblib"])
+def test_pickle_round_trip(how, tmp_path):
+    est, X_te = _fitted()
+    if how == "pickle":
+        back = pickle.loads(pickle.dumps(est))
+    else:
+        joblib.dump(est, tmp_path / "est.joblib")
+        back = joblib.load(tmp_path / "est.joblib")
+    np.testing.assert_array_equal(back.predict_proba(X_te), est.predict_proba(X_te))
+    assert back._net.device.name == "cpu"
+    # partial_fit goes on with the pickled Adam moments and step count
+    est.partial_fit(X_te[:50], est.predict(X_te[:50]))
+    back.partial_fit(X_te[:50], back.predict(X_te[:50]))
+    np.testing.assert_array_equal(back.coefs_[0], est.coefs_[0])
+    # fit starts a fresh optimiser, also after unpickling (as scikit-learn's fit does)
+    again = pickle.loads(pickle.dumps(est))
+    again.set_params(max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        again.fit(X_te, again.predict(X_te))
+    assert again._trainer.optimizer.t == 3  # 450 rows in batches of 200: 3 steps from zero, not on from the pickle
+
+
+def test_mlp_pickles_and_falls_back_to_the_cpu():
+    net = MLP([3, 4, 2], device="cpu", seed=0)
+    state = net.__getstate__()
+    back = pickle.loads(pickle.dumps(net))
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    np.testing.assert_array_equal(back.forward(X), net.forward(X))
+    state["device"] = "gpu:0"  # saved on a GPU, loaded where none answers
+    other = MLP.__new__(MLP)
+    with pytest.warns(UserWarning, match="saved on gpu:0.*runs on the CPU"):
+        other.__setstate__(state)
+    np.testing.assert_array_equal(other.forward(X), net.forward(X))
+
+
+def test_pipeline_gridsearch_readme_example(capsys):
+    """The README's Pipeline + GridSearchCV(n_jobs=2) example, run as written there."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## scikit-learn estimators\n"):]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    accuracy = float(re.search(r"test accuracy ([\d.]+)", capsys.readouterr().out).group(1))
+    assert accuracy > 0.9
+    assert namespace["search"].best_estimator_[-1].coefs_[0].shape[0] == 64
+
+
+def test_partial_fit():
+    X_tr, _, y_tr, _ = _digits_split()
+    est = MLPClassifier(hidden_layer_sizes=(20,), random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        est.partial_fit(X_tr[:100], y_tr[:100])
+    est.partial_fit(X_tr[:100], y_tr[:100], classes=np.arange(10))
+    est.partial_fit(X_tr[100:200], y_tr[100:200])
+    assert est._trainer.optimizer.t == 2  # one Adam step per call (100 rows, one batch): the state is kept
+    assert est.n_iter_ == 1
+    assert est.t_ == 200
+    with pytest.raises(ValueError, match=r"`y` has classes not in `self\.classes_`"):
+        est.partial_fit(X_tr[:3], [1, 11, 2])
+
+
+def test_labels_strings_binary_multilabel():
+    X_tr, X_te, y_tr, _ = _digits_split()
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier(hidden_layer_sizes=(20,), max_iter=20, random_state=0).fit(X_tr, names[y_tr])
+        assert set(est.predict(X_te)) <= set(names)
+        assert est.out_activation_ == "softmax"
+        assert est.predict_proba(X_te).shape == (len(X_te), 10)
+        binary = MLPClassifier(hidden_layer_sizes=(20,), max_iter=20, random_state=0).fit(X_tr, 3 + 5 * (y_tr > 4))
+        assert binary.n_outputs_ == 1
+        assert binary.out_activation_ == "logistic"
+        assert list(binary.classes_) == [3, 8]
+        assert set(binary.predict(X_te)) <= {3, 8}
+        P = binary.predict_proba(X_te)
+        np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
+        np.testing.assert_allclose(binary.predict_log_proba(X_te), np.log(P), rtol=1e-6)
+        Y = np.stack([y_tr > 4, y_tr % 2 == 0], axis=1).astype(int)
+        multi = MLPClassifier(hidden_layer_sizes=(20,), max_iter=20, random_state=0).fit(X_tr, Y)
+        assert multi.n_outputs_ == 2
+        assert multi.predict(X_te).shape == (len(X_te), 2)
+    assert isinstance(est.coefs_[0], np.ndarray)
+    assert est.coefs_[0].shape == (64, 20)
+    np.testing.assert_array_equal(est.coefs_[0], est._net.weights[0].T)
+    # scikit-learn's (n_in, n_out) init goes in row-major: a column-major W_l slowed each GEMM by ~25 %
+    assert all(W.flags.c_contiguous for W in est._net.weights)
+
+
+def test_dataframe_keeps_feature_names():
+    X_tr, _, y_tr, _ = _digits_split()
+    df = pd.DataFrame(X_tr[:200], columns=[f"px{i}" for i in range(64)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPRegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(df, y_tr[:200])
+    assert list(est.feature_names_in_) == list(df.columns)
+    assert est.predict(df).shape == (200,)
+
+
+def test_early_stopping_and_warm_start():
+    X_tr, _, y_tr, _ = _digits_split()
+    est = MLPClassifier(hidden_layer_sizes=(30,), early_stopping=True, random_state=0, max_iter=200).fit(X_tr, y_tr)
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    assert est.best_loss_ is None
+    assert est.n_iter_ < 200  # stopped by the validation score
+    warm = MLPClassifier(hidden_layer_sizes=(30,), max_iter=2, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warm.fit(X_tr, y_tr)
+        first = warm.coefs_[0].copy()
+        warm.fit(X_tr, y_tr)
+    assert len(warm.loss_curve_) == 4
+    assert warm.t_ == 4 * len(X_tr)
+    assert not np.array_equal(first, warm.coefs_[0])
+
+
+def test_convergence_warning_at_max_iter():
+    X_tr, _, y_tr, _ = _digits_split()
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(2\) reached"):
+        MLPClassifier(hidden_layer_sizes=(10,), max_iter=2).fit(X_tr, y_tr)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"solver": "lbfgs"}, "lbfgs.*use solver='adam' or solver='sgd'"),
+        ({"activation": "softplus"}, "'activation' parameter.*must be a str among"),
+        ({"learning_rate": "cosine"}, "'learning_rate' parameter"),
+        ({"dtype": "float16"}, "'dtype' parameter.*float32"),
+        ({"hidden_layer_sizes": (10, 0)}, "hidden_layer_sizes must be > 0"),
+        ({"device": "tpu"}, "unknown device 'tpu'"),
+    ],
+)
+def test_bad_parameters_refused_at_fit(params, match):
+    est = MLPClassifier(**params)  # never in __init__
+    with pytest.raises(ValueError, match=match):
+        est.fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+def test_divergence_is_scikit_learns_value_error():
+    X = np.random.default_rng(0).normal(size=(50, 3)) * 1e30
+    with pytest.raises(ValueError, match=r"non-finite parameter weights.*training diverged"):
+        MLPRegressor(max_iter=3).fit(X, X[:, 0])
+
+
+def test_sparse_input_refused():
+    with pytest.raises(TypeError, match="dense data is required"):
+        MLPClassifier().fit(sp.csr_matrix(np.eye(4)), [0, 1, 0, 1])
+
+
+def test_import_gpubp_does_not_import_sklearn():
+    code = "import sys, gpubp; assert 'sklearn' not in sys.modules; gpubp.MLPRegressor; assert 'sklearn' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert gpubp.MLPClassifier is MLPClassifier
+
+
+# -- devices ----------------------------------------------------------------------------------------
+
+
+def test_gpu_array_is_none_on_the_cpu():
+    from gpubp.backend import CPU, gpu_array
+
+    class CudaLike:  # a GPU array as seen by a CPU network: not adopted, checked as host data instead
+        @property
+        def __cuda_array_interface__(self):
+            return {"shape": (2, 2), "typestr": "<f4", "data": (0, False), "version": 3}
+
+    assert gpu_array(np.zeros((2, 2)), CPU) is None
+    assert gpu_array(CudaLike(), CPU) is None
+
+
+@pytest.mark.gpu
+def test_gpu_estimator_matches_cpu_and_takes_cupy_input():
+    """On a GPU: the same fit as on the CPU (float64), CuPy input used in place, NumPy output."""
+    import cupy
+
+    X_tr, X_te, y_tr, _ = _digits_split()
+    kw = dict(hidden_layer_sizes=(20,), max_iter=5, random_state=0, shuffle=False, dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cpu = MLPClassifier(device="cpu", **kw).fit(X_tr, y_tr)
+        gpu = MLPClassifier(device="gpu", **kw).fit(cupy.asarray(X_tr), y_tr)
+    P = gpu.predict_proba(cupy.asarray(X_te))
+    assert isinstance(P, np.ndarray)
+    np.testing.assert_allclose(P, cpu.predict_proba(X_te), rtol=1e-6, atol=1e-9)
+    back = pickle.loads(pickle.dumps(gpu))
+    assert back._net.device.name == "gpu:0"
