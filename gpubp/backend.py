@@ -331,3 +331,13 @@ def blas_threads(n: int | None):
         return
     with _controller.limit(limits=n, user_api="blas"):
         yield
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """The BLAS libraries NumPy uses (API, version, threads, architecture, file), via threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [{"note": "install threadpoolctl to see the BLAS library and its threads"}]
+    keys = ("internal_api", "version", "num_threads", "architecture", "filepath")
+    return [{k: v for k, v in lib.items() if k in keys} for lib in threadpool_info()]
