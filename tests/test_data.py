@@ -164,3 +164,69 @@ def test_scalers_fit_on_training_rows_only(rng):
         Scaler("robust")
     with pytest.raises(ValueError, match="2 features, the model was trained on 3"):
         s.transform(X[:, :2])
+
+
+# -- the Dataset: rows + index sets + scaler ---------------------------------------------------------
+
+
+def test_dataset_holds_index_sets_not_copies(rng):
+    from gpubp.data import Dataset
+
+    ds = Dataset.prepare("digits")
+    assert ds.X is load_digits().X or ds.X.shape == (1797, 64)
+    parts = np.concatenate([ds.train, ds.val, ds.test])
+    assert parts.dtype == np.int64
+    np.testing.assert_array_equal(np.sort(parts), np.arange(1797))  # disjoint, and every row once
+    assert (ds.size("train"), ds.size("val"), ds.size("test")) == (1259, 179, 359)
+    np.testing.assert_allclose(ds.scaler.shift, ds.X[ds.train].mean(axis=0))  # fitted on train rows only
+    np.testing.assert_array_equal(ds.features("val"), ds.scaler.transform(ds.X[ds.val]))
+    assert ds.targets("train", 10, "mse").shape == (1259, 10)
+    assert "359 rows held out" in ds.test_rule
+
+
+def test_dataset_refuses_what_cannot_be_split_or_classified(rng):
+    from gpubp.data import Dataset, RawData
+
+    X = rng.normal(size=(4, 2))
+    with pytest.raises(DataError, match="4 rows are too few"):
+        Dataset.prepare(RawData(X, np.array([0, 1, 0, 1]), "tiny"))
+    with pytest.raises(DataError, match="--task regress"):
+        Dataset.prepare(RawData(rng.normal(size=(40, 2)), rng.normal(size=40), "floats"))
+    reg = Dataset.prepare(RawData(rng.normal(size=(40, 2)), 500 + 10 * rng.normal(size=40), "r"), task="regress")
+    assert abs(reg.targets("train").mean()) < 1e-9  # standardised on the training rows
+    np.testing.assert_allclose(reg.target.inverse(reg.y.reshape(-1, 1))[:, 0][reg.train].mean(), reg.target.shift[0])
+
+
+def test_labels_encode_decode_and_refuse_strangers():
+    from gpubp.labels import Labels, as_labels, class_index
+
+    labels = Labels.of(np.array([9, 7, 8, 7]))
+    np.testing.assert_array_equal(labels.encode(np.array([7, 9])), [0, 2])
+    np.testing.assert_array_equal(labels.decode([2, 0]), [9, 7])
+    with pytest.raises(ValueError, match="label 5 was not among"):
+        labels.encode(np.array([5]))
+    words = Labels.of(np.array(["b", "a"]))
+    np.testing.assert_array_equal(words.encode(np.array(["a", "b", "a"])), [0, 1, 0])
+    np.testing.assert_array_equal(as_labels(np.array([[0, 1], [1, 0]])), [1, 0])
+    np.testing.assert_array_equal(class_index(np.array([[0.2], [0.7]])), [0, 1])
+
+
+def test_one_rule_for_the_test_rows(mnist_folder, tmp_path, rng):
+    from gpubp.data import RawData, fingerprint, scored_rows
+
+    folder, _, _ = mnist_folder
+    raw = load_data(str(folder))
+    X, _, _, split, why = scored_rows(raw, {})
+    assert (len(X), split) == (10, "test")
+    assert "own test files" in why
+    data = RawData(rng.normal(size=(50, 3)), rng.integers(0, 2, 50), "a.csv")
+    trained = {"fingerprint": fingerprint(data.X, data.y), "task": "classify", "val_fraction": 0.1,
+               "test_fraction": 0.2, "split_seed": 0}  # fmt: skip
+    X, _, rows, split, why = scored_rows(RawData(data.X, data.y, "./a.csv"), trained)
+    assert (len(X), split) == (10, "test")
+    np.testing.assert_array_equal(X, data.X[rows])
+    other = RawData(data.X[::-1].copy(), data.y[::-1].copy(), "a.csv")  # same name, rows in another order
+    X, _, _, split, why = scored_rows(other, trained)
+    assert (len(X), split) == (50, "all")
+    with pytest.raises(DataError, match="--split test"):
+        scored_rows(other, trained, split="test")
