@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .labels import Labels, as_labels
+from .rows import chunk_rows, chunks, is_row_source, open_npy
 
 
 class DataError(ValueError):
@@ -48,6 +49,34 @@ class RawData:
     y_test: np.ndarray | None = None
     feature_names: list[str] | None = field(default=None)
     label_column: str | int | None = None
+    note: str = ""  # how the rows are held: "memory-mapped, …" or "loaded whole, …"
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(path: str, need: int) -> None:
+    """Refuse, with one line suggesting .npy, a whole load that would not fit in memory."""
+    have = available_memory()
+    if have is not None and need > have:
+        raise DataError(f"{path}: loading it whole needs about {_size(need)} but {_size(have)} of memory is available: "
+                        "save it as X.npy,y.npy (np.save), which gpubp memory-maps and reads a batch at a time")
 
 
 # -- the embedded default -----------------------------------------------------------------------
@@ -90,6 +119,8 @@ def read_idx(path: str) -> np.ndarray:
             if len(dims_raw) < 4 * ndim:
                 raise DataError(f"{path}: truncated IDX header")
             dims = tuple(int(d) for d in np.frombuffer(dims_raw, ">u4"))
+            cells = int(np.prod(dims, dtype=np.int64))
+            check_fits(path, cells * (dtype.itemsize + 8))  # the file's values, then as float64
             out = np.empty(dims, dtype=dtype)
             view = memoryview(out.reshape(-1).view(np.uint8))
             got = 0
@@ -140,9 +171,10 @@ def load_idx_folder(folder: str) -> RawData:
             "train-labels-idx1-ubyte[.gz] (and optionally the t10k-* pair)"
         )
     X, y = _idx_pair(paths["train_images"], paths["train_labels"])
-    data = RawData(X, y, folder)
+    data = RawData(X, y, folder, note=f"loaded whole, {_size(X.nbytes)}")
     if paths["test_images"] and paths["test_labels"]:
         data.X_test, data.y_test = _idx_pair(paths["test_images"], paths["test_labels"])
+        data.note = f"loaded whole, {_size(X.nbytes + data.X_test.nbytes)}"
         if data.X_test.shape[1] != X.shape[1]:
             raise DataError(f"{folder}: test images have {data.X_test.shape[1]} pixels, training images {X.shape[1]}")
     return data
@@ -174,8 +206,13 @@ def _numeric(path: str, name: str, arr: np.ndarray, ndim: tuple[int, ...]) -> np
         raise DataError(f"{path}: {name} must be numeric, got dtype {arr.dtype}")
     if arr.ndim not in ndim:
         raise DataError(f"{path}: {name} must be {' or '.join(f'{d}-D' for d in ndim)}, got shape {arr.shape}")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise DataError(f"{path}: {name} contains NaN or infinite values")
+    if arr.dtype.kind == "f":
+        step = chunk_rows(int(np.prod(arr.shape[1:], dtype=np.int64)), arr.dtype.itemsize) if arr.ndim > 1 else 1 << 20
+        for part in chunks(len(arr), step):  # in chunks: a mapped file is never read whole at once
+            bad = ~np.isfinite(arr[part])
+            if bad.any():
+                row = part.start + int(np.argwhere(bad)[0][0])
+                raise DataError(f"{path}: {name} contains NaN or infinite values (row {row})")
     return arr
 
 
@@ -188,15 +225,23 @@ def load_npz(path: str) -> RawData:
     y = _numeric(path, "y", data["y"], (1, 2)) if "y" in data else None
     if y is not None and y.shape[0] != X.shape[0]:
         raise DataError(f"{path}: X has {X.shape[0]} rows but y has {y.shape[0]}")
-    return RawData(X.astype(np.float64), y, path)
+    note = (f"read into memory, {_size(X.nbytes)} (NumPy cannot memory-map .npz members; "
+            "np.save X and y as .npy files to train from a mapped file)")  # fmt: skip
+    return RawData(X.astype(np.float64), y, path, note=note)
 
 
 def load_npy_pair(x_path: str, y_path: str | None) -> RawData:
-    X = _load_numpy(x_path)
-    if isinstance(X, dict):
-        raise DataError(f"{x_path}: expected a .npy array, got an .npz archive")
+    """``X.npy`` memory-mapped (read a chunk or a batch at a time, never whole), ``y.npy`` read."""
+    if not os.path.exists(x_path):
+        raise DataError(f"{x_path}: file not found")
+    try:
+        X = open_npy(x_path)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    except OSError as exc:
+        raise DataError(f"{x_path}: cannot read: {exc}") from None
     X = _numeric(x_path, "X", X, (2, 3))
-    X = X.reshape(X.shape[0], -1)
+    X = X.reshape(X.shape[0], -1)  # a view: still mapped
     y = None
     if y_path is not None:
         y = _load_numpy(y_path)
@@ -205,7 +250,7 @@ def load_npy_pair(x_path: str, y_path: str | None) -> RawData:
         y = _numeric(y_path, "y", y, (1, 2))
         if y.shape[0] != X.shape[0]:
             raise DataError(f"{x_path} has {X.shape[0]} rows but {y_path} has {y.shape[0]}")
-    return RawData(X.astype(np.float64), y, x_path)
+    return RawData(X, y, x_path, note=f"memory-mapped, {_size(X.nbytes)} {X.dtype} on disk")
 
 
 # -- CSV ----------------------------------------------------------------------------------------
@@ -233,6 +278,7 @@ def load_csv(path: str, label_column: str | int | None = None, n_features: int |
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
     with fh:
+        check_fits(path, 2 * os.fstat(fh.fileno()).st_size)  # float64 values take about twice the text
         try:
             sample = fh.read(4096)
             if "\x00" in sample:
@@ -279,7 +325,8 @@ def load_csv(path: str, label_column: str | int | None = None, n_features: int |
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise DataError(f"{path}: the label column contains NaN or infinite values")
     label = None if label_idx is None else (header[label_idx] if header else label_idx)
-    return RawData(X, y, path, feature_names=names if header else None, label_column=label)
+    return RawData(X, y, path, feature_names=names if header else None, label_column=label,
+                   note=f"loaded whole, {_size(X.nbytes)}")
 
 
 def _csv_rows(fh: Any, sample: str):
@@ -356,7 +403,7 @@ def load_data(spec: str, label_column: str | int | None = None, n_features: int 
             if not os.path.exists(path):
                 raise DataError(f"{path}: file not found (in the pair {spec})")
         X, y = _idx_pair(first, second)
-        return RawData(X, y, spec)
+        return RawData(X, y, spec, note=f"loaded whole, {_size(X.nbytes)}")
     if os.path.isdir(spec):
         return load_idx_folder(spec)
     if not os.path.exists(spec):
@@ -414,13 +461,48 @@ class Scaler:
         self.shift: np.ndarray | None = None
         self.scale: np.ndarray | None = None
 
-    def fit(self, X: np.ndarray) -> Scaler:
+    def fit(self, X: Any, rows: np.ndarray | None = None) -> Scaler:
+        """Fit on ``X[rows]`` (all rows when None). A row source (memory-mapped file) is read in
+        chunks of rows, its statistics accumulated in float64; nothing of its size is allocated."""
+        if is_row_source(X):
+            return self._fit_chunked(X, rows)
+        if rows is not None:
+            X = X[rows]
         if self.kind == "standard":
             self.shift, spread = X.mean(axis=0), X.std(axis=0)
         elif self.kind == "minmax":
             self.shift, spread = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
         else:
             self.shift, spread = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        self.scale = np.where(spread > 0, spread, 1.0)
+        return self
+
+    def _fit_chunked(self, X: Any, rows: np.ndarray | None) -> Scaler:
+        d = X.shape[1]
+        n_total = len(X) if rows is None else len(rows)
+        if n_total == 0:
+            raise ValueError("cannot fit a scaler on no rows")
+        count, mean, m2 = 0, np.zeros(d), np.zeros(d)
+        low, high = np.full(d, np.inf), np.full(d, -np.inf)
+        for part in chunks(n_total, chunk_rows(d, 8)):
+            block = np.asarray(X[part] if rows is None else X[np.asarray(rows[part])], dtype=np.float64)
+            k = len(block)
+            if self.kind == "minmax":
+                low, high = np.minimum(low, block.min(axis=0)), np.maximum(high, block.max(axis=0))
+                continue
+            # Chan et al.'s merge of (count, mean, M2): stable where E[x²] − E[x]² is not
+            block_mean = block.mean(axis=0)
+            delta = block_mean - mean
+            total = count + k
+            mean = mean + delta * (k / total)
+            m2 = m2 + ((block - block_mean) ** 2).sum(axis=0) + delta**2 * (count * k / total)
+            count = total
+        if self.kind == "standard":
+            self.shift, spread = mean, np.sqrt(m2 / count)
+        elif self.kind == "minmax":
+            self.shift, spread = low, high - low
+        else:
+            self.shift, spread = np.zeros(d), np.ones(d)
         self.scale = np.where(spread > 0, spread, 1.0)
         return self
 
@@ -499,6 +581,7 @@ class Dataset:
     test_rule: str = ""
     label_column: str | int | None = None
     fingerprint: str = ""
+    note: str = ""
 
     @classmethod
     def prepare(cls, data: RawData | str, *, task: str = "classify", label_column: str | int | None = None,
@@ -538,7 +621,7 @@ class Dataset:
         else:
             rule = (f"the {len(test)} rows held out from training (--test-fraction {test_fraction:g}, "
                     f"--split-seed {split_seed})")  # fmt: skip
-        scaler = scaler if scaler is not None else Scaler(scale).fit(raw.X[train])
+        scaler = scaler if scaler is not None else Scaler(scale).fit(raw.X, train)
         if task == "regress":
             if target is None and standardise_target:
                 target = Scaler("standard").fit(y[train].reshape(-1, 1))
@@ -547,7 +630,7 @@ class Dataset:
                 y_test = None if y_test is None else target.transform(y_test.reshape(-1, 1))[:, 0]
         return cls(raw.source, task, raw.X, y, train, val, test, scaler, labels, target,
                    raw.X_test if has_test else None, y_test, rule, raw.label_column,
-                   fingerprint(raw.X, raw.y))  # fmt: skip
+                   fingerprint(raw.X, raw.y), raw.note)  # fmt: skip
 
     @staticmethod
     def _encode(raw: RawData, task: str, labels: Labels | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -595,9 +678,13 @@ class Dataset:
     def size(self, part: str) -> int:
         return len(self._part(part)[2])
 
-    def features(self, part: str) -> np.ndarray:
-        """Scaled feature rows of ``part`` ("train", "val" or "test"), shape (rows, d)."""
+    def features(self, part: str) -> Any:
+        """Scaled feature rows of ``part`` ("train", "val" or "test"), shape (rows, d): a NumPy array
+        for data in memory; for a memory-mapped source a :class:`Rows` view, scaled per batch as it
+        is read (so memory follows the batch, not the data)."""
         X, _, idx = self._part(part)
+        if is_row_source(X):
+            return Rows(X, idx, self.scaler)
         return self.scaler.transform(X[idx])
 
     def targets(self, part: str, n_out: int | None = None, loss: str = "cross_entropy") -> np.ndarray:
@@ -644,7 +731,8 @@ def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None
             y = (labels or Labels.of(names)).encode(names, data.source)
         _, _, test = split_rows(y, len(data.X), trained_on["val_fraction"], trained_on["test_fraction"],
                                 trained_on["split_seed"])  # fmt: skip
-        return (data.X[test], data.y[test], test, "test",
+        rows = Rows(data.X, test) if is_row_source(data.X) else data.X[test]  # a mapped file: no copy
+        return (rows, data.y[test], test, "test",
                 f"the {len(test)} rows held out from training (the model's own data, split seed "
                 f"{trained_on['split_seed']})")  # fmt: skip
     if split == "test":
@@ -652,3 +740,58 @@ def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None
                         "held out; leave --split out to use every row")  # fmt: skip
     why = f"all {len(data.X)} rows (not the data the model was trained on)"
     return data.X, data.y, np.arange(len(data.X)), "all", why
+
+
+class Rows:
+    """Rows ``X[index]`` of a source (all rows when ``index`` is None), optionally put through
+    ``scaler``, read only when indexed. It is a row source as ``gpubp.rows`` defines one: ``shape``
+    (n, d), ``dtype``, ``ndim``, ``len()``, and ``rows[slice]`` / ``rows[1-D int array]`` returning
+    NumPy rows (float64 when scaled), so training gathers and scales one batch at a time."""
+
+    ndim = 2
+
+    def __init__(self, X: Any, index: np.ndarray | None = None, scaler: Scaler | None = None) -> None:
+        if len(X.shape) != 2:
+            raise ValueError(f"Rows needs (n, d) rows, got shape {tuple(X.shape)}")
+        self.X = X
+        self.index = None if index is None else np.asarray(index, dtype=np.int64)
+        self.scaler = scaler
+        self.shape = (len(X) if index is None else len(self.index), int(X.shape[1]))
+        self.dtype = np.dtype(np.float64) if scaler is not None else np.dtype(X.dtype)
+        name = getattr(X, "filename", None)
+        if isinstance(name, (str, os.PathLike)):
+            self.filename = os.fspath(name)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        scaled = f", scaled ({self.scaler.kind})" if self.scaler is not None else ""
+        return f"Rows({self.shape[0]} of {len(self.X)} rows{scaled})"
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, slice):
+            if key.step not in (None, 1):
+                raise IndexError("Rows takes slices with step 1 or 1-D integer index arrays")
+            rows = self.X[key] if self.index is None else self._take(self.index[key])
+        else:
+            key = np.asarray(key)
+            if key.ndim != 1 or key.dtype.kind not in "iu":
+                raise IndexError(f"Rows takes a slice or a 1-D integer index array, got {key.dtype} {key.shape}")
+            if len(key) and (key.min() < -self.shape[0] or key.max() >= self.shape[0]):
+                raise IndexError(f"row index out of range for {self.shape[0]} rows")
+            rows = self._take(key % self.shape[0] if self.index is None else self.index[key])
+        rows = np.asarray(rows)
+        if self.scaler is None:
+            return rows
+        return self.scaler.transform(rows.astype(np.float64, copy=False))
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:
+        """X's rows ``idx`` in that order, read in ascending order (a file is read front to back)."""
+        if len(idx) < 2 or bool(np.all(idx[1:] > idx[:-1])):
+            return np.asarray(self.X[idx])
+        order = np.argsort(idx, kind="stable")
+        got = np.asarray(self.X[idx[order]])
+        out = np.empty_like(got)
+        out[order] = got
+        return out

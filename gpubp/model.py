@@ -20,6 +20,7 @@ from .labels import Labels, class_index
 from .metrics import accuracy, r2_score
 from .network import MLP
 from .network import load as load_network
+from .rows import chunk_rows, chunks, is_row_source
 
 
 class Model:
@@ -49,8 +50,15 @@ class Model:
         return f"Model({self.net!r}, scale={self.scaler.kind}, {what})"
 
     def outputs(self, X: Any) -> np.ndarray:
-        """The network's outputs (n, k) for raw rows, on the host, float64."""
-        Z = self.scaler.transform(np.asarray(X, dtype=np.float64))
+        """The network's outputs (n, k) for raw rows, on the host, float64. A row source (a
+        memory-mapped file, a :class:`~gpubp.data.Rows` view) is read and scaled a chunk at a time."""
+        if not is_row_source(X):
+            return self._outputs(np.asarray(X, dtype=np.float64))
+        step = chunk_rows(X.shape[1], 8)
+        return np.concatenate([self._outputs(np.asarray(X[part], dtype=np.float64)) for part in chunks(len(X), step)])
+
+    def _outputs(self, X: np.ndarray) -> np.ndarray:
+        Z = self.scaler.transform(X)
         return np.asarray(self.net.device.to_host(self.net.forward(Z)), dtype=np.float64)
 
     def predict(self, X: Any) -> np.ndarray:

@@ -508,3 +508,22 @@ def test_json_also_when_interrupted_or_diverged(tmp_path):
     result = json.loads(out)
     assert result["status"] == "interrupted"
     assert result["epochs"] >= 2
+
+
+def test_a_mapped_npy_pair_trains_as_the_same_rows_in_memory(tmp_path):
+    ds = load_digits()
+    np.save(tmp_path / "X.npy", ds.X)
+    np.save(tmp_path / "y.npy", ds.y)
+    np.savez(tmp_path / "d.npz", X=ds.X, y=ds.y)
+    out = run("train", "--data", f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}", "--epochs", "3", "--hidden", "16",
+              "--save", str(tmp_path / "mapped.npz")).stdout  # fmt: skip
+    assert "memory-mapped" in out
+    out = run("train", "--data", str(tmp_path / "d.npz"), "--epochs", "3", "--hidden", "16",
+              "--save", str(tmp_path / "memory.npz")).stdout  # fmt: skip
+    assert "cannot memory-map .npz members" in out
+    for a, b in zip(weights(tmp_path / "mapped.npz"), weights(tmp_path / "memory.npz")):
+        np.testing.assert_array_equal(a, b)
+    mapped = json.loads(run("evaluate", str(tmp_path / "mapped.npz"), "--json").stdout)
+    memory = json.loads(run("evaluate", str(tmp_path / "memory.npz"), "--json").stdout)
+    assert mapped["rows"] == memory["rows"] == 359
+    assert mapped["accuracy"] == memory["accuracy"]

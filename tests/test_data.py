@@ -230,3 +230,85 @@ def test_one_rule_for_the_test_rows(mnist_folder, tmp_path, rng):
     assert (len(X), split) == (50, "all")
     with pytest.raises(DataError, match="--split test"):
         scored_rows(other, trained, split="test")
+
+
+# -- memory-mapped inputs: index sets, chunked statistics, rows scaled per batch --------------------
+
+
+def test_rows_view_reads_and_scales_only_what_is_asked(tmp_path, rng):
+    from gpubp.data import Rows
+    from gpubp.rows import is_row_source
+
+    X = rng.normal(loc=3.0, size=(50, 4))
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    idx = np.array([40, 3, 17, 8, 25])
+    scaler = Scaler("standard").fit(X)
+    view = Rows(mapped, idx, scaler)
+    assert is_row_source(view)
+    assert (view.shape, view.ndim, len(view), view.dtype) == ((5, 4), 2, 5, np.float64)
+    assert view.filename == str(tmp_path / "X.npy")
+    np.testing.assert_array_equal(view[1:4], scaler.transform(X[idx[1:4]]))
+    np.testing.assert_array_equal(view[np.array([4, 0, 2])], scaler.transform(X[idx[[4, 0, 2]]]))  # any order
+    np.testing.assert_array_equal(Rows(mapped)[np.array([7, 2])], X[[7, 2]])  # unscaled, all rows
+    assert not hasattr(view, "__array__")  # never converted whole
+    with pytest.raises(IndexError, match="1-D integer"):
+        view[np.array([[0]])]
+    with pytest.raises(IndexError, match="out of range"):
+        view[np.array([5])]
+
+
+def test_chunked_scaler_statistics_match_in_memory_ones(tmp_path, rng, monkeypatch):
+    import gpubp.rows
+
+    X = rng.normal(loc=1e4, scale=3.0, size=(3000, 5))
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 40 * 8 * 5)  # 40-row chunks: many merges
+    rows = np.sort(rng.choice(3000, 2000, replace=False))
+    for kind in Scaler.KINDS:
+        chunked, whole = Scaler(kind).fit(mapped, rows), Scaler(kind).fit(X[rows])
+        np.testing.assert_allclose(chunked.shift, whole.shift, rtol=1e-12)
+        np.testing.assert_allclose(chunked.scale, whole.scale, rtol=1e-9)
+
+
+def test_npy_inputs_are_memory_mapped_and_others_say_their_size(tmp_path, rng):
+    from gpubp.data import Dataset, Rows
+    from gpubp.rows import is_mapped
+
+    X, y = rng.normal(size=(100, 3)).astype(np.float32), rng.integers(0, 2, 100)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    raw = load_data(f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}")
+    assert is_mapped(raw.X)
+    assert raw.X.dtype == np.float32  # not converted whole
+    assert "memory-mapped" in raw.note
+    ds = Dataset.prepare(raw)
+    assert isinstance(ds.features("train"), Rows)
+    first = ds.scaler.transform(X[ds.train[:3]].astype(np.float64))
+    np.testing.assert_allclose(ds.features("train")[np.arange(3)], first)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    assert "cannot memory-map .npz" in load_data(str(tmp_path / "d.npz")).note
+    np.savetxt(tmp_path / "d.csv", np.column_stack([X, y]), delimiter=",")
+    assert "loaded whole" in load_data(str(tmp_path / "d.csv")).note
+
+
+def test_data_larger_than_memory_suggests_npy(tmp_path, rng, monkeypatch):
+    import gpubp.data
+
+    np.savetxt(tmp_path / "d.csv", rng.normal(size=(50, 3)), delimiter=",")
+    monkeypatch.setattr(gpubp.data, "available_memory", lambda: 100)
+    with pytest.raises(DataError, match=r"d\.csv: loading it whole needs about .* save it as X.npy,y.npy"):
+        load_data(str(tmp_path / "d.csv"))
+    write_idx(tmp_path / "img-idx3-ubyte", rng.integers(0, 256, (10, 4, 4)).astype(np.uint8))
+    with pytest.raises(DataError, match=r"X\.npy,y\.npy"):
+        read_idx(str(tmp_path / "img-idx3-ubyte"))
+
+
+def test_nan_in_the_middle_of_a_mapped_file_names_the_row(tmp_path, rng):
+    X = rng.normal(size=(5000, 3))
+    X[3210, 1] = np.nan
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", rng.integers(0, 2, 5000))
+    with pytest.raises(DataError, match="row 3210"):
+        load_data(f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}")

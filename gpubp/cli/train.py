@@ -283,7 +283,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     say(f"gpubp {__version__}: {net!r}")
     say(f"data: {ds.source}: {ds.size('train')} train / {ds.size('val')} validation / {ds.size('test')} test rows, "
         f"{ds.X.shape[1]} features" + (f", {len(ds.labels)} classes" if ds.labels is not None else "")
-        + _label_note(ds))  # fmt: skip
+        + _label_note(ds) + (f" ({ds.note})" if ds.note else ""))  # fmt: skip
     if regress and ds.target is not None:
         say(f"target standardised on the training rows (mean {ds.target.shift[0]:.4g}, sd {ds.target.scale[0]:.4g}); "
             "predictions are mapped back")  # fmt: skip
