@@ -40,10 +40,15 @@ class Model:
     def task(self) -> str:
         return "classify" if self.labels is not None else "regress"
 
-    def __getattr__(self, name: str) -> Any:  # sizes, history, device, config(): the network's
-        if name == "net":
-            raise AttributeError(name)
-        return getattr(self.net, name)
+    # read-only facts of the network; training and the lecture-level calls (fit, forward, trace, ...)
+    # take scaled rows and class indices, so they stay on ``model.net``, never reached by accident
+    _NETWORK_FACTS = frozenset({"sizes", "history", "device", "dtype", "config", "L", "loss", "activation",
+                                "output", "is_classifier", "weights", "biases", "xp"})  # fmt: skip
+
+    def __getattr__(self, name: str) -> Any:
+        if name in Model._NETWORK_FACTS and "net" in self.__dict__:
+            return getattr(self.net, name)
+        raise AttributeError(f"'Model' has no attribute {name!r} (the bare network, on scaled rows: model.net.{name})")
 
     def __repr__(self) -> str:
         what = f"{len(self.labels)} classes" if self.labels is not None else "regression"
@@ -81,6 +86,11 @@ class Model:
         if self.labels is not None:
             return accuracy(self.labels.encode(y.reshape(-1)), class_index(self.outputs(X)))
         return r2_score(y.reshape(len(y), -1), self.predict(X).reshape(len(y), -1))
+
+    def to(self, device: Any) -> Model:
+        """Move the network to ``device`` (in place); returns self."""
+        self.net.to(device)
+        return self
 
     def _unscale(self, A: np.ndarray) -> np.ndarray:
         return A if self.target is None else self.target.inverse(A)
