@@ -784,7 +784,12 @@ class Rows:
         rows = np.asarray(rows)
         if self.scaler is None:
             return rows
-        return self.scaler.transform(rows.astype(np.float64, copy=False))
+        if rows.shape[1] != len(self.scaler.shift):
+            raise ValueError(f"data has {rows.shape[1]} features, the scaler was fitted on {len(self.scaler.shift)}")
+        # the same numbers as Scaler.transform (float64 throughout), with one temporary instead of three
+        out = np.subtract(rows, self.scaler.shift, dtype=np.float64)
+        out /= self.scaler.scale
+        return out
 
     def _take(self, idx: np.ndarray) -> np.ndarray:
         """X's rows ``idx`` in that order, read in ascending order (a file is read front to back)."""

@@ -55,7 +55,7 @@ def as_labels(y: Any, source: str = "y") -> np.ndarray:
         if fractional.any():
             example = y[np.argmax(fractional)]
             raise ValueError(f"{source}: the target has non-integer values (e.g. {example:g}), so it is not a class "
-                             f"label: to predict a number use --task regress (MLPRegressor, loss mse)")  # fmt: skip
+                             f"label: to predict a number use --task regress (loss mse)")  # fmt: skip
         y = y.astype(np.int64)
     return y
 
