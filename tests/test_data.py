@@ -312,3 +312,18 @@ def test_nan_in_the_middle_of_a_mapped_file_names_the_row(tmp_path, rng):
     np.save(tmp_path / "y.npy", rng.integers(0, 2, 5000))
     with pytest.raises(DataError, match="row 3210"):
         load_data(f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}")
+
+
+def test_bad_npy_pairs_are_named_before_any_work(tmp_path, rng):
+    X = rng.normal(size=(40, 3))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "short.npy", rng.integers(0, 2, 39))
+    np.save(tmp_path / "words.npy", np.array(["a"] * 40 * 3).reshape(40, 3))
+    blob = (tmp_path / "X.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(blob[: len(blob) - 100])
+    with pytest.raises(DataError, match="cut.npy is truncated"):
+        load_data(f"{tmp_path / 'cut.npy'},{tmp_path / 'short.npy'}")
+    with pytest.raises(DataError, match="X.npy has 40 rows but .*short.npy has 39"):
+        load_data(f"{tmp_path / 'X.npy'},{tmp_path / 'short.npy'}")
+    with pytest.raises(DataError, match="X must be numeric"):
+        load_data(f"{tmp_path / 'words.npy'},{tmp_path / 'short.npy'}")

@@ -84,7 +84,7 @@ def fraction(text: str) -> float:
 def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
     p.add_argument("--data", default=None, metavar="PATH",
                    help="'digits' (embedded), a folder of MNIST IDX files, IMAGES,LABELS, X.npy,y.npy, .npz (X, y) "
-                        f"or .csv (default: {default or 'the model’s data'})")  # fmt: skip
+                        f"or .csv (default: {default or 'the data the model was trained on'})")  # fmt: skip
     p.add_argument("--label-column", default=None, metavar="NAME|INDEX",
                    help="CSV label column (default: a column named label/class/target/y, else the last)")
 
