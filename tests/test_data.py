@@ -321,9 +321,9 @@ def test_bad_npy_pairs_are_named_before_any_work(tmp_path, rng):
     np.save(tmp_path / "words.npy", np.array(["a"] * 40 * 3).reshape(40, 3))
     blob = (tmp_path / "X.npy").read_bytes()
     (tmp_path / "cut.npy").write_bytes(blob[: len(blob) - 100])
-    with pytest.raises(DataError, match="cut.npy is truncated"):
+    with pytest.raises(DataError, match=r"cut\.npy is truncated"):
         load_data(f"{tmp_path / 'cut.npy'},{tmp_path / 'short.npy'}")
-    with pytest.raises(DataError, match="X.npy has 40 rows but .*short.npy has 39"):
+    with pytest.raises(DataError, match=r"X\.npy has 40 rows but .*short\.npy has 39"):
         load_data(f"{tmp_path / 'X.npy'},{tmp_path / 'short.npy'}")
     with pytest.raises(DataError, match="X must be numeric"):
         load_data(f"{tmp_path / 'words.npy'},{tmp_path / 'short.npy'}")
