@@ -410,6 +410,10 @@ def test_resume_refuses_other_options_data_and_finished_runs(tmp_path, rng):
     elsewhere.mkdir()
     out = run("train", "--resume", str(ckpt), "--epochs", "3", "--hidden", "8", cwd=elsewhere).stdout
     assert out.count("(earlier run)") == 2  # the reprinted history is marked
+    (elsewhere / "moved.csv").write_text((tmp_path / "k.csv").read_text())  # same rows, another name
+    run("train", "--resume", str(ckpt), "--epochs", "4", "--data", "moved.csv", cwd=elsewhere)
+    with np.load(ckpt) as f:
+        assert json.loads(str(f["meta"]))["cli"]["data"] == str(elsewhere / "moved.csv")
 
 
 def test_gradcheck_on_few_rows_and_on_regression(tabular):

@@ -251,6 +251,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         settings, extra = resolve(args), {}
     ds = prepare(settings, extra, args.resume, args.data)
+    if args.resume and args.data:
+        settings["data"] = absolute(args.data)  # the same rows found elsewhere: remember where
     regress = settings["task"] == "regress"
     settings["fingerprint"] = ds.fingerprint
     settings["label_column"] = ds.label_column
