@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .labels import Labels, as_labels
+from .labels import Labels, as_labels, targets
 from .rows import chunk_rows, chunks, is_row_source, open_npy
 
 
@@ -693,8 +693,6 @@ class Dataset:
         _, y, idx = self._part(part)
         if self.task == "regress" or loss == "cross_entropy" or n_out is None:
             return y[idx]
-        from .labels import targets
-
         return targets(y[idx], n_out, loss)
 
     def n_outputs(self, loss: str) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Dataset
+from ..labels import targets
 from ..network import MLP
 from ._common import UsageError, add_data_options, add_network_options, positive, resolve_network
 
@@ -39,8 +40,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
               device="cpu", dtype="float64", seed=s["seed"])  # fmt: skip
     Y = ds.y[rows]
     if s["task"] == "classify" and s["loss"] != "cross_entropy":
-        from ..labels import targets
-
         Y = targets(Y, n_out, s["loss"])
     elif s["task"] == "regress":
         Y = Y.reshape(-1, 1)
