@@ -48,17 +48,11 @@ def others_cpu_load() -> float | None:
 def pytest_benchmark_update_machine_info(config, machine_info):
     import numpy as np
 
-    from gpubp.backend import devices
+    from gpubp.backend import blas_info, devices
 
     machine_info["gpubp_commit"] = _commit()
     machine_info["numpy"] = np.__version__
-    try:
-        from threadpoolctl import threadpool_info
-
-        machine_info["blas"] = [{k: lib.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
-                                for lib in threadpool_info()]  # fmt: skip
-    except ImportError:
-        machine_info["blas"] = "threadpoolctl not installed"
+    machine_info["blas"] = blas_info()
     machine_info["loadavg_at_end"] = os.getloadavg()
     machine_info["other_processes_cores_busy"] = others_cpu_load()
     machine_info["devices"] = devices()

@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks.mpi_scaling import table as mpi_table
-from gpubp.checkpoint import atomic_write
+from gpubp._io import atomic_write
 
 HERE = Path(__file__).resolve().parent
 
@@ -35,7 +35,8 @@ def machine_lines(machine: dict, commit_info: dict | None = None) -> list[str]:
     cpu = machine.get("cpu", {})
     blas = machine.get("blas")
     if isinstance(blas, list):
-        blas = ", ".join(f"{b['internal_api']} {b['version']} ({b.get('architecture')}, {b['num_threads']} threads)"
+        blas = ", ".join(b["note"] if "note" in b else
+                         f"{b['internal_api']} {b['version']} ({b.get('architecture')}, {b['num_threads']} threads)"
                          for b in blas) or "not loaded"  # fmt: skip
     gpu = machine.get("devices", {}).get("gpu", {})
     if gpu.get("available"):

@@ -1,13 +1,13 @@
 """gpubp: feed-forward networks trained by hand-written batched backprop, on CuPy or NumPy."""
 
 from .backend import devices
-from .checkpoint import load
 from .gradcheck import gradcheck
+from .model import Model, load
 from .network import MLP
 from .training import TrainingDivergedError
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "MLPClassifier", "MLPRegressor", "TrainingDivergedError", "devices", "gradcheck", "load"]
+__all__ = ["MLP", "MLPClassifier", "MLPRegressor", "Model", "TrainingDivergedError", "devices", "gradcheck", "load"]
 
 
 def __getattr__(name: str):

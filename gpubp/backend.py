@@ -345,3 +345,13 @@ def gpu_array(x: Any, device: Device) -> Any:
         if hasattr(x, "__dlpack_device__") and x.__dlpack_device__()[0] == 2:  # kDLCUDA
             return device.xp.from_dlpack(x)
     return None
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """The BLAS libraries NumPy uses (API, version, threads, architecture, file), via threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [{"note": "install threadpoolctl to see the BLAS library and its threads"}]
+    keys = ("internal_api", "version", "num_threads", "architecture", "filepath")
+    return [{k: v for k, v in lib.items() if k in keys} for lib in threadpool_info()]

@@ -1,88 +1,57 @@
-"""Saving and loading models and training checkpoints as ``.npz`` files, atomically.
+"""Reading and writing gpubp files (``.npz``): models and training checkpoints, atomically.
 
 A file holds ``format`` ("gpubp"), ``format_version``, the network ``config`` (JSON), the weights
 ``W_1..W_L`` and biases ``b_1..b_L`` as arrays, and optionally a ``meta`` JSON (training state,
-history, feature scaling) with its arrays under prefixed names. Files are written to a temporary
-file in the same folder, flushed, fsynced and renamed over the target, so a crash never leaves a
-half-written file where a good one was. Nothing is pickled.
+history, preprocessing) with its arrays under ``x_``-prefixed names. Files are written through
+:func:`gpubp._io.atomic_write`, so a crash never leaves a half-written file where a good one was.
+Nothing is pickled. This module knows arrays and configs, not the network class: ``gpubp.load``
+(beside ``MLP``) builds the network from what :func:`read_file` returns.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
-from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
+
+from ._io import atomic_write, to_json
 
 FORMAT = "gpubp"
 FORMAT_VERSION = 1
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        # mkstemp makes the file private (0600); give it the mode an ordinary open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-class _Encoder(json.JSONEncoder):
-    def default(self, o: Any) -> Any:
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, float) and not np.isfinite(o):
-            return str(o)
-        return super().default(o)
+def write_file(path: str | os.PathLike, config: dict[str, Any], weights: list[np.ndarray],
+               biases: list[np.ndarray], meta: dict[str, Any] | None = None,
+               arrays: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
+    """Write a gpubp file: ``config`` JSON, host arrays ``W_l``/``b_l``, optional ``meta`` JSON
+    and named ``arrays``."""
+    payload: dict[str, np.ndarray] = {
+        "format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION),
+        "config": np.array(to_json(config)),
+    }
+    for l, (W, b) in enumerate(zip(weights, biases), start=1):
+        payload[f"W_{l}"] = np.asarray(W)
+        payload[f"b_{l}"] = np.asarray(b)
+    if meta is not None:
+        payload["meta"] = np.array(to_json(meta))
+    for name, value in (arrays or {}).items():
+        payload[f"x_{name}"] = np.asarray(value)
+    atomic_write(path, lambda f: np.savez_compressed(f, **payload))
 
 
 def save_model(net: Any, path: str | os.PathLike, meta: dict[str, Any] | None = None,
                arrays: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
-    """Write ``net`` (and optional ``meta`` JSON plus named ``arrays``) to ``path`` atomically."""
+    """Write network ``net`` (anything with ``config()``, ``weights``, ``biases``, ``device`` and
+    ``history``) with optional ``meta`` and ``arrays``."""
     dev = net.device
-    payload: dict[str, np.ndarray] = {
-        "format": np.array(FORMAT),
-        "format_version": np.array(FORMAT_VERSION),
-        "config": np.array(json.dumps(net.config())),
-    }
-    for l, (W, b) in enumerate(zip(net.weights, net.biases), start=1):
-        payload[f"W_{l}"] = dev.to_host(W)
-        payload[f"b_{l}"] = dev.to_host(b)
     if net.history is not None:
         meta = {"history": net.history, **(meta or {})}
-    if meta is not None:
-        payload["meta"] = np.array(json.dumps(meta, cls=_Encoder))
-    for name, value in (arrays or {}).items():
-        payload[f"x_{name}"] = np.asarray(value)
-    atomic_write(path, lambda f: np.savez_compressed(f, **payload))
+    write_file(path, net.config(), [dev.to_host(W) for W in net.weights], [dev.to_host(b) for b in net.biases],
+               meta, arrays)  # fmt: skip
 
 
 Contents = tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray]]
@@ -93,12 +62,18 @@ def read_file(path: str | os.PathLike) -> Contents:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file not found: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder, not a gpubp model file")
     try:
         # open it ourselves: np.load leaks its handle when the zip turns out to be damaged
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             contents = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path} is not a gpubp model (unreadable .npz: {exc})") from None
+    except ValueError as exc:
+        if "pickle" in str(exc):  # never suggest allow_pickle: loading pickles runs code
+            raise ValueError(f"{path} is not a gpubp model (it holds Python objects; gpubp files never do)") from None
+        raise ValueError(f"{path} is not a gpubp model (not a readable .npz file)") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError, AttributeError):
+        raise ValueError(f"{path} is not a gpubp model (not a readable .npz file)") from None
     if not isinstance(contents, dict) or str(contents.get("format", "")) != FORMAT:
         raise ValueError(f"{path} is not a gpubp model (no gpubp format marker)")
     version = int(contents["format_version"])
@@ -121,15 +96,65 @@ def read_file(path: str | os.PathLike) -> Contents:
     return config, params, meta, extra
 
 
-def load(path: str | os.PathLike, device: str | None = "auto") -> Any:
-    """Load a model saved by ``net.save`` (or a training checkpoint) onto ``device``."""
-    from .network import MLP
+# -- training state ----------------------------------------------------------------------------
 
-    config, params, meta, _ = read_file(path)
-    net = MLP(config["sizes"], config["activation"], config["output"], config["loss"],
-              config["init"], device=device, dtype=config["dtype"], seed=config.get("seed"))  # fmt: skip
-    L = net.L
-    net._set_parameters([params[f"W_{l}"] for l in range(1, L + 1)],
-                        [params[f"b_{l}"] for l in range(1, L + 1)])  # fmt: skip
-    net.history = meta.get("history")
-    return net
+
+def _split_arrays(value: Any, name: str, arrays: dict[str, np.ndarray]) -> int | None:
+    """Put an array (-> ``name``, returns -1) or a list of arrays (-> ``name_i``, returns the count)
+    into ``arrays``; None for anything else."""
+    if isinstance(value, np.ndarray):
+        arrays[name] = value
+        return -1
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, np.ndarray) for v in value):
+        for i, buf in enumerate(value):
+            arrays[f"{name}_{i}"] = buf
+        return len(value)
+    return None
+
+
+def _join_arrays(n: int, name: str, arrays: dict[str, np.ndarray]) -> Any:
+    return arrays[name] if n == -1 else [arrays[f"{name}_{i}"] for i in range(n)]
+
+
+def pack_state(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A Trainer's ``state_dict()`` as (JSON part, arrays): the row order, the optimiser's buffers
+    and the best/live weight copies become arrays (``order``, ``opt_SLOT[_i]``, ``best[_i]``, ``live[_i]``)."""
+    state = dict(state)
+    optimizer = dict(state["optimizer"])
+    arrays: dict[str, np.ndarray] = {}
+    order = state.pop("order")
+    if order is not None:
+        arrays["order"] = np.asarray(order)
+    packed = {}
+    for slot, value in list(optimizer.items()):
+        n = _split_arrays(value, f"opt_{slot}", arrays)
+        if n is not None:
+            packed[slot] = n
+            del optimizer[slot]
+    optimizer["_arrays"] = packed
+    state["optimizer"] = optimizer
+    for name in ("best", "live"):
+        n = _split_arrays(state.pop(name), name, arrays)
+        if n is not None:
+            state[f"has_{name}"] = n
+    return state, arrays
+
+
+def unpack_state(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The inverse of :func:`pack_state`: a dict for ``Trainer.load_state_dict``."""
+    state = dict(state)
+    optimizer = dict(state["optimizer"])
+    state["order"] = arrays.get("order")
+    if "_arrays" not in optimizer:  # written before pack_state existed: lists of per-parameter arrays
+        slots = {k[4:].rsplit("_", 1)[0] for k in arrays if k.startswith("opt_")}
+        optimizer["_arrays"] = {s: sum(1 for k in arrays if k.startswith(f"opt_{s}_")) for s in slots}
+        for name in ("best", "live"):
+            if state.get(f"has_{name}") is True:
+                state[f"has_{name}"] = sum(1 for k in arrays if k.startswith(f"{name}_"))
+    for slot, n in optimizer.pop("_arrays", {}).items():
+        optimizer[slot] = _join_arrays(int(n), f"opt_{slot}", arrays)
+    state["optimizer"] = optimizer
+    for name in ("best", "live"):
+        n = state.pop(f"has_{name}", None)
+        state[name] = None if n is None else _join_arrays(int(n), name, arrays)
+    return state

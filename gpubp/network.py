@@ -22,6 +22,7 @@ from . import kernels as K
 from .activations import HIDDEN, OUTPUTS, derivative_runner, forward_runner
 from .backend import Device, get_device, to_numpy
 from .initializers import INITS, default_init, init_weight
+from .labels import correct, decide
 from .losses import LOSSES
 from .params import ParamStore
 from .rows import Feeder, chunk_rows, chunks, is_row_source, materialise
@@ -346,16 +347,7 @@ class MLP:
 
     def predict(self, X: Any) -> Any:
         """Class labels (cross_entropy: argmax; bce: outputs > 0.5) or the outputs (mse)."""
-        A = self.forward(X)
-        return self._decide(A)
-
-    def _decide(self, A: Any) -> Any:
-        if self.loss == "cross_entropy":
-            return A.argmax(axis=1)
-        if self.loss == "bce":
-            labels = (A > 0.5).astype(np.int64)
-            return labels[:, 0] if labels.shape[1] == 1 else labels
-        return A
+        return decide(self.forward(X), self.loss)
 
     def evaluate(self, X: Any, Y: Any) -> dict[str, float]:
         """Mean loss and accuracy (classifiers) or R² (mse) on (X, Y), with one host read.
@@ -375,10 +367,8 @@ class MLP:
             self._forward(A)
             A_L = A[self.L]
             sums[0] += self._loss_sum(A_L, Yc, ws.terms)
-            if self.loss == "cross_entropy":
-                sums[1] += (A_L.argmax(axis=1) == Yc.argmax(axis=1)).sum()
-            elif self.loss == "bce":
-                sums[1] += ((A_L > 0.5) == (Yc > 0.5)).all(axis=1).sum()
+            if self.is_classifier:
+                sums[1] += correct(A_L, Yc, self.loss).sum()
             else:
                 shift = Yc[0].astype(np.float64) if shift is None else shift
                 D = Yc.astype(np.float64) - shift
@@ -413,7 +403,7 @@ class MLP:
 
     def save(self, path: str) -> None:
         """Write weights, config and format version to an ``.npz``, atomically."""
-        from .checkpoint import save_model
+        from .checkpoint import save_model  # files only when asked: importing the network opens none
 
         save_model(self, path)
 
@@ -441,6 +431,21 @@ class MLP:
         self._set_parameters(state["weights"], state["biases"])
         self.rng = state["rng"]  # a Generator, or the RandomState the scikit-learn estimators shuffle with
         self.history = state["history"]
+
+
+def load(path: str, device: str | None = "auto") -> MLP:
+    """The network saved in ``path`` (by ``net.save`` or ``gpubp train``) on ``device``, without
+    any preprocessing the file holds: ``gpubp.load`` returns a :class:`gpubp.model.Model` for those."""
+    from .checkpoint import read_file
+
+    config, params, meta, _ = read_file(path)
+    net = MLP(config["sizes"], config["activation"], config["output"], config["loss"],
+              config["init"], device=device, dtype=config["dtype"], seed=config.get("seed"))  # fmt: skip
+    L = net.L
+    net._set_parameters([params[f"W_{l}"] for l in range(1, L + 1)],
+                        [params[f"b_{l}"] for l in range(1, L + 1)])  # fmt: skip
+    net.history = meta.get("history")
+    return net
 
 
 def _check_dtype(value: Any) -> np.dtype:

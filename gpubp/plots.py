@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from ._io import atomic_write
 
 INSTALL_HINT = "plots need matplotlib: pip install 'gpubp[plot]'"
 

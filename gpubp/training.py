@@ -428,6 +428,45 @@ class Trainer:
         for key in self.history:
             self.history[key][:] = state["history"].get(key, [])
 
+    def save(self, path: str, meta: dict[str, Any] | None = None, arrays: dict[str, Any] | None = None) -> None:
+        """Write a training checkpoint: the network (as ``net.save`` does) and this trainer's state,
+        atomically; :meth:`restore` or :meth:`Trainer.resume` continue from it exactly."""
+        from .checkpoint import pack_state, save_model
+
+        state, state_arrays = pack_state(self.state_dict())
+        save_model(self.net, path, meta={**(meta or {}), "trainer": state},
+                   arrays={**(arrays or {}), **state_arrays})  # fmt: skip
+
+    def restore(self, path: str) -> None:
+        """Continue from the checkpoint at ``path``: its weights (copied into this network's
+        arrays) and training state. The network's shape and the training rows must match."""
+        from .checkpoint import read_file, unpack_state
+
+        config, params, meta, extra = read_file(path)
+        if "trainer" not in meta:
+            raise ValueError(f"{path} is a model but not a training checkpoint (no training state)")
+        if config["sizes"] != list(self.net.sizes):
+            raise ValueError(f"{path} holds a {config['sizes']} network, this trainer's is {list(self.net.sizes)}")
+        dev = self.net.device
+        for l, (W, b) in enumerate(zip(self.net.weights, self.net.biases), start=1):
+            W[...] = dev.asarray(params[f"W_{l}"], dtype=W.dtype)
+            b[...] = dev.asarray(params[f"b_{l}"], dtype=b.dtype)
+        self.load_state_dict(unpack_state(meta["trainer"], extra))
+
+    @classmethod
+    def resume(cls, path: str, X: Any, Y: Any, *, validation_data: tuple | None = None,
+               device: str | None = "auto") -> Trainer:  # fmt: skip
+        """A Trainer that continues the run saved by :meth:`save` in ``path``, on the same (X, Y)
+        (and validation data); its network is ``trainer.net``. Then ``trainer.run(total_epochs)``."""
+        from .checkpoint import read_file
+        from .network import load
+
+        _, _, meta, _ = read_file(path)
+        if "trainer" not in meta:
+            raise ValueError(f"{path} is a model but not a training checkpoint (no training state)")
+        trainer = cls(load(path, device=device), X, Y, validation_data=validation_data, **meta["trainer"]["settings"])
+        trainer.restore(path)
+        return trainer
 
 def _rng_words(state: dict[str, Any]) -> np.ndarray:
     """A PCG64 state as six uint64 words (to broadcast it)."""

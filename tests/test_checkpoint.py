@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gpubp
-from gpubp.checkpoint import atomic_write
+from gpubp._io import atomic_write, to_json
 
 
 def test_save_and_load_round_trip(tmp_path, rng):
@@ -112,3 +112,62 @@ def test_a_model_whose_arrays_disagree_with_its_config_is_damaged(tmp_path):
     np.savez(tmp_path / "bad.npz", **contents)
     with pytest.raises(ValueError, match="damaged gpubp model: b_1 has shape"):
         gpubp.load(tmp_path / "bad.npz")
+
+
+def test_the_library_resumes_a_training_run_exactly(tmp_path, rng):
+    from gpubp.training import Trainer
+
+    X, y = rng.normal(size=(90, 4)), rng.integers(0, 3, 90)
+    Xv, yv = rng.normal(size=(20, 4)), rng.integers(0, 3, 20)
+
+    def trainer() -> Trainer:
+        net = gpubp.MLP([4, 6, 3], "tanh", device="cpu", dtype="float64", seed=1)
+        return Trainer(net, X, y, batch_size=16, lr=0.05, optimizer="adam", validation_data=(Xv, yv), patience=50)
+
+    whole = trainer()
+    whole.run(6)
+    first = trainer()
+    first.run(3)
+    first.save(tmp_path / "run.npz")
+    second = Trainer.resume(tmp_path / "run.npz", X, y, validation_data=(Xv, yv), device="cpu")
+    assert second.epoch == 3
+    second.run(6)
+    for a, b in zip(second.net.weights + second.net.biases, whole.net.weights + whole.net.biases):
+        np.testing.assert_array_equal(a, b)
+    for key in ("epoch", "train_loss", "val_loss", "val_accuracy"):  # not the timings
+        assert second.history[key] == whole.history[key], key
+    plain = tmp_path / "plain.npz"
+    whole.net.save(plain)
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        Trainer.resume(plain, X, y)
+
+
+def test_a_pickled_npz_is_not_a_model_and_no_pickle_is_suggested(tmp_path):
+    path = tmp_path / "obj.npz"
+    np.savez(path, a=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(ValueError, match="not a gpubp model") as info:
+        gpubp.load(path)
+    assert "allow_pickle" not in str(info.value)
+
+
+def test_one_json_encoder():
+    assert to_json({"a": np.float32(1.5), "b": np.arange(2), "c": float("nan")}) == '{"a": 1.5, "b": [0, 1], "c": NaN}'
+    assert to_json({"c": [float("inf"), 1.0]}, strict=True) == '{"c": ["inf", 1.0]}'
+
+
+def test_a_cli_style_model_round_trips_with_its_preprocessing(tmp_path, rng):
+    from gpubp.data import Dataset, RawData
+
+    X = rng.normal(loc=100, scale=20, size=(120, 3))
+    y = np.where(X[:, 0] > 100, "hi", "lo")
+    ds = Dataset.prepare(RawData(X, y, "mem"))
+    net = gpubp.MLP([3, 8, 2], "tanh", "softmax", device="cpu", dtype="float64", seed=0)
+    net.fit(ds.features("train"), ds.targets("train"), epochs=30, lr=0.2)
+    model = gpubp.Model(net, ds.scaler, ds.labels, settings={"scale": "standard"})
+    model.save(tmp_path / "m.npz")
+    back = gpubp.load(tmp_path / "m.npz", device="cpu")
+    assert isinstance(back, gpubp.Model)
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+    assert set(back.predict(X)) <= {"hi", "lo"}
+    assert back.score(X, y) > 0.9
+    np.testing.assert_allclose(back.predict_proba(X).sum(axis=1), 1.0)

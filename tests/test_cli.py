@@ -40,10 +40,10 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 def test_help_from_the_console_script_and_python_m():
     assert "train" in run("--help").stdout
     assert "default: the --resume file" in " ".join(run("train", "--help").stdout.split())
-    if BIN.exists():
-        proc = subprocess.run([str(BIN), "--help"], capture_output=True, text=True, env=ENV)
-        assert proc.returncode == 0
-        assert "gradcheck" in proc.stdout
+    assert BIN.exists(), f"the console script is not installed beside {sys.executable} (run make install)"
+    proc = subprocess.run([str(BIN), "--help"], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0
+    assert "gradcheck" in proc.stdout
 
 
 def test_default_train_reaches_97_percent(tmp_path):
@@ -268,3 +268,266 @@ def test_npz_with_one_hot_targets(tmp_path):
     np.savez(tmp_path / "bad.npz", X=ds.X[:10], y=np.ones((10, 3)))
     assert_one_line_error(run("train", "--data", str(tmp_path / "bad.npz"), "--no-save", check=None),
                           "one label per row (or one-hot rows)")  # fmt: skip
+
+
+# -- issue #12: a model is its preprocessing; every option works or is refused ---------------------
+
+
+def _labelled_csv(path: Path, rng: np.random.Generator, n: int = 240) -> tuple[np.ndarray, np.ndarray]:
+    """Label column first, named so that no guess finds it; labels 7/8/9; features far from 0 ± 1."""
+    X = rng.normal(loc=50.0, scale=10.0, size=(n, 4))
+    y = 7 + np.digitize(X[:, 0] - X[:, 1], [-5.0, 5.0])
+    rows = [f"{k}," + ",".join(f"{v:.4f}" for v in row) for k, row in zip(y, X)]
+    path.write_text("kind,a,b,c,d\n" + "\n".join(rows) + "\n")
+    return X, y
+
+
+def test_a_loaded_model_predicts_from_raw_rows_as_the_command_does(tmp_path, rng):
+    X, y = _labelled_csv(tmp_path / "k.csv", rng)
+    model = tmp_path / "m.npz"
+    out = run("train", "--data", str(tmp_path / "k.csv"), "--label-column", "kind", "--epochs", "15",
+              "--hidden", "16", "--save", str(model)).stdout  # fmt: skip
+    assert "label: 'kind'" in out  # training says which column it took
+    run("predict", str(model), "--data", str(tmp_path / "k.csv"), "--split", "all", "--out", str(tmp_path / "p.csv"))
+    cells = [line.split(",") for line in (tmp_path / "p.csv").read_text().splitlines()[1:]]
+    cli_pred = np.array([int(c[1]) for c in cells])
+    m = gpubp.load(model, device="cpu")
+    lib_pred = m.predict(X)
+    np.testing.assert_array_equal(lib_pred, cli_pred)
+    assert set(np.unique(lib_pred)) <= {7, 8, 9}
+    assert m.score(X, y) == pytest.approx(np.mean(cli_pred == y))
+    assert m.score(X, y) > 0.8  # scaled as in training: raw rows would score near chance
+    assert isinstance(m.net, gpubp.MLP)  # the lecture-level network is still there
+    assert m.net.sizes == [4, 16, 3]
+
+
+def test_string_labels_in_npz_and_npy(tmp_path, rng):
+    X = rng.normal(size=(200, 3))
+    y = np.where(X[:, 0] > 0, "yes", "no")
+    np.savez(tmp_path / "s.npz", X=X, y=y)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    for data in (str(tmp_path / "s.npz"), f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}"):
+        run("train", "--data", data, "--epochs", "10", "--hidden", "8", "--save", str(tmp_path / "m.npz"))
+        assert json.loads(run("evaluate", str(tmp_path / "m.npz"), "--json").stdout)["classes"] == ["no", "yes"]
+
+
+def test_the_test_set_is_the_same_whatever_the_path_spelling(tmp_path, rng):
+    from test_data import write_idx
+
+    images = rng.integers(0, 256, (130, 5, 5)).astype(np.uint8)
+    labels = (images.reshape(130, -1).mean(axis=1) > 127).astype(np.uint8)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte", images[:100])
+    write_idx(folder / "train-labels-idx1-ubyte", labels[:100])
+    write_idx(folder / "t10k-images-idx3-ubyte", images[100:])
+    write_idx(folder / "t10k-labels-idx1-ubyte", labels[100:])
+    run("train", "--data", "mnist", "--epochs", "1", "--hidden", "4", "--save", "m.npz", cwd=tmp_path)
+    for spelling in ("mnist", "./mnist", "mnist/", str(folder)):
+        result = json.loads(run("evaluate", "m.npz", "--data", spelling, "--json", cwd=tmp_path).stdout)
+        assert result["rows"] == 30, spelling  # the t10k pair, every time
+        assert "own test files" in result["which_rows"]
+    predict = run("predict", "m.npz", "--data", "./mnist", "--out", "p.csv", cwd=tmp_path).stdout
+    assert "30 predictions" in predict
+    assert "own test files" in predict
+    # a CSV: the held-out rows, found by content, not by the path's spelling
+    _labelled_csv(tmp_path / "k.csv", rng, n=200)
+    run("train", "--data", "k.csv", "--label-column", "kind", "--epochs", "1", "--save", "k.npz", cwd=tmp_path)
+    for spelling in ("k.csv", "./k.csv", str(tmp_path / "k.csv")):
+        result = json.loads(run("evaluate", "k.npz", "--data", spelling, "--json", cwd=tmp_path).stdout)
+        assert result["rows"] == 40, spelling
+        assert "held out from training" in result["which_rows"]
+
+
+def test_a_float_target_is_not_a_class(tabular):
+    proc = run("train", "--data", str(tabular / "reg.csv"), "--no-save", check=None)
+    assert_one_line_error(proc, "reg.csv", "--task regress")
+
+
+def test_as_many_classes_as_rows_is_refused(tmp_path, rng):
+    X = rng.normal(size=(50, 3))
+    np.savetxt(tmp_path / "ids.csv", np.column_stack([X, np.arange(50)]), delimiter=",", fmt="%g")
+    assert_one_line_error(run("train", "--data", str(tmp_path / "ids.csv"), "--no-save", check=None), "--task regress")
+
+
+def test_regression_and_mse_train_with_defaults(tabular):
+    # targets far from 0 ± 1: standardised for training, mapped back at prediction
+    text = (tabular / "reg.csv").read_text().splitlines()
+    rows = [line.rsplit(",", 1) for line in text[1:]]
+    (tabular / "big.csv").write_text(text[0] + "\n" + "\n".join(f"{a},{1000 + 300 * float(t):.4f}" for a, t in rows))
+    result = json.loads(run("train", "--data", str(tabular / "big.csv"), "--task", "regress", "--json",
+                            "--save", str(tabular / "r.npz")).stdout)  # fmt: skip
+    assert result["status"] == "done"
+    assert result["test_r2"] > 0.8
+    model = gpubp.load(tabular / "r.npz", device="cpu")
+    data = np.loadtxt(tabular / "big.csv", delimiter=",", skiprows=1)
+    pred = model.predict(data[:, :4])
+    assert abs(pred.mean() - data[:, 4].mean()) < 0.2 * data[:, 4].std()
+    result = json.loads(run("train", "--loss", "mse", "--json", "--no-save").stdout)
+    assert result["test_accuracy"] > 0.9
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["--task", "regress", "--loss", "cross_entropy"], ["--task regress", "--loss cross_entropy"]),
+    (["--task", "regress", "--output", "softmax"], ["--task regress", "identity"]),
+    (["--optimizer", "adam", "--momentum", "0.9"], ["--momentum", "adam"]),
+    (["--optimizer", "adam", "--nesterov"], ["--nesterov", "adam"]),
+    (["--save", "."], ["--save", "is a folder"]),
+    (["--plot", "curves.txt"], ["--plot", ".png"]),
+])  # fmt: skip
+def test_contradictions_and_bad_outputs_are_refused_before_training(tmp_path, tabular, args, fragments):
+    if "--task" in args:
+        args = [*args, "--data", str(tabular / "reg.csv")]
+    proc = run("train", *args, cwd=tmp_path, check=None)
+    assert_one_line_error(proc, *fragments)
+    assert "epoch" not in proc.stdout  # refused before any work
+
+
+def test_too_little_data_for_the_split_says_so(tmp_path):
+    (tmp_path / "four.csv").write_text("a,b,label\n1,2,0\n2,1,1\n3,4,0\n4,3,1\n")
+    assert_one_line_error(run("train", "--data", str(tmp_path / "four.csv"), "--no-save", check=None),
+                          "4 rows are too few")  # fmt: skip
+
+
+def test_resume_refuses_other_options_data_and_finished_runs(tmp_path, rng):
+    _labelled_csv(tmp_path / "k.csv", rng, n=120)
+    ckpt = tmp_path / "run.npz"
+    run("train", "--data", "k.csv", "--label-column", "kind", "--epochs", "2", "--hidden", "8", "--save", str(ckpt),
+        cwd=tmp_path)  # fmt: skip
+    with np.load(ckpt) as f:
+        assert json.loads(str(f["meta"]))["cli"]["data"] == str(tmp_path / "k.csv")  # absolute
+    for args, fragment in ((["--hidden", "32"], "--hidden 32 differs"), (["--lr", "0.5"], "--lr 0.5 differs"),
+                           (["--data", "digits"], "not the data"), (["--epochs", "2"], "adds none")):  # fmt: skip
+        assert_one_line_error(run("train", "--resume", str(ckpt), "--epochs", "4", *args, cwd=tmp_path, check=None),
+                              fragment)  # fmt: skip
+    # the same name with other contents (rows shuffled) is another data set
+    lines = (tmp_path / "k.csv").read_text().splitlines()
+    (tmp_path / "k.csv").write_text("\n".join([lines[0], *lines[:0:-1]]) + "\n")
+    assert_one_line_error(run("train", "--resume", str(ckpt), "--epochs", "4", check=None), "not the data")
+    (tmp_path / "k.csv").write_text("\n".join(lines) + "\n")
+    elsewhere = tmp_path / "sub"
+    elsewhere.mkdir()
+    out = run("train", "--resume", str(ckpt), "--epochs", "3", "--hidden", "8", cwd=elsewhere).stdout
+    assert out.count("(earlier run)") == 2  # the reprinted history is marked
+    (elsewhere / "moved.csv").write_text((tmp_path / "k.csv").read_text())  # same rows, another name
+    run("train", "--resume", str(ckpt), "--epochs", "4", "--data", "moved.csv", cwd=elsewhere)
+    with np.load(ckpt) as f:
+        assert json.loads(str(f["meta"]))["cli"]["data"] == str(elsewhere / "moved.csv")
+
+
+def test_gradcheck_on_few_rows_and_on_regression(tabular):
+    for rows in ("1", "2", "4"):
+        assert "PASS" in run("gradcheck", "--rows", rows, "--hidden", "6").stdout
+    proc = run("gradcheck", "--data", str(tabular / "reg.csv"), "--task", "regress", "--hidden", "6")
+    assert "8 rows" in proc.stdout
+    assert "PASS" in proc.stdout
+
+
+def test_evaluate_plot_of_a_regression_model_and_predict_out_folder(tabular):
+    model = tabular / "r.npz"
+    run("train", "--data", str(tabular / "reg.csv"), "--task", "regress", "--epochs", "1", "--save", str(model))
+    assert_one_line_error(run("evaluate", str(model), "--plot", str(tabular / "x.png"), check=None),
+                          "regression model")  # fmt: skip
+    assert_one_line_error(run("predict", str(model), "--data", str(tabular / "reg.csv"), "--out", str(tabular),
+                              check=None), "--out", "is a folder")  # fmt: skip
+
+
+def test_a_closed_pipe_ends_quietly():
+    proc = subprocess.Popen([sys.executable, "-m", "gpubp", "train", "--epochs", "200", "--no-save"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)  # fmt: skip
+    proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    proc.wait(timeout=120)
+    assert "Broken pipe" not in err, err
+    assert "BrokenPipeError" not in err
+    assert "Traceback" not in err
+    assert proc.returncode == 141
+
+
+def test_files_that_are_not_what_they_claim(tmp_path, rng):
+    from test_data import write_idx
+
+    np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}], dtype=object))
+    proc = run("evaluate", str(tmp_path / "obj.npz"), check=None)
+    assert_one_line_error(proc, "not a gpubp model")
+    assert "pickle" not in proc.stderr
+    (tmp_path / "bad-idx3-ubyte").write_bytes(b"\x12\x34\x08\x01" + bytes(8))
+    assert_one_line_error(run("train", "--data", str(tmp_path / "bad-idx3-ubyte"), "--no-save", check=None),
+                          "not an IDX file (magic 0x12340801)")  # fmt: skip
+    write_idx(tmp_path / "train-labels-idx1-ubyte", rng.integers(0, 2, 20).astype(np.uint8))
+    assert_one_line_error(run("train", "--data", str(tmp_path / "train-labels-idx1-ubyte"), "--no-save", check=None),
+                          "labels file", "images")  # fmt: skip
+    assert_one_line_error(run("train", "--data", str(tmp_path), "--no-save", check=None),
+                          "train-labels-idx1-ubyte", "train-images-idx3-ubyte")  # fmt: skip
+
+
+def test_quiet_is_quiet_and_info_says_why_once():
+    env = {k: v for k, v in ENV.items() if k != "GPUBP_DEVICE"}  # auto: the CPU-fallback line is due
+    proc = subprocess.run([sys.executable, "-m", "gpubp", "train", "--epochs", "1", "--hidden", "8", "--no-save",
+                           "--quiet"], capture_output=True, text=True, env=env)  # fmt: skip
+    assert proc.returncode == 0
+    assert proc.stderr == ""
+    assert proc.stdout.startswith("test accuracy:")
+    assert proc.stdout.count("\n") == 1
+    proc = subprocess.run([sys.executable, "-m", "gpubp", "info"], capture_output=True, text=True, env=env)
+    reason = gpubp.backend.gpu_unavailable_reason()
+    if reason is not None:  # pragma: no branch - no GPU here or in CI
+        assert (proc.stdout + proc.stderr).count(reason) == 1
+
+
+def test_help_does_not_probe_the_gpu(monkeypatch, capsys):
+    from gpubp import backend, cli
+
+    def probe() -> None:
+        raise AssertionError("--help probed the GPU")
+
+    monkeypatch.setattr(backend, "gpu_unavailable_reason", probe)
+    monkeypatch.setattr(backend, "get_device", probe)
+    for argv in (["--help"], ["train", "--help"], ["evaluate", "--help"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 0
+    assert "usage" in capsys.readouterr().out
+
+
+def test_json_also_when_interrupted_or_diverged(tmp_path):
+    proc = run("train", "--lr", "1000", "--momentum", "0", "--json", "--no-save", check=1)
+    result = json.loads(proc.stdout)
+    assert result["status"] == "diverged"
+    assert "diverged" in result["error"]
+    proc = subprocess.Popen([sys.executable, "-m", "gpubp", "train", "--epochs", "100000", "--json", "--no-save"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    try:
+        for line in proc.stderr:  # the table goes to stderr with --json
+            if line.strip().startswith("2 "):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    result = json.loads(out)
+    assert result["status"] == "interrupted"
+    assert result["epochs"] >= 2
+
+
+def test_a_mapped_npy_pair_trains_as_the_same_rows_in_memory(tmp_path):
+    ds = load_digits()
+    np.save(tmp_path / "X.npy", ds.X)
+    np.save(tmp_path / "y.npy", ds.y)
+    np.savez(tmp_path / "d.npz", X=ds.X, y=ds.y)
+    out = run("train", "--data", f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}", "--epochs", "3", "--hidden", "16",
+              "--save", str(tmp_path / "mapped.npz")).stdout  # fmt: skip
+    assert "memory-mapped" in out
+    out = run("train", "--data", str(tmp_path / "d.npz"), "--epochs", "3", "--hidden", "16",
+              "--save", str(tmp_path / "memory.npz")).stdout  # fmt: skip
+    assert "cannot memory-map .npz members" in out
+    for a, b in zip(weights(tmp_path / "mapped.npz"), weights(tmp_path / "memory.npz")):
+        np.testing.assert_array_equal(a, b)
+    mapped = json.loads(run("evaluate", str(tmp_path / "mapped.npz"), "--json").stdout)
+    memory = json.loads(run("evaluate", str(tmp_path / "memory.npz"), "--json").stdout)
+    assert mapped["rows"] == memory["rows"] == 359
+    assert mapped["accuracy"] == memory["accuracy"]

@@ -164,3 +164,166 @@ def test_scalers_fit_on_training_rows_only(rng):
         Scaler("robust")
     with pytest.raises(ValueError, match="2 features, the model was trained on 3"):
         s.transform(X[:, :2])
+
+
+# -- the Dataset: rows + index sets + scaler ---------------------------------------------------------
+
+
+def test_dataset_holds_index_sets_not_copies(rng):
+    from gpubp.data import Dataset
+
+    ds = Dataset.prepare("digits")
+    assert ds.X is load_digits().X or ds.X.shape == (1797, 64)
+    parts = np.concatenate([ds.train, ds.val, ds.test])
+    assert parts.dtype == np.int64
+    np.testing.assert_array_equal(np.sort(parts), np.arange(1797))  # disjoint, and every row once
+    assert (ds.size("train"), ds.size("val"), ds.size("test")) == (1259, 179, 359)
+    np.testing.assert_allclose(ds.scaler.shift, ds.X[ds.train].mean(axis=0))  # fitted on train rows only
+    np.testing.assert_array_equal(ds.features("val"), ds.scaler.transform(ds.X[ds.val]))
+    assert ds.targets("train", 10, "mse").shape == (1259, 10)
+    assert "359 rows held out" in ds.test_rule
+
+
+def test_dataset_refuses_what_cannot_be_split_or_classified(rng):
+    from gpubp.data import Dataset, RawData
+
+    X = rng.normal(size=(4, 2))
+    with pytest.raises(DataError, match="4 rows are too few"):
+        Dataset.prepare(RawData(X, np.array([0, 1, 0, 1]), "tiny"))
+    with pytest.raises(DataError, match="--task regress"):
+        Dataset.prepare(RawData(rng.normal(size=(40, 2)), rng.normal(size=40), "floats"))
+    reg = Dataset.prepare(RawData(rng.normal(size=(40, 2)), 500 + 10 * rng.normal(size=40), "r"), task="regress")
+    assert abs(reg.targets("train").mean()) < 1e-9  # standardised on the training rows
+    np.testing.assert_allclose(reg.target.inverse(reg.y.reshape(-1, 1))[:, 0][reg.train].mean(), reg.target.shift[0])
+
+
+def test_labels_encode_decode_and_refuse_strangers():
+    from gpubp.labels import Labels, as_labels, class_index
+
+    labels = Labels.of(np.array([9, 7, 8, 7]))
+    np.testing.assert_array_equal(labels.encode(np.array([7, 9])), [0, 2])
+    np.testing.assert_array_equal(labels.decode([2, 0]), [9, 7])
+    with pytest.raises(ValueError, match="label 5 was not among"):
+        labels.encode(np.array([5]))
+    words = Labels.of(np.array(["b", "a"]))
+    np.testing.assert_array_equal(words.encode(np.array(["a", "b", "a"])), [0, 1, 0])
+    np.testing.assert_array_equal(as_labels(np.array([[0, 1], [1, 0]])), [1, 0])
+    np.testing.assert_array_equal(class_index(np.array([[0.2], [0.7]])), [0, 1])
+
+
+def test_one_rule_for_the_test_rows(mnist_folder, tmp_path, rng):
+    from gpubp.data import RawData, fingerprint, scored_rows
+
+    folder, _, _ = mnist_folder
+    raw = load_data(str(folder))
+    X, _, _, split, why = scored_rows(raw, {})
+    assert (len(X), split) == (10, "test")
+    assert "own test files" in why
+    data = RawData(rng.normal(size=(50, 3)), rng.integers(0, 2, 50), "a.csv")
+    trained = {"fingerprint": fingerprint(data.X, data.y), "task": "classify", "val_fraction": 0.1,
+               "test_fraction": 0.2, "split_seed": 0}  # fmt: skip
+    X, _, rows, split, why = scored_rows(RawData(data.X, data.y, "./a.csv"), trained)
+    assert (len(X), split) == (10, "test")
+    np.testing.assert_array_equal(X, data.X[rows])
+    other = RawData(data.X[::-1].copy(), data.y[::-1].copy(), "a.csv")  # same name, rows in another order
+    X, _, _, split, why = scored_rows(other, trained)
+    assert (len(X), split) == (50, "all")
+    with pytest.raises(DataError, match="--split test"):
+        scored_rows(other, trained, split="test")
+
+
+# -- memory-mapped inputs: index sets, chunked statistics, rows scaled per batch --------------------
+
+
+def test_rows_view_reads_and_scales_only_what_is_asked(tmp_path, rng):
+    from gpubp.data import Rows
+    from gpubp.rows import is_row_source
+
+    X = rng.normal(loc=3.0, size=(50, 4))
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    idx = np.array([40, 3, 17, 8, 25])
+    scaler = Scaler("standard").fit(X)
+    view = Rows(mapped, idx, scaler)
+    assert is_row_source(view)
+    assert (view.shape, view.ndim, len(view), view.dtype) == ((5, 4), 2, 5, np.float64)
+    assert view.filename == str(tmp_path / "X.npy")
+    np.testing.assert_array_equal(view[1:4], scaler.transform(X[idx[1:4]]))
+    np.testing.assert_array_equal(view[np.array([4, 0, 2])], scaler.transform(X[idx[[4, 0, 2]]]))  # any order
+    np.testing.assert_array_equal(Rows(mapped)[np.array([7, 2])], X[[7, 2]])  # unscaled, all rows
+    assert not hasattr(view, "__array__")  # never converted whole
+    with pytest.raises(IndexError, match="1-D integer"):
+        view[np.array([[0]])]
+    with pytest.raises(IndexError, match="out of range"):
+        view[np.array([5])]
+
+
+def test_chunked_scaler_statistics_match_in_memory_ones(tmp_path, rng, monkeypatch):
+    import gpubp.rows
+
+    X = rng.normal(loc=1e4, scale=3.0, size=(3000, 5))
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 40 * 8 * 5)  # 40-row chunks: many merges
+    rows = np.sort(rng.choice(3000, 2000, replace=False))
+    for kind in Scaler.KINDS:
+        chunked, whole = Scaler(kind).fit(mapped, rows), Scaler(kind).fit(X[rows])
+        np.testing.assert_allclose(chunked.shift, whole.shift, rtol=1e-12)
+        np.testing.assert_allclose(chunked.scale, whole.scale, rtol=1e-9)
+
+
+def test_npy_inputs_are_memory_mapped_and_others_say_their_size(tmp_path, rng):
+    from gpubp.data import Dataset, Rows
+    from gpubp.rows import is_mapped
+
+    X, y = rng.normal(size=(100, 3)).astype(np.float32), rng.integers(0, 2, 100)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    raw = load_data(f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}")
+    assert is_mapped(raw.X)
+    assert raw.X.dtype == np.float32  # not converted whole
+    assert "memory-mapped" in raw.note
+    ds = Dataset.prepare(raw)
+    assert isinstance(ds.features("train"), Rows)
+    first = ds.scaler.transform(X[ds.train[:3]].astype(np.float64))
+    np.testing.assert_allclose(ds.features("train")[np.arange(3)], first)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    assert "cannot memory-map .npz" in load_data(str(tmp_path / "d.npz")).note
+    np.savetxt(tmp_path / "d.csv", np.column_stack([X, y]), delimiter=",")
+    assert "loaded whole" in load_data(str(tmp_path / "d.csv")).note
+
+
+def test_data_larger_than_memory_suggests_npy(tmp_path, rng, monkeypatch):
+    import gpubp.data
+
+    np.savetxt(tmp_path / "d.csv", rng.normal(size=(50, 3)), delimiter=",")
+    monkeypatch.setattr(gpubp.data, "available_memory", lambda: 100)
+    with pytest.raises(DataError, match=r"d\.csv: loading it whole needs about .* save it as X.npy,y.npy"):
+        load_data(str(tmp_path / "d.csv"))
+    write_idx(tmp_path / "img-idx3-ubyte", rng.integers(0, 256, (10, 4, 4)).astype(np.uint8))
+    with pytest.raises(DataError, match=r"X\.npy,y\.npy"):
+        read_idx(str(tmp_path / "img-idx3-ubyte"))
+
+
+def test_nan_in_the_middle_of_a_mapped_file_names_the_row(tmp_path, rng):
+    X = rng.normal(size=(5000, 3))
+    X[3210, 1] = np.nan
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", rng.integers(0, 2, 5000))
+    with pytest.raises(DataError, match="row 3210"):
+        load_data(f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}")
+
+
+def test_bad_npy_pairs_are_named_before_any_work(tmp_path, rng):
+    X = rng.normal(size=(40, 3))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "short.npy", rng.integers(0, 2, 39))
+    np.save(tmp_path / "words.npy", np.array(["a"] * 40 * 3).reshape(40, 3))
+    blob = (tmp_path / "X.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(blob[: len(blob) - 100])
+    with pytest.raises(DataError, match=r"cut\.npy is truncated"):
+        load_data(f"{tmp_path / 'cut.npy'},{tmp_path / 'short.npy'}")
+    with pytest.raises(DataError, match=r"X\.npy has 40 rows but .*short\.npy has 39"):
+        load_data(f"{tmp_path / 'X.npy'},{tmp_path / 'short.npy'}")
+    with pytest.raises(DataError, match="X must be numeric"):
+        load_data(f"{tmp_path / 'words.npy'},{tmp_path / 'short.npy'}")

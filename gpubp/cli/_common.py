@@ -1,0 +1,152 @@
+"""What the subcommands share: the parser class, option types and groups, errors, output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .._io import check_writable
+from ..activations import HIDDEN, OUTPUTS
+from ..data import TASKS, Scaler
+from ..initializers import INITS
+from ..losses import LOSSES
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def printer(quiet: bool, to_stderr: bool) -> Callable[..., None]:
+    """``say(...)``: print progress lines (to stderr when stdout carries JSON), or nothing."""
+    if quiet:
+        return lambda *a: None
+    out = sys.stderr if to_stderr else sys.stdout
+    return lambda *a: print(*a, file=out, flush=True)
+
+
+# -- option types -------------------------------------------------------------------------------
+
+
+def hidden_sizes(text: str) -> list[int]:
+    if text.strip() in ("", "none"):
+        return []
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths like 128,64, got {text!r}") from None
+    if any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError(f"layer widths must be >= 1, got {text!r}")
+    return sizes
+
+
+def positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0 or (kind is float and not math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+# -- option groups (every default is None: "not given" is detected, defaults resolved in one place)
+
+
+def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="'digits' (embedded), a folder of MNIST IDX files, IMAGES,LABELS, X.npy,y.npy, .npz (X, y) "
+                        f"or .csv (default: {default or 'the data the model was trained on'})")  # fmt: skip
+    p.add_argument("--label-column", default=None, metavar="NAME|INDEX",
+                   help="CSV label column (default: a column named label/class/target/y, else the last)")
+
+
+def add_network_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", choices=TASKS, default=None,
+                   help="regress: one numeric target, loss mse, target standardised (default: classify)")
+    p.add_argument("--hidden", type=hidden_sizes, default=None, metavar="N,N",
+                   help="hidden layer widths, 'none' for none (default: 256)")
+    p.add_argument("--activation", choices=HIDDEN, default=None, help="hidden activation (default: relu)")
+    p.add_argument("--output", choices=OUTPUTS, default=None, help="output activation (default: the loss's match)")
+    p.add_argument("--loss", choices=tuple(LOSSES), default=None,
+                   help="(default: cross_entropy; mse with --task regress)")
+    p.add_argument("--init", choices=INITS, default=None, help="(default: he for relu, xavier otherwise)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None, help="(default: float32)")
+    p.add_argument("--seed", type=int, default=None, help="seeds weights and shuffling (default: 0)")
+    p.add_argument("--device", default=None, help="auto, cpu, gpu or gpu:N (default: $GPUBP_DEVICE or auto)")
+    p.add_argument("--scale", choices=Scaler.KINDS, default=None,
+                   help="feature scaling fitted on the training split (default: standard)")
+
+
+NETWORK_DEFAULTS: dict[str, Any] = {"data": "digits", "label_column": None, "task": "classify", "hidden": [256],
+                                    "activation": "relu", "output": None, "loss": None, "init": None,
+                                    "dtype": "float32", "seed": 0, "scale": "standard"}  # fmt: skip
+
+
+def resolve_network(given: dict[str, Any]) -> dict[str, Any]:
+    """Network settings from the options given (None: not given): defaults filled in, the task's
+    loss chosen, contradictions refused."""
+    s = {k: (given.get(k) if given.get(k) is not None else v) for k, v in NETWORK_DEFAULTS.items()}
+    if s["task"] == "regress":
+        if s["loss"] not in (None, "mse"):
+            raise UsageError(f"--task regress trains with --loss mse, not --loss {s['loss']}")
+        if s["output"] not in (None, "identity"):
+            raise UsageError(f"--task regress needs an identity output (unbounded values), not --output {s['output']}")
+        s["loss"], s["output"] = "mse", "identity"
+    elif s["loss"] is None:
+        s["loss"] = "cross_entropy"
+    if s["loss"] == "mse" and s["output"] is None:
+        s["output"] = "identity"
+    return s
+
+
+def check_output(option: str, path: str | None, png: bool = False) -> None:
+    """Refuse, before any work, an output path that cannot be written."""
+    if not path:
+        return
+    try:
+        check_writable(path, option)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if png:
+        if not path.lower().endswith(".png"):
+            raise UsageError(f"{option} {path}: the picture is written as PNG, give a file name ending in .png")
+        from ..plots import require_matplotlib
+
+        require_matplotlib()
+
+
+def absolute(spec: str) -> str:
+    """A data spec with its paths made absolute (``digits`` stays), so a checkpoint finds its data
+    from any folder."""
+    if spec == "digits":
+        return spec
+    return ",".join(os.path.abspath(part.strip()) for part in spec.split(","))

@@ -1,0 +1,78 @@
+"""``gpubp info`` and ``gpubp bench``: what this machine offers, and how fast it trains."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._io import to_json
+from ._common import positive
+
+
+def add_parsers(sub: Any) -> None:
+    i = sub.add_parser("info", help="versions, array backend, BLAS, CUDA and GPUs")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+    b = sub.add_parser("bench", help="a quick training-throughput table for the device at hand (< 1 minute)")
+    b.add_argument("--device", default=None)
+    b.add_argument("--seconds", type=positive(float), default=0.5, help="time per measurement (default: 0.5)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    from ..backend import blas_info, devices, get_device
+
+    info: dict[str, Any] = {
+        "gpubp": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "cpu_count": os.cpu_count(),
+        "blas": blas_info(),
+    }
+    info.update(devices())
+    info["default_device"] = get_device(None).name
+    if args.json:
+        print(to_json(info, strict=True, indent=2))
+        return 0
+    print(f"gpubp {info['gpubp']}  python {info['python']}  numpy {info['numpy']}  ({info['platform']})")
+    print(f"default device: {info['default_device']}")
+    print(f"cpu: {info['cpu_count']} cores")
+    for lib in info["blas"]:
+        if "note" in lib:
+            print(f"  blas: {lib['note']}")
+        else:
+            print(f"  blas: {lib.get('internal_api')} {lib.get('version')} ({lib.get('architecture')}), "
+                  f"{lib.get('num_threads')} threads")  # fmt: skip
+    gpu = info["gpu"]
+    if not gpu["available"]:
+        print(f"gpu: not usable: {gpu['reason']}")
+        return 0
+    print(f"gpu: cupy {gpu['cupy']}, CUDA runtime {gpu['cuda_runtime']}, driver {gpu['cuda_driver']}")
+    for d in gpu["devices"]:
+        print(f"  {d['device']}: {d['name']}, {d['memory_bytes'] / 2**30:.1f} GiB, "
+              f"compute capability {d['compute_capability']}")  # fmt: skip
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ..backend import get_device
+    from ..bench import QUICK_CONFIGS, format_table, measure
+
+    device = get_device(args.device)
+    rows = []
+    for cfg in QUICK_CONFIGS:
+        rows.append(measure(cfg, device, seconds=args.seconds))
+        if not args.json:
+            print(format_table(rows[-1:], header=len(rows) == 1), flush=True)
+    if args.json:
+        print(to_json(rows, strict=True))
+    return 0

@@ -1,0 +1,389 @@
+"""``gpubp train``: options, resolving them (or the checkpoint's), the epoch table, the result."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._io import to_json
+from ..checkpoint import read_file
+from ..data import Dataset, Scaler, fingerprint, load_data
+from ..labels import Labels, class_index
+from ..metrics import accuracy
+from ..model import Model
+from ..network import MLP
+from ..network import load as load_network
+from ..optim import OPTIMIZERS
+from ..training import Trainer, TrainingDivergedError
+from ._common import (
+    EXIT_INTERRUPTED,
+    NETWORK_DEFAULTS,
+    UsageError,
+    absolute,
+    add_data_options,
+    add_network_options,  # fmt: skip
+    check_output,
+    fraction,
+    positive,
+    printer,
+    resolve_network,
+)
+
+DEFAULT_SAVE = "gpubp-model.npz"
+
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "lr": None, "optimizer": "sgd", "momentum": None,
+                                  "nesterov": False, "weight_decay": 0.0, "patience": None, "shuffle": True,
+                                  "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}  # fmt: skip
+# measured on the embedded digits and a regression CSV (README): squared error has no softmax to
+# bound the output delta, so it needs a smaller step than cross-entropy
+DEFAULT_LR = {"classify": 0.05, "classify-mse": 0.002, "regress": 0.01}
+# what a resume may change: how far to go, where, and what is printed or written
+RESUME_FREE = ("epochs", "device", "save", "no_save", "plot", "json", "quiet", "resume")
+
+
+def add_parser(sub: Any) -> None:
+    t = sub.add_parser("train", help="train a network (default: on the embedded digits)",
+                       description="Train a network. With no options: the embedded UCI digits, 64-256-10 relu.")
+    add_data_options(t)
+    add_network_options(t)
+    t.add_argument("--epochs", type=positive(int), default=None, help="(default: 30)")
+    t.add_argument("--batch-size", type=positive(int), default=None, help="(default: 32)")
+    t.add_argument("--lr", type=positive(float), default=None,
+                   help="learning rate η (default: 0.05; with loss mse 0.002, with --task regress 0.01)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="(default: sgd)")
+    t.add_argument("--momentum", type=fraction, default=None, help="(sgd only; default: 0.9)")
+    t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd only)")
+    t.add_argument("--weight-decay", type=float, default=None, help="λ, on weights only (default: 0)")
+    t.add_argument("--patience", type=positive(int), default=None,
+                   help="stop after this many epochs without a better validation loss; keep the best")
+    t.add_argument("--no-shuffle", dest="shuffle", action="store_false", default=None,
+                   help="keep the row order each epoch")
+    t.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the fixed stratified train/validation/test split (default: 0)")
+    t.add_argument("--val-fraction", type=fraction, default=None, help="(default: 0.1)")
+    t.add_argument("--test-fraction", type=fraction, default=None,
+                   help="(default: 0.2; not used when the data has its own test files)")
+    t.add_argument("--save", default=None, metavar="PATH",
+                   help=f"checkpoint written every epoch and at the end (default: the --resume file, "
+                        f"else {DEFAULT_SAVE})")  # fmt: skip
+    t.add_argument("--no-save", action="store_true", help="write no model file")
+    t.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue the run saved in this checkpoint, with its data and settings "
+                        "(only --epochs, --device, --save and the output options may be given)")
+    t.add_argument("--plot", default=None, metavar="PNG", help="write the learning curves here")
+    t.add_argument("--json", action="store_true", help="print metrics as JSON on stdout (tables go to stderr)")
+    t.add_argument("--quiet", action="store_true", help="print only the final result")
+    t.set_defaults(func=cmd_train)
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+SETTING_KEYS = (*NETWORK_DEFAULTS, *TRAIN_DEFAULTS)
+
+
+def resolve(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings from the options given: defaults in one place, contradictions refused."""
+    given = {k: getattr(args, k) for k in SETTING_KEYS}
+    s = resolve_network(given)
+    s.update({k: (given[k] if given[k] is not None else v) for k, v in TRAIN_DEFAULTS.items()})
+    if s["lr"] is None:
+        kind = "regress" if s["task"] == "regress" else "classify-mse" if s["loss"] == "mse" else "classify"
+        s["lr"] = DEFAULT_LR[kind]
+    if s["optimizer"] == "adam":
+        for option, value in (("--momentum", given["momentum"]), ("--nesterov", given["nesterov"])):
+            if value is not None:
+                raise UsageError(f"{option} applies to --optimizer sgd; adam keeps its own moment estimates")
+        s["momentum"] = 0.0
+    elif s["momentum"] is None:
+        s["momentum"] = 0.9
+    if s["nesterov"] and s["momentum"] == 0:
+        raise UsageError("--nesterov needs --momentum > 0")
+    if given["patience"] is not None and s["val_fraction"] == 0:
+        raise UsageError("--patience needs validation rows: --val-fraction > 0")
+    s["data"] = absolute(s["data"])
+    return s
+
+
+def from_checkpoint(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+    """(settings, meta, arrays) of the run in ``--resume``; any option given that differs is refused."""
+    _, _, meta, extra = read_file(args.resume)
+    if "trainer" not in meta or "cli" not in meta:
+        raise UsageError(f"{args.resume} is a model but not a training checkpoint (no training state)")
+    settings = dict(meta["cli"])
+    for key in SETTING_KEYS:
+        value = getattr(args, key)
+        if key == "epochs" or value is None:
+            continue
+        stored = settings.get(key)
+        if key == "data":
+            continue  # compared by content below, whatever the spelling of the path
+        if value != stored:
+            option = "--" + key.replace("_", "-")
+            raise UsageError(f"{option} {_show(value)} differs from the checkpoint's {_show(stored)}: --resume "
+                             "continues that run as it was (leave the option out, or start a new run)")  # fmt: skip
+    done = int(meta["trainer"]["epoch"])
+    epochs = args.epochs if args.epochs is not None else settings["epochs"]
+    if epochs <= done and not meta["trainer"].get("position"):
+        raise UsageError(f"{args.resume} has done {done} epochs already: --epochs {epochs} adds none "
+                         f"(give --epochs > {done})")  # fmt: skip
+    settings["epochs"] = epochs
+    return settings, meta, extra
+
+
+def _show(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str | None,
+            data_option: str | None) -> Dataset:  # fmt: skip
+    raw = load_data(data_option or settings["data"], settings["label_column"])
+    if resume:
+        if "fingerprint" in settings and fingerprint(raw.X, raw.y) != settings["fingerprint"]:
+            raise UsageError(f"{raw.source} is not the data {resume} was trained on ({settings['data']}: rows "
+                             "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
+        return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
+                               test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
+                               scale=settings["scale"], labels=Labels(extra["classes"]) if "classes" in extra else None,
+                               scaler=Scaler.from_arrays(settings["scale"], extra),
+                               target=Scaler.from_arrays("standard", extra, "target") if "target_shift" in extra
+                               else None)  # fmt: skip
+    return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
+                           test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
+                           scale=settings["scale"])  # fmt: skip
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+class _Interrupt:
+    """SIGINT sets a flag; the training loop stops at the end of the current batch."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.flag:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+
+class _Progress:
+    """A tqdm bar per epoch over the batches (when tqdm is installed and stderr is a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        self.tqdm = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            self.tqdm = tqdm
+
+    def batch(self, i: int, n: int, epoch: int, epochs: int) -> None:
+        if self.tqdm is None:
+            return
+        if self.bar is None:
+            self.bar = self.tqdm(total=n, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
+                                 file=sys.stderr, dynamic_ncols=True, disable=None)  # fmt: skip
+            self.bar.update(i - 1)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _row_format(metric: str | None) -> tuple[str, str]:
+    cols = (f"{'epoch':>5}  {'train loss':>10}  {'val loss':>9}  {metric or '':>8}  "
+            f"{'samples/s':>10}  {'seconds':>7}  device")  # fmt: skip
+    return cols, "-" * len(cols)
+
+
+def _format_row(row: dict[str, float], metric_key: str | None, device: str) -> str:
+    val = f"{row['val_loss']:9.4f}" if "val_loss" in row else f"{'':>9}"
+    if metric_key == "val_accuracy":
+        metric = f"{100 * row[metric_key]:7.2f}%"
+    elif metric_key == "val_r2":
+        metric = f"{row[metric_key]:8.4f}"
+    else:
+        metric = f"{'':>8}"
+    return (f"{row['epoch']:5d}  {row['train_loss']:10.4f}  {val}  {metric}  "
+            f"{row['samples_per_s']:10,.0f}  {row['seconds']:7.3f}  {device}")  # fmt: skip
+
+
+def _save_path(args: argparse.Namespace) -> str | None:
+    """--save, else the checkpoint being resumed (so a resumed run keeps one file), else the default."""
+    if args.no_save:
+        return None
+    return args.save or args.resume or DEFAULT_SAVE
+
+
+def _label_note(ds: Dataset) -> str:
+    if ds.label_column is None:
+        return ""
+    column = f"{ds.label_column!r}" if isinstance(ds.label_column, str) else f"column {ds.label_column}"
+    return f", label: {column}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    say = printer(args.quiet, args.json)
+    save_path = _save_path(args)
+    check_output("--save", save_path)
+    check_output("--plot", args.plot, png=True)
+    if args.resume:
+        settings, _, extra = from_checkpoint(args)
+    else:
+        settings, extra = resolve(args), {}
+    ds = prepare(settings, extra, args.resume, args.data)
+    if args.resume and args.data:
+        settings["data"] = absolute(args.data)  # the same rows found elsewhere: remember where
+    regress = settings["task"] == "regress"
+    settings["fingerprint"] = ds.fingerprint
+    settings["label_column"] = ds.label_column
+
+    if args.resume:
+        net = load_network(args.resume, device=args.device)
+        if net.sizes[0] != ds.X.shape[1]:
+            raise UsageError(f"the checkpoint expects {net.sizes[0]} features, the data has {ds.X.shape[1]}")
+    else:
+        sizes = [ds.X.shape[1], *settings["hidden"], ds.n_outputs(settings["loss"])]
+        net = MLP(sizes, settings["activation"], settings["output"], settings["loss"], settings["init"],
+                  device=args.device, dtype=settings["dtype"], seed=settings["seed"])  # fmt: skip
+    n_out = net.sizes[-1]
+
+    def targets(part: str) -> np.ndarray:
+        return ds.targets(part, n_out, net.loss)
+
+    has_val = ds.size("val") > 0
+    X_val = ds.features("val") if has_val else None
+    validation = (X_val, targets("val")) if has_val else None
+    trainer = Trainer(net, ds.features("train"), targets("train"), batch_size=settings["batch_size"],
+                      lr=settings["lr"], optimizer=settings["optimizer"], momentum=settings["momentum"],
+                      nesterov=settings["nesterov"], weight_decay=settings["weight_decay"],
+                      shuffle=settings["shuffle"], validation_data=validation,
+                      patience=settings["patience"] if validation else None)  # fmt: skip
+    if args.resume:
+        trainer.restore(args.resume)
+    model = Model(net, ds.scaler, ds.labels, ds.target, settings)
+    epochs = settings["epochs"]
+    say(f"gpubp {__version__}: {net!r}")
+    say(f"data: {ds.source}: {ds.size('train')} train / {ds.size('val')} validation / {ds.size('test')} test rows, "
+        f"{ds.X.shape[1]} features" + (f", {len(ds.labels)} classes" if ds.labels is not None else "")
+        + _label_note(ds) + (f" ({ds.note})" if ds.note else ""))  # fmt: skip
+    if regress and ds.target is not None:
+        say(f"target standardised on the training rows (mean {ds.target.shift[0]:.4g}, sd {ds.target.scale[0]:.4g}); "
+            "predictions are mapped back")  # fmt: skip
+    if args.resume:
+        say(f"resuming {args.resume} at epoch {trainer.epoch}"
+            + (f", batch {trainer.position // trainer.batch}" if trainer.position else ""))  # fmt: skip
+    # a classifier trained with mse (the lecture's sigmoid + squared error) still reports accuracy
+    metric_key = None if validation is None else ("val_r2" if regress else "val_accuracy")
+    extra_accuracy = validation is not None and not regress and not net.is_classifier
+    header, rule = _row_format({"val_accuracy": "val acc", "val_r2": "val R²"}.get(metric_key or ""))
+    say(header)
+    say(rule)
+    earlier = len(trainer.history.get("epoch", []))
+    for i in range(earlier):  # the epochs before a resume, marked as such
+        row = {k: v[i] for k, v in trainer.history.items()}
+        say(_format_row(row, metric_key if metric_key in row else None, net.device.name) + "  (earlier run)")
+    if earlier:
+        say(rule)
+
+    def save() -> None:
+        if save_path:
+            trainer.save(save_path, meta={"cli": settings}, arrays=model.arrays())
+
+    progress = _Progress(enabled=not args.quiet)
+    current = {"epoch": trainer.epoch + 1}
+
+    def on_epoch(m: MLP, row: dict[str, float]) -> bool:
+        progress.close()
+        if extra_accuracy:
+            row = {**row, "val_accuracy": accuracy(ds.targets("val"), class_index(m.device.to_host(m.forward(X_val))))}
+        say(_format_row(row, metric_key, m.device.name))
+        current["epoch"] = int(row["epoch"]) + 1
+        save()
+        return False
+
+    result: dict[str, Any] = {"status": "running", "device": net.device.name, "model": save_path}
+    t0 = time.perf_counter()
+    with _Interrupt() as interrupt:
+        def on_batch(i: int, n: int) -> bool:
+            progress.batch(i, n, current["epoch"], epochs)
+            return interrupt.flag
+
+        try:
+            trainer.run(epochs, callback=on_epoch, on_batch=on_batch)
+        except TrainingDivergedError as exc:
+            result.update(status="diverged", error=" ".join(str(exc).split()), epochs=trainer.epoch,
+                          history=trainer.history)  # fmt: skip
+            if args.json:
+                print(to_json(result, strict=True))
+            raise
+        finally:
+            progress.close()
+    wall = time.perf_counter() - t0
+    save()
+    result.update(epochs=trainer.epoch, seconds=wall, history=trainer.history)
+    if trainer.interrupted:
+        if trainer.position:
+            where = f"in epoch {trainer.epoch + 1}, batch {-(-trainer.position // trainer.batch)}"
+        else:
+            where = f"after epoch {trainer.epoch}"
+        if save_path:
+            print(f"gpubp train: interrupted {where}; checkpoint saved to {save_path} "
+                  f"(continue with --resume {save_path})", file=sys.stderr)  # fmt: skip
+        else:
+            print(f"gpubp train: interrupted {where}; nothing saved (no --save)", file=sys.stderr)
+        if args.json:
+            print(to_json({**result, "status": "interrupted"}, strict=True))
+        return EXIT_INTERRUPTED
+
+    result["status"] = "stopped early" if trainer.stopped_early else "done"
+    if trainer.stopped_early and settings["patience"]:
+        say(f"early stop: no better validation loss for {settings['patience']} epochs; "
+            f"kept the weights of epoch {trainer.best_epoch}")  # fmt: skip
+    if ds.size("test"):
+        X_test = ds.features("test")
+        scores = net.evaluate(X_test, targets("test"))
+        result["test_loss"] = scores["loss"]
+        result["test_rows"] = ds.test_rule
+        if regress:
+            result["test_r2"] = scores["r2"]
+            say(f"test R²: {scores['r2']:.4f} on {ds.test_rule}")
+        else:
+            pred = class_index(net.device.to_host(net.forward(X_test)))
+            acc = result["test_accuracy"] = accuracy(ds.targets("test"), pred)
+            say(f"test accuracy: {100 * acc:.2f}% on {ds.test_rule}, after {trainer.epoch} epochs, {wall:.1f} s")
+    if args.plot:
+        from ..plots import learning_curves
+
+        learning_curves(trainer.history, args.plot)
+        say(f"learning curves: {args.plot}")
+    if save_path:
+        say(f"model saved to {save_path}")
+    if args.json:
+        print(to_json(result, strict=True))
+    elif args.quiet:
+        if "test_accuracy" in result:
+            print(f"test accuracy: {100 * result['test_accuracy']:.2f}%")
+        elif "test_r2" in result:
+            print(f"test R²: {result['test_r2']:.4f}")
+    return 0
+
