@@ -217,6 +217,21 @@ def launched_size() -> int:
     return 1
 
 
+_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK")
+
+
+def launched_rank() -> int:
+    """This process's rank according to the launcher's environment (0 when none says), without
+    importing mpi4py: lets a rank that cannot start MPI at all stay quiet unless it is rank 0."""
+    import os
+
+    for name in _RANK_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 def world() -> World:
     """(rank, size, local rank) of this process in the MPI world (imports mpi4py)."""
     mpi = _mpi()
@@ -284,7 +299,7 @@ def status() -> dict[str, Any]:
         if not ok:
             info["nccl"]["reason"] = "CuPy was built or installed without NCCL (see README: Install)"
     else:
-        info["nccl"] = {"available": False, "reason": reason}
+        info["nccl"] = {"available": False, "reason": f"needs a usable GPU ({reason})"}
     return info
 
 
@@ -312,10 +327,17 @@ def agree(comm: Communicator, error: BaseException | None) -> None:
         raw = f"{type(error).__name__}\n{error}".encode()[:_MESSAGE_BYTES]
         text[:len(raw)] = np.frombuffer(raw, np.uint8)
     comm.allreduce(text)
-    if error is not None:
-        raise error
-    name, _, message = bytes(text).rstrip(b"\0").decode(errors="replace").partition("\n")
-    raise _TYPES.get(name, RuntimeError)(f"rank {first}: {message}")
+    if error is None:
+        name, _, message = bytes(text).rstrip(b"\0").decode(errors="replace").partition("\n")
+        error = _TYPES.get(name, RuntimeError)(f"rank {first}: {message}")
+    raise on_every_rank(error)
+
+
+def on_every_rank(error: BaseException) -> BaseException:
+    """Mark ``error`` as raised by every rank together (so a command can exit normally on each,
+    instead of aborting the job as it must for an error of one rank alone)."""
+    error.on_every_rank = True  # type: ignore[attr-defined]
+    return error
 
 
 def agree_status(comm: Communicator, status: int) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .backend import blas_threads, is_cupy_array, threads_for
 from .optim import OPTIMIZERS, make_optimizer
-from .parallel import Communicator, Local, agree
+from .parallel import Communicator, Local, agree, on_every_rank
 from .rows import Feeder, is_row_source, to_device
 from .validation import check_bool, check_choice, check_float, check_int, check_X, check_Y, label_width
 
@@ -330,10 +330,10 @@ class Trainer:
         self.net.xp.copyto(self.store.theta, self._last_good)
         self.optimizer.reset()
         self.position = 0
-        raise TrainingDivergedError(
+        raise on_every_rank(TrainingDivergedError(  # the loss was summed over the ranks: all see it
             f"training diverged: the loss became {loss_sum} in epoch {self.epoch + 1}; the weights from the "
             f"start of that epoch were kept and the optimiser state cleared (try a smaller lr)"
-        )
+        ))
 
     def _end_epoch(self, loss_sum: float, callback: Any) -> None:
         self.position = 0

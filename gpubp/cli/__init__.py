@@ -14,6 +14,7 @@ import sys
 
 from .. import __version__
 from ..data import DataError
+from ..parallel import launched_rank, launched_size
 from ..training import TrainingDivergedError
 from . import evaluate, gradcheck, info, train
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError, one_line
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     # info prints the GPU status itself; --quiet means quiet
-    _log_to_stderr(quiet=getattr(args, "quiet", False) or args.command == "info")
+    # (and under mpiexec, rank 0 speaks for all)
+    _log_to_stderr(quiet=getattr(args, "quiet", False) or args.command == "info" or launched_rank() != 0)
     try:
         return args.func(args)
     except BrokenPipeError:
@@ -62,15 +64,22 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_PIPE
-    except (UsageError, DataError, ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
-        print(f"gpubp {args.command}: error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+    except (UsageError, DataError, ValueError, TypeError, FileNotFoundError, RuntimeError, OSError) as exc:
+        return _fail(args.command, exc, EXIT_USAGE, "error: ")
     except TrainingDivergedError as exc:
-        print(f"gpubp {args.command}: {one_line(exc)}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"gpubp {args.command}: error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"gpubp {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _fail(args.command, exc, 1)
+    except KeyboardInterrupt as exc:
+        return _fail(args.command, exc, EXIT_INTERRUPTED, "", "interrupted")
+
+
+def _fail(command: str, exc: BaseException, status: int, kind: str = "", text: str | None = None) -> int:
+    """One line on stderr and the exit status. Under mpiexec, an error every rank raised together is
+    printed by rank 0 alone; an error of one rank alone is printed by it and ends the whole job
+    (MPI_Abort), since the other ranks may be waiting for it in a collective."""
+    together = getattr(exc, "on_every_rank", False)
+    if launched_size() == 1 or not together or launched_rank() == 0:
+        print(f"gpubp {command}: {kind}{one_line(exc) if text is None else text}", file=sys.stderr, flush=True)
+    mpi = sys.modules.get("mpi4py.MPI")  # only if this run started MPI
+    if launched_size() > 1 and not together and mpi is not None and mpi.COMM_WORLD.Get_size() > 1:
+        mpi.COMM_WORLD.Abort(status)
+    return status

@@ -29,6 +29,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     import platform
 
     from ..backend import blas_info, devices, get_device
+    from ..parallel import status as parallel_status
 
     info: dict[str, Any] = {
         "gpubp": __version__,
@@ -40,6 +41,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     }
     info.update(devices())
     info["default_device"] = get_device(None).name
+    info.update(parallel_status())
     if args.json:
         print(to_json(info, strict=True, indent=2))
         return 0
@@ -55,11 +57,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     gpu = info["gpu"]
     if not gpu["available"]:
         print(f"gpu: not usable: {gpu['reason']}")
-        return 0
-    print(f"gpu: cupy {gpu['cupy']}, CUDA runtime {gpu['cuda_runtime']}, driver {gpu['cuda_driver']}")
-    for d in gpu["devices"]:
-        print(f"  {d['device']}: {d['name']}, {d['memory_bytes'] / 2**30:.1f} GiB, "
-              f"compute capability {d['compute_capability']}")  # fmt: skip
+    else:
+        print(f"gpu: cupy {gpu['cupy']}, CUDA runtime {gpu['cuda_runtime']}, driver {gpu['cuda_driver']}")
+        for d in gpu["devices"]:
+            print(f"  {d['device']}: {d['name']}, {d['memory_bytes'] / 2**30:.1f} GiB, "
+                  f"compute capability {d['compute_capability']}")  # fmt: skip
+    mpi, nccl = info["mpi"], info["nccl"]
+    print(f"mpi: usable, mpiexec {mpi['mpiexec']} (mpiexec -n R gpubp train ...)" if mpi["available"]
+          else f"mpi: not usable: {mpi['reason']}")  # fmt: skip
+    why = "no usable GPU (above)" if not gpu["available"] else nccl.get("reason")
+    print("nccl: usable (GPU ranks allreduce with NCCL)" if nccl["available"] else f"nccl: not usable: {why}")
     return 0
 
 

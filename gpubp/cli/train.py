@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from typing import Any
@@ -20,7 +19,8 @@ from ..model import Model
 from ..network import MLP
 from ..network import load as load_network
 from ..optim import OPTIMIZERS
-from ..training import Trainer, TrainingDivergedError
+from ..parallel import StopOnInterrupt
+from ..training import TrainingDivergedError, make_trainer
 from ._common import (
     EXIT_INTERRUPTED,
     NETWORK_DEFAULTS,
@@ -34,6 +34,7 @@ from ._common import (
     printer,
     resolve_network,
 )
+from ._ranks import Ranks
 
 DEFAULT_SAVE = "gpubp-model.npz"
 
@@ -129,8 +130,9 @@ def from_checkpoint(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
                              "continues that run as it was (leave the option out, or start a new run)")  # fmt: skip
     done = int(meta["trainer"]["epoch"])
     epochs = args.epochs if args.epochs is not None else settings["epochs"]
-    if epochs <= done and not meta["trainer"].get("position"):
-        raise UsageError(f"{args.resume} has done {done} epochs already: --epochs {epochs} adds none "
+    if epochs <= done:  # mid-epoch too: epoch done + 1 is the one to finish
+        part = f" and part of epoch {done + 1}" if meta["trainer"].get("position") else ""
+        raise UsageError(f"{args.resume} has done {done} epochs{part} already: --epochs {epochs} adds none "
                          f"(give --epochs > {done})")  # fmt: skip
     settings["epochs"] = epochs
     return settings, meta, extra
@@ -159,26 +161,6 @@ def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str 
 
 
 # -- the run ------------------------------------------------------------------------------------
-
-
-class _Interrupt:
-    """SIGINT sets a flag; the training loop stops at the end of the current batch."""
-
-    def __init__(self) -> None:
-        self.flag = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _Interrupt:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.flag:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.flag = True
-
-    def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGINT, self._previous)
 
 
 class _Progress:
@@ -241,11 +223,12 @@ def _label_note(ds: Dataset) -> str:
     return f", label: {column}"
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    say = printer(args.quiet, args.json)
-    save_path = _save_path(args)
-    check_output("--save", save_path)
-    check_output("--plot", args.plot, png=True)
+def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Dataset, MLP]:
+    """(settings, data set, network) of the run: a new one from the options, or the checkpoint's.
+    Output paths are checked first (by the rank that ``writes``), before any work."""
+    if writes:
+        check_output("--save", _save_path(args))
+        check_output("--plot", args.plot, png=True)
     if args.resume:
         settings, _, extra = from_checkpoint(args)
     else:
@@ -253,10 +236,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     ds = prepare(settings, extra, args.resume, args.data)
     if args.resume and args.data:
         settings["data"] = absolute(args.data)  # the same rows found elsewhere: remember where
-    regress = settings["task"] == "regress"
     settings["fingerprint"] = ds.fingerprint
     settings["label_column"] = ds.label_column
-
     if args.resume:
         net = load_network(args.resume, device=args.device)
         if net.sizes[0] != ds.X.shape[1]:
@@ -265,6 +246,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         sizes = [ds.X.shape[1], *settings["hidden"], ds.n_outputs(settings["loss"])]
         net = MLP(sizes, settings["activation"], settings["output"], settings["loss"], settings["init"],
                   device=args.device, dtype=settings["dtype"], seed=settings["seed"])  # fmt: skip
+    return settings, ds, net
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    ranks = Ranks()  # one process, or the ranks mpiexec started: rank 0 alone prints and writes
+    say = printer(args.quiet or not ranks.root, args.json)
+    save_path = _save_path(args) if ranks.root else None
+    settings, ds, net = ranks.together(setup, args, ranks.root)
+    regress = settings["task"] == "regress"
+    comm = ranks.together(ranks.attach, net)
     n_out = net.sizes[-1]
 
     def targets(part: str) -> np.ndarray:
@@ -273,19 +264,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     has_val = ds.size("val") > 0
     X_val = ds.features("val") if has_val else None
     validation = (X_val, targets("val")) if has_val else None
-    trainer = Trainer(net, ds.features("train"), targets("train"), batch_size=settings["batch_size"],
-                      lr=settings["lr"], optimizer=settings["optimizer"], momentum=settings["momentum"],
-                      nesterov=settings["nesterov"], weight_decay=settings["weight_decay"],
-                      shuffle=settings["shuffle"], validation_data=validation,
-                      patience=settings["patience"] if validation else None)  # fmt: skip
-    if args.resume:
-        trainer.restore(args.resume)
+    trainer = make_trainer(net, ds.features("train"), targets("train"), comm, batch_size=settings["batch_size"],
+                           lr=settings["lr"], optimizer=settings["optimizer"], momentum=settings["momentum"],
+                           nesterov=settings["nesterov"], weight_decay=settings["weight_decay"],
+                           shuffle=settings["shuffle"], validation_data=validation,
+                           patience=settings["patience"] if validation else None)  # fmt: skip
+    if args.resume:  # every rank reads it; the first epoch starts from rank 0's copy
+        ranks.together(trainer.restore, args.resume)
     model = Model(net, ds.scaler, ds.labels, ds.target, settings)
     epochs = settings["epochs"]
     say(f"gpubp {__version__}: {net!r}")
     say(f"data: {ds.source}: {ds.size('train')} train / {ds.size('val')} validation / {ds.size('test')} test rows, "
         f"{ds.X.shape[1]} features" + (f", {len(ds.labels)} classes" if ds.labels is not None else "")
         + _label_note(ds) + (f" ({ds.note})" if ds.note else ""))  # fmt: skip
+    if ranks.distributed:
+        say(f"ranks: {ranks.size} ({type(comm).__name__}), each batch of {settings['batch_size']} rows split "
+            "across them")  # fmt: skip
     if regress and ds.target is not None:
         say(f"target standardised on the training rows (mean {ds.target.shift[0]:.4g}, sd {ds.target.scale[0]:.4g}); "
             "predictions are mapped back")  # fmt: skip
@@ -309,7 +303,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if save_path:
             trainer.save(save_path, meta={"cli": settings}, arrays=model.arrays())
 
-    progress = _Progress(enabled=not args.quiet)
+    progress = _Progress(enabled=not args.quiet and ranks.root)
     current = {"epoch": trainer.epoch + 1}
 
     def on_epoch(m: MLP, row: dict[str, float]) -> bool:
@@ -323,67 +317,73 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     result: dict[str, Any] = {"status": "running", "device": net.device.name, "model": save_path}
     t0 = time.perf_counter()
-    with _Interrupt() as interrupt:
+    with StopOnInterrupt() as interrupt:  # under mpiexec every rank gets the Ctrl-C; rank 0 decides
         def on_batch(i: int, n: int) -> bool:
             progress.batch(i, n, current["epoch"], epochs)
-            return interrupt.flag
+            return interrupt.requested
 
         try:
             trainer.run(epochs, callback=on_epoch, on_batch=on_batch)
         except TrainingDivergedError as exc:
             result.update(status="diverged", error=" ".join(str(exc).split()), epochs=trainer.epoch,
                           history=trainer.history)  # fmt: skip
-            if args.json:
+            if args.json and ranks.root:
                 print(to_json(result, strict=True))
             raise
         finally:
             progress.close()
     wall = time.perf_counter() - t0
-    save()
-    result.update(epochs=trainer.epoch, seconds=wall, history=trainer.history)
-    if trainer.interrupted:
-        if trainer.position:
-            where = f"in epoch {trainer.epoch + 1}, batch {-(-trainer.position // trainer.batch)}"
-        else:
-            where = f"after epoch {trainer.epoch}"
+
+    def finish() -> int:
+        """Rank 0: the last checkpoint, the test score, plots and the result; the exit status."""
+        if not ranks.root:
+            return EXIT_INTERRUPTED if trainer.interrupted else 0
+        save()
+        result.update(epochs=trainer.epoch, seconds=wall, history=trainer.history)
+        if trainer.interrupted:
+            if trainer.position:
+                where = f"in epoch {trainer.epoch + 1}, batch {-(-trainer.position // trainer.batch)}"
+            else:
+                where = f"after epoch {trainer.epoch}"
+            if save_path:
+                print(f"gpubp train: interrupted {where}; checkpoint saved to {save_path} "
+                      f"(continue with --resume {save_path})", file=sys.stderr)  # fmt: skip
+            else:
+                print(f"gpubp train: interrupted {where}; nothing saved (no --save)", file=sys.stderr)
+            if args.json:
+                print(to_json({**result, "status": "interrupted"}, strict=True))
+            return EXIT_INTERRUPTED
+
+        result["status"] = "stopped early" if trainer.stopped_early else "done"
+        if trainer.stopped_early and settings["patience"]:
+            say(f"early stop: no better validation loss for {settings['patience']} epochs; "
+                f"kept the weights of epoch {trainer.best_epoch}")  # fmt: skip
+        if ds.size("test"):
+            X_test = ds.features("test")
+            scores = net.evaluate(X_test, targets("test"))
+            result["test_loss"] = scores["loss"]
+            result["test_rows"] = ds.test_rule
+            if regress:
+                result["test_r2"] = scores["r2"]
+                say(f"test R²: {scores['r2']:.4f} on {ds.test_rule}")
+            else:
+                pred = class_index(net.device.to_host(net.forward(X_test)))
+                acc = result["test_accuracy"] = accuracy(ds.targets("test"), pred)
+                say(f"test accuracy: {100 * acc:.2f}% on {ds.test_rule}, after {trainer.epoch} epochs, {wall:.1f} s")
+        if args.plot:
+            from ..plots import learning_curves
+
+            learning_curves(trainer.history, args.plot)
+            say(f"learning curves: {args.plot}")
         if save_path:
-            print(f"gpubp train: interrupted {where}; checkpoint saved to {save_path} "
-                  f"(continue with --resume {save_path})", file=sys.stderr)  # fmt: skip
-        else:
-            print(f"gpubp train: interrupted {where}; nothing saved (no --save)", file=sys.stderr)
+            say(f"model saved to {save_path}")
         if args.json:
-            print(to_json({**result, "status": "interrupted"}, strict=True))
-        return EXIT_INTERRUPTED
+            print(to_json(result, strict=True))
+        elif args.quiet:
+            if "test_accuracy" in result:
+                print(f"test accuracy: {100 * result['test_accuracy']:.2f}%")
+            elif "test_r2" in result:
+                print(f"test R²: {result['test_r2']:.4f}")
+        return 0
 
-    result["status"] = "stopped early" if trainer.stopped_early else "done"
-    if trainer.stopped_early and settings["patience"]:
-        say(f"early stop: no better validation loss for {settings['patience']} epochs; "
-            f"kept the weights of epoch {trainer.best_epoch}")  # fmt: skip
-    if ds.size("test"):
-        X_test = ds.features("test")
-        scores = net.evaluate(X_test, targets("test"))
-        result["test_loss"] = scores["loss"]
-        result["test_rows"] = ds.test_rule
-        if regress:
-            result["test_r2"] = scores["r2"]
-            say(f"test R²: {scores['r2']:.4f} on {ds.test_rule}")
-        else:
-            pred = class_index(net.device.to_host(net.forward(X_test)))
-            acc = result["test_accuracy"] = accuracy(ds.targets("test"), pred)
-            say(f"test accuracy: {100 * acc:.2f}% on {ds.test_rule}, after {trainer.epoch} epochs, {wall:.1f} s")
-    if args.plot:
-        from ..plots import learning_curves
-
-        learning_curves(trainer.history, args.plot)
-        say(f"learning curves: {args.plot}")
-    if save_path:
-        say(f"model saved to {save_path}")
-    if args.json:
-        print(to_json(result, strict=True))
-    elif args.quiet:
-        if "test_accuracy" in result:
-            print(f"test accuracy: {100 * result['test_accuracy']:.2f}%")
-        elif "test_r2" in result:
-            print(f"test R²: {result['test_r2']:.4f}")
-    return 0
-
+    return ranks.status(ranks.together(finish))  # every rank exits with the same status
