@@ -85,7 +85,7 @@ def test_ctrl_c_under_mpiexec_checkpoints_on_rank_0_and_exits_130(tmp_path):
             assert time.monotonic() < deadline, "training never saved an epoch"
             time.sleep(0.05)
         job.send_signal(signal.SIGINT)
-        out, err = job.communicate(timeout=60)
+        _, err = job.communicate(timeout=60)
     finally:
         if job.poll() is None:
             job.kill()
