@@ -53,15 +53,12 @@ class StepRunner:
                                       weight_decay=0.0)  # fmt: skip
             self.loss = device.xp.zeros((), np.float64)
 
-    def step(self) -> None:
-        """Backprop on the batch, then the update: a Trainer's step without the data gathering."""
-        self.net._backprop(self.ws, self.loss)
-        self.opt.step()
-
     def steps(self, n: int) -> None:
-        """``n`` steps, then wait for the device: what a timer around it measures is the work."""
+        """``n`` steps (backprop on the batch, then the update: a Trainer's step without the data
+        gathering), then wait for the device: what a timer around it measures is the work."""
         for _ in range(n):
-            self.step()
+            self.net._backprop(self.ws, self.loss)
+            self.opt.step()
         self.device.synchronize()
 
 

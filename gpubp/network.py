@@ -407,10 +407,6 @@ class MLP:
 
         save_model(self, path)
 
-    def copy_parameters(self) -> tuple[list[Any], list[Any]]:
-        """Copies of (weights, biases) on the network's device."""
-        return [W.copy() for W in self.weights], [b.copy() for b in self.biases]
-
     # -- pickling: the config and host arrays; the device by name ------------------------------
 
     def __getstate__(self) -> dict[str, Any]:

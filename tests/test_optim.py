@@ -65,7 +65,7 @@ def test_optimizer_follows_its_formula(rule, weight_decay, rng):
 def test_one_sgd_step_is_w_minus_lr_grad(rng):
     X, y = data(rng)
     net = gpubp.MLP([4, 5, 3], "relu", device="cpu", dtype="float64", seed=2)
-    before = net.copy_parameters()
+    before = [W.copy() for W in net.weights], [b.copy() for b in net.biases]
     _, grads = net.loss_and_gradients(X, y)
     net.fit(X, y, epochs=1, batch_size=len(X), lr=0.3, shuffle=False)
     for W0, b0, W1, b1, (dW, db) in zip(*before, net.weights, net.biases, grads):
