@@ -294,10 +294,10 @@ def test_npy_inputs_are_memory_mapped_and_others_say_their_size(tmp_path, rng):
 
 
 def test_data_larger_than_memory_suggests_npy(tmp_path, rng, monkeypatch):
-    import gpubp.data
+    import gpubp.loaders
 
     np.savetxt(tmp_path / "d.csv", rng.normal(size=(50, 3)), delimiter=",")
-    monkeypatch.setattr(gpubp.data, "available_memory", lambda: 100)
+    monkeypatch.setattr(gpubp.loaders, "available_memory", lambda: 100)
     with pytest.raises(DataError, match=r"d\.csv: loading it whole needs about .* save it as X.npy,y.npy"):
         load_data(str(tmp_path / "d.csv"))
     write_idx(tmp_path / "img-idx3-ubyte", rng.integers(0, 256, (10, 4, 4)).astype(np.uint8))
