@@ -359,11 +359,17 @@ def abort_on_uncaught_exception() -> None:
     previous = sys.excepthook
 
     def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        import time
+
+        mpi = _mpi()
+        world = mpi.COMM_WORLD
+        # the message first: the traceback after it may be cut when the launcher tears the job down
+        print(f"rank {world.Get_rank()}: {kind.__name__}: {value}", file=sys.stderr, flush=True)
         previous(kind, value, tb)
         sys.stderr.flush()
-        mpi = _mpi()
-        if mpi.COMM_WORLD.Get_size() > 1:
-            mpi.COMM_WORLD.Abort(130 if issubclass(kind, KeyboardInterrupt) else 1)
+        if world.Get_size() > 1:
+            time.sleep(0.2)  # let the launcher forward this rank's stderr before the abort
+            world.Abort(130 if issubclass(kind, KeyboardInterrupt) else 1)
 
     sys.excepthook = hook
 

@@ -47,6 +47,30 @@ def mpiexec(mode: str, out: Path, ranks: int = 2, timeout: float = 120) -> subpr
         pytest.fail(f"{mode}: the MPI job hung for {timeout} s: {exc.stderr}")
 
 
+def interrupt_when(cmd: list[str], ready: Path, env: dict[str, str], cwd: Path | None = None,
+                   timeout: float = 60) -> tuple[subprocess.Popen, str]:  # fmt: skip
+    """Start ``cmd``, send it Ctrl-C (SIGINT) once the file ``ready`` exists, wait for it to end:
+    (the finished job, its stderr). A job that never gets ready or hangs after Ctrl-C fails the test."""
+    import signal
+    import time
+
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            assert job.poll() is None, job.communicate()
+            assert time.monotonic() < deadline, f"{ready.name} never appeared"
+            time.sleep(0.05)
+        job.send_signal(signal.SIGINT)
+        _, err = job.communicate(timeout=timeout)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+            pytest.fail("the MPI job hung after Ctrl-C")
+    return job, err
+
+
 def single(epochs: int = 3) -> gpubp.MLP:
     X, y = mpi_train.problem()
     net = mpi_train.new_net()
@@ -131,27 +155,12 @@ def test_more_ranks_than_gpus_on_a_machine_is_one_error_on_every_rank(tmp_path):
 
 
 def test_ctrl_c_to_mpiexec_stops_every_rank_after_the_same_batch_with_status_130(tmp_path):
-    import signal
-    import time
 
     if _why_not() is not None:
         pytest.skip(_why_not())
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     cmd = [str(MPIEXEC), "-n", "2", sys.executable, str(SCRIPT), "interrupt", str(tmp_path)]
-    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "started").exists():
-            assert job.poll() is None, job.communicate()
-            assert time.monotonic() < deadline, "training never started"
-            time.sleep(0.05)
-        job.send_signal(signal.SIGINT)
-        _, err = job.communicate(timeout=60)
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
-            pytest.fail("the MPI job hung after Ctrl-C")
+    job, err = interrupt_when(cmd, tmp_path / "started", env)
     assert job.returncode == 130, err
     np.testing.assert_array_equal(np.load(tmp_path / "theta0.npy"), np.load(tmp_path / "theta1.npy"))
     where = [np.load(tmp_path / f"where{r}.npy").tolist() for r in range(2)]

@@ -5,7 +5,6 @@ Real processes under the venv's mpiexec, each with a timeout so that a hang fail
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_mpi import MPIEXEC, _why_not
+from test_mpi import MPIEXEC, _why_not, interrupt_when
 
 import gpubp
 from gpubp import parallel
@@ -77,20 +76,7 @@ def test_a_missing_file_on_one_rank_ends_the_job_with_that_ranks_message(tmp_pat
 def test_ctrl_c_under_mpiexec_checkpoints_on_rank_0_and_exits_130(tmp_path):
     _need_mpi()
     cmd = [str(MPIEXEC), "-n", "2", *GPUBP, "train", "--epochs", "1000", "--hidden", "16", "--save", "m.npz"]
-    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "m.npz").exists():  # written after every epoch
-            assert job.poll() is None, job.communicate()
-            assert time.monotonic() < deadline, "training never saved an epoch"
-            time.sleep(0.05)
-        job.send_signal(signal.SIGINT)
-        _, err = job.communicate(timeout=60)
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
-            pytest.fail("the MPI job hung after Ctrl-C")
+    job, err = interrupt_when(cmd, tmp_path / "m.npz", ENV, cwd=tmp_path)  # m.npz: written after every epoch
     assert job.returncode == 130, err
     assert err.count("gpubp train: interrupted") == 1
     assert "checkpoint saved to m.npz" in err
