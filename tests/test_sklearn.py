@@ -319,6 +319,58 @@ def test_labels_strings_binary_multilabel():
     assert all(W.flags.c_contiguous for W in est._net.weights)
 
 
+LABEL_CASES = {
+    "binary-strings": np.array(["no", "yes", "yes", "no", "yes"]),
+    "non-contiguous": np.array([7, -3, 12, 7, 12, 100]),
+    "one-class": np.array([4, 4, 4]),
+    "multiclass-floats": np.array([1.0, 3.0, 1.0, 9.0]),
+    "multilabel": np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 1, 1]]),
+}
+
+
+@pytest.mark.parametrize("y", LABEL_CASES.values(), ids=LABEL_CASES.keys())
+def test_labels_encode_and_decide_as_label_binarizer(y):
+    """gpubp.labels (no scikit-learn inside) gives the estimator LabelBinarizer's classes, targets and
+    decisions: the network trains against the same 0/1 rows and predicts the same labels."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    from gpubp.sklearn import _labels_of
+
+    lb = LabelBinarizer().fit(y)
+    labels = _labels_of(y)
+    np.testing.assert_array_equal(labels.classes, lb.classes_)
+    assert labels.n_outputs == lb.transform(y).shape[1]
+    T = labels.targets(y)
+    onehot = np.eye(len(labels))[T] if T.ndim == 1 and labels.n_outputs > 1 else T.reshape(len(y), -1)
+    np.testing.assert_array_equal(onehot, lb.transform(y))
+    A = np.random.default_rng(0).uniform(size=(40, labels.n_outputs))
+    if labels.loss == "cross_entropy":
+        A /= A.sum(axis=1, keepdims=True)
+    ours, theirs = labels.predict(A), lb.inverse_transform(A[:, 0] if labels.n_outputs == 1 else A)
+    assert ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_labels_module_does_not_import_sklearn():
+    code = "import sys, gpubp.labels; assert 'sklearn' not in sys.modules, 'gpubp.labels imported sklearn'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("y", LABEL_CASES.values(), ids=LABEL_CASES.keys())
+def test_labels_through_the_estimator_as_sklearn(y):
+    """String, non-contiguous, one-class and multilabel targets: in float64 the same weights, predictions
+    and probabilities as scikit-learn's MLPClassifier."""
+    X = np.random.default_rng(1).normal(size=(len(y), 3))
+    kw = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    ours, theirs = MLPClassifier(dtype="float64", **kw).fit(X, y), SkClassifier(**kw).fit(X, y)
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    assert (ours.n_outputs_, ours.out_activation_) == (theirs.n_outputs_, theirs.out_activation_)
+    np.testing.assert_allclose(ours.coefs_[-1], theirs.coefs_[-1], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-10)
+
+
 def test_dataframe_keeps_feature_names():
     X_tr, _, y_tr, _ = _digits_split()
     df = pd.DataFrame(X_tr[:200], columns=[f"px{i}" for i in range(64)])
