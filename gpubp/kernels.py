@@ -99,6 +99,20 @@ def scratch_like(x: np.ndarray) -> np.ndarray:
     return scratch(x.shape, x.dtype, "kernel")
 
 
+def zeros_like(x: np.ndarray) -> np.ndarray:
+    """A read-only array of zeros with the shape and dtype of ``x``, kept per shape (shared by all threads)."""
+    key = (x.shape, x.dtype.str)
+    z = _zeros.get(key)
+    if z is None:
+        z = np.zeros(x.shape, x.dtype)
+        z.flags.writeable = False
+        z = _zeros.setdefault(key, z)
+    return z
+
+
+_zeros: dict[tuple, np.ndarray] = {}
+
+
 # ---------------------------------------------------------------------------------------------
 # Forward: A ← g(A + b), the bias add fused with the activation (A holds A_{l-1} W_lᵀ on entry).
 # ---------------------------------------------------------------------------------------------
@@ -130,7 +144,7 @@ bias_tanh = Kernel("bias_tanh", "T b", "T a", "a = tanh(a + b)", _bias_tanh)
 
 def _bias_relu(b, a):
     a += b
-    np.maximum(a, 0, out=a)
+    np.maximum(a, zeros_like(a), out=a)  # against an array of zeros: NumPy 2's max with a scalar is ~5× slower
 
 
 bias_relu = Kernel(
@@ -186,9 +200,10 @@ delta_tanh = Kernel(
 
 
 def _delta_relu(a, delta):
-    # a = relu(z) ≥ 0, so sign(a) is exactly [a > 0]; at z = 0 the gradient is 0, as in PyTorch
+    # [a > 0] written as 0/1 of a's dtype (twice as fast as np.sign(a) in NumPy 2); at z = 0 the gradient is 0,
+    # as in PyTorch
     s = scratch_like(a)
-    np.sign(a, out=s)
+    np.greater(a, 0, out=s, casting="unsafe")
     delta *= s
 
 
