@@ -35,7 +35,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .backend import get_device, gpu_array, to_numpy
+from .backend import get_device, gpu_array, is_cupy_array, to_numpy
 from .labels import Labels
 from .network import MLP
 from .training import Trainer, TrainingDivergedError
@@ -45,7 +45,7 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _SOLVERS = ("sgd", "adam")
 
-# scikit-learn 1.9's constraints for these parameters, less lbfgs and max_fun, plus device and dtype
+# scikit-learn 1.9's constraints for these parameters, less lbfgs, plus device and dtype
 _CONSTRAINTS: dict[str, list] = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [StrOptions(set(_ACTIVATIONS))],
@@ -69,6 +69,7 @@ _CONSTRAINTS: dict[str, list] = {
     "beta_2": [Interval(Real, 0, 1, closed="left")],
     "epsilon": [Interval(Real, 0, None, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+    "max_fun": [Interval(Integral, 1, None, closed="left")],  # only lbfgs uses it: accepted, checked, unused
     "device": [str],
     "dtype": [StrOptions({"float32", "float64"})],
 }
@@ -94,6 +95,21 @@ class _ShuffleLikeSklearn:
         return self.order
 
 
+def _host(x: Any) -> Any:
+    """``x`` as scikit-learn's checks can read it: a CuPy array copied from its GPU (for a CPU network), an
+    object that offers only DLPack (CPU memory: PyTorch, JAX, NumPy-backed) read through ``np.from_dlpack``
+    without a copy; anything else as it is (lists, DataFrames, sparse matrices: the checks decide)."""
+    if is_cupy_array(x):
+        return to_numpy(x)
+    if hasattr(x, "__dlpack__") and not hasattr(x, "__array__") and not hasattr(x, "__array_interface__"):
+        try:
+            return np.from_dlpack(x)
+        except (BufferError, RuntimeError, TypeError) as exc:  # e.g. a CUDA array for a CPU network
+            raise TypeError(f"{type(x).__name__} offers DLPack but NumPy cannot read it ({exc}); a GPU array "
+                            f"needs device='gpu' (or a copy on the host)") from exc
+    return x
+
+
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, validation and the training loop."""
 
@@ -103,7 +119,7 @@ class _BaseMLP(BaseEstimator):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, device="auto",
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, device="auto",
                  dtype="float32"):  # fmt: skip
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -127,6 +143,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.device = device
         self.dtype = dtype
 
@@ -154,13 +171,13 @@ class _BaseMLP(BaseEstimator):
         """X checked as scikit-learn does (a host array); a GPU array for a GPU network stays there."""
         Xg = self._gpu_X(X)
         if Xg is None:
-            return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+            return validate_data(self, _host(X), reset=reset, dtype=(np.float64, np.float32))
         return self._check_gpu_X(Xg, reset)
 
     def _validate_Xy(self, X: Any, y: Any, reset: bool, y_numeric: bool) -> tuple[Any, np.ndarray]:
         Xg = self._gpu_X(X)
         if Xg is None:
-            return validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=y_numeric,
+            return validate_data(self, _host(X), _host(y), reset=reset, multi_output=True, y_numeric=y_numeric,
                                  dtype=(np.float64, np.float32))  # fmt: skip
         y = _check_y(None if y is None else to_numpy(y), multi_output=True, y_numeric=y_numeric, estimator=self)
         check_consistent_length(Xg, y)
@@ -494,14 +511,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 device="auto", dtype="float32"):  # fmt: skip
+                 max_fun=15000, device="auto", dtype="float32"):  # fmt: skip
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
                          batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
                          power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
                          verbose=verbose, warm_start=warm_start, momentum=momentum,
                          nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-                         n_iter_no_change=n_iter_no_change, device=device, dtype=dtype)  # fmt: skip
+                         n_iter_no_change=n_iter_no_change, max_fun=max_fun, device=device, dtype=dtype)  # fmt: skip
         self.loss = loss
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any, np.ndarray, int]:
