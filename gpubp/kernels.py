@@ -352,11 +352,11 @@ def _adam(step_size, wd, beta1, beta2, eps, sqrt_bc2, g, w, m, v):
     np.multiply(g, g, out=s)
     s *= 1 - beta2
     v += s
+    # step_size · m / (√v / c + ε) = (step_size · c) · m / (√v + ε c): one pass fewer
     np.sqrt(v, out=s)
-    s /= sqrt_bc2
-    s += eps
+    s += eps * sqrt_bc2
     np.divide(m, s, out=s)
-    s *= step_size
+    s *= step_size * sqrt_bc2
     w -= s
 
 
