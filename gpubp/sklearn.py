@@ -343,7 +343,8 @@ class _BaseMLP(BaseEstimator):
             loss /= self.n_outputs_  # scikit-learn's squared error is a mean over the outputs too
         if self.alpha:
             net = self._net
-            sq = net.device.item(sum((W * W).sum() for W in net.weights))
+            W = net.params.weight_part(net.params.theta)  # all weights, flat: ‖W‖² is one dot product
+            sq = net.device.item(net.xp.dot(W, W))
             starts = np.arange(0, trainer.n, trainer.batch)
             sizes = np.minimum(starts + trainer.batch, trainer.n) - starts
             sums = sizes if trainer.sample_weight is None else np.add.reduceat(
