@@ -3,7 +3,8 @@
 Same constructor parameters, defaults, stopping rules and fitted attributes as
 ``sklearn.neural_network``; ``coefs_[i]`` is (n_in, n_out) as there, the transpose of gpubp's W_l.
 Differences: ``device`` and ``dtype`` (float32 by default) are added; ``solver='lbfgs'`` is not
-offered; sparse X is refused (densify it first). Updates, alpha (per batch, over the batch's size or
+offered (``max_fun`` is accepted and checked, unused); sparse X is refused (densify it first). Labels are
+encoded, decoded and decided by gpubp.labels, as for the command. Updates, alpha (per batch, over the batch's size or
 weight sum), initialisation, shuffling, validation split and stopping rules are scikit-learn's: in
 float64 the fitted coefs_ equal its own to rounding. Two differences remain: SGD momentum keeps gpubp's form (see
 ``_sgd_note``), and ``loss_`` adds the L2 term with the weights at the end of each epoch, not per batch.
