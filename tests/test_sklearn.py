@@ -83,6 +83,22 @@ def test_parameters_are_sklearns(Ours, Theirs):
     assert [q.name for q in sig_ours[-2:]] == ["device", "dtype"]
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_sample_weight_equivalence_float32_other_seeds(Est, seed):
+    """The same comparison on other data (scikit-learn's check draws with seed 42 only), at float32's tolerance."""
+    from sklearn.utils import shuffle
+
+    rng = np.random.RandomState(seed)
+    X, y, sw = rng.rand(15, 30), rng.randint(0, 3, size=15), rng.randint(1, 5, size=15)
+    repeated = Est(max_iter=100, random_state=0).fit(X.repeat(sw, axis=0), y.repeat(sw))
+    weighted = Est(max_iter=100, random_state=0).fit(*shuffle(X, y, random_state=0),
+                                                      sample_weight=shuffle(sw, random_state=0))  # fmt: skip
+    method = "predict_proba" if Est is MLPClassifier else "predict"
+    np.testing.assert_allclose(getattr(weighted, method)(X), getattr(repeated, method)(X), rtol=1e-5, atol=1e-7)
+
+
 # -- the same weights as scikit-learn's MLPs -----------------------------------------------------------
 
 
