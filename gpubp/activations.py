@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from . import kernels as K
 from .backend import Device
 
@@ -32,6 +34,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "softmax": Activation("softmax", None, None, "softmax(z)_j = e^z_j / Σ_k e^z_k (rows)"),
 }
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
+_SHORT_ROWS = 32  # softmax rows up to this long (classes) take the CPU's faster reductions below
 OUTPUTS = (*HIDDEN, "softmax")
 
 
@@ -40,9 +43,20 @@ def softmax_forward(device: Device, b: Any, a: Any) -> None:
     xp = device.xp
     a += b
     row = device.scratch((a.shape[0], 1), a.dtype, "softmax_row")
-    xp.max(a, axis=1, keepdims=True, out=row)
+    short = not device.is_gpu and a.shape[1] <= _SHORT_ROWS
+    if short:  # NumPy reduces short rows one at a time: over a transposed copy the same max is ~5× faster
+        aT = device.scratch(a.shape[::-1], a.dtype, "softmax_t")
+        np.copyto(aT, a.T)
+        np.maximum.reduce(aT, axis=0, out=row[:, 0])
+    else:
+        xp.max(a, axis=1, keepdims=True, out=row)
     device.kernel(K.exp_shift)(row, a)
-    xp.sum(a, axis=1, keepdims=True, out=row)
+    if short:  # the row sums as one matrix-vector product (~5× faster than np.sum here; rounding may differ)
+        ones = device.scratch((a.shape[1], 1), a.dtype, "softmax_ones")
+        ones.fill(1)
+        np.matmul(a, ones, out=row)
+    else:
+        xp.sum(a, axis=1, keepdims=True, out=row)
     a /= row
 
 

@@ -87,7 +87,7 @@ def scratch(shape: tuple[int, ...], dtype: Any, tag: str = "") -> np.ndarray:
         buffers = _local.buffers
     except AttributeError:
         buffers = _local.buffers = {}
-    key = (shape, np.dtype(dtype).str, tag)
+    key = (shape, dtype, tag)  # dtype as given (a type or a dtype: at worst two buffers); .str costs 0.25 µs a call
     buf = buffers.get(key)
     if buf is None:
         buf = buffers[key] = np.empty(shape, dtype)
@@ -97,6 +97,20 @@ def scratch(shape: tuple[int, ...], dtype: Any, tag: str = "") -> np.ndarray:
 def scratch_like(x: np.ndarray) -> np.ndarray:
     """The kernel twins' own scratch buffer with the shape and dtype of ``x``."""
     return scratch(x.shape, x.dtype, "kernel")
+
+
+def zeros_like(x: np.ndarray) -> np.ndarray:
+    """A read-only array of zeros with the shape and dtype of ``x``, kept per shape (shared by all threads)."""
+    key = (x.shape, x.dtype.str)
+    z = _zeros.get(key)
+    if z is None:
+        z = np.zeros(x.shape, x.dtype)
+        z.flags.writeable = False
+        z = _zeros.setdefault(key, z)
+    return z
+
+
+_zeros: dict[tuple, np.ndarray] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,7 +144,7 @@ bias_tanh = Kernel("bias_tanh", "T b", "T a", "a = tanh(a + b)", _bias_tanh)
 
 def _bias_relu(b, a):
     a += b
-    np.maximum(a, 0, out=a)
+    np.maximum(a, zeros_like(a), out=a)  # against an array of zeros: NumPy 2's max with a scalar is ~5× slower
 
 
 bias_relu = Kernel(
@@ -186,9 +200,10 @@ delta_tanh = Kernel(
 
 
 def _delta_relu(a, delta):
-    # a = relu(z) ≥ 0, so sign(a) is exactly [a > 0]; at z = 0 the gradient is 0, as in PyTorch
+    # [a > 0] written as 0/1 of a's dtype (twice as fast as np.sign(a) in NumPy 2); at z = 0 the gradient is 0,
+    # as in PyTorch
     s = scratch_like(a)
-    np.sign(a, out=s)
+    np.greater(a, 0, out=s, casting="unsafe")
     delta *= s
 
 
@@ -337,11 +352,11 @@ def _adam(step_size, wd, beta1, beta2, eps, sqrt_bc2, g, w, m, v):
     np.multiply(g, g, out=s)
     s *= 1 - beta2
     v += s
+    # step_size · m / (√v / c + ε) = (step_size · c) · m / (√v + ε c): one pass fewer
     np.sqrt(v, out=s)
-    s /= sqrt_bc2
-    s += eps
+    s += eps * sqrt_bc2
     np.divide(m, s, out=s)
-    s *= step_size
+    s *= step_size * sqrt_bc2
     w -= s
 
 

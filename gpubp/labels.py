@@ -61,12 +61,16 @@ def as_labels(y: Any, source: str = "y") -> np.ndarray:
 
 
 class Labels:
-    """The classes a classifier was trained on; output ``i`` stands for ``classes[i]``."""
+    """The classes a classifier was trained on; output ``i`` stands for ``classes[i]``.
 
-    def __init__(self, classes: Any) -> None:
+    ``multilabel``: targets are indicator rows (n, k), one 0/1 column per class ``0..k-1``, each
+    its own logistic output; otherwise each row has one label."""
+
+    def __init__(self, classes: Any, multilabel: bool = False) -> None:
         self.classes = np.asarray(classes)
         if self.classes.ndim != 1:
             raise ValueError(f"classes must be 1-D, got shape {self.classes.shape}")
+        self.multilabel = bool(multilabel)
 
     @classmethod
     def of(cls, *labels: np.ndarray) -> Labels:
@@ -100,6 +104,49 @@ class Labels:
     def decode(self, idx: Any) -> np.ndarray:
         """Labels for output indices ``idx``."""
         return self.classes[np.asarray(idx)]
+
+    # -- scikit-learn's convention (its LabelBinarizer), used by gpubp.sklearn ----------------------
+
+    @property
+    def n_outputs(self) -> int:
+        """Outputs a network needs: one logistic unit for at most two classes, one per label for
+        multilabel targets, else one per class (a softmax)."""
+        return len(self) if self.multilabel or len(self) > 2 else 1
+
+    @property
+    def loss(self) -> str:
+        """cross_entropy (softmax) for more than two classes, else bce (logistic outputs)."""
+        return "bce" if self.n_outputs == 1 or self.multilabel else "cross_entropy"
+
+    def targets(self, y: Any) -> np.ndarray:
+        """What the network trains against for labels ``y``: :func:`targets` of their indices
+        (class indices for a softmax, 0/1 for one output), or the indicator rows themselves."""
+        if self.multilabel:
+            return np.asarray(y)
+        idx = self.encode(np.asarray(y).reshape(-1))
+        if len(self) == 1:  # one class: its one output is trained towards 0, as scikit-learn's
+            idx[:] = 0
+        return targets(idx, self.n_outputs, self.loss)
+
+    def predict(self, A: Any) -> np.ndarray:
+        """Labels from outputs ``A`` (n, n_outputs), on the host: :func:`class_index` decoded, or
+        ``A > 0.5`` per output (n, k) for multilabel targets."""
+        A = np.asarray(A)
+        if self.multilabel:
+            return decide(A, "bce")
+        if len(self) == 1:
+            return np.repeat(self.classes, A.shape[0])
+        return self.decode(class_index(A))
+
+    @staticmethod
+    def proba(A: Any) -> np.ndarray:
+        """(n, n_classes) probabilities from outputs ``A``: [1 − p, p] for one logistic output,
+        else ``A`` itself (a softmax's rows, or each label's own probability)."""
+        A = np.asarray(A)
+        if A.shape[1] == 1:
+            p = A[:, 0]
+            return np.stack([1 - p, p], axis=1)
+        return A
 
 
 def targets(y_idx: np.ndarray, n_out: int, loss: str) -> np.ndarray:

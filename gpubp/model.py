@@ -70,7 +70,7 @@ class Model:
         """Class labels (as in the training data) or regression values (in the target's units)."""
         A = self.outputs(X)
         if self.labels is not None:
-            return self.labels.decode(class_index(A))
+            return self.labels.predict(A)  # the class decision of gpubp.labels, as the estimators'
         return self._unscale(A)[:, 0] if A.shape[1] == 1 else self._unscale(A)
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -78,7 +78,7 @@ class Model:
         if self.labels is None:
             raise ValueError("predict_proba needs a classifier; this model regresses")
         A = self.outputs(X)
-        return np.column_stack([1 - A[:, 0], A[:, 0]]) if A.shape[1] == 1 else A
+        return self.labels.proba(A)
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy against labels ``y`` (as in the data file), or R² against raw targets."""

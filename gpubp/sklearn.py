@@ -3,7 +3,8 @@
 Same constructor parameters, defaults, stopping rules and fitted attributes as
 ``sklearn.neural_network``; ``coefs_[i]`` is (n_in, n_out) as there, the transpose of gpubp's W_l.
 Differences: ``device`` and ``dtype`` (float32 by default) are added; ``solver='lbfgs'`` is not
-offered; sparse X is refused (densify it first). Updates, alpha (per batch, over the batch's size or
+offered (``max_fun`` is accepted and checked, unused); sparse X is refused (densify it first). Labels are
+encoded, decoded and decided by gpubp.labels, as for the command. Updates, alpha (per batch, over the batch's size or
 weight sum), initialisation, shuffling, validation split and stopping rules are scikit-learn's: in
 float64 the fitted coefs_ equal its own to rounding. Two differences remain: SGD momentum keeps gpubp's form (see
 ``_sgd_note``), and ``loss_`` adds the L2 term with the weights at the end of each epoch, not per batch.
@@ -23,7 +24,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_clas
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
@@ -36,7 +36,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .backend import get_device, gpu_array, to_numpy
+from .backend import get_device, gpu_array, is_cupy_array, to_numpy
+from .labels import Labels
 from .network import MLP
 from .training import Trainer, TrainingDivergedError
 
@@ -45,7 +46,7 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _SOLVERS = ("sgd", "adam")
 
-# scikit-learn 1.9's constraints for these parameters, less lbfgs and max_fun, plus device and dtype
+# scikit-learn 1.9's constraints for these parameters, less lbfgs, plus device and dtype
 _CONSTRAINTS: dict[str, list] = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [StrOptions(set(_ACTIVATIONS))],
@@ -69,6 +70,7 @@ _CONSTRAINTS: dict[str, list] = {
     "beta_2": [Interval(Real, 0, 1, closed="left")],
     "epsilon": [Interval(Real, 0, None, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+    "max_fun": [Interval(Integral, 1, None, closed="left")],  # only lbfgs uses it: accepted, checked, unused
     "device": [str],
     "dtype": [StrOptions({"float32", "float64"})],
 }
@@ -94,6 +96,21 @@ class _ShuffleLikeSklearn:
         return self.order
 
 
+def _host(x: Any) -> Any:
+    """``x`` as scikit-learn's checks can read it: a CuPy array copied from its GPU (for a CPU network), an
+    object that offers only DLPack (CPU memory: PyTorch, JAX, NumPy-backed) read through ``np.from_dlpack``
+    without a copy; anything else as it is (lists, DataFrames, sparse matrices: the checks decide)."""
+    if is_cupy_array(x):
+        return to_numpy(x)
+    if hasattr(x, "__dlpack__") and not hasattr(x, "__array__") and not hasattr(x, "__array_interface__"):
+        try:
+            return np.from_dlpack(x)
+        except (BufferError, RuntimeError, TypeError) as exc:  # e.g. a CUDA array for a CPU network
+            raise TypeError(f"{type(x).__name__} offers DLPack but NumPy cannot read it ({exc}); a GPU array "
+                            f"needs device='gpu' (or a copy on the host)") from exc
+    return x
+
+
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, validation and the training loop."""
 
@@ -103,7 +120,7 @@ class _BaseMLP(BaseEstimator):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, device="auto",
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, device="auto",
                  dtype="float32"):  # fmt: skip
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -127,6 +144,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.device = device
         self.dtype = dtype
 
@@ -154,13 +172,13 @@ class _BaseMLP(BaseEstimator):
         """X checked as scikit-learn does (a host array); a GPU array for a GPU network stays there."""
         Xg = self._gpu_X(X)
         if Xg is None:
-            return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+            return validate_data(self, _host(X), reset=reset, dtype=(np.float64, np.float32))
         return self._check_gpu_X(Xg, reset)
 
     def _validate_Xy(self, X: Any, y: Any, reset: bool, y_numeric: bool) -> tuple[Any, np.ndarray]:
         Xg = self._gpu_X(X)
         if Xg is None:
-            return validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=y_numeric,
+            return validate_data(self, _host(X), _host(y), reset=reset, multi_output=True, y_numeric=y_numeric,
                                  dtype=(np.float64, np.float32))  # fmt: skip
         y = _check_y(None if y is None else to_numpy(y), multi_output=True, y_numeric=y_numeric, estimator=self)
         check_consistent_length(Xg, y)
@@ -182,35 +200,31 @@ class _BaseMLP(BaseEstimator):
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False) -> _BaseMLP:
         hidden = self._check_params()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        X, y, Y, n_outputs = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X if isinstance(X, np.ndarray) else Y)
-        sizes = [X.shape[1], *hidden, Y.shape[1]]
+        sizes = [X.shape[1], *hidden, n_outputs]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(Y, sizes)
+            self._initialize(sizes)
         elif self._net.sizes != sizes:
             raise ValueError(f"warm_start and partial_fit need the same layer sizes as the fitted network "
                              f"{self._net.sizes}, got {sizes}")  # fmt: skip
         # the Trainer shuffles with net.rng: here scikit-learn's own shuffle of its RandomState, drawn from in
         # scikit-learn's order (init, validation split, epochs), so a float64 fit repeats scikit-learn's
         self._net.rng = _ShuffleLikeSklearn(self._random_state)
-        self._fit_stochastic(X, Y, sample_weight, incremental)
+        self._fit_stochastic(X, y, Y, sample_weight, incremental)
         self._copy_out()
         return self
 
-    def _initialize(self, Y: np.ndarray, sizes: list[int]) -> None:
+    def _initialize(self, sizes: list[int]) -> None:
         """Fresh network and fitted state, with scikit-learn's Glorot-uniform initialisation."""
         self.n_iter_ = 0
         self.t_ = 0
-        self.n_outputs_ = Y.shape[1]
+        self.n_outputs_ = sizes[-1]
         self.n_layers_ = len(sizes)
-        if not is_classifier(self):
-            self.out_activation_, loss = "identity", "mse"
-        elif self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_, loss = "softmax", "cross_entropy"
-        else:
-            self.out_activation_, loss = "logistic", "bce"
+        loss = self._labels.loss if is_classifier(self) else "mse"
+        self.out_activation_ = {"mse": "identity", "cross_entropy": "softmax", "bce": "logistic"}[loss]
         factor = 2.0 if self.activation == "logistic" else 6.0
         coefs, intercepts = [], []
         for fan_in, fan_out in itertools.pairwise(sizes):
@@ -247,7 +261,8 @@ class _BaseMLP(BaseEstimator):
             opt.eps_before_correction = True  # scikit-learn's form of the update
         return trainer
 
-    def _fit_stochastic(self, X: Any, Y: Any, sample_weight: Any, incremental: bool) -> None:
+    def _fit_stochastic(self, X: Any, y: Any, Y: Any, sample_weight: Any, incremental: bool) -> None:
+        """The epochs; ``y`` as given (validation scores compare with it), ``Y`` what the network trains against."""
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early = self.early_stopping
@@ -255,16 +270,15 @@ class _BaseMLP(BaseEstimator):
         X_train, Y_train, sw_train = X, Y, sample_weight
         if early:
             stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
-            arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]
+            arrays = [X, Y, y] if sample_weight is None else [X, Y, y, sample_weight]
             parts = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
                                      stratify=stratify)  # fmt: skip
-            X_train, X_val, Y_train, Y_val = parts[:4]
+            X_train, X_val, Y_train, _, _, y_val = parts[:6]
             if sample_weight is not None:
-                sw_train, sw_val = parts[4:]
+                sw_train, sw_val = parts[6:]
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' "
                                  "or the size of your dataset.")  # fmt: skip
-            y_val = self._label_binarizer.inverse_transform(Y_val) if is_classifier(self) else Y_val
         n = X_train.shape[0]
         if self.batch_size == "auto":
             batch = min(200, n)
@@ -330,7 +344,8 @@ class _BaseMLP(BaseEstimator):
             loss /= self.n_outputs_  # scikit-learn's squared error is a mean over the outputs too
         if self.alpha:
             net = self._net
-            sq = net.device.item(sum((W * W).sum() for W in net.weights))
+            W = net.params.weight_part(net.params.theta)  # all weights, flat: ‖W‖² is one dot product
+            sq = net.device.item(net.xp.dot(W, W))
             starts = np.arange(0, trainer.n, trainer.batch)
             sizes = np.minimum(starts + trainer.batch, trainer.n) - starts
             sums = sizes if trainer.sample_weight is None else np.add.reduceat(
@@ -417,26 +432,27 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     indicator targets one per label, multiclass a softmax.
     """
 
-    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, np.ndarray]:
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any, np.ndarray, int]:
+        """X, y checked; the network's targets for y (gpubp.labels) and its number of outputs."""
         X, y = self._validate_Xy(X, y, reset, y_numeric=False)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = _label_encoder(y)
-            self.classes_ = self._label_binarizer.classes_
+            self._labels = _labels_of(y)
+            self.classes_ = self._labels.classes
         else:
             _check_known_classes(y, self.classes_, same=self.warm_start)
-        return X, _encode(self._label_binarizer, y)
+        return X, y, self._labels.targets(y), self._labels.n_outputs
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> MLPClassifier:
         """One epoch over (X, y), keeping the optimiser state; ``classes`` is needed on the first call."""
         if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = _label_encoder(y if type_of_target(y).startswith("multilabel") else classes)
+            self._labels = _labels_of(y if type_of_target(y).startswith("multilabel") else classes)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
         A = self._forward(X, check_input)  # first: it refuses an unfitted estimator
-        return _decode(self._label_binarizer, A)
+        return self._labels.predict(A)
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (n_samples,), or (n_samples, n_labels) indicators for multilabel targets."""
@@ -448,7 +464,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
-        return _proba(self._forward(X))
+        return Labels.proba(self._forward(X))
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """log(predict_proba(X))."""
@@ -461,13 +477,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return tags
 
 
-# -- labels: scikit-learn's LabelBinarizer, as its MLP uses (kept here until gpubp.labels serves both) --
+# -- labels: scikit-learn validates the targets; encoding, decoding and the class decision are gpubp.labels' --
 
 
-def _label_encoder(y: Any) -> LabelBinarizer:
-    """Classes from labels (any values) or a multilabel indicator matrix: 2 classes → one 0/1
-    column (a logistic output), more → one-hot (softmax), multilabel → the matrix (logistic each)."""
-    return LabelBinarizer().fit(y)
+def _labels_of(y: Any) -> Labels:
+    """The classes of labels (any values) or of a multilabel indicator matrix (its columns), as
+    scikit-learn's LabelBinarizer finds them: 2 classes → one logistic output, more → softmax,
+    multilabel → one logistic output per label."""
+    kind = type_of_target(y, input_name="y")
+    if "multioutput" in kind:
+        raise ValueError("Multioutput target data is not supported with label binarization")
+    if kind == "multilabel-indicator":
+        return Labels(np.arange(np.shape(y)[1]), multilabel=True)
+    return Labels(unique_labels(y))
 
 
 def _check_known_classes(y: Any, classes: np.ndarray, same: bool) -> None:
@@ -481,24 +503,6 @@ def _check_known_classes(y: Any, classes: np.ndarray, same: bool) -> None:
         raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {classes}. 'y' has {found}.")
 
 
-def _encode(encoder: LabelBinarizer, y: Any) -> np.ndarray:
-    """Targets (n, n_outputs) of 0/1 (bool: no upcast of float32 data)."""
-    return encoder.transform(y).astype(bool)
-
-
-def _decode(encoder: LabelBinarizer, A: np.ndarray) -> np.ndarray:
-    """Labels from the outputs: p > 0.5 for one logistic output or each multilabel one, else argmax."""
-    return encoder.inverse_transform(A.ravel() if A.shape[1] == 1 else A)
-
-
-def _proba(A: np.ndarray) -> np.ndarray:
-    """(n, n_classes) probabilities: [1 − p, p] for one logistic output, else the outputs."""
-    if A.shape[1] == 1:
-        p = A.ravel()
-        return np.vstack([1 - p, p]).T
-    return A
-
-
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """scikit-learn's MLPRegressor (same parameters and attributes; squared error only) trained by gpubp."""
 
@@ -509,21 +513,22 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 device="auto", dtype="float32"):  # fmt: skip
+                 max_fun=15000, device="auto", dtype="float32"):  # fmt: skip
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
                          batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
                          power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
                          verbose=verbose, warm_start=warm_start, momentum=momentum,
                          nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-                         n_iter_no_change=n_iter_no_change, device=device, dtype=dtype)  # fmt: skip
+                         n_iter_no_change=n_iter_no_change, max_fun=max_fun, device=device, dtype=dtype)  # fmt: skip
         self.loss = loss
 
-    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, np.ndarray]:
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any, np.ndarray, int]:
         X, y = self._validate_Xy(X, y, reset, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, y.reshape(y.shape[0], -1)
+        Y = y.reshape(y.shape[0], -1)
+        return X, Y, Y, Y.shape[1]
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch over (X, y), keeping the optimiser state."""

@@ -205,3 +205,21 @@ def test_cuda_body_on_host_matches_numpy_twin(host_library, kernel, extreme, dty
             continue
         assert np.isfinite(host[name]).all(), f"{kernel.name}: the CUDA body gave non-finite {name}"
         np.testing.assert_allclose(host[name], twin[name], **tolerance(dtype), err_msg=f"{kernel.name}.{name}")
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 32, 33, 200])  # up to 32 columns the CPU takes its short-row reductions
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_softmax_forward_matches_its_formula(k, dtype, rng):
+    from gpubp.activations import softmax_forward
+    from gpubp.backend import CPU
+
+    a = (rng.normal(size=(57, k)) * 30).astype(dtype)
+    a[0] += 1e4  # a row whose exp would overflow without the max subtracted
+    b = rng.normal(size=k).astype(dtype)
+    z = (a + b).astype(np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    want = e / e.sum(axis=1, keepdims=True)
+    got = a.copy()
+    softmax_forward(CPU, b, got)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, **tolerance(dtype))
