@@ -355,3 +355,78 @@ def test_on_a_gpu_data_streams_only_when_it_would_not_fit(monkeypatch, data):
     for free, streams in ((100 * need, False), (need, True)):
         monkeypatch.setattr(net.device, "memory_free", lambda free=free: free)
         assert Trainer(net, X, y, batch_size=32).stream is streams
+
+
+# -- review fixes (#11) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", np.float64, np.dtype("float32")])
+def test_a_row_source_may_give_its_dtype_as_a_string_or_a_type(data, dtype, monkeypatch):
+    """The contract asks only that np.dtype accepts ``dtype``; loading whole (to_device) read .itemsize."""
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 1024)  # several chunks
+    X, y = data
+    Xr, yr = Rows(X.astype(dtype)), Rows(y)
+    Xr.dtype, yr.dtype = dtype, "int64"
+    net = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
+    np.testing.assert_array_equal(gpubp.rows.to_device(net.device, Xr, net.dtype), X.astype(dtype).astype(np.float32))
+    for stream in (False, True):
+        net = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
+        Trainer(net, Xr, yr, batch_size=32, lr=0.05, momentum=0.9, stream=stream).run(2)
+        ref = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
+        Trainer(ref, X.astype(dtype), y, batch_size=32, lr=0.05, momentum=0.9).run(2)
+        same_weights(ref, net)
+        assert net.score(Xr, yr) == ref.score(X.astype(dtype), y)
+
+
+def nan_file(tmp_path, row=1017, n=1200):
+    X = np.random.default_rng(1).normal(size=(n, 12)).astype(np.float32)
+    X[row, 3] = np.nan
+    return write_npy(tmp_path / "X.npy", X)
+
+
+def test_nan_in_a_whole_memmap_names_the_file_and_its_row(tmp_path):
+    Xm = nan_file(tmp_path)
+    for X in (Xm, np.asarray(Xm)):  # the memmap, or a plain ndarray view of all of it
+        with pytest.raises(ValueError, match=r"^X in \S*X\.npy contains NaN or infinite values: NaN at row 1017$"):
+            gpubp.MLP([12, 4], device="cpu").predict(X)
+
+
+def test_nan_in_a_view_of_a_memmap_names_its_row_in_the_view_and_in_the_file(tmp_path):
+    Xm = nan_file(tmp_path)
+    net = gpubp.MLP([12, 4], device="cpu")
+    in_file = r" \(row 1017 of \S*/X\.npy\)$"
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinite values: NaN at row 17 of X" + in_file):
+        net.predict(Xm[1000:])
+    with pytest.raises(ValueError, match=r"^X contains NaN .*: NaN at row 7 of X \(row 1017 of \S*X\.npy\)$"):
+        net.predict(Xm[1010:1100][:50])  # a view of a view
+    with pytest.raises(ValueError, match=r"^X_val contains NaN .*: NaN at row 1016 of X_val" + in_file):
+        net.fit(Xm[:1000], np.zeros(1000, int), validation_data=(Xm[1:], np.zeros(1199, int)))
+    # rows of the file, but not a run of them: the file's row is not known, so the file is not named
+    W = np.zeros((1200, 24), np.float32)
+    W[1017, 3] = np.nan
+    W = write_npy(tmp_path / "W.npy", W)
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinite values: NaN at row 1017 of X$"):
+        net.predict(W[:, :12])  # some columns
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinite values: NaN at row 508 of X$"):
+        net.predict(W[1::2, :12])  # every other row
+
+
+def test_bad_labels_in_a_view_of_a_label_file_name_both_rows(tmp_path, data):
+    y = np.arange(1200) % 4
+    y[1017] = 4
+    ym = write_npy(tmp_path / "y.npy", y)
+    X = np.zeros((200, 12), np.float32)
+    with pytest.raises(ValueError, match=r"^Y has labels in \[0, 4\] .* 4 outputs: expected labels 0\.\.3 "
+                                         r"\(label 4 at row 17 of Y \(row 1017 of \S*y\.npy\)\)$"):  # fmt: skip
+        gpubp.MLP([12, 4], device="cpu").fit(X, ym[1000:])
+
+
+def test_a_dataset_split_names_the_file_row_of_a_bad_value(tmp_path):
+    from gpubp.data import Rows as DataRows
+
+    Xm = nan_file(tmp_path)
+    part = DataRows(Xm, np.array([5, 1017, 3]))
+    with pytest.raises(ValueError, match=r"^X contains NaN .*: NaN at row 1 of X \(row 1017 of \S*X\.npy\)$"):
+        gpubp.MLP([12, 4], device="cpu").predict(part)
+    with pytest.raises(ValueError, match=r"^X in \S*X\.npy contains NaN .*: NaN at row 1017$"):
+        gpubp.MLP([12, 4], device="cpu").predict(DataRows(Xm))
