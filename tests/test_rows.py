@@ -430,3 +430,83 @@ def test_a_dataset_split_names_the_file_row_of_a_bad_value(tmp_path):
         gpubp.MLP([12, 4], device="cpu").predict(part)
     with pytest.raises(ValueError, match=r"^X in \S*X\.npy contains NaN .*: NaN at row 1017$"):
         gpubp.MLP([12, 4], device="cpu").predict(DataRows(Xm))
+
+
+def test_a_threads_staging_buffers_are_freed_when_it_ends(data):
+    """Buffers were kept per thread id and never freed: a process training in many short threads grew."""
+    import gc
+    import threading
+    import weakref
+
+    device = gpubp.MLP([12, 4], device="cpu").device
+    kept = []
+
+    def work():
+        out = np.empty((32, 12), np.float32)
+        feed = Feeder(device, Rows(data[0]), np.dtype(np.float32), tag="thread-test")  # staged every batch
+        feed(np.arange(32), out)
+        feed(np.arange(32, 64), out)  # both buffers of the pair
+        kept.append(weakref.ref(device.staging((32, 12), np.float32, "thread-test").base))
+        kept.append(weakref.ref(device.staging((32, 12), np.float32, "thread-test").base))
+
+    mine = device.staging((32, 12), np.float32, "thread-test").base  # this thread's: not the worker's
+    for _ in range(3):
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+    gc.collect()
+    assert len(kept) == 6
+    assert all(ref() is None for ref in kept)
+    assert device.staging((32, 12), np.float32, "thread-test").base is not mine  # the other of the pair
+    assert device.staging((32, 12), np.float32, "thread-test").base is mine  # still here
+
+
+def test_on_a_gpu_a_threads_staging_buffers_wait_for_their_copies_before_they_go(monkeypatch, data):
+    """A pinned buffer may still be read by a copy when its thread ends: dropping it waits for that
+    copy's event first. Run against a stand-in for CuPy's streams and events (not run on a GPU)."""
+    import contextlib
+    import gc
+    import sys
+    import threading
+    import types
+
+    from gpubp.backend import Device
+
+    log = []
+
+    class Event:
+        def __init__(self, n):
+            self.n = n
+
+        def synchronize(self):
+            log.append(("wait", self.n))
+
+    class Stream:
+        copies = 0
+
+        def record(self):
+            Stream.copies += 1
+            return Event(Stream.copies)
+
+    class DeviceArray(np.ndarray):
+        def set(self, host, stream):
+            log.append("copy")
+            np.copyto(self, host)
+
+    stream = Stream()
+    cuda = types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda i: contextlib.nullcontext())
+    monkeypatch.setitem(sys.modules, "cupyx", types.SimpleNamespace(empty_pinned=np.empty))
+    gpu = Device("gpu:0", types.SimpleNamespace(cuda=cuda), 0)
+
+    def work():
+        out = np.empty((5, 12), np.float32).view(DeviceArray)
+        feed = Feeder(gpu, data[0], np.dtype(np.float32))
+        feed(np.arange(5), out)
+        feed(np.arange(5, 10), out)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    gc.collect()
+    assert log[:2] == ["copy", "copy"]
+    assert sorted(log[2:]) == [("wait", 1), ("wait", 2)]  # both copies waited for as the thread's buffers went
