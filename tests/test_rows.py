@@ -510,3 +510,129 @@ def test_on_a_gpu_a_threads_staging_buffers_wait_for_their_copies_before_they_go
     gc.collect()
     assert log[:2] == ["copy", "copy"]
     assert sorted(log[2:]) == [("wait", 1), ("wait", 2)]  # both copies waited for as the thread's buffers went
+
+
+# -- chunked passes over many chunks: sums, row numbers, loads and threads -------------------------
+
+
+def numpy_output(net, X):
+    """A_L before the output activation, by the formula on the whole array (tanh hidden layers)."""
+    A = np.asarray(X, np.float64)
+    for l, (W, b) in enumerate(zip(net.weights, net.biases), 1):
+        Z = A @ W.T + b.reshape(1, -1)
+        A = Z if l == net.L else np.tanh(Z)
+    return A
+
+
+@pytest.mark.parametrize("n", [2999, 3000])
+def test_evaluate_and_score_over_many_chunks_equal_the_formula_on_the_whole_array(tmp_path, monkeypatch, n):
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 4096)
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, 12))
+    Xm = write_npy(tmp_path / "X.npy", X)
+    net = gpubp.MLP([12, 16, 5], "tanh", device="cpu", dtype="float64", seed=2)
+    step = gpubp.rows.chunk_rows(12 + 16 + 5 + 12, 8)
+    assert n // step >= 10  # many chunks, the last one partial for n = 2999
+    y = np.argmax(numpy_output(net, X) + rng.normal(scale=0.3, size=(n, 5)), axis=1)  # ~half right
+    ym = write_npy(tmp_path / "y.npy", y)
+    hits = int((np.argmax(numpy_output(net, X), axis=1) == y).sum())
+    assert 0 < hits < n
+    for Xs, ys in ((Xm, ym), (Rows(X), Rows(y)), (Xm, y)):
+        assert net.score(Xs, ys) == hits / n
+        assert net.evaluate(Xs, ys)["accuracy"] == hits / n
+
+    reg = gpubp.MLP([12, 16, 3], "tanh", loss="mse", device="cpu", dtype="float64", seed=2)
+    reg.biases[-1][...] = 1000.0  # outputs and targets far from 0: Σy² ≫ Σ(y − ȳ)², as a naive sum would lose
+    P = numpy_output(reg, X)
+    Y = P + rng.normal(scale=0.5, size=(n, 3)) * np.array([1.0, 0.1, 3.0])
+    r2 = float(np.mean(1 - ((Y - P) ** 2).sum(axis=0) / ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)))
+    Ym = write_npy(tmp_path / "Y.npy", Y)
+    assert 0.05 < r2 < 0.95
+    for Xs, Ys in ((Xm, Ym), (Rows(X), Rows(Y))):
+        assert reg.score(Xs, Ys) == pytest.approx(r2, rel=0, abs=1e-12)
+        got = reg.evaluate(Xs, Ys)
+        assert got["r2"] == pytest.approx(r2, rel=0, abs=1e-12)
+        assert got["loss"] == pytest.approx(0.5 * ((Y - P) ** 2).sum() / n, rel=1e-12)
+
+
+def test_bad_values_just_past_a_chunk_boundary_name_their_row(tmp_path, monkeypatch, data):
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 1024)
+    n = 1000
+    X = np.random.default_rng(0).normal(size=(n, 12)).astype(np.float32)
+    step = gpubp.rows.chunk_rows(12, 8)  # rows per chunk of the checks
+    assert 10 < 3 * step < n
+    net = gpubp.MLP([12, 4], device="cpu")
+    for row in (step, 3 * step, 3 * step + 1, n - 1):  # first rows of a chunk, and the last row
+        bad = X.copy()
+        bad[row, 11] = np.nan
+        with pytest.raises(ValueError, match=rf"^X in \S*X{row}\.npy contains NaN .*: NaN at row {row}$"):
+            net.fit(write_npy(tmp_path / f"X{row}.npy", bad), np.zeros(n, int))
+        with pytest.raises(ValueError, match=rf"NaN at row {row}$"):
+            net.predict(Rows(bad))
+    step = gpubp.rows.chunk_rows(1, 8)
+    for row in (step, 2 * step + 1):
+        y = np.arange(n) % 4
+        y[row] = 7
+        with pytest.raises(ValueError, match=rf"labels in \[0, 7\] .*\(label 7 at row {row}\)$"):
+            net.fit(X, write_npy(tmp_path / f"y{row}.npy", y))
+        y = (np.arange(n) % 4).astype(np.float64)
+        y[row] = np.nan
+        with pytest.raises(ValueError, match=rf"Y contains NaN .*: NaN at row {row}$"):
+            net.fit(X, Rows(y))
+
+
+def test_to_device_over_many_chunks_equals_the_array(monkeypatch, data):
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 512)
+    X = np.random.default_rng(0).normal(size=(1001, 12))
+    y = np.arange(1001) % 7
+    device = gpubp.MLP([12, 4], device="cpu").device
+    assert 1001 // gpubp.rows.chunk_rows(12, 8) >= 10
+    for dtype in (np.float32, np.float64):
+        got = gpubp.rows.to_device(device, Rows(X), np.dtype(dtype))
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, X.astype(dtype))
+        np.testing.assert_array_equal(gpubp.rows.to_device(device, Rows(y), np.dtype(dtype), onehot=7),
+                                      np.eye(7, dtype=dtype)[y])  # fmt: skip
+
+
+def test_two_threads_training_from_one_memmap_at_once_equal_one_thread_alone(tmp_path):
+    import sys
+    import threading
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(4000, 64)).astype(np.float32)
+    y = rng.integers(0, 4, 4000)
+    Xm, ym = write_npy(tmp_path / "X.npy", X), write_npy(tmp_path / "y.npy", y)
+
+    def train(seed):
+        net = gpubp.MLP([64, 16, 4], "tanh", device="cpu", seed=seed)
+        trainer = Trainer(net, Xm, ym, batch_size=100, lr=0.05, momentum=0.9, shuffle=True, stream=True,
+                          validation_data=(Xm[:300], ym[:300]))  # fmt: skip
+        trainer.run(3)
+        return net
+
+    alone = [train(seed) for seed in (1, 2)]
+    together, errors = [None, None], []
+    start = threading.Barrier(2)
+
+    def work(i):
+        try:
+            start.wait()
+            together[i] = train(i + 1)
+        except BaseException as exc:  # reported below: the thread would swallow it
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so that a buffer both used would be caught
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    for a, b in zip(alone, together):
+        same_weights(a, b)
+        assert a.history["val_loss"] == b.history["val_loss"]
