@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ def check_X(device: Device, X: Any, n_features: int, dtype: np.dtype, name: str 
     memory-mapped array, the file). A row source (see :mod:`gpubp.rows`) is returned as it is, never
     converted whole; with ``host=True`` an in-memory array is returned unconverted too.
     """
+    _refuse_path(X, name)
     source = X if is_row_source(X) else device.adopt(X, name)
     at = where(source)
     kind = np.dtype(source.dtype).kind
@@ -78,6 +80,7 @@ def check_Y(device: Device, Y: Any, n_samples: int, n_outputs: int, loss: str, d
     Checked in chunks like :func:`check_X`; a row source (and with ``host=True`` an in-memory
     array) is returned unconverted: :func:`label_width` then says whether it holds labels.
     """
+    _refuse_path(Y, name)
     source = Y if is_row_source(Y) else device.adopt(Y, name)
     at = where(source)
     if np.dtype(source.dtype).kind not in "biuf":
@@ -121,6 +124,13 @@ def check_Y(device: Device, Y: Any, n_samples: int, n_outputs: int, loss: str, d
     if host or is_row_source(source):
         return source
     return to_device(device, source, dtype, label_width(source, loss, n_outputs))
+
+
+def _refuse_path(x: Any, name: str) -> None:
+    """A file name given for data: say how to pass the file (np.asarray would make it a string array)."""
+    if isinstance(x, (str, os.PathLike)):
+        raise TypeError(f"{name} is a path ({os.fspath(x)!r}), not an array: pass gpubp.rows.open_npy(path) "
+                        f"to train from a .npy file without loading it")  # fmt: skip
 
 
 def label_width(Y: Any, loss: str, n_outputs: int) -> int | None:

@@ -636,3 +636,54 @@ def test_two_threads_training_from_one_memmap_at_once_equal_one_thread_alone(tmp
     for a, b in zip(alone, together):
         same_weights(a, b)
         assert a.history["val_loss"] == b.history["val_loss"]
+
+
+# -- #11 "Bad input", from the library: one clear error naming file and row, before any step -------
+
+
+def bad_inputs(tmp_path, X, y):
+    """(X, y, validation_data, error, message) for each bad input of #11."""
+    n = len(y)
+    Xm, ym = write_npy(tmp_path / "X.npy", X), write_npy(tmp_path / "y.npy", y)
+    nan_X = X.copy()
+    nan_X[n // 2, 4] = np.nan
+    nan_y = y.astype(np.float64)
+    nan_y[n // 2 + 1] = np.nan
+    mid = rf"contains NaN or infinite values: NaN at row {n // 2}$"
+    return [
+        (write_npy(tmp_path / "nanX.npy", nan_X), ym, None, ValueError, r"^X in \S*/nanX\.npy " + mid),
+        (Xm, write_npy(tmp_path / "nany.npy", nan_y), None, ValueError,
+         rf"^Y in \S*/nany\.npy contains NaN or infinite values: NaN at row {n // 2 + 1}$"),
+        (Xm, ym, (write_npy(tmp_path / "nanV.npy", nan_X), ym), ValueError, r"^X_val in \S*/nanV\.npy " + mid),
+        (Xm, write_npy(tmp_path / "short.npy", y[:-1]), None, ValueError,
+         rf"^Y in \S*/short\.npy has {n - 1} rows but X has {n} samples$"),
+        (write_npy(tmp_path / "text.npy", np.full(X.shape, "ab")), ym, None, TypeError,
+         r"^X in \S*/text\.npy must be numeric \(bool, int or float\), got dtype <U2$"),
+        (Xm, write_npy(tmp_path / "ytext.npy", np.full(n, "ab")), None, TypeError,
+         r"^Y in \S*/ytext\.npy must be numeric, got dtype <U2$"),
+        (str(tmp_path / "X.npy"), ym, None, TypeError,
+         r"^X is a path \('\S*/X\.npy'\), not an array: pass gpubp\.rows\.open_npy\(path\)"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_bad_input_is_one_clear_error_before_any_training_step(tmp_path, data, case):
+    X, y, validation, error, message = bad_inputs(tmp_path, *data)[case]
+    net = gpubp.MLP([12, 16, 4], device="cpu", seed=0)
+    before = [W.copy() for W in net.weights + net.biases]
+    with pytest.raises(error, match=message):
+        net.fit(X, y, epochs=2, batch_size=32, validation_data=validation)
+    for W, was in zip(net.weights + net.biases, before):
+        np.testing.assert_array_equal(W, was)
+    assert net.history is None
+    with pytest.raises(error, match=message):  # and the same from the Trainer
+        Trainer(net, X, y, batch_size=32, validation_data=validation)
+
+
+def test_a_truncated_npy_given_to_the_library_says_so_with_its_file(tmp_path, data):
+    write_npy(tmp_path / "X.npy", data[0])
+    whole = (tmp_path / "X.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(whole[:-100])
+    with pytest.raises(ValueError, match=r"^\S*/cut\.npy is truncated: its header promises 300 × 12 float32 "
+                                         r"\(\d[\d,]* bytes with the header\) but the file has [\d,]+ bytes$"):
+        gpubp.MLP([12, 4], device="cpu").fit(open_npy(tmp_path / "cut.npy"), data[1])
