@@ -61,7 +61,8 @@ class Device:
     index: int | None = None
     # host reads (device → host) since creation; the training loop is tested against this count
     host_reads: int = field(default=0, compare=False)
-    _scratch: dict = field(default_factory=dict, repr=False, compare=False)
+    # this device's scratch and staging buffers, per thread: a thread's buffers go when it ends
+    _local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @property
     def is_gpu(self) -> bool:
@@ -120,12 +121,22 @@ class Device:
         On the GPU reuse is safe because every kernel runs in order on one stream."""
         if not self.is_gpu:
             return _kernels.scratch(shape, dtype, tag)
-        key = (threading.get_ident(), shape, np.dtype(dtype).str, tag)  # per thread, as on the CPU
-        buf = self._scratch.get(key)
+        mine = self._buffers()  # per thread, as on the CPU
+        key = (shape, np.dtype(dtype).str, tag)
+        buf = mine.get(key)
         if buf is None:
             with self.use():
-                buf = self._scratch[key] = self.xp.empty(shape, dtype)
+                buf = mine[key] = self.xp.empty(shape, dtype)
         return buf
+
+    def _buffers(self) -> _ThreadBuffers:
+        """This thread's buffers of this device (two trainings in two threads never share one; they
+        are freed when the thread ends, so a process training in many short threads does not grow)."""
+        try:
+            return self._local.buffers
+        except AttributeError:
+            mine = self._local.buffers = _ThreadBuffers()
+            return mine
 
     def take_rows(self, x: Any, rows: Any, out: Any) -> None:
         """out ← x[rows] (a gather of whole rows into a preallocated batch buffer)."""
@@ -143,13 +154,13 @@ class Device:
         page-locked (pinned), and a buffer is handed out again only once the copy that read it is
         done (its event). Not run on a GPU."""
         rows, width = shape
-        thread = threading.get_ident()  # per thread, as scratch(): two trainings never share one
-        slot = self._scratch["staging-slot", thread, tag] = 1 - self._scratch.get(("staging-slot", thread, tag), 1)
-        key = ("staging", thread, tag, width, np.dtype(dtype).str, slot)
-        pending = self._scratch.pop(("staging-copy", *key), None)
+        mine = self._buffers()  # per thread, as scratch(): two trainings never share one
+        slot = mine["staging-slot", tag] = 1 - mine.get(("staging-slot", tag), 1)
+        key = ("staging", tag, width, np.dtype(dtype).str, slot)
+        pending = mine.pop(("staging-copy", *key), None)
         if pending is not None:
             pending.synchronize()  # the copy from this buffer (two uploads ago) has finished
-        buf = self._scratch.get(key)
+        buf = mine.get(key)
         if buf is None or buf.shape[0] < rows:
             if self.is_gpu:
                 import cupyx  # only here, on a GPU
@@ -157,8 +168,8 @@ class Device:
                 buf = cupyx.empty_pinned((rows, width), dtype)
             else:
                 buf = np.empty((rows, width), dtype)
-            self._scratch[key] = buf
-        self._scratch["staging-last", thread] = key
+            mine[key] = buf
+        mine["staging-last"] = key
         return buf[:rows]
 
     def upload(self, host: np.ndarray, out: Any) -> None:
@@ -173,8 +184,8 @@ class Device:
         with self.use():
             stream = self.xp.cuda.get_current_stream()
             out.set(host, stream=stream)
-            last = self._scratch["staging-last", threading.get_ident()]
-            self._scratch[("staging-copy", *last)] = stream.record()
+            mine = self._buffers()
+            mine[("staging-copy", *mine["staging-last"])] = stream.record()
 
     def memory_free(self) -> int | None:
         """Bytes the GPU can still hand out (free plus CuPy's pool's unused blocks); None on the CPU."""
@@ -190,6 +201,16 @@ class Device:
 
     def __repr__(self) -> str:
         return f"Device({self.name!r})"
+
+
+class _ThreadBuffers(dict):
+    """One thread's buffers of a Device. When the thread ends they are dropped; on a GPU that first
+    waits for the copies still reading a pinned staging buffer (their events). Not run on a GPU."""
+
+    def __del__(self) -> None:
+        for key, event in list(self.items()):
+            if key[0] == "staging-copy":
+                event.synchronize()
 
 
 def is_cupy_array(x: Any) -> bool:

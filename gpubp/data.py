@@ -16,7 +16,6 @@ from here too.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,7 @@ from .loaders import (
     load_npz,
     read_idx,
 )
-from .rows import chunk_rows, chunks, is_row_source
+from .rows import chunk_rows, chunks, is_row_source, where
 
 __all__ = ["TASKS", "DataError", "Dataset", "RawData", "Rows", "Scaler", "available_memory", "check_fits",
            "fingerprint", "load_csv", "load_data", "load_digits", "load_idx_folder", "load_npy_pair", "load_npz",
@@ -375,12 +374,18 @@ class Rows:
         self.scaler = scaler
         self.shape = (len(X) if index is None else len(self.index), int(X.shape[1]))
         self.dtype = np.dtype(np.float64) if scaler is not None else np.dtype(X.dtype)
-        name = getattr(X, "filename", None)
-        if isinstance(name, (str, os.PathLike)):
-            self.filename = os.fspath(name)
+        at = where(X)  # errors name the file only when X is all of it; with an index, its rows in the file too
+        if at:
+            self.filename = at.removeprefix(" in ")
+            if self.index is not None:
+                self.row_in_file = self._row_in_file
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def _row_in_file(self, i: int) -> int:
+        """The file's row that is row ``i`` here (named in errors)."""
+        return int(self.index[i])
 
     def __repr__(self) -> str:
         scaled = f", scaled ({self.scaler.kind})" if self.scaler is not None else ""

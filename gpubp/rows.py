@@ -13,7 +13,11 @@ is either
   - ``dtype``, which ``np.dtype`` accepts: the dtype of the rows it returns (bool, int, uint or float),
   - ``__getitem__`` taking a ``slice`` (step 1) or a 1-D ``int64`` array of distinct row indices in
     any order, and returning those rows, in that order, as a NumPy array,
-  - optionally ``filename`` (a str), named in error messages.
+  - optionally ``filename`` (a str), named in error messages, and ``row_in_file(i)``, the file's row
+    that is row ``i`` of the source, when the source is not all of the file's rows in order.
+
+  Errors name a bad row as "row i" of a whole file, and as "row i of X (row j of FILE)" for a view
+  of part of a file (``X[1000:]``); where the file's row is unknown (a column slice) the file is left out.
 
   Nothing else is used: not ``.flags``, not the buffer protocol, not ``np.asarray`` of the whole
   object. An object that defines ``__array__`` (pandas, torch, xarray, h5py, zarr) is not a row
@@ -89,14 +93,70 @@ def is_row_source(x: Any) -> bool:
     return True
 
 
+def file_row(x: Any, i: int) -> tuple[str, int | None] | None:
+    """(file, row of the file) for row ``i`` of ``x``; None when ``x`` names no file.
+
+    The row of the file is None when ``x`` is not a run of whole rows of its file (a column slice, a
+    step, a reshape). A memory-mapped array's file rows are those of the memmap it is a view of; a
+    row source with a ``filename`` is the whole file, unless it has ``row_in_file(i)``."""
+    if not isinstance(x, np.ndarray):
+        name = getattr(x, "filename", None)
+        if not isinstance(name, (str, os.PathLike)) or not name:
+            return None
+        locate = getattr(x, "row_in_file", None)
+        return os.fspath(name), (int(locate(i)) if callable(locate) else i)
+    name, root = None, x
+    while True:
+        found = getattr(root, "filename", None)
+        if name is None and isinstance(found, (str, os.PathLike)) and found:
+            name = os.fspath(found)
+        if not isinstance(root.base, np.ndarray):
+            break
+        root = root.base
+    if name is None:
+        return None
+    first = _first_row(x, root)
+    return name, None if first is None else first + i
+
+
+def _first_row(x: np.ndarray, root: np.ndarray) -> int | None:
+    """The row of ``root`` where view ``x`` starts, when ``x`` is root[k:k+n] (whole rows, step 1)."""
+    if x.ndim == 0 or x.ndim != root.ndim or x.shape[1:] != root.shape[1:] or x.strides[1:] != root.strides[1:]:
+        return None
+    step = root.strides[0]
+    if step <= 0 or (x.shape[0] > 1 and x.strides[0] != step):
+        return None
+    delta = x.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    if delta % step or not 0 <= delta // step <= root.shape[0] - x.shape[0]:
+        return None
+    return delta // step
+
+
 def where(x: Any) -> str:
-    """' in FILE' for a memory-mapped array (or a row source) with a ``filename``, else ''."""
-    while x is not None:
-        filename = getattr(x, "filename", None)
-        if isinstance(filename, (str, os.PathLike)) and filename:
-            return f" in {os.fspath(filename)}"
-        x = x.base if isinstance(x, np.ndarray) else None
-    return ""
+    """' in FILE' when ``x`` is a whole memory-mapped file (or a row source with a ``filename``),
+    else '' (a view of part of a file is named by :func:`row_of` instead)."""
+    found = file_row(x, 0)
+    if found is None or found[1] != 0:
+        return ""
+    if isinstance(x, np.ndarray):
+        root = x
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        if x.shape[0] != root.shape[0]:
+            return ""
+    elif callable(getattr(x, "row_in_file", None)):
+        return ""
+    return f" in {found[0]}"
+
+
+def row_of(x: Any, name: str, i: int) -> str:
+    """How an error names row ``i`` of ``x``: 'row i' for a whole file or in-memory data, 'row i of
+    NAME (row j of FILE)' for part of a file, 'row i of NAME' when where it lies in the file is unknown."""
+    found = file_row(x, i)
+    if found is None or where(x):
+        return f"row {i}"
+    file, j = found
+    return f"row {i} of {name}" + ("" if j is None else f" (row {j} of {file})")
 
 
 def chunk_rows(width: int, itemsize: int) -> int:
@@ -175,7 +235,7 @@ def to_device(device: Device, source: Any, dtype: np.dtype, onehot: int | None =
     n = len(source)
     with device.use():
         out = xp.empty((n, feed.width), dtype)
-    step = chunk_rows(feed.width, max(dtype.itemsize, source.dtype.itemsize))
+    step = chunk_rows(feed.width, max(dtype.itemsize, np.dtype(source.dtype).itemsize))
     for part in chunks(n, step):
         feed(part, out[part])
     return out

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any
 
 import numpy as np
 
 from .backend import Device, is_cupy_array
-from .rows import chunk_rows, chunks, is_row_source, read, to_device, where
+from .rows import chunk_rows, chunks, is_row_source, read, row_of, to_device, where
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -53,6 +54,7 @@ def check_X(device: Device, X: Any, n_features: int, dtype: np.dtype, name: str 
     memory-mapped array, the file). A row source (see :mod:`gpubp.rows`) is returned as it is, never
     converted whole; with ``host=True`` an in-memory array is returned unconverted too.
     """
+    _refuse_path(X, name)
     source = X if is_row_source(X) else device.adopt(X, name)
     at = where(source)
     kind = np.dtype(source.dtype).kind
@@ -65,7 +67,7 @@ def check_X(device: Device, X: Any, n_features: int, dtype: np.dtype, name: str 
     if source.shape[1] != n_features:
         raise ValueError(f"{name}{at} has {source.shape[1]} features per sample, the network expects {n_features}")
     if kind == "f":
-        _scan(device, source, lambda xp, block, start: _check_floats(xp, block, start, name, dtype, at))
+        _scan(device, source, lambda xp, block, start: _check_floats(xp, block, start, name, dtype, at, source))
     return source if host or is_row_source(source) else to_device(device, source, dtype)
 
 
@@ -78,6 +80,7 @@ def check_Y(device: Device, Y: Any, n_samples: int, n_outputs: int, loss: str, d
     Checked in chunks like :func:`check_X`; a row source (and with ``host=True`` an in-memory
     array) is returned unconverted: :func:`label_width` then says whether it holds labels.
     """
+    _refuse_path(Y, name)
     source = Y if is_row_source(Y) else device.adopt(Y, name)
     at = where(source)
     if np.dtype(source.dtype).kind not in "biuf":
@@ -91,29 +94,43 @@ def check_Y(device: Device, Y: Any, n_samples: int, n_outputs: int, loss: str, d
         hint = " or integer labels of shape (samples,)" if loss == "cross_entropy" else ""
         raise ValueError(f"{name}{at} must have shape ({n_samples}, {n_outputs}){hint}, got {source.shape}")
     span = [np.inf, -np.inf]  # smallest and largest label seen
+    first_bad: list[str] = []  # the first label out of range, with its row
 
     def check(xp: Any, block: Any, start: int) -> None:
         if block.dtype.kind == "f":  # NaN/Inf, and for targets values too large for dtype
-            _check_floats(xp, block, start, name, None if labels else dtype, at)
+            _check_floats(xp, block, start, name, None if labels else dtype, at, source)
         if labels:
             if block.dtype.kind == "f" and not bool((block == xp.floor(block)).all()):
                 row = start + int(xp.argmax(block != xp.floor(block)))
-                raise ValueError(f"{name}{at} holds class labels, which must be whole numbers (row {row})")
+                where_ = row_of(source, name, row)
+                raise ValueError(f"{name}{at} holds class labels, which must be whole numbers ({where_})")
             span[0], span[1] = min(span[0], int(block.min())), max(span[1], int(block.max()))
+            bad = (block < 0) | (block >= n_outputs)
+            if not first_bad and bool(bad.any()):
+                i = int(xp.argmax(bad))
+                first_bad.append(f"label {block[i].item():g} at {row_of(source, name, start + i)}")
             return
         if loss in ("bce", "cross_entropy") and not bool(((block >= 0) & (block <= 1)).all()):
             bad = ~((block >= 0) & (block <= 1)).reshape(block.shape[0], -1).all(axis=1)
-            raise ValueError(f"{name}{at} for {loss} must hold targets in [0, 1] (row {start + int(xp.argmax(bad))})")
+            row = start + int(xp.argmax(bad))
+            raise ValueError(f"{name}{at} for {loss} must hold targets in [0, 1] ({row_of(source, name, row)})")
 
     _scan(device, source, check)
     if labels and (span[0] < 0 or span[1] >= n_outputs):
         raise ValueError(
             f"{name}{at} has labels in [{span[0]}, {span[1]}] but the network has {n_outputs} outputs: "
-            f"expected labels 0..{n_outputs - 1}"
+            f"expected labels 0..{n_outputs - 1} ({first_bad[0]})"
         )
     if host or is_row_source(source):
         return source
     return to_device(device, source, dtype, label_width(source, loss, n_outputs))
+
+
+def _refuse_path(x: Any, name: str) -> None:
+    """A file name given for data: say how to pass the file (np.asarray would make it a string array)."""
+    if isinstance(x, (str, os.PathLike)):
+        raise TypeError(f"{name} is a path ({os.fspath(x)!r}), not an array: pass gpubp.rows.open_npy(path) "
+                        f"to train from a .npy file without loading it")  # fmt: skip
 
 
 def label_width(Y: Any, loss: str, n_outputs: int) -> int | None:
@@ -130,7 +147,7 @@ def _scan(device: Device, source: Any, check: Any) -> None:
         check(xp, read(source, part) if xp is np else source[part], part.start)
 
 
-def _check_floats(xp: Any, block: Any, start: int, name: str, dtype: np.dtype | None, at: str) -> None:
+def _check_floats(xp: Any, block: Any, start: int, name: str, dtype: np.dtype | None, at: str, source: Any) -> None:
     """Refuse NaN/Inf, and with ``dtype`` values that become infinite in it; name the first bad row."""
     narrowing = dtype is not None and block.dtype.itemsize > dtype.itemsize
     with np.errstate(over="ignore"):
@@ -138,9 +155,9 @@ def _check_floats(xp: Any, block: Any, start: int, name: str, dtype: np.dtype | 
     if bool(finite.all()):
         return
     i = int(xp.argmin(finite.reshape(block.shape[0], -1).all(axis=1)))
-    row = block[i]
+    row, where_ = block[i], row_of(source, name, start + i)
     if bool(xp.isnan(row).any()):
-        raise ValueError(f"{name}{at} contains NaN or infinite values: NaN at row {start + i}")
+        raise ValueError(f"{name}{at} contains NaN or infinite values: NaN at {where_}")
     if bool(xp.isinf(row).any()):
-        raise ValueError(f"{name}{at} contains NaN or infinite values: an infinite value at row {start + i}")
-    raise ValueError(f"{name}{at} has values too large for {dtype}: {float(abs(row).max()):g} at row {start + i}")
+        raise ValueError(f"{name}{at} contains NaN or infinite values: an infinite value at {where_}")
+    raise ValueError(f"{name}{at} has values too large for {dtype}: {float(abs(row).max()):g} at {where_}")

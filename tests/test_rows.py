@@ -355,3 +355,335 @@ def test_on_a_gpu_data_streams_only_when_it_would_not_fit(monkeypatch, data):
     for free, streams in ((100 * need, False), (need, True)):
         monkeypatch.setattr(net.device, "memory_free", lambda free=free: free)
         assert Trainer(net, X, y, batch_size=32).stream is streams
+
+
+# -- review fixes (#11) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", np.float64, np.dtype("float32")])
+def test_a_row_source_may_give_its_dtype_as_a_string_or_a_type(data, dtype, monkeypatch):
+    """The contract asks only that np.dtype accepts ``dtype``; loading whole (to_device) read .itemsize."""
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 1024)  # several chunks
+    X, y = data
+    Xr, yr = Rows(X.astype(dtype)), Rows(y)
+    Xr.dtype, yr.dtype = dtype, "int64"
+    net = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
+    np.testing.assert_array_equal(gpubp.rows.to_device(net.device, Xr, net.dtype), X.astype(dtype).astype(np.float32))
+    for stream in (False, True):
+        net = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
+        Trainer(net, Xr, yr, batch_size=32, lr=0.05, momentum=0.9, stream=stream).run(2)
+        ref = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
+        Trainer(ref, X.astype(dtype), y, batch_size=32, lr=0.05, momentum=0.9).run(2)
+        same_weights(ref, net)
+        assert net.score(Xr, yr) == ref.score(X.astype(dtype), y)
+
+
+def nan_file(tmp_path, row=1017, n=1200):
+    X = np.random.default_rng(1).normal(size=(n, 12)).astype(np.float32)
+    X[row, 3] = np.nan
+    return write_npy(tmp_path / "X.npy", X)
+
+
+def test_nan_in_a_whole_memmap_names_the_file_and_its_row(tmp_path):
+    Xm = nan_file(tmp_path)
+    for X in (Xm, np.asarray(Xm)):  # the memmap, or a plain ndarray view of all of it
+        with pytest.raises(ValueError, match=r"^X in \S*X\.npy contains NaN or infinite values: NaN at row 1017$"):
+            gpubp.MLP([12, 4], device="cpu").predict(X)
+
+
+def test_nan_in_a_view_of_a_memmap_names_its_row_in_the_view_and_in_the_file(tmp_path):
+    Xm = nan_file(tmp_path)
+    net = gpubp.MLP([12, 4], device="cpu")
+    in_file = r" \(row 1017 of \S*/X\.npy\)$"
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinite values: NaN at row 17 of X" + in_file):
+        net.predict(Xm[1000:])
+    with pytest.raises(ValueError, match=r"^X contains NaN .*: NaN at row 7 of X \(row 1017 of \S*X\.npy\)$"):
+        net.predict(Xm[1010:1100][:50])  # a view of a view
+    with pytest.raises(ValueError, match=r"^X_val contains NaN .*: NaN at row 1016 of X_val" + in_file):
+        net.fit(Xm[:1000], np.zeros(1000, int), validation_data=(Xm[1:], np.zeros(1199, int)))
+    # rows of the file, but not a run of them: the file's row is not known, so the file is not named
+    W = np.zeros((1200, 24), np.float32)
+    W[1017, 3] = np.nan
+    W = write_npy(tmp_path / "W.npy", W)
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinite values: NaN at row 1017 of X$"):
+        net.predict(W[:, :12])  # some columns
+    with pytest.raises(ValueError, match=r"^X contains NaN or infinite values: NaN at row 508 of X$"):
+        net.predict(W[1::2, :12])  # every other row
+
+
+def test_bad_labels_in_a_view_of_a_label_file_name_both_rows(tmp_path, data):
+    y = np.arange(1200) % 4
+    y[1017] = 4
+    ym = write_npy(tmp_path / "y.npy", y)
+    X = np.zeros((200, 12), np.float32)
+    with pytest.raises(ValueError, match=r"^Y has labels in \[0, 4\] .* 4 outputs: expected labels 0\.\.3 "
+                                         r"\(label 4 at row 17 of Y \(row 1017 of \S*y\.npy\)\)$"):  # fmt: skip
+        gpubp.MLP([12, 4], device="cpu").fit(X, ym[1000:])
+
+
+def test_a_dataset_split_names_the_file_row_of_a_bad_value(tmp_path):
+    from gpubp.data import Rows as DataRows
+
+    Xm = nan_file(tmp_path)
+    part = DataRows(Xm, np.array([5, 1017, 3]))
+    with pytest.raises(ValueError, match=r"^X contains NaN .*: NaN at row 1 of X \(row 1017 of \S*X\.npy\)$"):
+        gpubp.MLP([12, 4], device="cpu").predict(part)
+    with pytest.raises(ValueError, match=r"^X in \S*X\.npy contains NaN .*: NaN at row 1017$"):
+        gpubp.MLP([12, 4], device="cpu").predict(DataRows(Xm))
+
+
+def test_a_threads_staging_buffers_are_freed_when_it_ends(data):
+    """Buffers were kept per thread id and never freed: a process training in many short threads grew."""
+    import gc
+    import threading
+    import weakref
+
+    device = gpubp.MLP([12, 4], device="cpu").device
+    kept = []
+
+    def work():
+        out = np.empty((32, 12), np.float32)
+        feed = Feeder(device, Rows(data[0]), np.dtype(np.float32), tag="thread-test")  # staged every batch
+        feed(np.arange(32), out)
+        feed(np.arange(32, 64), out)  # both buffers of the pair
+        kept.append(weakref.ref(device.staging((32, 12), np.float32, "thread-test").base))
+        kept.append(weakref.ref(device.staging((32, 12), np.float32, "thread-test").base))
+
+    mine = device.staging((32, 12), np.float32, "thread-test").base  # this thread's: not the worker's
+    for _ in range(3):
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+    gc.collect()
+    assert len(kept) == 6
+    assert all(ref() is None for ref in kept)
+    assert device.staging((32, 12), np.float32, "thread-test").base is not mine  # the other of the pair
+    assert device.staging((32, 12), np.float32, "thread-test").base is mine  # still here
+
+
+def test_on_a_gpu_a_threads_staging_buffers_wait_for_their_copies_before_they_go(monkeypatch, data):
+    """A pinned buffer may still be read by a copy when its thread ends: dropping it waits for that
+    copy's event first. Run against a stand-in for CuPy's streams and events (not run on a GPU)."""
+    import contextlib
+    import gc
+    import sys
+    import threading
+    import types
+
+    from gpubp.backend import Device
+
+    log = []
+
+    class Event:
+        def __init__(self, n):
+            self.n = n
+
+        def synchronize(self):
+            log.append(("wait", self.n))
+
+    class Stream:
+        copies = 0
+
+        def record(self):
+            Stream.copies += 1
+            return Event(Stream.copies)
+
+    class DeviceArray(np.ndarray):
+        def set(self, host, stream):
+            log.append("copy")
+            np.copyto(self, host)
+
+    stream = Stream()
+    cuda = types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda i: contextlib.nullcontext())
+    monkeypatch.setitem(sys.modules, "cupyx", types.SimpleNamespace(empty_pinned=np.empty))
+    gpu = Device("gpu:0", types.SimpleNamespace(cuda=cuda), 0)
+
+    def work():
+        out = np.empty((5, 12), np.float32).view(DeviceArray)
+        feed = Feeder(gpu, data[0], np.dtype(np.float32))
+        feed(np.arange(5), out)
+        feed(np.arange(5, 10), out)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    gc.collect()
+    assert log[:2] == ["copy", "copy"]
+    assert sorted(log[2:]) == [("wait", 1), ("wait", 2)]  # both copies waited for as the thread's buffers went
+
+
+# -- chunked passes over many chunks: sums, row numbers, loads and threads -------------------------
+
+
+def numpy_output(net, X):
+    """A_L before the output activation, by the formula on the whole array (tanh hidden layers)."""
+    A = np.asarray(X, np.float64)
+    for l, (W, b) in enumerate(zip(net.weights, net.biases), 1):
+        Z = A @ W.T + b.reshape(1, -1)
+        A = Z if l == net.L else np.tanh(Z)
+    return A
+
+
+@pytest.mark.parametrize("n", [2999, 3000])
+def test_evaluate_and_score_over_many_chunks_equal_the_formula_on_the_whole_array(tmp_path, monkeypatch, n):
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 4096)
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, 12))
+    Xm = write_npy(tmp_path / "X.npy", X)
+    net = gpubp.MLP([12, 16, 5], "tanh", device="cpu", dtype="float64", seed=2)
+    step = gpubp.rows.chunk_rows(12 + 16 + 5 + 12, 8)
+    assert n // step >= 10  # many chunks, the last one partial for n = 2999
+    y = np.argmax(numpy_output(net, X) + rng.normal(scale=0.3, size=(n, 5)), axis=1)  # ~half right
+    ym = write_npy(tmp_path / "y.npy", y)
+    hits = int((np.argmax(numpy_output(net, X), axis=1) == y).sum())
+    assert 0 < hits < n
+    for Xs, ys in ((Xm, ym), (Rows(X), Rows(y)), (Xm, y)):
+        assert net.score(Xs, ys) == hits / n
+        assert net.evaluate(Xs, ys)["accuracy"] == hits / n
+
+    reg = gpubp.MLP([12, 16, 3], "tanh", loss="mse", device="cpu", dtype="float64", seed=2)
+    reg.biases[-1][...] = 1000.0  # outputs and targets far from 0: Σy² ≫ Σ(y − ȳ)², as a naive sum would lose
+    P = numpy_output(reg, X)
+    Y = P + rng.normal(scale=0.5, size=(n, 3)) * np.array([1.0, 0.1, 3.0])
+    r2 = float(np.mean(1 - ((Y - P) ** 2).sum(axis=0) / ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)))
+    Ym = write_npy(tmp_path / "Y.npy", Y)
+    assert 0.05 < r2 < 0.95
+    for Xs, Ys in ((Xm, Ym), (Rows(X), Rows(Y))):
+        assert reg.score(Xs, Ys) == pytest.approx(r2, rel=0, abs=1e-12)
+        got = reg.evaluate(Xs, Ys)
+        assert got["r2"] == pytest.approx(r2, rel=0, abs=1e-12)
+        assert got["loss"] == pytest.approx(0.5 * ((Y - P) ** 2).sum() / n, rel=1e-12)
+
+
+def test_bad_values_just_past_a_chunk_boundary_name_their_row(tmp_path, monkeypatch, data):
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 1024)
+    n = 1000
+    X = np.random.default_rng(0).normal(size=(n, 12)).astype(np.float32)
+    step = gpubp.rows.chunk_rows(12, 8)  # rows per chunk of the checks
+    assert 10 < 3 * step < n
+    net = gpubp.MLP([12, 4], device="cpu")
+    for row in (step, 3 * step, 3 * step + 1, n - 1):  # first rows of a chunk, and the last row
+        bad = X.copy()
+        bad[row, 11] = np.nan
+        with pytest.raises(ValueError, match=rf"^X in \S*X{row}\.npy contains NaN .*: NaN at row {row}$"):
+            net.fit(write_npy(tmp_path / f"X{row}.npy", bad), np.zeros(n, int))
+        with pytest.raises(ValueError, match=rf"NaN at row {row}$"):
+            net.predict(Rows(bad))
+    step = gpubp.rows.chunk_rows(1, 8)
+    for row in (step, 2 * step + 1):
+        y = np.arange(n) % 4
+        y[row] = 7
+        with pytest.raises(ValueError, match=rf"labels in \[0, 7\] .*\(label 7 at row {row}\)$"):
+            net.fit(X, write_npy(tmp_path / f"y{row}.npy", y))
+        y = (np.arange(n) % 4).astype(np.float64)
+        y[row] = np.nan
+        with pytest.raises(ValueError, match=rf"Y contains NaN .*: NaN at row {row}$"):
+            net.fit(X, Rows(y))
+
+
+def test_to_device_over_many_chunks_equals_the_array(monkeypatch, data):
+    monkeypatch.setattr(gpubp.rows, "CHUNK_BYTES", 512)
+    X = np.random.default_rng(0).normal(size=(1001, 12))
+    y = np.arange(1001) % 7
+    device = gpubp.MLP([12, 4], device="cpu").device
+    assert 1001 // gpubp.rows.chunk_rows(12, 8) >= 10
+    for dtype in (np.float32, np.float64):
+        got = gpubp.rows.to_device(device, Rows(X), np.dtype(dtype))
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, X.astype(dtype))
+        np.testing.assert_array_equal(gpubp.rows.to_device(device, Rows(y), np.dtype(dtype), onehot=7),
+                                      np.eye(7, dtype=dtype)[y])  # fmt: skip
+
+
+def test_two_threads_training_from_one_memmap_at_once_equal_one_thread_alone(tmp_path):
+    import sys
+    import threading
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(4000, 64)).astype(np.float32)
+    y = rng.integers(0, 4, 4000)
+    Xm, ym = write_npy(tmp_path / "X.npy", X), write_npy(tmp_path / "y.npy", y)
+
+    def train(seed):
+        net = gpubp.MLP([64, 16, 4], "tanh", device="cpu", seed=seed)
+        trainer = Trainer(net, Xm, ym, batch_size=100, lr=0.05, momentum=0.9, shuffle=True, stream=True,
+                          validation_data=(Xm[:300], ym[:300]))  # fmt: skip
+        trainer.run(3)
+        return net
+
+    alone = [train(seed) for seed in (1, 2)]
+    together, errors = [None, None], []
+    start = threading.Barrier(2)
+
+    def work(i):
+        try:
+            start.wait()
+            together[i] = train(i + 1)
+        except BaseException as exc:  # reported below: the thread would swallow it
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so that a buffer both used would be caught
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    for a, b in zip(alone, together):
+        same_weights(a, b)
+        assert a.history["val_loss"] == b.history["val_loss"]
+
+
+# -- #11 "Bad input", from the library: one clear error naming file and row, before any step -------
+
+
+def bad_inputs(tmp_path, X, y):
+    """(X, y, validation_data, error, message) for each bad input of #11."""
+    n = len(y)
+    Xm, ym = write_npy(tmp_path / "X.npy", X), write_npy(tmp_path / "y.npy", y)
+    nan_X = X.copy()
+    nan_X[n // 2, 4] = np.nan
+    nan_y = y.astype(np.float64)
+    nan_y[n // 2 + 1] = np.nan
+    mid = rf"contains NaN or infinite values: NaN at row {n // 2}$"
+    return [
+        (write_npy(tmp_path / "nanX.npy", nan_X), ym, None, ValueError, r"^X in \S*/nanX\.npy " + mid),
+        (Xm, write_npy(tmp_path / "nany.npy", nan_y), None, ValueError,
+         rf"^Y in \S*/nany\.npy contains NaN or infinite values: NaN at row {n // 2 + 1}$"),
+        (Xm, ym, (write_npy(tmp_path / "nanV.npy", nan_X), ym), ValueError, r"^X_val in \S*/nanV\.npy " + mid),
+        (Xm, write_npy(tmp_path / "short.npy", y[:-1]), None, ValueError,
+         rf"^Y in \S*/short\.npy has {n - 1} rows but X has {n} samples$"),
+        (write_npy(tmp_path / "text.npy", np.full(X.shape, "ab")), ym, None, TypeError,
+         r"^X in \S*/text\.npy must be numeric \(bool, int or float\), got dtype <U2$"),
+        (Xm, write_npy(tmp_path / "ytext.npy", np.full(n, "ab")), None, TypeError,
+         r"^Y in \S*/ytext\.npy must be numeric, got dtype <U2$"),
+        (str(tmp_path / "X.npy"), ym, None, TypeError,
+         r"^X is a path \('\S*/X\.npy'\), not an array: pass gpubp\.rows\.open_npy\(path\)"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_bad_input_is_one_clear_error_before_any_training_step(tmp_path, data, case):
+    X, y, validation, error, message = bad_inputs(tmp_path, *data)[case]
+    net = gpubp.MLP([12, 16, 4], device="cpu", seed=0)
+    before = [W.copy() for W in net.weights + net.biases]
+    with pytest.raises(error, match=message):
+        net.fit(X, y, epochs=2, batch_size=32, validation_data=validation)
+    for W, was in zip(net.weights + net.biases, before):
+        np.testing.assert_array_equal(W, was)
+    assert net.history is None
+    with pytest.raises(error, match=message):  # and the same from the Trainer
+        Trainer(net, X, y, batch_size=32, validation_data=validation)
+
+
+def test_a_truncated_npy_given_to_the_library_says_so_with_its_file(tmp_path, data):
+    write_npy(tmp_path / "X.npy", data[0])
+    whole = (tmp_path / "X.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(whole[:-100])
+    with pytest.raises(ValueError, match=r"^\S*/cut\.npy is truncated: its header promises 300 × 12 float32 "
+                                         r"\(\d[\d,]* bytes with the header\) but the file has [\d,]+ bytes$"):
+        gpubp.MLP([12, 4], device="cpu").fit(open_npy(tmp_path / "cut.npy"), data[1])
