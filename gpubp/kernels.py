@@ -113,6 +113,20 @@ def zeros_like(x: np.ndarray) -> np.ndarray:
 _zeros: dict[tuple, np.ndarray] = {}
 
 
+def ones_column(n: int, dtype: Any) -> np.ndarray:
+    """A read-only (n, 1) array of ones (Σ over a row as a matrix-vector product), kept per n and dtype."""
+    key = (n, dtype)
+    ones = _ones.get(key)
+    if ones is None:
+        ones = np.ones((n, 1), dtype)
+        ones.flags.writeable = False
+        ones = _ones.setdefault(key, ones)
+    return ones
+
+
+_ones: dict[tuple, np.ndarray] = {}
+
+
 # ---------------------------------------------------------------------------------------------
 # Forward: A ← g(A + b), the bias add fused with the activation (A holds A_{l-1} W_lᵀ on entry).
 # ---------------------------------------------------------------------------------------------
