@@ -148,6 +148,25 @@ def sklearn_fit(json_path: str) -> list[str]:
     return []
 
 
+HAND = "## Measured by hand"
+
+
+def kept_sections(path: Path) -> list[str]:
+    """The sections of an existing RESULTS.md whose heading starts with HAND: figures taken outside
+    ``make bench`` (before/after a change, a commit that no longer exists) that a rewrite must keep."""
+    if not path.exists():
+        return []
+    kept, keep = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            keep = line.startswith(HAND)
+        if keep:
+            kept.append(line)
+    while kept and not kept[-1]:
+        kept.pop()
+    return [*kept, ""] if kept else []  # one blank line at the end, however often it is rewritten
+
+
 def write(json_path: str, out_dir: Path = HERE) -> Path:
     machine, rows = load(json_path)
     if not rows:
@@ -177,6 +196,7 @@ def write(json_path: str, out_dir: Path = HERE) -> Path:
     lines += mpi_table()
     lines += sklearn_fit(json_path)
     out = Path(out_dir) / "RESULTS.md"
+    lines += kept_sections(out)
     atomic_write(out, lambda f: f.write("\n".join(lines).encode()))
     plot(rows, Path(out_dir) / "throughput.png")
     return out

@@ -40,23 +40,28 @@ OUTPUTS = (*HIDDEN, "softmax")
 
 def softmax_forward(device: Device, b: Any, a: Any) -> None:
     """A ← softmax(A + b) row by row, with the row max subtracted so exp never overflows."""
+    if not device.is_gpu and a.shape[1] <= _SHORT_ROWS:
+        return _softmax_short_rows(b, a)
     xp = device.xp
     a += b
     row = device.scratch((a.shape[0], 1), a.dtype, "softmax_row")
-    short = not device.is_gpu and a.shape[1] <= _SHORT_ROWS
-    if short:  # NumPy reduces short rows one at a time: over a transposed copy the same max is ~5× faster
-        aT = device.scratch(a.shape[::-1], a.dtype, "softmax_t")
-        np.copyto(aT, a.T)
-        np.maximum.reduce(aT, axis=0, out=row[:, 0])
-    else:
-        xp.max(a, axis=1, keepdims=True, out=row)
+    xp.max(a, axis=1, keepdims=True, out=row)
     device.kernel(K.exp_shift)(row, a)
-    if short:  # the row sums as one matrix-vector product (~5× faster than np.sum here; rounding may differ)
-        ones = device.scratch((a.shape[1], 1), a.dtype, "softmax_ones")
-        ones.fill(1)
-        np.matmul(a, ones, out=row)
-    else:
-        xp.sum(a, axis=1, keepdims=True, out=row)
+    xp.sum(a, axis=1, keepdims=True, out=row)
+    a /= row
+
+
+def _softmax_short_rows(b: np.ndarray, a: np.ndarray) -> None:
+    """softmax_forward on NumPy for rows up to _SHORT_ROWS long, where NumPy's own row reductions
+    (one row at a time) cost more than the arithmetic."""
+    a += b
+    row = K.scratch((a.shape[0], 1), a.dtype, "softmax_row")
+    aT = K.scratch(a.shape[::-1], a.dtype, "softmax_t")
+    np.copyto(aT, a.T)  # over a transposed copy the same row max is ~5× faster
+    np.maximum.reduce(aT, axis=0, out=row[:, 0])
+    K._exp_shift(row, a)
+    # the row sums as one matrix-vector product (~5× faster than np.sum; rounding may differ)
+    np.matmul(a, K.ones_column(a.shape[1], a.dtype), out=row)
     a /= row
 
 

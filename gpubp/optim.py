@@ -8,7 +8,8 @@
 
 Each update is one fused kernel call per parameter array, in place. Given a ParamStore
 (:func:`make_optimizer`), the arrays are two flat slices, all weights (decayed) and all biases (not),
-so a step is two kernel calls whatever the depth. The state (velocity, m, v) is one flat buffer per
+so a step is two kernel calls whatever the depth (on the CPU: the weights' decay, then one NumPy update
+over all of θ, the same numbers with half the calls). The state (velocity, m, v) is one flat buffer per
 slot, with the same layout as the parameters, on the network's device.
 """
 
@@ -99,6 +100,8 @@ class SGD(Optimizer):
         super().__init__(device, params, grads, lr, weight_decay, decay_mask)
         self.mu = self.dtype(momentum)
         self.nesterov = nesterov
+        self.whole: tuple[Any, Any] | None = None  # (θ, ∂L/∂θ) when params are its [weights, biases] slices
+        self._zero = self.dtype(0)
         if not momentum:
             self._update = device.kernel(K.sgd_update)
         else:
@@ -107,6 +110,16 @@ class SGD(Optimizer):
     def step(self) -> None:
         self.t += 1
         lr, update = self.lr, self._update
+        if self.whole is not None and not self.device.is_gpu:
+            # NumPy: the weights' decay, then one update over all of θ (same numbers as per slice:
+            # the update is elementwise); per slice the biases cost as many NumPy calls as the weights
+            theta, grad = self.whole
+            _decay_weights(self)
+            if not self.slots:
+                update(lr, self._zero, grad, theta)
+            else:
+                update(lr, self._zero, self.mu, grad, theta, self.flat["velocity"])
+            return
         if not self.slots:
             for g, w, wd in zip(self.grads, self.params, self._wd):
                 update(lr, wd, g, w)
@@ -141,15 +154,20 @@ class Adam(Optimizer):
             # NumPy: the weights' decay, then one update over all of θ; per slice, the biases' few values
             # cost as many NumPy calls as the weights (~5 µs a step on a small network)
             theta, grad = self.whole
-            wd = self._wd[0]
-            if wd:
-                s = K.scratch_like(self.params[0])
-                np.multiply(self.params[0], wd, out=s)
-                self.grads[0] += s
+            _decay_weights(self)
             self._update(step_size, dt(0), b1, b2, eps, sqrt_bc2, grad, theta, self.flat["m"], self.flat["v"])
             return
         for g, w, m, v, wd in zip(self.grads, self.params, self.state["m"], self.state["v"], self._wd):
             self._update(step_size, wd, b1, b2, eps, sqrt_bc2, g, w, m, v)
+
+
+def _decay_weights(opt: Optimizer) -> None:
+    """∂L/∂W += λW on the weights' slice (NumPy), as the kernels' twins do before their update."""
+    wd = opt._wd[0]
+    if wd:
+        s = K.scratch_like(opt.params[0])
+        np.multiply(opt.params[0], wd, out=s)
+        opt.grads[0] += s
 
 
 def make_optimizer(name: str, store: ParamStore, *, lr: float, momentum: float, nesterov: bool,
@@ -161,7 +179,9 @@ def make_optimizer(name: str, store: ParamStore, *, lr: float, momentum: float, 
     grads = [store.weight_part(grad), store.bias_part(grad)]
     decay = [True, False]
     if name == "sgd":
-        return SGD(store.device, params, grads, lr, momentum, nesterov, weight_decay, decay)
+        sgd = SGD(store.device, params, grads, lr, momentum, nesterov, weight_decay, decay)
+        sgd.whole = (theta, grad)
+        return sgd
     if name == "adam":
         if momentum or nesterov:
             raise ValueError("momentum and nesterov apply to optimizer='sgd'; Adam has its own moments")

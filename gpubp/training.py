@@ -201,30 +201,38 @@ class Trainer:
                     fresh_run = False
                 order = self.order if self.stream else dev.asarray(self.order)
                 row_w, batch_sums = self._batch_weights()
-                wd = self.settings["weight_decay"]
+                # per batch λ/Σw (scikit-learn's alpha), set only where it changes (every full batch has
+                # the same without sample weights)
+                decays = (self.settings["weight_decay"] / np.maximum(batch_sums, 1e-300)).tolist() \
+                    if self.settings["decay_mean"] else None  # fmt: skip
+                decay = None
                 loss_acc = xp.zeros((), np.float64)
                 t0 = time.perf_counter()
                 stop = False
-                for start in range(self.position, self.n, self.batch):
-                    rows = order[start:start + self.batch]
+                # hoisted out of the loop below: on a tiny network its Python costs as much as a kernel
+                B, multi, stream, X, Y = self.batch, self.comm.size > 1, self.stream, self.X, self.Y
+                step, take_rows, workspace = self._step, dev.take_rows, net.workspace
+                for start in range(self.position, self.n, B):
+                    rows = order[start:start + B]
                     batch = rows.shape[0]  # the global batch; this rank computes on its share of it
-                    if self.comm.size > 1:
+                    if multi:
                         rows = rows[self._share(batch)]
-                    ws = net.workspace(rows.shape[0])
-                    if self.stream:  # host gather → staging buffer → copy into the workspace
+                    ws = workspace(rows.shape[0])
+                    if stream:  # host gather → staging buffer → copy into the workspace
                         self._feed_X(rows, ws.A[0])
                         self._feed_Y(rows, ws.Y)
                     else:
-                        dev.take_rows(self.X, rows, ws.A[0])
-                        dev.take_rows(self.Y, rows, ws.Y)
+                        take_rows(X, rows, ws.A[0])
+                        take_rows(Y, rows, ws.Y)
                     ws.w = None if row_w is None else row_w[start:start + batch]
-                    if ws.w is not None and self.comm.size > 1:
+                    if ws.w is not None and multi:
                         ws.w = ws.w[self._share(batch)]
-                    if self.settings["decay_mean"]:
-                        self.optimizer.set_weight_decay(wd / max(batch_sums[start // self.batch], 1e-300))
-                    self._step(ws, loss_acc, batch)
+                    if decays is not None and decays[start // B] != decay:
+                        decay = decays[start // B]
+                        self.optimizer.set_weight_decay(decay)
+                    step(ws, loss_acc, batch)
                     self.position = start + batch
-                    if on_batch is not None and self._ask(on_batch, start // self.batch + 1, self.n_batches):
+                    if on_batch is not None and self._ask(on_batch, start // B + 1, self.n_batches):
                         stop = True
                         break
                 self.comm.allreduce(loss_acc)  # Σ over all ranks' rows
@@ -248,11 +256,13 @@ class Trainer:
         """One minibatch: the gradient of this rank's rows (in ws) by backprop, summed over the
         ranks, then the same update everywhere. Each rank's Δ_L carries 1/B of the global batch B,
         so the sum is the gradient of the global batch mean."""
-        inv_b = None
-        if self.comm.size > 1:
-            inv_b = self._inv_b.get(batch)
-            if inv_b is None:
-                inv_b = self._inv_b[batch] = self.net.dtype.type(1.0 / batch)
+        if self.comm.size == 1:  # nothing to sum: Local's allreduce is a no-op (a call saved per step)
+            self.net._backprop(ws, loss_acc)
+            self.optimizer.step()
+            return
+        inv_b = self._inv_b.get(batch)
+        if inv_b is None:
+            inv_b = self._inv_b[batch] = self.net.dtype.type(1.0 / batch)
         self.net._backprop(ws, loss_acc, inv_b)
         self.comm.allreduce(self.store.grad)  # one call over the flat gradient buffer
         self.optimizer.step()

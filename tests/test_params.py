@@ -80,16 +80,37 @@ def test_an_optimiser_step_is_two_kernel_calls_whatever_the_depth(sizes, kwargs,
     trainer.optimizer._update = lambda *args: (calls.append(args), real(*args))
     trainer.run(1)  # 3 steps
     assert real.__name__ == f"_{name.split('_')[0]}"
-    if name == "adam_update":  # on the CPU Adam is one update over all of θ (see the next test)
-        assert len(calls) == 3
-        assert [(args[-3].size, float(args[1])) for args in calls] == [(net.params.size, 0.0)] * 3
-        return
+    # on the CPU every optimiser is one update over all of θ (the weights' decay added before it; see
+    # the next test); the GPU's fused kernels take the two slices, weights (decayed) then biases
+    assert len(calls) == 3
+    at = -2 if name == "sgd_update" else -3  # an array of θ's size in each signature
+    assert [(args[at].size, float(args[1])) for args in calls] == [(net.params.size, 0.0)] * 3
+    trainer.optimizer.whole = None  # the per-slice path (the GPU's)
+    calls.clear()
+    trainer.run(2)
     assert len(calls) == 3 * 2
     n_w = net.params.n_weights
-    sizes_seen = [(args[-3 if name == "adam_update" else -2].size) for args in calls[:2]]
-    assert sizes_seen == [n_w, net.params.size - n_w]  # all weights, then all biases
+    assert [args[at].size for args in calls[:2]] == [n_w, net.params.size - n_w]  # all weights, then all biases
     wd = kwargs.get("weight_decay", 0.0)
     assert [float(args[1]) for args in calls[:2]] == [pytest.approx(wd), 0.0]  # biases never decayed
+
+
+@pytest.mark.parametrize("kwargs", [{"optimizer": "sgd", "weight_decay": 0.1},
+                                    {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.1},
+                                    {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}])
+def test_sgd_over_all_of_theta_equals_sgd_per_slice(kwargs, rng):
+    """The CPU's one SGD update over θ (the weights' decay added first) is the per-slice update exactly."""
+    X, y = rng.normal(size=(30, 6)), rng.integers(0, 3, 30)
+    runs = []
+    for whole in (True, False):
+        net = gpubp.MLP([6, 8, 8, 3], "relu", device="cpu", seed=0)
+        trainer = Trainer(net, X, y, batch_size=10, lr=0.01, **kwargs)
+        if not whole:
+            trainer.optimizer.whole = None
+        trainer.run(3)
+        runs.append((net.params.theta.copy(), *(f.copy() for f in trainer.optimizer.flat.values())))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_adam_over_all_of_theta_equals_adam_per_slice(rng):

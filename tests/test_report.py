@@ -45,6 +45,17 @@ def test_report_tables_speedups_and_break_even(results, tmp_path):
     assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_rewrite_keeps_the_sections_measured_by_hand_and_nothing_else_of_the_old_file(results, tmp_path):
+    (tmp_path / "RESULTS.md").write_text("# old\n\n## Main configurations\n\n| stale row |\n\n"
+                                         "## Measured by hand: targets\n\nratio 4.4×\n\n## Old section\n\ngone\n")
+    text = report.write(str(results), tmp_path).read_text()
+    assert text.endswith("## Measured by hand: targets\n\nratio 4.4×\n")
+    assert "stale row" not in text
+    assert "gone" not in text
+    assert text.count("## Main configurations") == 1
+    assert report.write(str(results), tmp_path).read_text() == text  # rewriting again changes nothing
+
+
 def test_report_refuses_a_smoke_run(tmp_path):
     path = tmp_path / "empty.json"
     path.write_text(json.dumps({"machine_info": {}, "benchmarks": [{"extra_info": {}}]}))
