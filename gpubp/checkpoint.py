@@ -64,6 +64,9 @@ def read_file(path: str | os.PathLike) -> Contents:
         raise FileNotFoundError(f"model file not found: {path}")
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder, not a gpubp model file")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # not a zip: np.load would take it for a pickle
+            raise ValueError(f"{path} is not a gpubp model (not a .npz file)")
     try:
         # open it ourselves: np.load leaks its handle when the zip turns out to be damaged
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:

@@ -200,6 +200,7 @@ class Dataset:
     label_column: str | int | None = None
     fingerprint: str = ""
     note: str = ""
+    label_index: int | None = None  # the label's position among the file's columns (CSV)
 
     @classmethod
     def prepare(cls, data: RawData | str, *, task: str = "classify", label_column: str | int | None = None,
@@ -248,7 +249,7 @@ class Dataset:
                 y_test = None if y_test is None else target.transform(y_test.reshape(-1, 1))[:, 0]
         return cls(raw.source, task, raw.X, y, train, val, test, scaler, labels, target,
                    raw.X_test if has_test else None, y_test, rule, raw.label_column,
-                   fingerprint(raw.X, raw.y), raw.note)  # fmt: skip
+                   fingerprint(raw.X, raw.y), raw.note, raw.label_index)  # fmt: skip
 
     @staticmethod
     def _encode(raw: RawData, task: str, labels: Labels | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -261,7 +262,9 @@ class Dataset:
                     continue
                 y = np.asarray(y)
                 if y.dtype.kind not in "biuf":
-                    raise DataError(f"{raw.source}: regression targets must be numbers, got {y.dtype.kind!r} values")
+                    first = y.reshape(-1)[0] if y.size else ""
+                    raise DataError(f"{raw.source}: regression targets must be numbers, got text values (e.g. "
+                                    f"{str(first)!r})")  # fmt: skip
                 y = y.astype(np.float64).reshape(len(y), -1)
                 if y.shape[1] != 1:
                     raise DataError(f"{raw.source}: --task regress expects one target per row, got {y.shape[1]}")
@@ -277,6 +280,11 @@ class Dataset:
                      val_fraction: float, test_fraction: float | None) -> None:  # fmt: skip
         empty = [name for name, rows, frac in (("validation", val, val_fraction), ("test", test, test_fraction))
                  if frac and len(rows) == 0]  # fmt: skip
+        held = val_fraction + (test_fraction or 0.0)
+        if held >= 1:  # the fractions, not the data, leave nothing to train on
+            test = f" + test fraction {test_fraction:g}" if test_fraction else ""
+            raise DataError(f"validation fraction {val_fraction:g}{test} = {held:g} leaves no training rows: "
+                            "they must add up to less than 1 (--val-fraction, --test-fraction)")  # fmt: skip
         if len(train) == 0 or empty:
             raise DataError(f"{source}: {n} rows are too few for the split ({len(train)} train, {len(val)} validation, "
                             f"{len(test)} test rows): give more rows, or --val-fraction 0 / --test-fraction 0")

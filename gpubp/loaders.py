@@ -31,7 +31,8 @@ class DataError(ValueError):
 class RawData:
     """A source's rows as read: features ``X`` (n, d) and targets ``y`` (n,) or None;
     ``X_test``/``y_test`` when the source has its own test split (MNIST's t10k files);
-    ``label_column`` the CSV column the targets came from (its header name, else its index)."""
+    ``label_column`` the CSV column the targets came from (its header name, else its index) and
+    ``label_index`` its position among the file's columns (0-based)."""
 
     X: np.ndarray
     y: np.ndarray | None
@@ -41,6 +42,7 @@ class RawData:
     feature_names: list[str] | None = field(default=None)
     label_column: str | int | None = None
     note: str = ""  # how the rows are held: "memory-mapped, …" or "loaded whole, …"
+    label_index: int | None = None
 
 
 def _size(nbytes: int) -> str:
@@ -317,7 +319,7 @@ def load_csv(path: str, label_column: str | int | None = None, n_features: int |
             raise DataError(f"{path}: the label column contains NaN or infinite values")
     label = None if label_idx is None else (header[label_idx] if header else label_idx)
     return RawData(X, y, path, feature_names=names if header else None, label_column=label,
-                   note=f"loaded whole, {_size(X.nbytes)}")
+                   note=f"loaded whole, {_size(X.nbytes)}", label_index=label_idx)
 
 
 def _csv_rows(fh: Any, sample: str):

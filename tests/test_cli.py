@@ -295,6 +295,9 @@ def test_a_loaded_model_predicts_from_raw_rows_as_the_command_does(tmp_path, rng
     lib_pred = m.predict(X)
     np.testing.assert_array_equal(lib_pred, cli_pred)
     assert set(np.unique(lib_pred)) <= {7, 8, 9}
+    # the file's rows as they are, label column (first) included: dropped, as the command does
+    whole = np.loadtxt(tmp_path / "k.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(m.predict(whole), cli_pred)
     assert m.score(X, y) == pytest.approx(np.mean(cli_pred == y))
     assert m.score(X, y) > 0.8  # scaled as in training: raw rows would score near chance
     assert isinstance(m.net, gpubp.MLP)  # the lecture-level network is still there
@@ -531,3 +534,40 @@ def test_a_mapped_npy_pair_trains_as_the_same_rows_in_memory(tmp_path):
     memory = json.loads(run("evaluate", str(tmp_path / "memory.npz"), "--json").stdout)
     assert mapped["rows"] == memory["rows"] == 359
     assert mapped["accuracy"] == memory["accuracy"]
+
+
+# -- found trying main as a new user: the cause named, and a result line always --------------------
+
+
+def test_fractions_that_leave_no_training_rows_are_blamed_not_the_data():
+    assert_one_line_error(run("train", "--val-fraction", "0.9", "--test-fraction", "0.2", "--no-save", check=None),
+                          "validation fraction 0.9 + test fraction 0.2 = 1.1 leaves no training rows")  # fmt: skip
+
+
+def test_a_text_file_given_as_a_model_is_not_an_npz(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    for name in ("x.csv", "empty.npz"):
+        proc = run("evaluate", str(tmp_path / name), check=None)
+        assert proc.returncode == 2
+        assert f"{name} is not a gpubp model (not a .npz file)" in proc.stderr
+        assert "pickle" not in proc.stderr
+        assert "Python objects" not in proc.stderr
+
+
+def test_text_regression_targets_say_text_not_a_dtype_code(tmp_path):
+    rows = "".join(f"{i},{i % 3},{'cat' if i % 2 else 'dog'}\n" for i in range(40))
+    (tmp_path / "s.csv").write_text("a,b,y\n" + rows)
+    assert_one_line_error(run("train", "--data", str(tmp_path / "s.csv"), "--task", "regress", "--no-save", check=None),
+                          "regression targets must be numbers, got text values (e.g. 'dog')")  # fmt: skip
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_training_with_no_test_rows_says_nothing_was_scored(quiet):
+    proc = run("train", "--test-fraction", "0", "--epochs", "1", "--hidden", "8", "--no-save", *(["--quiet"] * quiet))
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == "no test rows held out (--test-fraction 0): nothing scored"
+    if quiet:
+        assert proc.stdout.count("\n") == 1  # the result line alone
+    else:
+        assert "train loss" in proc.stdout  # after the table

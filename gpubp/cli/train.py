@@ -37,6 +37,7 @@ from ._common import (
 from ._ranks import Ranks
 
 DEFAULT_SAVE = "gpubp-model.npz"
+NOTHING_SCORED = "no test rows held out (--test-fraction 0): nothing scored"
 
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "lr": None, "optimizer": "sgd", "momentum": None,
                                   "nesterov": False, "weight_decay": 0.0, "patience": None, "shuffle": True,
@@ -238,6 +239,7 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
         settings["data"] = absolute(args.data)  # the same rows found elsewhere: remember where
     settings["fingerprint"] = ds.fingerprint
     settings["label_column"] = ds.label_column
+    settings["label_index"] = ds.label_index
     if args.resume:
         net = load_network(args.resume, device=args.device)
         if net.sizes[0] != ds.X.shape[1]:
@@ -358,7 +360,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if trainer.stopped_early and settings["patience"]:
             say(f"early stop: no better validation loss for {settings['patience']} epochs; "
                 f"kept the weights of epoch {trainer.best_epoch}")  # fmt: skip
-        if ds.size("test"):
+        if not ds.size("test"):
+            say(NOTHING_SCORED)
+        else:
             X_test = ds.features("test")
             scores = net.evaluate(X_test, targets("test"))
             result["test_loss"] = scores["loss"]
@@ -384,6 +388,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 print(f"test accuracy: {100 * result['test_accuracy']:.2f}%")
             elif "test_r2" in result:
                 print(f"test R²: {result['test_r2']:.4f}")
+            else:
+                print(NOTHING_SCORED)
         return 0
 
     return ranks.status(ranks.together(finish))  # every rank exits with the same status
