@@ -29,8 +29,11 @@ install: $(STAMP)
 test: install lint
 	$(PY) -m pytest --benchmark-disable
 
+LINTED := gpubp tests benchmarks scripts examples conftest.py
+
 lint: install
-	$(VENV)/bin/ruff check gpubp tests benchmarks scripts examples conftest.py
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 # The real benchmark run: PyTorch is installed for the comparison where it can be (the pinned
 # version is a local file on the project's machines); without it those rows say why they are absent.

@@ -34,7 +34,7 @@ def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("memmap")
     X = np.lib.format.open_memmap(folder / "X.npy", mode="w+", dtype=np.float32, shape=(ROWS, SIZES[0]))
     for start in range(0, ROWS, 20_000):  # written in blocks: the writer's memory stays small too
-        block = X[start:start + 20_000]
+        block = X[start : start + 20_000]
         block[...] = np.random.default_rng(start).random(block.shape, dtype=np.float32)
     X.flush()
     del X

@@ -60,7 +60,7 @@ def stratified_split(y: np.ndarray, fractions: tuple[float, ...], seed: int = 0)
         start = 0
         for k, frac in enumerate(fractions):
             take = round(frac * len(idx))
-            parts[k].append(idx[start:start + take])
+            parts[k].append(idx[start : start + take])
             start += take
         parts[-1].append(idx[start:])
     return [np.sort(np.concatenate(p)) for p in parts]
@@ -286,8 +286,10 @@ class Dataset:
             raise DataError(f"validation fraction {val_fraction:g}{test} = {held:g} leaves no training rows: "
                             "they must add up to less than 1 (--val-fraction, --test-fraction)")  # fmt: skip
         if len(train) == 0 or empty:
-            raise DataError(f"{source}: {n} rows are too few for the split ({len(train)} train, {len(val)} validation, "
-                            f"{len(test)} test rows): give more rows, or --val-fraction 0 / --test-fraction 0")
+            raise DataError(
+                f"{source}: {n} rows are too few for the split ({len(train)} train, {len(val)} validation, "
+                f"{len(test)} test rows): give more rows, or --val-fraction 0 / --test-fraction 0"
+            )
 
     # -- rows -----------------------------------------------------------------------------------
 

@@ -202,9 +202,7 @@ def _delta_sigmoid(a, delta):
     delta *= s
 
 
-delta_sigmoid = Kernel(
-    "delta_sigmoid", "T a", "T delta", "delta = delta * a * ((T)1 - a)", _delta_sigmoid
-)
+delta_sigmoid = Kernel("delta_sigmoid", "T a", "T delta", "delta = delta * a * ((T)1 - a)", _delta_sigmoid)
 
 
 def _delta_tanh(a, delta):
@@ -214,9 +212,7 @@ def _delta_tanh(a, delta):
     delta *= s
 
 
-delta_tanh = Kernel(
-    "delta_tanh", "T a", "T delta", "delta = delta * ((T)1 - a * a)", _delta_tanh
-)
+delta_tanh = Kernel("delta_tanh", "T a", "T delta", "delta = delta * ((T)1 - a * a)", _delta_tanh)
 
 
 def _delta_relu(a, delta):
@@ -227,9 +223,7 @@ def _delta_relu(a, delta):
     delta *= s
 
 
-delta_relu = Kernel(
-    "delta_relu", "T a", "T delta", "delta = a > (T)0 ? delta : (T)0", _delta_relu
-)
+delta_relu = Kernel("delta_relu", "T a", "T delta", "delta = a > (T)0 ? delta : (T)0", _delta_relu)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,9 +238,7 @@ def _delta_output(a, y, inv_b, delta):
 
 # ∇_{A_L} L / B for squared error; Δ_L itself for softmax + cross-entropy, sigmoid + bce and
 # identity + mse, where g'(Z_L) cancels against the loss derivative.
-delta_output = Kernel(
-    "delta_output", "T a, T y, T inv_b", "T delta", "delta = (a - y) * inv_b", _delta_output
-)
+delta_output = Kernel("delta_output", "T a, T y, T inv_b", "T delta", "delta = (a - y) * inv_b", _delta_output)
 
 
 def _loss_cross_entropy(a, y, tiny, t):

@@ -68,8 +68,10 @@ def check_fits(path: str, need: int) -> None:
     """Refuse, with one line suggesting .npy, a whole load that would not fit in memory."""
     have = available_memory()
     if have is not None and need > have:
-        raise DataError(f"{path}: loading it whole needs about {_size(need)} but {_size(have)} of memory is available: "
-                        "save it as X.npy,y.npy (np.save), which gpubp memory-maps and reads a batch at a time")
+        raise DataError(
+            f"{path}: loading it whole needs about {_size(need)} but {_size(have)} of memory is available: "
+            "save it as X.npy,y.npy (np.save), which gpubp memory-maps and reads a batch at a time"
+        )
 
 
 # -- the embedded default -----------------------------------------------------------------------
@@ -318,8 +320,15 @@ def load_csv(path: str, label_column: str | int | None = None, n_features: int |
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise DataError(f"{path}: the label column contains NaN or infinite values")
     label = None if label_idx is None else (header[label_idx] if header else label_idx)
-    return RawData(X, y, path, feature_names=names if header else None, label_column=label,
-                   note=f"loaded whole, {_size(X.nbytes)}", label_index=label_idx)
+    return RawData(
+        X,
+        y,
+        path,
+        feature_names=names if header else None,
+        label_column=label,
+        note=f"loaded whole, {_size(X.nbytes)}",
+        label_index=label_idx,
+    )
 
 
 def _csv_rows(fh: Any, sample: str):

@@ -372,13 +372,13 @@ class MLP:
             else:
                 shift = Yc[0].astype(np.float64) if shift is None else shift
                 D = Yc.astype(np.float64) - shift
-                sums[1:1 + n_out] += ((Yc - A_L).astype(np.float64) ** 2).sum(axis=0)
-                sums[1 + n_out:1 + 2 * n_out] += D.sum(axis=0)
-                sums[1 + 2 * n_out:] += (D * D).sum(axis=0)
+                sums[1 : 1 + n_out] += ((Yc - A_L).astype(np.float64) ** 2).sum(axis=0)
+                sums[1 + n_out : 1 + 2 * n_out] += D.sum(axis=0)
+                sums[1 + 2 * n_out :] += (D * D).sum(axis=0)
         values = self.device.to_host(sums)
         if self.is_classifier:
             return {"loss": float(values[0]) / n, "accuracy": float(values[1]) / n}
-        res, s1, s2 = values[1:1 + n_out], values[1 + n_out:1 + 2 * n_out], values[1 + 2 * n_out:]
+        res, s1, s2 = values[1 : 1 + n_out], values[1 + n_out : 1 + 2 * n_out], values[1 + 2 * n_out :]
         tot = np.maximum(s2 - s1 * s1 / n, 0.0)
         # as scikit-learn: an output with constant targets scores 1 if fitted exactly, else 0
         r2 = np.where(tot > 0, 1 - res / np.where(tot > 0, tot, 1), np.where(res == 0, 1.0, 0.0))

@@ -60,7 +60,7 @@ class Optimizer:
                 flat = self.flat[slot] = device.xp.zeros(sum(p.size for p in params), params[0].dtype)
                 views, at = [], 0
                 for p in params:
-                    views.append(flat[at:at + p.size].reshape(p.shape))
+                    views.append(flat[at : at + p.size].reshape(p.shape))
                     at += p.size
                 self.state[slot] = views
 

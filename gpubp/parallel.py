@@ -325,7 +325,7 @@ def agree(comm: Communicator, error: BaseException | None) -> None:
     text = np.zeros(_MESSAGE_BYTES, np.uint8)
     if comm.rank == first:
         raw = f"{type(error).__name__}\n{error}".encode()[:_MESSAGE_BYTES]
-        text[:len(raw)] = np.frombuffer(raw, np.uint8)
+        text[: len(raw)] = np.frombuffer(raw, np.uint8)
     comm.allreduce(text)
     if error is None:
         name, _, message = bytes(text).rstrip(b"\0").decode(errors="replace").partition("\n")

@@ -40,10 +40,10 @@ class ParamStore:
         """([W_1 … W_L], [b_1 … b_L]) as views into a flat buffer with θ's layout."""
         Ws, bs, at = [], [], 0
         for shape in self.W_shapes:
-            Ws.append(flat[at:at + shape[0] * shape[1]].reshape(shape))
+            Ws.append(flat[at : at + shape[0] * shape[1]].reshape(shape))
             at += shape[0] * shape[1]
         for shape in self.W_shapes:
-            bs.append(flat[at:at + shape[0]])
+            bs.append(flat[at : at + shape[0]])
             at += shape[0]
         return Ws, bs
 
@@ -54,11 +54,11 @@ class ParamStore:
 
     def weight_part(self, flat: Any) -> Any:
         """The contiguous slice of a flat buffer holding all the weights."""
-        return flat[:self.n_weights]
+        return flat[: self.n_weights]
 
     def bias_part(self, flat: Any) -> Any:
         """The contiguous slice of a flat buffer holding all the biases."""
-        return flat[self.n_weights:]
+        return flat[self.n_weights :]
 
     def assign(self, flat: Any, pieces: list[Any], device: bool = True) -> None:
         """Copy arrays [W_1, b_1, …] (checkpoint order) into a flat buffer with θ's layout: one on

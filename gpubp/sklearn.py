@@ -106,8 +106,10 @@ def _host(x: Any) -> Any:
         try:
             return np.from_dlpack(x)
         except (BufferError, RuntimeError, TypeError) as exc:  # e.g. a CUDA array for a CPU network
-            raise TypeError(f"{type(x).__name__} offers DLPack but NumPy cannot read it ({exc}); a GPU array "
-                            f"needs device='gpu' (or a copy on the host)") from exc
+            raise TypeError(
+                f"{type(x).__name__} offers DLPack but NumPy cannot read it ({exc}); a GPU array "
+                f"needs device='gpu' (or a copy on the host)"
+            ) from exc
     return x
 
 
@@ -328,8 +330,10 @@ class _BaseMLP(BaseEstimator):
         try:
             trainer.run(trainer.epoch + (1 if incremental else self.max_iter), callback=end_epoch)
         except TrainingDivergedError as exc:  # scikit-learn's error for this case, with gpubp's detail
-            raise ValueError(f"Solver produced non-finite parameter weights. The input data may contain large "
-                             f"values and need to be preprocessed ({exc})") from exc
+            raise ValueError(
+                f"Solver produced non-finite parameter weights. The input data may contain large "
+                f"values and need to be preprocessed ({exc})"
+            ) from exc
         if not incremental and not stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           f"optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)  # fmt: skip

@@ -176,8 +176,10 @@ class Trainer:
         xp = dev.xp
         self.interrupted = False
         if net.params is not self.store:
-            raise RuntimeError("the network was moved to another device after this Trainer was made; "
-                               "make a new Trainer (its data and optimiser state are on the old device)")
+            raise RuntimeError(
+                "the network was moved to another device after this Trainer was made; "
+                "make a new Trainer (its data and optimiser state are on the old device)"
+            )
         theta = self.store.theta
         if self.comm.size > 1 and not self._synced:
             self._sync()
@@ -213,7 +215,7 @@ class Trainer:
                 B, multi, stream, X, Y = self.batch, self.comm.size > 1, self.stream, self.X, self.Y
                 step, take_rows, workspace = self._step, dev.take_rows, net.workspace
                 for start in range(self.position, self.n, B):
-                    rows = order[start:start + B]
+                    rows = order[start : start + B]
                     batch = rows.shape[0]  # the global batch; this rank computes on its share of it
                     if multi:
                         rows = rows[self._share(batch)]
@@ -224,7 +226,7 @@ class Trainer:
                     else:
                         take_rows(X, rows, ws.A[0])
                         take_rows(Y, rows, ws.Y)
-                    ws.w = None if row_w is None else row_w[start:start + batch]
+                    ws.w = None if row_w is None else row_w[start : start + batch]
                     if ws.w is not None and multi:
                         ws.w = ws.w[self._share(batch)]
                     if decays is not None and decays[start // B] != decay:
@@ -340,10 +342,12 @@ class Trainer:
         self.net.xp.copyto(self.store.theta, self._last_good)
         self.optimizer.reset()
         self.position = 0
-        raise on_every_rank(TrainingDivergedError(  # the loss was summed over the ranks: all see it
-            f"training diverged: the loss became {loss_sum} in epoch {self.epoch + 1}; the weights from the "
-            f"start of that epoch were kept and the optimiser state cleared (try a smaller lr)"
-        ))
+        raise on_every_rank(
+            TrainingDivergedError(  # the loss was summed over the ranks: all see it
+                f"training diverged: the loss became {loss_sum} in epoch {self.epoch + 1}; the weights from the "
+                f"start of that epoch were kept and the optimiser state cleared (try a smaller lr)"
+            )
+        )
 
     def _end_epoch(self, loss_sum: float, callback: Any) -> None:
         self.position = 0
@@ -358,9 +362,7 @@ class Trainer:
         if self.validation is not None:
             result = self._evaluate()
             row["val_loss"] = result["loss"]
-            row["val_accuracy" if self.net.is_classifier else "val_r2"] = result.get(
-                "accuracy", result.get("r2")
-            )
+            row["val_accuracy" if self.net.is_classifier else "val_r2"] = result.get("accuracy", result.get("r2"))
         for key in self.history:
             self.history[key].append(row[key])
         if self.validation is not None:
@@ -415,9 +417,7 @@ class Trainer:
         self.position = int(state["position"])
         self.order = None if state["order"] is None else np.asarray(state["order"])
         if self.order is not None and self.order.shape != (self.n,):
-            raise ValueError(
-                f"the checkpoint was made on {self.order.shape[0]} training rows, this data has {self.n}"
-            )
+            raise ValueError(f"the checkpoint was made on {self.order.shape[0]} training rows, this data has {self.n}")
         self.partial_loss = float(state["partial_loss"])
         self.partial_seconds = float(state["partial_seconds"])
         self.best_val = float(state["best_val"])
@@ -477,6 +477,7 @@ class Trainer:
         trainer = cls(load(path, device=device), X, Y, validation_data=validation_data, **meta["trainer"]["settings"])
         trainer.restore(path)
         return trainer
+
 
 def _rng_words(state: dict[str, Any]) -> np.ndarray:
     """A PCG64 state as six uint64 words (to broadcast it)."""

@@ -46,7 +46,5 @@ def host_source() -> str:
         )
         for T in ("float", "double"):
             args = ", ".join(["n_elems"] + [f"in_{n}" for n in k.inputs] + [f"out_{n}" for n in k.outputs])
-            parts.append(
-                f'extern "C" void {k.name}_{T}({_signature(k, T)}) {{ {k.name}_impl<{T}>({args}); }}'
-            )
+            parts.append(f'extern "C" void {k.name}_{T}({_signature(k, T)}) {{ {k.name}_impl<{T}>({args}); }}')
     return "\n".join(parts).replace("__restrict__", "__restrict") + "\n"

@@ -95,9 +95,14 @@ def test_an_optimiser_step_is_two_kernel_calls_whatever_the_depth(sizes, kwargs,
     assert [float(args[1]) for args in calls[:2]] == [pytest.approx(wd), 0.0]  # biases never decayed
 
 
-@pytest.mark.parametrize("kwargs", [{"optimizer": "sgd", "weight_decay": 0.1},
-                                    {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.1},
-                                    {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"optimizer": "sgd", "weight_decay": 0.1},
+        {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.1},
+        {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 0.1},
+    ],
+)
 def test_sgd_over_all_of_theta_equals_sgd_per_slice(kwargs, rng):
     """The CPU's one SGD update over θ (the weights' decay added first) is the per-slice update exactly."""
     X, y = rng.normal(size=(30, 6)), rng.integers(0, 3, 30)

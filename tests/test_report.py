@@ -46,8 +46,10 @@ def test_report_tables_speedups_and_break_even(results, tmp_path):
 
 
 def test_a_rewrite_keeps_the_sections_measured_by_hand_and_nothing_else_of_the_old_file(results, tmp_path):
-    (tmp_path / "RESULTS.md").write_text("# old\n\n## Main configurations\n\n| stale row |\n\n"
-                                         "## Measured by hand: targets\n\nratio 4.4×\n\n## Old section\n\ngone\n")
+    (tmp_path / "RESULTS.md").write_text(
+        "# old\n\n## Main configurations\n\n| stale row |\n\n"
+        "## Measured by hand: targets\n\nratio 4.4×\n\n## Old section\n\ngone\n"
+    )
     text = report.write(str(results), tmp_path).read_text()
     assert text.endswith("## Measured by hand: targets\n\nratio 4.4×\n")
     assert "stale row" not in text

@@ -154,7 +154,7 @@ def test_fit_and_score_on_a_memmap_take_memory_bounded_by_the_batch_not_the_data
     n, d = 25_000, 784  # a 78 MB file; about 7 MiB were measured
     X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=(n, d))
     for part in range(0, n, 2500):
-        X[part:part + 2500] = np.random.default_rng(part).random((2500, d), dtype=np.float32)
+        X[part : part + 2500] = np.random.default_rng(part).random((2500, d), dtype=np.float32)
     X.flush()
     del X
     y = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.int64, shape=(n,))
@@ -652,17 +652,42 @@ def bad_inputs(tmp_path, X, y):
     mid = rf"contains NaN or infinite values: NaN at row {n // 2}$"
     return [
         (write_npy(tmp_path / "nanX.npy", nan_X), ym, None, ValueError, r"^X in \S*/nanX\.npy " + mid),
-        (Xm, write_npy(tmp_path / "nany.npy", nan_y), None, ValueError,
-         rf"^Y in \S*/nany\.npy contains NaN or infinite values: NaN at row {n // 2 + 1}$"),
+        (
+            Xm,
+            write_npy(tmp_path / "nany.npy", nan_y),
+            None,
+            ValueError,
+            rf"^Y in \S*/nany\.npy contains NaN or infinite values: NaN at row {n // 2 + 1}$",
+        ),
         (Xm, ym, (write_npy(tmp_path / "nanV.npy", nan_X), ym), ValueError, r"^X_val in \S*/nanV\.npy " + mid),
-        (Xm, write_npy(tmp_path / "short.npy", y[:-1]), None, ValueError,
-         rf"^Y in \S*/short\.npy has {n - 1} rows but X has {n} samples$"),
-        (write_npy(tmp_path / "text.npy", np.full(X.shape, "ab")), ym, None, TypeError,
-         r"^X in \S*/text\.npy must be numeric \(bool, int or float\), got dtype <U2$"),
-        (Xm, write_npy(tmp_path / "ytext.npy", np.full(n, "ab")), None, TypeError,
-         r"^Y in \S*/ytext\.npy must be numeric, got dtype <U2$"),
-        (str(tmp_path / "X.npy"), ym, None, TypeError,
-         r"^X is a path \('\S*/X\.npy'\), not an array: pass gpubp\.rows\.open_npy\(path\)"),
+        (
+            Xm,
+            write_npy(tmp_path / "short.npy", y[:-1]),
+            None,
+            ValueError,
+            rf"^Y in \S*/short\.npy has {n - 1} rows but X has {n} samples$",
+        ),
+        (
+            write_npy(tmp_path / "text.npy", np.full(X.shape, "ab")),
+            ym,
+            None,
+            TypeError,
+            r"^X in \S*/text\.npy must be numeric \(bool, int or float\), got dtype <U2$",
+        ),
+        (
+            Xm,
+            write_npy(tmp_path / "ytext.npy", np.full(n, "ab")),
+            None,
+            TypeError,
+            r"^Y in \S*/ytext\.npy must be numeric, got dtype <U2$",
+        ),
+        (
+            str(tmp_path / "X.npy"),
+            ym,
+            None,
+            TypeError,
+            r"^X is a path \('\S*/X\.npy'\), not an array: pass gpubp\.rows\.open_npy\(path\)",
+        ),
     ]
 
 
@@ -684,6 +709,9 @@ def test_a_truncated_npy_given_to_the_library_says_so_with_its_file(tmp_path, da
     write_npy(tmp_path / "X.npy", data[0])
     whole = (tmp_path / "X.npy").read_bytes()
     (tmp_path / "cut.npy").write_bytes(whole[:-100])
-    with pytest.raises(ValueError, match=r"^\S*/cut\.npy is truncated: its header promises 300 × 12 float32 "
-                                         r"\(\d[\d,]* bytes with the header\) but the file has [\d,]+ bytes$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^\S*/cut\.npy is truncated: its header promises 300 × 12 float32 "
+        r"\(\d[\d,]* bytes with the header\) but the file has [\d,]+ bytes$",
+    ):
         gpubp.MLP([12, 4], device="cpu").fit(open_npy(tmp_path / "cut.npy"), data[1])

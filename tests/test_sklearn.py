@@ -239,7 +239,7 @@ def test_weighted_gradient_matches_central_differences(loss, n_out):
         return net.loss_and_gradients(X, Y, sample_weight=w)[0]
 
     loss0, grads = net.loss_and_gradients(X, Y, sample_weight=w)
-    per_row = [net.loss_and_gradients(X[i:i + 1], Y[i:i + 1])[0] for i in range(6)]
+    per_row = [net.loss_and_gradients(X[i : i + 1], Y[i : i + 1])[0] for i in range(6)]
     assert loss0 == pytest.approx(np.dot(w, per_row) / w.sum(), rel=1e-12)
     h = 1e-6
     for params, index in ((net.weights, 0), (net.biases, 1)):
@@ -375,7 +375,7 @@ def test_mlp_pickles_and_falls_back_to_the_cpu():
 def test_pipeline_gridsearch_readme_example(capsys):
     """The README's Pipeline + GridSearchCV(n_jobs=2) example, run as written there."""
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## scikit-learn estimators\n"):]
+    section = text[text.index("## scikit-learn estimators\n") :]
     code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)

@@ -98,7 +98,7 @@ def test_train_loss_is_the_row_weighted_mean_of_the_batch_losses(rng):
     X, y = rng.normal(size=(30, 3)), rng.integers(0, 2, 30)
     net = gpubp.MLP([3, 4, 2], device="cpu", dtype="float64", seed=0)
     before = net.evaluate(X, y)["loss"]
-    batch_means = [net.evaluate(X[i:i + 8], y[i:i + 8])["loss"] for i in range(0, 30, 8)]
+    batch_means = [net.evaluate(X[i : i + 8], y[i : i + 8])["loss"] for i in range(0, 30, 8)]
     assert abs(np.mean(batch_means) - before) > 1e-3  # the two means tell the weighting apart here
     h = net.fit(X, y, epochs=1, batch_size=8, lr=1e-300, shuffle=False)
     assert h["train_loss"][0] == pytest.approx(before, rel=1e-12)

@@ -63,8 +63,10 @@ def test_gradients_equal_autograd(activation, loss, output, rng):
 
 OPTIMIZERS = {
     "momentum": ({"momentum": 0.9}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
-    "nesterov": ({"momentum": 0.9, "nesterov": True},
-                 lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
+    "nesterov": (
+        {"momentum": 0.9, "nesterov": True},
+        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+    ),
     "adam": ({"optimizer": "adam", "lr": 0.01}, lambda p: torch.optim.Adam(p, lr=0.01)),
 }
 

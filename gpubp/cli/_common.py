@@ -85,25 +85,43 @@ def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits")
     p.add_argument("--data", default=None, metavar="PATH",
                    help="'digits' (embedded), a folder of MNIST IDX files, IMAGES,LABELS, X.npy,y.npy, .npz (X, y) "
                         f"or .csv (default: {default or 'the data the model was trained on'})")  # fmt: skip
-    p.add_argument("--label-column", default=None, metavar="NAME|INDEX",
-                   help="CSV label column (default: a column named label/class/target/y, else the last)")
+    p.add_argument(
+        "--label-column",
+        default=None,
+        metavar="NAME|INDEX",
+        help="CSV label column (default: a column named label/class/target/y, else the last)",
+    )
 
 
 def add_network_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", choices=TASKS, default=None,
-                   help="regress: one numeric target, loss mse, target standardised (default: classify)")
-    p.add_argument("--hidden", type=hidden_sizes, default=None, metavar="N,N",
-                   help="hidden layer widths, 'none' for none (default: 256)")
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        default=None,
+        help="regress: one numeric target, loss mse, target standardised (default: classify)",
+    )
+    p.add_argument(
+        "--hidden",
+        type=hidden_sizes,
+        default=None,
+        metavar="N,N",
+        help="hidden layer widths, 'none' for none (default: 256)",
+    )
     p.add_argument("--activation", choices=HIDDEN, default=None, help="hidden activation (default: relu)")
     p.add_argument("--output", choices=OUTPUTS, default=None, help="output activation (default: the loss's match)")
-    p.add_argument("--loss", choices=tuple(LOSSES), default=None,
-                   help="(default: cross_entropy; mse with --task regress)")
+    p.add_argument(
+        "--loss", choices=tuple(LOSSES), default=None, help="(default: cross_entropy; mse with --task regress)"
+    )
     p.add_argument("--init", choices=INITS, default=None, help="(default: he for relu, xavier otherwise)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None, help="(default: float32)")
     p.add_argument("--seed", type=int, default=None, help="seeds weights and shuffling (default: 0)")
     p.add_argument("--device", default=None, help="auto, cpu, gpu or gpu:N (default: $GPUBP_DEVICE or auto)")
-    p.add_argument("--scale", choices=Scaler.KINDS, default=None,
-                   help="feature scaling fitted on the training split (default: standard)")
+    p.add_argument(
+        "--scale",
+        choices=Scaler.KINDS,
+        default=None,
+        help="feature scaling fitted on the training split (default: standard)",
+    )
 
 
 NETWORK_DEFAULTS: dict[str, Any] = {"data": "digits", "label_column": None, "task": "classify", "hidden": [256],

@@ -41,8 +41,9 @@ def load_model(path: str, device: str | None) -> Model:
         return Model.from_file(path, device=device)
     except ValueError as exc:
         if "bare network" in str(exc):
-            raise UsageError(f"{path} was not written by 'gpubp train' (no scaler or classes): "
-                             "use the Python API") from None
+            raise UsageError(
+                f"{path} was not written by 'gpubp train' (no scaler or classes): use the Python API"
+            ) from None
         raise
 
 
@@ -68,8 +69,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     X, y, _, split, why, source = _rows(model, args)
     if y is None:
         raise UsageError(f"{source}: no labels or targets found: evaluate needs them (predict does not)")
-    result: dict[str, Any] = {"model": args.model, "data": source, "rows": len(y), "split": split,
-                              "which_rows": why}
+    result: dict[str, Any] = {"model": args.model, "data": source, "rows": len(y), "split": split, "which_rows": why}
     if model.labels is None:
         r2 = r2_score(np.asarray(y, dtype=np.float64), model.predict(X))
         result["r2"] = r2

@@ -50,34 +50,58 @@ RESUME_FREE = ("epochs", "device", "save", "no_save", "plot", "json", "quiet", "
 
 
 def add_parser(sub: Any) -> None:
-    t = sub.add_parser("train", help="train a network (default: on the embedded digits)",
-                       description="Train a network. With no options: the embedded UCI digits, 64-256-10 relu.")
+    t = sub.add_parser(
+        "train",
+        help="train a network (default: on the embedded digits)",
+        description="Train a network. With no options: the embedded UCI digits, 64-256-10 relu.",
+    )
     add_data_options(t)
     add_network_options(t)
     t.add_argument("--epochs", type=positive(int), default=None, help="(default: 30)")
     t.add_argument("--batch-size", type=positive(int), default=None, help="(default: 32)")
-    t.add_argument("--lr", type=positive(float), default=None,
-                   help="learning rate η (default: 0.05; with loss mse 0.002, with --task regress 0.01)")
+    t.add_argument(
+        "--lr",
+        type=positive(float),
+        default=None,
+        help="learning rate η (default: 0.05; with loss mse 0.002, with --task regress 0.01)",
+    )
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="(default: sgd)")
     t.add_argument("--momentum", type=fraction, default=None, help="(sgd only; default: 0.9)")
     t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd only)")
     t.add_argument("--weight-decay", type=float, default=None, help="λ, on weights only (default: 0)")
-    t.add_argument("--patience", type=positive(int), default=None,
-                   help="stop after this many epochs without a better validation loss; keep the best")
-    t.add_argument("--no-shuffle", dest="shuffle", action="store_false", default=None,
-                   help="keep the row order each epoch")
-    t.add_argument("--split-seed", type=int, default=None,
-                   help="seed of the fixed stratified train/validation/test split (default: 0)")
+    t.add_argument(
+        "--patience",
+        type=positive(int),
+        default=None,
+        help="stop after this many epochs without a better validation loss; keep the best",
+    )
+    t.add_argument(
+        "--no-shuffle", dest="shuffle", action="store_false", default=None, help="keep the row order each epoch"
+    )
+    t.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the fixed stratified train/validation/test split (default: 0)",
+    )
     t.add_argument("--val-fraction", type=fraction, default=None, help="(default: 0.1)")
-    t.add_argument("--test-fraction", type=fraction, default=None,
-                   help="(default: 0.2; not used when the data has its own test files)")
+    t.add_argument(
+        "--test-fraction",
+        type=fraction,
+        default=None,
+        help="(default: 0.2; not used when the data has its own test files)",
+    )
     t.add_argument("--save", default=None, metavar="PATH",
                    help=f"checkpoint written every epoch and at the end (default: the --resume file, "
                         f"else {DEFAULT_SAVE})")  # fmt: skip
     t.add_argument("--no-save", action="store_true", help="write no model file")
-    t.add_argument("--resume", default=None, metavar="PATH",
-                   help="continue the run saved in this checkpoint, with its data and settings "
-                        "(only --epochs, --device, --save and the output options may be given)")
+    t.add_argument(
+        "--resume",
+        default=None,
+        metavar="PATH",
+        help="continue the run saved in this checkpoint, with its data and settings "
+        "(only --epochs, --device, --save and the output options may be given)",
+    )
     t.add_argument("--plot", default=None, metavar="PNG", help="write the learning curves here")
     t.add_argument("--json", action="store_true", help="print metrics as JSON on stdout (tables go to stderr)")
     t.add_argument("--quiet", action="store_true", help="print only the final result")
@@ -320,6 +344,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"status": "running", "device": net.device.name, "model": save_path}
     t0 = time.perf_counter()
     with StopOnInterrupt() as interrupt:  # under mpiexec every rank gets the Ctrl-C; rank 0 decides
+
         def on_batch(i: int, n: int) -> bool:
             progress.batch(i, n, current["epoch"], epochs)
             return interrupt.requested
