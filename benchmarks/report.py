@@ -81,7 +81,7 @@ def speedups(rows: list[dict]) -> list[str]:
     pairs = [(k, d) for k, d in by.items() if "cpu" in d and any(x.startswith("gpu") for x in d)]
     if not pairs:
         return ["No GPU rows in this run, so no GPU/CPU speed-up or break-even batch size: see the GPU line "
-                "above for why. Issue #5 (the GPU run) fills these in."]  # fmt: skip
+                "above for why. A run on a CUDA machine (`bash scripts/gpu_run.sh`) fills these in."]  # fmt: skip
     out += ["| configuration | CPU samples/s | GPU samples/s | GPU / CPU |", "|---|---|---|---|"]
     sweep = []
     for (kind, config), d in pairs:
