@@ -291,16 +291,15 @@ def test_a_streamed_run_stopped_mid_epoch_resumes_exactly(tmp_path, data):
     same_weights(whole, parts)
 
 
-def test_gpu_staging_alternates_two_buffers_and_waits_for_the_copy_that_read_one(monkeypatch, data):
-    """The GPU bookkeeping of Device.staging/upload, run against a stand-in for CuPy's streams and
-    events (the real copies were never run on a GPU)."""
+def fake_gpu(monkeypatch, log: list, entry) -> tuple:
+    """A ``gpu:0`` Device over a stand-in for CuPy's streams, events and pinned memory (no GPU
+    here): each copy appends ``entry(host)`` to ``log``, each event wait ("wait", n). Returns the
+    Device and the device-array class to view output buffers as."""
     import contextlib
     import sys
     import types
 
     from gpubp.backend import Device
-
-    log = []
 
     class Event:
         def __init__(self, n):
@@ -319,13 +318,20 @@ def test_gpu_staging_alternates_two_buffers_and_waits_for_the_copy_that_read_one
     class DeviceArray(np.ndarray):
         def set(self, host, stream):
             assert isinstance(stream, Stream)
-            log.append(("copy", host.__array_interface__["data"][0]))
+            log.append(entry(host))
             np.copyto(self, host)
 
     stream = Stream()
     cuda = types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda i: contextlib.nullcontext())
     monkeypatch.setitem(sys.modules, "cupyx", types.SimpleNamespace(empty_pinned=np.empty))
-    gpu = Device("gpu:0", types.SimpleNamespace(cuda=cuda), 0)
+    return Device("gpu:0", types.SimpleNamespace(cuda=cuda), 0), DeviceArray
+
+
+def test_gpu_staging_alternates_two_buffers_and_waits_for_the_copy_that_read_one(monkeypatch, data):
+    """The GPU bookkeeping of Device.staging/upload, run against a stand-in for CuPy's streams and
+    events (the real copies were never run on a GPU)."""
+    log = []
+    gpu, DeviceArray = fake_gpu(monkeypatch, log, lambda host: ("copy", host.__array_interface__["data"][0]))
     feed = Feeder(gpu, data[0], np.dtype(np.float32))
     out = np.empty((5, 12), np.float32).view(DeviceArray)
     for batch in range(3):
@@ -464,39 +470,11 @@ def test_a_threads_staging_buffers_are_freed_when_it_ends(data):
 def test_on_a_gpu_a_threads_staging_buffers_wait_for_their_copies_before_they_go(monkeypatch, data):
     """A pinned buffer may still be read by a copy when its thread ends: dropping it waits for that
     copy's event first. Run against a stand-in for CuPy's streams and events (not run on a GPU)."""
-    import contextlib
     import gc
-    import sys
     import threading
-    import types
-
-    from gpubp.backend import Device
 
     log = []
-
-    class Event:
-        def __init__(self, n):
-            self.n = n
-
-        def synchronize(self):
-            log.append(("wait", self.n))
-
-    class Stream:
-        copies = 0
-
-        def record(self):
-            Stream.copies += 1
-            return Event(Stream.copies)
-
-    class DeviceArray(np.ndarray):
-        def set(self, host, stream):
-            log.append("copy")
-            np.copyto(self, host)
-
-    stream = Stream()
-    cuda = types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda i: contextlib.nullcontext())
-    monkeypatch.setitem(sys.modules, "cupyx", types.SimpleNamespace(empty_pinned=np.empty))
-    gpu = Device("gpu:0", types.SimpleNamespace(cuda=cuda), 0)
+    gpu, DeviceArray = fake_gpu(monkeypatch, log, lambda host: "copy")
 
     def work():
         out = np.empty((5, 12), np.float32).view(DeviceArray)
