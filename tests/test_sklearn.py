@@ -46,8 +46,13 @@ CHECKED = [MLPClassifier(max_iter=100, dtype="float64"), MLPRegressor(max_iter=1
 FLOAT64_ONLY = "check_sample_weight_equivalence_on_dense_data"
 
 
+# scikit-learn < 1.8 (the one Python 3.10 gets) hands pytest a generator, which pytest 9 deprecates
+_CHECKS = parametrize_with_checks(CHECKED)
+_CHECKS = pytest.mark.parametrize(_CHECKS.args[0], list(_CHECKS.args[1]), **_CHECKS.kwargs)
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks(CHECKED)
+@_CHECKS
 def test_sklearn_estimator_checks(estimator, check):
     name = getattr(check, "func", check).__name__
     if estimator.dtype == "float32" and name == FLOAT64_ONLY:
