@@ -57,17 +57,25 @@ class Model:
     def outputs(self, X: Any) -> np.ndarray:
         """The network's outputs (n, k) for raw rows, on the host, float64. A row source (a
         memory-mapped file, a :class:`~gpubp.data.Rows` view) is read and scaled a chunk at a time.
-        Rows of the training file with its label column still in (one column more than the
-        features, a model trained on a CSV) have it dropped, as ``gpubp predict`` does."""
+        A classifier trained on a CSV also takes that file's rows with the label column still in
+        (one column more than the features, holding only the model's classes): it is dropped, as
+        ``gpubp predict`` does; any other extra column is refused, never guessed away."""
         if not is_row_source(X):
-            return self._outputs(np.asarray(X, dtype=np.float64))
+            return self._outputs(np.asarray(X))
         step = chunk_rows(X.shape[1], 8)
-        return np.concatenate([self._outputs(np.asarray(X[part], dtype=np.float64)) for part in chunks(len(X), step)])
+        return np.concatenate([self._outputs(np.asarray(X[part])) for part in chunks(len(X), step)])
 
     def _outputs(self, X: np.ndarray) -> np.ndarray:
         label = self.settings.get("label_index")
-        if label is not None and X.ndim == 2 and X.shape[1] == self.net.sizes[0] + 1:
-            X = np.delete(X, label, axis=1)  # the stored label column, not a feature
+        if (label is not None and self.labels is not None and X.ndim == 2
+                and X.shape[1] == self.net.sizes[0] + 1 and 0 <= label < X.shape[1]):  # fmt: skip
+            try:
+                self.labels.encode(X[:, label])  # the stored label column: only the model's classes
+            except (ValueError, TypeError):
+                pass  # another column: the width check below names the mismatch
+            else:
+                X = np.delete(X, label, axis=1)
+        X = np.asarray(X, dtype=np.float64)
         Z = self.scaler.transform(X)
         return np.asarray(self.net.device.to_host(self.net.forward(Z)), dtype=np.float64)
 

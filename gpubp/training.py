@@ -204,8 +204,9 @@ class Trainer:
                 order = self.order if self.stream else dev.asarray(self.order)
                 row_w, batch_sums = self._batch_weights()
                 # per batch λ/Σw (scikit-learn's alpha), set only where it changes (every full batch has
-                # the same without sample weights)
-                decays = (self.settings["weight_decay"] / np.maximum(batch_sums, 1e-300)).tolist() \
+                # the same without sample weights); a batch whose weights are all 0 adds nothing, no decay either
+                decays = (np.where(batch_sums > 0, self.settings["weight_decay"], 0.0)
+                          / np.where(batch_sums > 0, batch_sums, 1.0)).tolist() \
                     if self.settings["decay_mean"] else None  # fmt: skip
                 decay = None
                 loss_acc = xp.zeros((), np.float64)
@@ -444,6 +445,8 @@ class Trainer:
         from .checkpoint import pack_state, save_model
 
         state, state_arrays = pack_state(self.state_dict())
+        if self.sample_weight is not None:  # part of the run: resume weights the rows the same way
+            state_arrays["sample_weight"] = self.sample_weight
         save_model(self.net, path, meta={**(meta or {}), "trainer": state},
                    arrays={**(arrays or {}), **state_arrays})  # fmt: skip
 
@@ -457,6 +460,13 @@ class Trainer:
             raise ValueError(f"{path} is a model but not a training checkpoint (no training state)")
         if config["sizes"] != list(self.net.sizes):
             raise ValueError(f"{path} holds a {config['sizes']} network, this trainer's is {list(self.net.sizes)}")
+        saved_w, mine = extra.get("sample_weight"), self.sample_weight
+        if (saved_w is None) != (mine is None) or (mine is not None and not np.array_equal(saved_w, mine)):
+            saved = "its own sample weights" if saved_w is not None else "no sample weights"
+            here = "other sample weights" if mine is not None else "none"
+            raise ValueError(f"{path} was trained with {saved}, this trainer has {here}: resuming would "
+                             "change the run (pass the same sample_weight, or use Trainer.resume, which "
+                             "reads them from the file)")  # fmt: skip
         dev = self.net.device
         for l, (W, b) in enumerate(zip(self.net.weights, self.net.biases), start=1):
             W[...] = dev.asarray(params[f"W_{l}"], dtype=W.dtype)
@@ -471,10 +481,11 @@ class Trainer:
         from .checkpoint import read_file
         from .network import load
 
-        _, _, meta, _ = read_file(path)
+        _, _, meta, extra = read_file(path)
         if "trainer" not in meta:
             raise ValueError(f"{path} is a model but not a training checkpoint (no training state)")
-        trainer = cls(load(path, device=device), X, Y, validation_data=validation_data, **meta["trainer"]["settings"])
+        trainer = cls(load(path, device=device), X, Y, validation_data=validation_data,
+                      sample_weight=extra.get("sample_weight"), **meta["trainer"]["settings"])  # fmt: skip
         trainer.restore(path)
         return trainer
 

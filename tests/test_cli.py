@@ -298,6 +298,19 @@ def test_a_loaded_model_predicts_from_raw_rows_as_the_command_does(tmp_path, rng
     # the file's rows as they are, label column (first) included: dropped, as the command does
     whole = np.loadtxt(tmp_path / "k.csv", delimiter=",", skiprows=1)
     np.testing.assert_array_equal(m.predict(whole), cli_pred)
+    # any other extra column is refused, not dropped in its place (a row id is not the label)
+    with pytest.raises(ValueError, match="features"):
+        m.predict(np.column_stack([np.arange(len(X)), X]))
+    # string labels: the file's rows as text, label column included
+    text = np.array([line.split(",") for line in (tmp_path / "k.csv").read_text().splitlines()[1:]])
+    named = np.where(text[:, 0] == "7", "low", np.where(text[:, 0] == "8", "mid", "high"))
+    (tmp_path / "s.csv").write_text("kind,a,b,c,d\n" + "".join(
+        f"{k}," + ",".join(row) + "\n" for k, row in zip(named, text[:, 1:])))  # fmt: skip
+    run("train", "--data", str(tmp_path / "s.csv"), "--label-column", "kind", "--epochs", "15", "--hidden", "16",
+        "--save", str(tmp_path / "s.npz"))  # fmt: skip
+    s_model = gpubp.load(tmp_path / "s.npz", device="cpu")
+    np.testing.assert_array_equal(s_model.predict(np.column_stack([named, text[:, 1:]])),
+                                  s_model.predict(text[:, 1:].astype(float)))  # fmt: skip
     assert m.score(X, y) == pytest.approx(np.mean(cli_pred == y))
     assert m.score(X, y) > 0.8  # scaled as in training: raw rows would score near chance
     assert isinstance(m.net, gpubp.MLP)  # the lecture-level network is still there

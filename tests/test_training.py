@@ -218,3 +218,33 @@ def test_networks_trained_in_parallel_threads_match_serial_runs(rng):
     for a, b in zip(serial, parallel):
         for Wa, Wb in zip(a, b):
             np.testing.assert_array_equal(Wa, Wb)
+
+
+def test_a_batch_of_zero_weights_adds_neither_gradient_nor_decay(rng):
+    # scikit-learn's per-batch λ/Σw once divided by Σw = 0 here: λ·1e300 overflowed and training diverged
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+    w = np.ones(40)
+    w[:10] = 0  # the first batch
+    nets = [gpubp.MLP([3, 5, 2], "relu", device="cpu", dtype="float64", seed=0) for _ in range(2)]
+    settings = {"batch_size": 10, "lr": 0.1, "weight_decay": 1e-3, "shuffle": False, "decay_mean": True}
+    Trainer(nets[0], X, y, sample_weight=w, **settings).run(3)
+    Trainer(nets[1], X[10:], y[10:], **settings).run(3)
+    np.testing.assert_array_equal(nets[0].params.theta, nets[1].params.theta)
+
+
+def test_a_weighted_run_resumes_with_its_weights_or_refuses(tmp_path, rng):
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+    w = rng.uniform(0.1, 2.0, 40)
+    settings = {"batch_size": 8, "lr": 0.1, "optimizer": "adam", "weight_decay": 1e-3, "decay_mean": True}
+    full = gpubp.MLP([3, 5, 2], "relu", device="cpu", dtype="float64", seed=0)
+    Trainer(full, X, y, sample_weight=w, **settings).run(3)
+    net = gpubp.MLP([3, 5, 2], "relu", device="cpu", dtype="float64", seed=0)
+    first = Trainer(net, X, y, sample_weight=w, **settings)
+    first.run(3, on_batch=lambda i, n: i == 2)  # stop inside epoch 1
+    first.save(str(tmp_path / "run.npz"))
+    resumed = Trainer.resume(str(tmp_path / "run.npz"), X, y, device="cpu")
+    resumed.run(3)
+    np.testing.assert_array_equal(resumed.net.params.theta, full.params.theta)
+    unweighted = Trainer(gpubp.MLP([3, 5, 2], "relu", device="cpu", dtype="float64", seed=0), X, y, **settings)
+    with pytest.raises(ValueError, match=r"run\.npz was trained with its own sample weights, this trainer has none"):
+        unweighted.restore(str(tmp_path / "run.npz"))
