@@ -202,34 +202,31 @@ class World:
 
 
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
+_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK")
+
+
+def _from_launcher(names: tuple[str, ...], default: int) -> int:
+    """The first of the launcher's environment variables ``names`` that holds a number, else ``default``."""
+    import os
+
+    for name in names:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return default
 
 
 def launched_size() -> int:
     """How many ranks the launcher started, from its environment (MPICH/Intel MPI ``PMI_SIZE``,
     Open MPI ``OMPI_COMM_WORLD_SIZE``, PMIx, MVAPICH), without importing mpi4py; 1 when none says.
     Lets a command decide to train distributed when started by ``mpiexec -n R`` with R > 1."""
-    import os
-
-    for name in _SIZE_VARIABLES:
-        value = os.environ.get(name, "")
-        if value.isdigit():
-            return int(value)
-    return 1
-
-
-_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK")
+    return _from_launcher(_SIZE_VARIABLES, 1)
 
 
 def launched_rank() -> int:
     """This process's rank according to the launcher's environment (0 when none says), without
     importing mpi4py: lets a rank that cannot start MPI at all stay quiet unless it is rank 0."""
-    import os
-
-    for name in _RANK_VARIABLES:
-        value = os.environ.get(name, "")
-        if value.isdigit():
-            return int(value)
-    return 0
+    return _from_launcher(_RANK_VARIABLES, 0)
 
 
 def world() -> World:
