@@ -350,10 +350,7 @@ class _BaseMLP(BaseEstimator):
             net = self._net
             W = net.params.weight_part(net.params.theta)  # all weights, flat: ‖W‖² is one dot product
             sq = net.device.item(net.xp.dot(W, W))
-            starts = np.arange(0, trainer.n, trainer.batch)
-            sizes = np.minimum(starts + trainer.batch, trainer.n) - starts
-            sums = sizes if trainer.sample_weight is None else np.add.reduceat(
-                trainer.sample_weight[trainer.order], starts)  # fmt: skip
+            sizes, sums = trainer.batch_totals()
             loss += 0.5 * self.alpha * sq * float(np.sum(sizes / np.maximum(sums, 1e-300))) / trainer.n
         return float(loss)
 

@@ -126,16 +126,24 @@ class Trainer:
         self.partial_loss = 0.0  # loss sum and seconds of the current epoch before a resume
         self.partial_seconds = 0.0
 
+    def batch_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """This epoch's batches, in its row order: (rows, weight sums), each (n_batches,) float64;
+        without sample weights the sums are the rows."""
+        starts = np.arange(0, self.n, self.batch)
+        sizes = (np.minimum(starts + self.batch, self.n) - starts).astype(np.float64)
+        if self.sample_weight is None:
+            return sizes, sizes
+        return sizes, np.add.reduceat(self.sample_weight[self.order], starts)
+
     def _batch_weights(self) -> tuple[Any, np.ndarray]:
         """For this epoch's order: row weights B·w_i/Σw per batch (device, (n, 1)) or None, and
         each batch's weight sum (its size without sample weights), on the host."""
-        starts = np.arange(0, self.n, self.batch)
-        sizes = np.minimum(starts + self.batch, self.n) - starts
+        sizes, sums = self.batch_totals()
         if self.sample_weight is None:
-            return None, sizes.astype(np.float64)
+            return None, sums
         w = self.sample_weight[self.order]
-        sums = np.add.reduceat(w, starts)
-        scale = np.repeat(sizes / np.where(sums > 0, sums, 1.0), sizes)  # an all-zero batch adds nothing
+        # an all-zero batch adds nothing
+        scale = np.repeat(sizes / np.where(sums > 0, sums, 1.0), sizes.astype(np.int64))
         return self.net.device.asarray((w * scale).reshape(-1, 1), dtype=self.net.dtype), sums
 
     def _streams(self, X: Any, Y: Any, stream: bool | None) -> bool:
@@ -205,9 +213,8 @@ class Trainer:
                 row_w, batch_sums = self._batch_weights()
                 # per batch λ/Σw (scikit-learn's alpha), set only where it changes (every full batch has
                 # the same without sample weights); a batch whose weights are all 0 adds nothing, no decay either
-                decays = (np.where(batch_sums > 0, self.settings["weight_decay"], 0.0)
-                          / np.where(batch_sums > 0, batch_sums, 1.0)).tolist() \
-                    if self.settings["decay_mean"] else None  # fmt: skip
+                decays = np.divide(self.settings["weight_decay"], batch_sums, out=np.zeros_like(batch_sums),
+                                   where=batch_sums > 0).tolist() if self.settings["decay_mean"] else None  # fmt: skip
                 decay = None
                 loss_acc = xp.zeros((), np.float64)
                 t0 = time.perf_counter()
