@@ -23,6 +23,21 @@ def _rel_error(a: np.ndarray, b: np.ndarray) -> float:
     return 0.0 if denom == 0 else float(np.linalg.norm(a - b) / denom)
 
 
+def central_differences(param: np.ndarray, loss: Any, eps: float) -> np.ndarray:
+    """∂loss/∂param entry by entry, (loss(θ + ε) − loss(θ − ε)) / 2ε; ``param`` (a NumPy view into
+    the parameters ``loss()`` reads) is changed in place and restored."""
+    numeric = np.empty_like(param)
+    for idx in np.ndindex(param.shape):
+        keep = param[idx]
+        param[idx] = keep + eps
+        up = loss()
+        param[idx] = keep - eps
+        down = loss()
+        param[idx] = keep
+        numeric[idx] = (up - down) / (2 * eps)
+    return numeric
+
+
 def gradcheck_layers(net: Any, X: Any, Y: Any, eps: float = 1e-6) -> list[dict[str, Any]]:
     """Per layer: relative error of ∂L/∂W_l and ∂L/∂b_l, backprop vs central differences.
 
@@ -45,16 +60,7 @@ def gradcheck_layers(net: Any, X: Any, Y: Any, eps: float = 1e-6) -> list[dict[s
     for l, (dW, db) in enumerate(grads, start=1):
         row: dict[str, Any] = {"layer": l}
         for name, param, grad in (("W", twin.weights[l - 1], dW), ("b", twin.biases[l - 1], db)):
-            numeric = np.empty_like(param)
-            for idx in np.ndindex(param.shape):
-                keep = param[idx]
-                param[idx] = keep + eps
-                up = loss()
-                param[idx] = keep - eps
-                down = loss()
-                param[idx] = keep
-                numeric[idx] = (up - down) / (2 * eps)
-            row[name] = _rel_error(grad, numeric)
+            row[name] = _rel_error(grad, central_differences(param, loss, eps))
             row[f"{name}_shape"] = param.shape
         rows.append(row)
     return rows

@@ -29,6 +29,7 @@ from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_de
 import gpubp
 from gpubp import MLP
 from gpubp.data import load_digits
+from gpubp.gradcheck import central_differences
 from gpubp.sklearn import MLPClassifier, MLPRegressor
 from gpubp.training import Trainer
 
@@ -246,18 +247,9 @@ def test_weighted_gradient_matches_central_differences(loss, n_out):
     loss0, grads = net.loss_and_gradients(X, Y, sample_weight=w)
     per_row = [net.loss_and_gradients(X[i : i + 1], Y[i : i + 1])[0] for i in range(6)]
     assert loss0 == pytest.approx(np.dot(w, per_row) / w.sum(), rel=1e-12)
-    h = 1e-6
     for params, index in ((net.weights, 0), (net.biases, 1)):
         for l, P in enumerate(params):
-            numeric = np.zeros_like(P)
-            for j in np.ndindex(P.shape):
-                keep = P[j]
-                P[j] = keep + h
-                up = weighted_loss()
-                P[j] = keep - h
-                down = weighted_loss()
-                P[j] = keep
-                numeric[j] = (up - down) / (2 * h)
+            numeric = central_differences(P, weighted_loss, 1e-6)
             np.testing.assert_allclose(grads[l][index], numeric, rtol=1e-6, atol=1e-9)
 
 
