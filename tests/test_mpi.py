@@ -23,20 +23,18 @@ sys.path.insert(0, str(SCRIPT.parent))
 import mpi_train  # noqa: E402  (the script's data and settings, for the single-process twin)
 
 
-def _why_not() -> str | None:
+def need_mpi() -> None:
+    """Skip, saying what to install, unless mpi4py imports and the venv has its mpiexec."""
     try:
         import mpi4py  # noqa: F401
     except ImportError:
-        return "mpi4py is not installed: make install (the 'mpi' extra) or pip install 'gpubp[mpi]'"
+        pytest.skip("mpi4py is not installed: make install (the 'mpi' extra) or pip install 'gpubp[mpi]'")
     if not MPIEXEC.exists():
-        return f"no mpiexec beside {sys.executable}: pip install 'gpubp[mpi]' brings MPICH's"
-    return None
+        pytest.skip(f"no mpiexec beside {sys.executable}: pip install 'gpubp[mpi]' brings MPICH's")
 
 
 def mpiexec(mode: str, out: Path, ranks: int = 2, timeout: float = 120) -> subprocess.CompletedProcess:
-    reason = _why_not()
-    if reason is not None:
-        pytest.skip(reason)
+    need_mpi()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cmd = [str(MPIEXEC), "-n", str(ranks), sys.executable, str(SCRIPT), mode, str(out)]
     if ranks == 1:
@@ -136,8 +134,7 @@ def test_resume_across_rank_counts_2_then_1_then_2(tmp_path):
 
 
 def test_mpiexec_is_the_venvs():
-    if _why_not() is not None:
-        pytest.skip(_why_not())
+    need_mpi()
     assert shutil.which("mpiexec", path=str(MPIEXEC.parent)) == str(MPIEXEC)
 
 
@@ -156,8 +153,7 @@ def test_more_ranks_than_gpus_on_a_machine_is_one_error_on_every_rank(tmp_path):
 
 def test_ctrl_c_to_mpiexec_stops_every_rank_after_the_same_batch_with_status_130(tmp_path):
 
-    if _why_not() is not None:
-        pytest.skip(_why_not())
+    need_mpi()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     cmd = [str(MPIEXEC), "-n", "2", sys.executable, str(SCRIPT), "interrupt", str(tmp_path)]
     job, err = interrupt_when(cmd, tmp_path / "started", env)

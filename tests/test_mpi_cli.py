@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_mpi import MPIEXEC, _why_not, interrupt_when
+from test_mpi import MPIEXEC, interrupt_when, need_mpi
 
 import gpubp
 from gpubp import parallel
@@ -25,12 +25,6 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "GPUBP
 SMALL = ["--epochs", "3", "--hidden", "16", "--dtype", "float64"]
 
 
-def _need_mpi() -> None:
-    reason = _why_not()
-    if reason is not None:
-        pytest.skip(reason)
-
-
 def _run(cmd: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV, cwd=cwd)
@@ -39,7 +33,7 @@ def _run(cmd: list[str], cwd: Path, timeout: float = 120) -> subprocess.Complete
 
 
 def test_two_ranks_print_once_save_one_model_and_train_as_one_process(tmp_path):
-    _need_mpi()
+    need_mpi()
     (tmp_path / "two").mkdir()
     (tmp_path / "one").mkdir()
     two = _run([str(MPIEXEC), "-n", "2", *GPUBP, "train", *SMALL, "--save", "m.npz"], tmp_path / "two")
@@ -58,7 +52,7 @@ def test_two_ranks_print_once_save_one_model_and_train_as_one_process(tmp_path):
 
 @pytest.mark.parametrize("bad_rank", [0, 1])
 def test_a_missing_file_on_one_rank_ends_the_job_with_that_ranks_message(tmp_path, bad_rank):
-    _need_mpi()
+    need_mpi()
     good = [*GPUBP, "train", *SMALL, "--no-save"]
     bad = [*good, "--data", "missing.npy"]
     ranks = [bad, good] if bad_rank == 0 else [good, bad]
@@ -74,7 +68,7 @@ def test_a_missing_file_on_one_rank_ends_the_job_with_that_ranks_message(tmp_pat
 
 
 def test_ctrl_c_under_mpiexec_checkpoints_on_rank_0_and_exits_130(tmp_path):
-    _need_mpi()
+    need_mpi()
     cmd = [str(MPIEXEC), "-n", "2", *GPUBP, "train", "--epochs", "1000", "--hidden", "16", "--save", "m.npz"]
     job, err = interrupt_when(cmd, tmp_path / "m.npz", ENV, cwd=tmp_path)  # m.npz: written after every epoch
     assert job.returncode == 130, err
