@@ -350,8 +350,9 @@ class _BaseMLP(BaseEstimator):
             net = self._net
             W = net.params.weight_part(net.params.theta)  # all weights, flat: ‖W‖² is one dot product
             sq = net.device.item(net.xp.dot(W, W))
-            sizes, sums = trainer.batch_totals()
-            loss += 0.5 * self.alpha * sq * float(np.sum(sizes / np.maximum(sums, 1e-300))) / trainer.n
+            sizes, sums = trainer.batch_totals()  # a batch whose weights are all 0 has no penalty either
+            per_batch = np.divide(sizes, sums, out=np.zeros_like(sums), where=sums > 0)
+            loss += 0.5 * self.alpha * sq * float(per_batch.sum()) / trainer.counted_rows()
         return float(loss)
 
     def _update_no_improvement_count(self, early: bool, X_val: Any, y_val: Any, sw_val: Any) -> None:

@@ -120,6 +120,8 @@ class Trainer:
             w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
             if w.shape != (self.n,) or not np.isfinite(w).all() or (w < 0).any():
                 raise ValueError(f"sample_weight must be {self.n} finite weights >= 0, got shape {w.shape}")
+            if not w.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum: all weights are 0, nothing would be learnt")
             self.sample_weight = w
         self.position = 0  # first row of the next batch within the current epoch
         self.order: np.ndarray | None = None  # row order of the current epoch
@@ -134,6 +136,14 @@ class Trainer:
         if self.sample_weight is None:
             return sizes, sizes
         return sizes, np.add.reduceat(self.sample_weight[self.order], starts)
+
+    def counted_rows(self) -> int:
+        """The rows the epoch's mean loss is over: all n, less those of batches whose weights are all 0
+        (such a batch adds no loss, no gradient and no decay)."""
+        if self.sample_weight is None:
+            return self.n
+        sizes, sums = self.batch_totals()
+        return int(sizes[sums > 0].sum())
 
     def _batch_weights(self) -> tuple[Any, np.ndarray]:
         """For this epoch's order: row weights B·w_i/Σw per batch (device, (n, 1)) or None, and
@@ -363,7 +373,7 @@ class Trainer:
         seconds = self.partial_seconds
         row: dict[str, float] = {
             "epoch": self.epoch,
-            "train_loss": loss_sum / self.n,
+            "train_loss": loss_sum / self.counted_rows(),
             "seconds": seconds,
             "samples_per_s": self.n / seconds if seconds > 0 else math.inf,
         }

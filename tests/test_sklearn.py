@@ -152,6 +152,23 @@ def test_same_weights_as_sklearn(settings, weighted):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_batch_of_zero_weights_is_left_out_of_loss_():
+    """A batch whose weights are all 0 adds no data loss and no ½α‖W‖²/Σw penalty to loss_ (it once
+    added ½α‖W‖²·B/1e-300), and its rows are not in the mean: loss_ equals that of a fit without them."""
+    X, y, _, _ = _toy(n=128)
+    w = np.ones(128)
+    w[:32] = 0  # the first batch of 32
+    # plain SGD: with momentum or Adam the empty batch's step would still move the weights (a zero gradient)
+    common = dict(hidden_layer_sizes=(7,), random_state=3, batch_size=32, max_iter=4, alpha=0.3, shuffle=False,
+                  solver="sgd", momentum=0.0, dtype="float64")  # fmt: skip
+    weighted = MLPClassifier(**common).fit(X, y, sample_weight=w)
+    alone = MLPClassifier(**common).fit(X[32:], y[32:])
+    np.testing.assert_allclose(weighted.loss_curve_, alone.loss_curve_, rtol=1e-12)
+    for a, b in zip(weighted.coefs_ + weighted.intercepts_, alone.coefs_ + alone.intercepts_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_same_weights_as_sklearn_regressor():
     X, _, sw, Y = _toy()
     common = dict(hidden_layer_sizes=(7,), random_state=3, batch_size=32, max_iter=5, alpha=0.3)

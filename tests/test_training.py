@@ -227,9 +227,20 @@ def test_a_batch_of_zero_weights_adds_neither_gradient_nor_decay(rng):
     w[:10] = 0  # the first batch
     nets = [gpubp.MLP([3, 5, 2], "relu", device="cpu", dtype="float64", seed=0) for _ in range(2)]
     settings = {"batch_size": 10, "lr": 0.1, "weight_decay": 1e-3, "shuffle": False, "decay_mean": True}
-    Trainer(nets[0], X, y, sample_weight=w, **settings).run(3)
-    Trainer(nets[1], X[10:], y[10:], **settings).run(3)
+    weighted = Trainer(nets[0], X, y, sample_weight=w, **settings)
+    weighted.run(3)
+    alone = Trainer(nets[1], X[10:], y[10:], **settings)
+    alone.run(3)
     np.testing.assert_array_equal(nets[0].params.theta, nets[1].params.theta)
+    # nor rows to the epoch's mean loss: the mean is over the 30 rows that count, not 40
+    assert weighted.counted_rows() == 30
+    np.testing.assert_allclose(weighted.history["train_loss"], alone.history["train_loss"], rtol=1e-14)
+
+
+def test_sample_weights_all_zero_are_refused(rng):
+    net = gpubp.MLP([3, 5, 2], "relu", device="cpu", seed=0)
+    with pytest.raises(ValueError, match="sample_weight must have a positive sum: all weights are 0"):
+        Trainer(net, rng.normal(size=(8, 3)), rng.integers(0, 2, 8), sample_weight=np.zeros(8))
 
 
 def test_a_weighted_run_resumes_with_its_weights_or_refuses(tmp_path, rng):
