@@ -47,6 +47,52 @@ def _cupy_status() -> tuple[Any, str | None]:
     return cupy, None
 
 
+CPU_KERNELS = ("auto", "numba", "numpy")
+NUMBA_HINT = "install it with: pip install 'gpubp[numba]'"
+
+
+@cache
+def _numba_status() -> tuple[str | None, str | None]:
+    """(Numba's version or None, why the compiled CPU loops are unusable or None). Probed once."""
+    try:
+        import numba
+    except ImportError as exc:
+        return None, f"Numba is not installed ({exc}); {NUMBA_HINT}"
+    except Exception as exc:  # a broken install (e.g. an llvmlite that does not match) raises more
+        return None, f"Numba failed to import: {type(exc).__name__}: {exc}"
+    return numba.__version__, None
+
+
+def cpu_kernels() -> str:
+    """Which kernels the CPU runs: ``numba`` (each kernel one compiled loop) or ``numpy`` (the NumPy
+    twins). ``GPUBP_CPU_KERNELS`` = auto (default: numba where it imports), numba (required) or numpy."""
+    want = (os.environ.get("GPUBP_CPU_KERNELS", "auto") or "auto").strip().lower()
+    if want not in CPU_KERNELS:
+        raise ValueError(f"GPUBP_CPU_KERNELS={want!r}: expected one of {', '.join(CPU_KERNELS)}")
+    if want == "numpy":
+        return "numpy"
+    reason = _numba_status()[1]
+    if reason is None:
+        return "numba"
+    if want == "numba":
+        raise RuntimeError(f"GPUBP_CPU_KERNELS=numba, but {reason}")
+    return "numpy"
+
+
+def cpu_kernels_info() -> dict[str, str]:
+    """{"kernels": "numba" or "numpy", "kernels_note": the Numba version, or why the NumPy twins run}."""
+    try:
+        kind = cpu_kernels()
+    except (ValueError, RuntimeError) as exc:
+        return {"kernels": "error", "kernels_note": str(exc)}
+    version, reason = _numba_status()
+    if kind == "numba":
+        return {"kernels": "numba", "kernels_note": f"compiled loops, Numba {version}"}
+    if reason is None:
+        return {"kernels": "numpy", "kernels_note": "NumPy twins (GPUBP_CPU_KERNELS=numpy)"}
+    return {"kernels": "numpy", "kernels_note": f"NumPy twins: {reason}"}
+
+
 def gpu_unavailable_reason() -> str | None:
     """None when a CUDA GPU is usable, else one line saying why not."""
     return _cupy_status()[1]
@@ -63,14 +109,29 @@ class Device:
     host_reads: int = field(default=0, compare=False)
     # this device's scratch and staging buffers, per thread: a thread's buffers go when it ends
     _local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+    # the CPU's kernels, "numba" or "numpy"; None: cpu_kernels() decides on first use (Numba is imported
+    # only then, so `import gpubp` stays light)
+    kernels: str | None = field(default=None, compare=False)
 
     @property
     def is_gpu(self) -> bool:
         return self.index is not None
 
+    @property
+    def jit(self) -> bool:
+        """True on a CPU that runs the kernels as compiled loops (Numba): one call a kernel, as on the
+        GPU; False on a GPU and on a CPU that runs the NumPy twins."""
+        if self.is_gpu:
+            return False
+        if self.kernels is None:
+            self.kernels = cpu_kernels()
+        return self.kernels == "numba"
+
     def kernel(self, k: _kernels.Kernel):
-        """The runner of kernel ``k`` on this device: its CUDA build or its NumPy twin."""
-        return k.cuda if self.is_gpu else k.numpy
+        """The runner of kernel ``k`` on this device: its CUDA build, its compiled loop or its NumPy twin."""
+        if self.is_gpu:
+            return k.cuda
+        return k.host() if k.loop is not None and self.jit else k.numpy
 
     def use(self):
         """Context manager making this device current (a no-op on the CPU)."""
@@ -281,7 +342,7 @@ def get_device(spec: str | Device | None = "auto") -> Device:
 
 def devices() -> dict[str, Any]:
     """What is usable: the CPU always; the GPUs with name and memory, or why none is usable."""
-    info: dict[str, Any] = {"cpu": {"available": True, "backend": f"numpy {np.__version__}"}}
+    info: dict[str, Any] = {"cpu": {"available": True, "backend": f"numpy {np.__version__}", **cpu_kernels_info()}}
     cupy, reason = _cupy_status()
     if reason is not None:
         info["gpu"] = {"available": False, "reason": reason}

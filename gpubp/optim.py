@@ -8,8 +8,8 @@
 
 Each update is one fused kernel call per parameter array, in place. Given a ParamStore
 (:func:`make_optimizer`), the arrays are two flat slices, all weights (decayed) and all biases (not),
-so a step is two kernel calls whatever the depth (on the CPU: the weights' decay, then one NumPy update
-over all of θ, the same numbers with half the calls). The state (velocity, m, v) is one flat buffer per
+so a step is two kernel calls whatever the depth (with the NumPy twins on the CPU: the weights' decay, then
+one NumPy update over all of θ, the same numbers with half the calls). The state (velocity, m, v) is one flat buffer per
 slot, with the same layout as the parameters, on the network's device.
 """
 
@@ -106,11 +106,12 @@ class SGD(Optimizer):
             self._update = device.kernel(K.sgd_update)
         else:
             self._update = device.kernel(K.nesterov_update if nesterov else K.momentum_update)
+        self._fused = _fused(self._update)
 
     def step(self) -> None:
         self.t += 1
         lr, update = self.lr, self._update
-        if self.whole is not None and not self.device.is_gpu:
+        if self.whole is not None and not self._fused:
             # NumPy: the weights' decay, then one update over all of θ (same numbers as per slice:
             # the update is elementwise); per slice the biases cost as many NumPy calls as the weights
             theta, grad = self.whole
@@ -140,6 +141,7 @@ class Adam(Optimizer):
         # False: ε after the bias correction of √v (PyTorch); True: before it, m̂ ⋅ √(1−β2ᵗ) / (√v + ε) (scikit-learn)
         self.eps_before_correction = False
         self._update = device.kernel(K.adam_update)
+        self._fused = _fused(self._update)
         self.whole: tuple[Any, Any] | None = None  # (θ, ∂L/∂θ) when params are its [weights, biases] slices
 
     def step(self) -> None:
@@ -150,7 +152,7 @@ class Adam(Optimizer):
         sqrt_bc2 = dt(math.sqrt(1.0 - self.beta2**self.t))
         b1, b2 = dt(self.beta1), dt(self.beta2)
         eps = dt(float(self.eps) / float(sqrt_bc2)) if self.eps_before_correction else self.eps
-        if self.whole is not None and not self.device.is_gpu:
+        if self.whole is not None and not self._fused:
             # NumPy: the weights' decay, then one update over all of θ; per slice, the biases' few values
             # cost as many NumPy calls as the weights (~5 µs a step on a small network)
             theta, grad = self.whole
@@ -159,6 +161,12 @@ class Adam(Optimizer):
             return
         for g, w, m, v, wd in zip(self.grads, self.params, self.state["m"], self.state["v"], self._wd):
             self._update(step_size, wd, b1, b2, eps, sqrt_bc2, g, w, m, v)
+
+
+def _fused(update: Any) -> bool:
+    """Whether the update is one call per slice (CUDA, or a compiled loop on the CPU): then a step is two
+    calls, weights and biases; with a NumPy twin it is cheaper as the decay plus one update over all of θ."""
+    return not any(update is k.numpy for k in (K.sgd_update, K.momentum_update, K.nesterov_update, K.adam_update))
 
 
 def _decay_weights(opt: Optimizer) -> None:

@@ -25,9 +25,9 @@ def targets(loss: str, n_out: int, batch: int, rng: np.random.Generator, labels:
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 @pytest.mark.parametrize("activation", HIDDEN)
 @pytest.mark.parametrize(("loss", "output"), PAIRS, ids=[f"{l}-{o}" for l, o in PAIRS])
-def test_gradients_match_central_differences(loss, output, activation, depth, batch, rng):
+def test_gradients_match_central_differences(loss, output, activation, depth, batch, rng, cpu):
     sizes = [3] + [4] * (depth - 1) + [3]
-    net = gpubp.MLP(sizes, activation, output, loss, device="cpu", dtype="float64", seed=depth)
+    net = gpubp.MLP(sizes, activation, output, loss, device=cpu, dtype="float64", seed=depth)
     X = rng.normal(size=(batch, 3))
     Y = targets(loss, 3, batch, rng)
     # h = 1e-5 sits near the optimal central-difference step for float64, ε^(1/3) ≈ 6e-6: with
@@ -43,6 +43,7 @@ def test_gradcheck_detects_a_wrong_gradient(rng, monkeypatch):
     net = gpubp.MLP([3, 4, 2], "sigmoid", device="cpu", dtype="float64", seed=0)
     X, Y = rng.normal(size=(4, 3)), rng.integers(0, 2, 4)
     monkeypatch.setattr(kernels.delta_sigmoid, "numpy", lambda a, delta: None)  # g' = 1: wrong
+    monkeypatch.setattr(kernels.delta_sigmoid, "_host", lambda a, delta: None)  # the compiled loop too
     broken = gpubp.MLP([3, 4, 2], "sigmoid", device="cpu", dtype="float64", seed=0)
     assert gpubp.gradcheck(broken, X, Y) > 1e-2
     monkeypatch.undo()
@@ -60,10 +61,10 @@ def test_integer_labels_give_the_same_gradients_as_one_hot(rng):
         np.testing.assert_array_equal(dba, dbb)
 
 
-def hand_worked_net() -> gpubp.MLP:
+def hand_worked_net(device) -> gpubp.MLP:
     """The classic 2-2-2 sigmoid network with squared error (M. Mazur, "A Step by Step
     Backpropagation Example"): inputs 0.05, 0.10, targets 0.01, 0.99."""
-    net = gpubp.MLP([2, 2, 2], "sigmoid", "sigmoid", "mse", device="cpu", dtype="float64")
+    net = gpubp.MLP([2, 2, 2], "sigmoid", "sigmoid", "mse", device=device, dtype="float64")
     net.set_parameters([np.array([[0.15, 0.20], [0.25, 0.30]]), np.array([[0.40, 0.45], [0.50, 0.55]])],
                         [np.array([0.35, 0.35]), np.array([0.60, 0.60])])  # fmt: skip
     return net
@@ -73,8 +74,8 @@ X_HAND = np.array([[0.05, 0.10]])
 Y_HAND = np.array([[0.01, 0.99]])
 
 
-def test_hand_worked_forward_pass():
-    net = hand_worked_net()
+def test_hand_worked_forward_pass(cpu):
+    net = hand_worked_net(cpu)
     # z¹ = W¹x + b¹ = (0.3775, 0.3925); a¹ = σ(z¹)
     # z² = W²a¹ + b² ; a² = σ(z²) = (0.75136507, 0.772928465)
     np.testing.assert_allclose(net.forward(X_HAND), [[0.75136507, 0.772928465]], atol=1e-9)
@@ -83,8 +84,8 @@ def test_hand_worked_forward_pass():
     assert loss == pytest.approx(0.298371109, abs=1e-9)
 
 
-def test_hand_worked_deltas_and_gradients():
-    net = hand_worked_net()
+def test_hand_worked_deltas_and_gradients(cpu):
+    net = hand_worked_net(cpu)
     _, [(dW1, db1), (dW2, db2)] = net.loss_and_gradients(X_HAND, Y_HAND)
     # δ² = (a² − y) ⊙ σ'(z²) = (a² − y) ⊙ a²(1 − a²);  with B = 1, ∂L/∂b² = δ²
     delta2 = np.array([0.138498562, -0.038098236])
@@ -98,9 +99,9 @@ def test_hand_worked_deltas_and_gradients():
     np.testing.assert_allclose(dW1, np.outer(db1, X_HAND[0]), rtol=1e-12)
 
 
-def test_hand_worked_sgd_step():
+def test_hand_worked_sgd_step(cpu):
     """One step with η = 0.5 gives the weights of the worked example."""
-    net = hand_worked_net()
+    net = hand_worked_net(cpu)
     net.fit(X_HAND, Y_HAND, epochs=1, batch_size=1, lr=0.5, shuffle=False)
     np.testing.assert_allclose(net.weights[1], [[0.35891648, 0.408666186], [0.511301270, 0.561370121]], atol=1e-8)
     np.testing.assert_allclose(net.weights[0], [[0.149780716, 0.19956143], [0.24975114, 0.29950229]], atol=1e-8)
@@ -129,8 +130,8 @@ def test_softmax_is_stable_for_huge_logits():
     assert loss > 80
 
 
-def test_trace_shows_the_lecture_quantities():
-    net = hand_worked_net()
+def test_trace_shows_the_lecture_quantities(cpu):
+    net = hand_worked_net(cpu)
     t = net.trace(X_HAND, Y_HAND)
     np.testing.assert_allclose(t["A"][1], [[0.593269992, 0.596884378]], atol=1e-9)
     np.testing.assert_allclose(t["delta"][2], [[0.138498562, -0.038098236]], atol=1e-9)

@@ -143,6 +143,22 @@ def test_info_reports_backend_and_gpu_status():
     assert "gpu:" in out
     info = json.loads(run("info", "--json").stdout)
     assert info["cpu"]["available"]
+    assert f"kernels: {info['cpu']['kernels_note']}" in out
+    assert info["cpu"]["kernels"] in ("numba", "numpy")
+
+
+def test_cpu_kernels_chosen_by_environment(tmp_path):
+    env = {**os.environ, "GPUBP_CPU_KERNELS": "numpy"}
+    out = subprocess.run([sys.executable, "-m", "gpubp", "info"], capture_output=True, text=True, env=env).stdout
+    assert "kernels: NumPy twins (GPUBP_CPU_KERNELS=numpy)" in out
+    env["GPUBP_CPU_KERNELS"] = "fast"  # info still runs and says what is wrong; train refuses in one line
+    out = subprocess.run([sys.executable, "-m", "gpubp", "info"], capture_output=True, text=True, env=env).stdout
+    assert "kernels: GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy" in out
+    proc = subprocess.run([sys.executable, "-m", "gpubp", "train", "--epochs", "1", "--no-save"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith("GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy")
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from cpu_kernels import need_numba
 from kernel_sources import cuda_source, host_source
 
 from gpubp import kernels as K
@@ -207,11 +208,79 @@ def test_cuda_body_on_host_matches_numpy_twin(host_library, kernel, extreme, dty
         np.testing.assert_allclose(host[name], twin[name], **tolerance(dtype), err_msg=f"{kernel.name}.{name}")
 
 
-@pytest.mark.parametrize("k", [1, 3, 10, 32, 33, 200])  # up to 32 columns the CPU takes its short-row reductions
+# -- the loops (Numba's on the CPU) against the NumPy twins ----------------------------------------
+
+LOOPED = [(k, e) for k, e in CASES if k.loop is not None]
+LOOPED_IDS = [f"{k.name}-{'extreme' if e else 'random'}" for k, e in LOOPED]
+
+
+def run_loop(loop, k: K.Kernel, args: dict[str, object]) -> dict[str, np.ndarray]:
+    args = {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in args.items()}
+    loop(*(args[n] for n in k.inputs + k.outputs))
+    return {n: args[n] for n in k.outputs}
+
+
+def assert_same_as_twin(k: K.Kernel, got: dict, twin: dict, dtype) -> None:
+    for name in k.outputs:
+        if name == "g":
+            continue  # the twins use the gradient buffer as scratch
+        assert got[name].dtype == dtype, f"{k.name}'s loop upcast {name} to {got[name].dtype}"
+        # the twin's operations in the twin's order, with no exp, log or tanh: bit for bit
+        assert np.array_equal(got[name], twin[name], equal_nan=True), f"{k.name}.{name} differs from the twin"
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "python"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_softmax_forward_matches_its_formula(k, dtype, rng):
-    from gpubp.activations import softmax_forward
-    from gpubp.backend import CPU
+@pytest.mark.parametrize(("kernel", "extreme"), LOOPED, ids=LOOPED_IDS)
+def test_loop_matches_numpy_twin(kernel, extreme, dtype, compiled, rng):
+    """Each loop, compiled by Numba and as plain Python (so it is checked without Numba too)."""
+    if compiled:
+        need_numba()
+    args = inputs(kernel, rng, dtype, extreme)
+    got = run_loop(kernel.host() if compiled else kernel.loop, kernel, args)
+    assert_same_as_twin(kernel, got, run_twin(kernel, args), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("kernel", [k for k in K.ALL if k.loop is not None], ids=lambda k: k.name)
+def test_loop_passes_nan_and_inf_on_as_the_twin(kernel, dtype, rng):
+    """A diverging run's NaN and inf must reach the epoch's finiteness check through every kernel."""
+    need_numba()
+    args = inputs(kernel, rng, dtype)
+    first = next(n for n in (*kernel.inputs, *kernel.outputs) if isinstance(args[n], np.ndarray) and args[n].ndim)
+    bad = args[first].copy()
+    bad.flat[::7] = np.nan
+    bad.flat[3::11] = np.inf
+    bad.flat[5::13] = -np.inf
+    args[first] = bad
+    with np.errstate(all="ignore"):
+        twin = run_twin(kernel, args)
+        got = run_loop(kernel.host(), kernel, args)
+    assert_same_as_twin(kernel, got, twin, dtype)
+
+
+def test_cpu_kernels_follow_gpubp_cpu_kernels(monkeypatch):
+    from gpubp import backend
+
+    monkeypatch.setenv("GPUBP_CPU_KERNELS", "numpy")
+    assert backend.cpu_kernels() == "numpy"
+    assert backend.Device("cpu", np).kernel(K.bias_relu) is K.bias_relu.numpy
+    monkeypatch.setenv("GPUBP_CPU_KERNELS", "fast")
+    with pytest.raises(ValueError, match=r"GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy"):
+        backend.cpu_kernels()
+    monkeypatch.setattr(backend, "_numba_status", lambda: (None, "Numba is not installed (no numba)"))
+    monkeypatch.setenv("GPUBP_CPU_KERNELS", "numba")
+    with pytest.raises(RuntimeError, match=r"GPUBP_CPU_KERNELS=numba, but Numba is not installed"):
+        backend.cpu_kernels()
+    monkeypatch.setenv("GPUBP_CPU_KERNELS", "auto")
+    assert backend.cpu_kernels() == "numpy"  # auto: the twins where Numba is missing
+    assert backend.Device("cpu", np).kernel(K.adam_update) is K.adam_update.numpy
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 32, 33, 200, 600])  # twins: short rows up to 32; loops: up to 32768 values
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_softmax_forward_matches_its_formula(k, dtype, rng, cpu):
+    from gpubp.activations import forward_runner
 
     a = (rng.normal(size=(57, k)) * 30).astype(dtype)
     a[0] += 1e4  # a row whose exp would overflow without the max subtracted
@@ -220,6 +289,6 @@ def test_softmax_forward_matches_its_formula(k, dtype, rng):
     e = np.exp(z - z.max(axis=1, keepdims=True))
     want = e / e.sum(axis=1, keepdims=True)
     got = a.copy()
-    softmax_forward(CPU, b, got)
+    forward_runner(cpu, "softmax")(b, got)
     assert got.dtype == dtype
     np.testing.assert_allclose(got, want, **tolerance(dtype))

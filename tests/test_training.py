@@ -259,3 +259,42 @@ def test_a_weighted_run_resumes_with_its_weights_or_refuses(tmp_path, rng):
     unweighted = Trainer(gpubp.MLP([3, 5, 2], "relu", device="cpu", dtype="float64", seed=0), X, y, **settings)
     with pytest.raises(ValueError, match=r"run\.npz was trained with its own sample weights, this trainer has none"):
         unweighted.restore(str(tmp_path / "run.npz"))
+
+
+OPTIMISERS = [
+    {"optimizer": "sgd"},
+    {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 1e-3},
+    {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+    {"optimizer": "adam", "lr": 1e-2, "weight_decay": 1e-3},
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("settings", OPTIMISERS, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+def test_compiled_loops_train_as_the_numpy_twins(settings, dtype, rng):
+    """The CPU's two kernel sets: the loops do the twins' operations in the twins' order, so training is
+    the same bit for bit (ReLU, identity output, squared error); softmax's row sums are added in another
+    order, so there the runs agree to rounding."""
+    from cpu_kernels import CPU_NUMBA, CPU_NUMPY, need_numba
+
+    need_numba()
+    X, y = rng.normal(size=(101, 6)), rng.integers(0, 3, 101)
+    common = {"batch_size": 16, "lr": 0.05, **settings}
+    for (activation, output, loss), exact in [(("relu", "identity", "mse"), True),
+                                              (("tanh", "softmax", "cross_entropy"), False),
+                                              (("sigmoid", "sigmoid", "bce"), False)]:  # fmt: skip
+        Y = np.eye(3)[y] if loss != "cross_entropy" else y
+        thetas, losses = [], []
+        for cpu in (CPU_NUMPY, CPU_NUMBA):
+            net = gpubp.MLP([6, 9, 7, 3], activation, output, loss, device=cpu, dtype=dtype, seed=1)
+            trainer = Trainer(net, X, Y, **common)
+            trainer.run(3)
+            thetas.append(net.params.theta.copy())
+            losses.append(trainer.history["train_loss"])
+        if exact:
+            np.testing.assert_array_equal(thetas[0], thetas[1])
+            assert losses[0] == losses[1]
+        else:
+            tol = 1e-4 if dtype == "float32" else 1e-12
+            np.testing.assert_allclose(thetas[1], thetas[0], rtol=tol, atol=tol)
+            np.testing.assert_allclose(losses[1], losses[0], rtol=tol)

@@ -47,7 +47,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"gpubp {info['gpubp']}  python {info['python']}  numpy {info['numpy']}  ({info['platform']})")
     print(f"default device: {info['default_device']}")
-    print(f"cpu: {info['cpu_count']} cores")
+    print(f"cpu: {info['cpu_count']} cores, kernels: {info['cpu']['kernels_note']}")
     for lib in info["blas"]:
         if "note" in lib:
             print(f"  blas: {lib['note']}")
