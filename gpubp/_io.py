@@ -17,11 +17,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 
     The file is flushed and fsynced before the rename, so a crash never leaves a half-written file
     where a good one was."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    given = os.fspath(path)
+    path = _target(given)
+    folder = os.path.dirname(path)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+        raise FileNotFoundError(f"cannot write {given}: folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    except OSError as exc:  # a read-only or virtual file system (/proc, /sys), no permission
+        raise OSError(exc.errno, f"cannot write {given}: cannot create a file in {folder}: {exc.strerror}") from None
     try:
         # mkstemp makes the file private (0600); give it the mode an ordinary open() would
         umask = os.umask(0)
@@ -48,17 +52,38 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         os.close(dir_fd)
 
 
+def _target(path: str) -> str:
+    """The absolute file a write to ``path`` lands in: a symbolic link's target (the link stays a link),
+    refused when it is something other than a regular file (a device such as /dev/null, a pipe, a socket),
+    which a rename would replace."""
+    real = os.path.realpath(path)
+    if os.path.exists(real) and not os.path.isfile(real) and not os.path.isdir(real):
+        raise ValueError(f"cannot write {path}: it is not a regular file (a device, pipe or socket); name a file")
+    return real
+
+
 def check_writable(path: str | os.PathLike, what: str) -> None:
     """Refuse, before any work, a path that :func:`atomic_write` could not write: a missing
-    folder, or an existing folder where the file should go."""
+    folder, an existing folder or special file where the file should go, or a folder in which no
+    file can be made (tried: permissions alone do not tell, e.g. for root on /proc or /sys)."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    if path == "":
+        raise ValueError(f"{what}: empty file name")
     if os.path.isdir(path):
         raise ValueError(f"{what} {path}: is a folder, expected a file name")
+    try:
+        target = _target(path)
+    except ValueError:
+        raise ValueError(f"{what} {path}: not a regular file (a device, pipe or socket); name a file") from None
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise ValueError(f"{what} {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{what} {path}: folder {folder} is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: cannot create a file in {folder}: {exc.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _plain(o: Any) -> Any:

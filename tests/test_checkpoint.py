@@ -41,6 +41,19 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path):
     assert os.listdir(tmp_path) == ["model.npz"]
 
 
+def test_atomic_write_refuses_a_special_file_and_writes_through_a_link(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="pipe: it is not a regular file"):
+        atomic_write(fifo, lambda f: f.write(b"x"))
+    assert fifo.is_fifo()
+    (tmp_path / "real").write_bytes(b"old")
+    (tmp_path / "link").symlink_to("real")
+    atomic_write(tmp_path / "link", lambda f: f.write(b"new"))
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "real").read_bytes() == b"new"
+
+
 def test_writing_into_a_missing_folder_says_so(tmp_path):
     net = gpubp.MLP([2, 2], device="cpu")
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -176,12 +176,38 @@ def test_cpu_kernels_chosen_by_environment(tmp_path):
         (["bogus"], ["invalid choice: 'bogus'"]),
         (["train", "--save", "/nonexistent/dir/m.npz"], ["--save", "does not exist"]),
         (["train", "--plot", "/nonexistent/dir/c.png"], ["--plot", "does not exist"]),
+        (["train", "--save", ""], ["--save: empty file name", "--no-save"]),
+        (["train", "--hidden", ""], ["--hidden", "'none' for no hidden layer"]),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path, args, fragments):
     if args[0] == "train" and "--save" not in args:
         args = [*args, "--no-save"]
     assert_one_line_error(run(*args, cwd=tmp_path, check=None), *fragments)
+
+
+def test_outputs_never_replace_a_special_file_or_a_link(tmp_path):
+    """A rename over a device or pipe would replace it (as root, --save /dev/null once replaced /dev/null):
+    such a path is refused before training; a symbolic link is written through, and stays a link."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert_one_line_error(
+        run("train", "--epochs", "1", "--save", str(fifo), check=None), "--save", "not a regular file"
+    )
+    assert fifo.is_fifo()
+    target, link = tmp_path / "real.npz", tmp_path / "link.npz"
+    target.write_bytes(b"old")
+    link.symlink_to(target.name)
+    run("train", "--epochs", "1", "--hidden", "8", "--save", str(link), "--quiet")
+    assert link.is_symlink()
+    assert target.stat().st_size > 1000
+    assert_one_line_error(run("predict", str(link), "--data", "digits", "--out", str(fifo), check=None),
+                          "--out", "not a regular file")  # fmt: skip
+    proc = run("predict", str(link), "--data", "digits", "--out", "-")  # - is standard output
+    assert proc.stdout.startswith("row,prediction,p_0,")
+    assert len(proc.stdout.splitlines()) == 1 + 359
+    assert "to standard output" in proc.stderr
+    assert not (tmp_path / "-").exists()
 
 
 def test_bad_files_are_one_line_errors(tmp_path):

@@ -44,8 +44,10 @@ def printer(quiet: bool, to_stderr: bool) -> Callable[..., None]:
 
 
 def hidden_sizes(text: str) -> list[int]:
-    if text.strip() in ("", "none"):
+    if text.strip() == "none":
         return []
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected widths like 128,64, or 'none' for no hidden layer, got ''")
     try:
         sizes = [int(s) for s in text.split(",")]
     except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ def add_parsers(sub: Any) -> None:
     pr.add_argument("model")
     add_data_options(pr, default=None)
     pr.add_argument("--split", choices=("test", "all"), default=None, help="rows to predict (as for evaluate)")
-    pr.add_argument("--out", required=True, metavar="CSV")
+    pr.add_argument("--out", required=True, metavar="CSV", help="the CSV to write, or - for standard output")
     pr.add_argument("--device", default=None)
     pr.set_defaults(func=cmd_predict)
 
@@ -106,7 +107,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    check_output("--out", args.out)
+    to_stdout = args.out == "-"
+    if not to_stdout:
+        check_output("--out", args.out)
     model = load_model(args.model, args.device)
     if args.data is None:
         raise UsageError("predict needs --data PATH (the rows to predict)")
@@ -125,6 +128,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for i, p, row in zip(rows.tolist(), pred.tolist(), probs):
             lines.append(",".join([str(i), str(p), *(f"{v:.6g}" for v in row)]))
     text = "\n".join(lines) + "\n"
+    if to_stdout:  # the table alone on standard output; what was scored goes to standard error
+        sys.stdout.write(text)
+        print(f"wrote {len(rows)} predictions for {why} of {source} to standard output", file=sys.stderr)
+        return 0
     atomic_write(args.out, lambda f: f.write(text.encode()))
     print(f"wrote {len(rows)} predictions for {why} of {source} to {args.out}")
     return 0

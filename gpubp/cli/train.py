@@ -238,6 +238,8 @@ def _save_path(args: argparse.Namespace) -> str | None:
     """--save, else the checkpoint being resumed (so a resumed run keeps one file), else the default."""
     if args.no_save:
         return None
+    if args.save == "":
+        raise UsageError("--save: empty file name (give a path, or --no-save to write no model)")
     return args.save or args.resume or DEFAULT_SAVE
 
 
