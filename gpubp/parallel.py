@@ -230,9 +230,13 @@ def launched_rank() -> int:
 
 
 def world() -> World:
-    """(rank, size, local rank) of this process in the MPI world (imports mpi4py)."""
+    """(rank, size, local rank) of this process in the MPI world (imports mpi4py). With several ranks it
+    also installs :func:`abort_on_uncaught_exception`, so that a script whose rank fails alone (before
+    or outside training) ends the job instead of leaving the others waiting in a collective."""
     mpi = _mpi()
     comm = mpi.COMM_WORLD
+    if comm.Get_size() > 1:
+        abort_on_uncaught_exception()
     local = comm.Split_type(mpi.COMM_TYPE_SHARED)
     try:
         return World(comm.Get_rank(), comm.Get_size(), local.Get_rank())
@@ -354,6 +358,8 @@ def abort_on_uncaught_exception() -> None:
     import sys
 
     previous = sys.excepthook
+    if getattr(previous, "_gpubp_abort", False):
+        return  # installed already
 
     def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
         import time
@@ -368,6 +374,7 @@ def abort_on_uncaught_exception() -> None:
             time.sleep(0.2)  # let the launcher forward this rank's stderr before the abort
             world.Abort(130 if issubclass(kind, KeyboardInterrupt) else 1)
 
+    hook._gpubp_abort = True  # type: ignore[attr-defined]
     sys.excepthook = hook
 
 
