@@ -86,16 +86,32 @@ class Scaler:
             return self._fit_chunked(X, rows)
         if rows is not None:
             X = X[rows]
-        if self.kind == "standard":
-            self.shift, spread = X.mean(axis=0), X.std(axis=0)
-        elif self.kind == "minmax":
-            self.shift, spread = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
-        else:
-            self.shift, spread = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is named below, column by column
+            if self.kind == "standard":
+                self.shift, spread = X.mean(axis=0), X.std(axis=0)
+            elif self.kind == "minmax":
+                self.shift, spread = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+            else:
+                self.shift, spread = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        return self._set(spread)
+
+    def _set(self, spread: np.ndarray) -> Scaler:
+        """scale ← spread (1 where a column is constant), refusing statistics that overflowed float64:
+        scaling would turn such a column into zeros and train a model on nothing, silently."""
+        bad = ~(np.isfinite(self.shift) & np.isfinite(spread))
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"column {j}: values too large to scale ({self.kind} scaling overflows float64: "
+                             f"mean {self.shift[j]:.3g}, spread {spread[j]:.3g}); divide the data by a "
+                             f"large constant first")  # fmt: skip
         self.scale = np.where(spread > 0, spread, 1.0)
         return self
 
     def _fit_chunked(self, X: Any, rows: np.ndarray | None) -> Scaler:
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is named in _set
+            return self._set(self._chunked_spread(X, rows))
+
+    def _chunked_spread(self, X: Any, rows: np.ndarray | None) -> np.ndarray:
         d = X.shape[1]
         n_total = len(X) if rows is None else len(rows)
         if n_total == 0:
@@ -121,8 +137,7 @@ class Scaler:
             self.shift, spread = low, high - low
         else:
             self.shift, spread = np.zeros(d), np.ones(d)
-        self.scale = np.where(spread > 0, spread, 1.0)
-        return self
+        return spread
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         if self.shift is None:

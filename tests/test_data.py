@@ -272,6 +272,19 @@ def test_chunked_scaler_statistics_match_in_memory_ones(tmp_path, rng, monkeypat
         np.testing.assert_allclose(chunked.scale, whole.scale, rtol=1e-9)
 
 
+@pytest.mark.parametrize("kind", ["standard", "minmax"])
+def test_a_scaler_refuses_statistics_that_overflow_instead_of_zeroing_a_column(tmp_path, rng, kind):
+    """Values near 1e300 once gave an infinite spread, so the column became zeros and the run trained on
+    nothing at chance level with exit status 0: now one error names the column, in memory and mapped."""
+    X = rng.normal(size=(50, 3))
+    X[:, 2] = rng.choice([-1.5e308, 1.5e308], 50)  # max − min and the squares overflow float64
+    np.save(tmp_path / "X.npy", X)
+    for data in (X, np.load(tmp_path / "X.npy", mmap_mode="r")):
+        with pytest.raises(ValueError, match=r"column 2: values too large to scale"):
+            Scaler(kind).fit(data)
+    assert np.isfinite(Scaler(kind).fit(X[:, :2]).scale).all()
+
+
 def test_npy_inputs_are_memory_mapped_and_others_say_their_size(tmp_path, rng):
     from gpubp.data import Dataset, Rows
     from gpubp.rows import is_mapped
