@@ -13,6 +13,7 @@ import statistics
 import sys
 import time
 import warnings
+from functools import partial
 
 import pytest
 
@@ -44,12 +45,21 @@ def timed_fit(cls, X, y, seed: int, **kw) -> tuple[float, int, object]:
 
 
 def compare(rounds: int = 5, **kw) -> dict[str, dict[str, float]]:
-    """Median fit seconds, epochs and ms per epoch of each, over ``rounds`` alternating fits."""
+    """Median fit seconds, epochs and ms per epoch of each, over ``rounds`` alternating fits: gpubp on
+    the CPU, on the GPU where one answers ("gpubp gpu"), and scikit-learn."""
+    from gpubp.backend import gpu_unavailable_reason
+
     X_tr, X_te, y_tr, y_te = digits()
-    runs: dict[str, list] = {"gpubp": [], "scikit-learn": []}
-    timed_fit(MLPClassifier, X_tr, y_tr, 0, max_iter=2, **kw)  # warm-up: imports, first allocations
+    fitters = {"gpubp": partial(MLPClassifier, device="cpu")}
+    if gpu_unavailable_reason() is None:
+        fitters["gpubp gpu"] = partial(MLPClassifier, device="gpu")
+    fitters["scikit-learn"] = SkClassifier
+    runs: dict[str, list] = {name: [] for name in fitters}
+    for name, cls in fitters.items():
+        if name != "scikit-learn":
+            timed_fit(cls, X_tr, y_tr, 0, max_iter=2, **kw)  # warm-up: imports, kernels, first allocations
     for seed in range(rounds):
-        for name, cls in (("gpubp", MLPClassifier), ("scikit-learn", SkClassifier)):
+        for name, cls in fitters.items():
             seconds, epochs, est = timed_fit(cls, X_tr, y_tr, seed, **kw)
             runs[name].append((seconds, epochs, seconds / epochs, est.score(X_te, y_te)))
     return {name: {"fit_s": statistics.median(r[0] for r in rs), "epochs": statistics.median(r[1] for r in rs),
@@ -88,6 +98,10 @@ def table(result: dict[str, dict[str, float]]) -> list[str]:
                      f"{r['accuracy']:.4f} | {r['fit_s_spread']:.2f} |")  # fmt: skip
     lines.append(f"\nSpeed-up of gpubp: fit {s['fit_s'] / g['fit_s']:.2f}×, per epoch "
                  f"{s['ms_per_epoch'] / g['ms_per_epoch']:.2f}×.")  # fmt: skip
+    if "gpubp gpu" in result:
+        gg = result["gpubp gpu"]
+        lines.append(f"On the GPU: fit {s['fit_s'] / gg['fit_s']:.2f}× scikit-learn's, per epoch "
+                     f"{s['ms_per_epoch'] / gg['ms_per_epoch']:.2f}×.")  # fmt: skip
     return lines
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import blas_threads, is_cupy_array, threads_for
+from .backend import blas_threads, is_cupy_array, threads_for, to_numpy
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Communicator, Local, agree, on_every_rank
 from .rows import Feeder, is_row_source, to_device
@@ -117,7 +117,7 @@ class Trainer:
         self.batch = min(self.settings["batch_size"], self.n)
         self.sample_weight = None
         if sample_weight is not None:
-            w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+            w = to_numpy(sample_weight, np.float64).reshape(-1)  # a CuPy array too
             if w.shape != (self.n,) or not np.isfinite(w).all() or (w < 0).any():
                 raise ValueError(f"sample_weight must be {self.n} finite weights >= 0, got shape {w.shape}")
             if not w.sum() > 0:
