@@ -302,6 +302,9 @@ def load_csv(path: str, label_column: str | int | None = None, n_features: int |
                     raise DataError(f"{path}: line {line}: {len(row)} cells, expected {width}")
                 if label_idx is not None:
                     labels.append(row.pop(label_idx).strip())
+                    if not labels[-1]:  # an empty label would become a class named ''
+                        column = repr(header[label_idx]) if header else f"{label_idx}"
+                        raise DataError(f"{path}: line {line}, label column {column}: empty cell")
                 block.append(row)
                 block_lines.append(line)
                 if len(block) == _CSV_BLOCK:
@@ -360,7 +363,8 @@ def _parse_block(path: str, block: list[list[str]], lines: list[int], names: lis
             for cell, name in zip(row, names):
                 if not _is_number(cell):
                     cell = cell.strip()
-                    raise DataError(f"{path}: line {line}, column {name!r}: not a number: {cell!r}") from None
+                    hint = " (if that column holds the labels, choose it with --label-column)" if cell else ""
+                    raise DataError(f"{path}: line {line}, column {name!r}: not a number: {cell!r}{hint}") from None
         raise
     if not np.isfinite(arr).all():
         r, c = np.argwhere(~np.isfinite(arr))[0]

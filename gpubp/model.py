@@ -66,6 +66,9 @@ class Model:
         return np.concatenate([self._outputs(np.asarray(X[part])) for part in chunks(len(X), step)])
 
     def _outputs(self, X: np.ndarray) -> np.ndarray:
+        if X.ndim != 2:
+            one = " (one row: X.reshape(1, -1))" if X.ndim == 1 else ""
+            raise ValueError(f"X must be 2-D, rows × {self.net.sizes[0]} features, got shape {X.shape}{one}")
         label = self.settings.get("label_index")
         if (label is not None and self.labels is not None and X.ndim == 2
                 and X.shape[1] == self.net.sizes[0] + 1 and 0 <= label < X.shape[1]):  # fmt: skip
@@ -75,6 +78,11 @@ class Model:
                 pass  # another column: the width check below names the mismatch
             else:
                 X = np.delete(X, label, axis=1)
+        if label is not None and self.labels is None and X.shape[1] == self.net.sizes[0] + 1:
+            name = self.settings.get("label_column", label)
+            raise ValueError(f"data has {X.shape[1]} features, the model was trained on {self.net.sizes[0]}: "
+                             f"rows with the target column {name!r} still in? drop column {label} first "
+                             f"(a regression target cannot be told from a feature)")  # fmt: skip
         X = np.asarray(X, dtype=np.float64)
         Z = self.scaler.transform(X)
         return np.asarray(self.net.device.to_host(self.net.forward(Z)), dtype=np.float64)

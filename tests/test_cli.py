@@ -422,6 +422,10 @@ def test_regression_and_mse_train_with_defaults(tabular):
     data = np.loadtxt(tabular / "big.csv", delimiter=",", skiprows=1)
     pred = model.predict(data[:, :4])
     assert abs(pred.mean() - data[:, 4].mean()) < 0.2 * data[:, 4].std()
+    with pytest.raises(ValueError, match=r"target column '.*' still in\? drop column 4 first"):
+        model.predict(data)  # the file's rows, target in: not guessed away (a target looks like a feature)
+    with pytest.raises(ValueError, match=r"X must be 2-D, rows × 4 features, got shape \(4,\) \(one row"):
+        model.predict(data[0, :4])
     result = json.loads(run("train", "--loss", "mse", "--json", "--no-save").stdout)
     assert result["test_accuracy"] > 0.9
 

@@ -93,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for c, p, r, n in zip(classes.tolist(), precision, recall, cm.sum(axis=1)):
             print(f"{c!s:>{width}}  {p:9.3f}  {r:6.3f}  {n:7d}")
         print("\nconfusion matrix (rows: true class, columns: predicted)")
-        cell = max(4, len(str(cm.max())) + 1, width)
+        cell = max(4, len(str(cm.max())), width) + 1  # a space before every column, also the widest label
         print(" " * width + "".join(f"{c!s:>{cell}}" for c in classes.tolist()))
         for c, row in zip(classes.tolist(), cm):
             print(f"{c!s:>{width}}" + "".join(f"{v:>{cell}d}" for v in row))
