@@ -101,3 +101,16 @@ def test_one_process_is_one_rank_that_prints_and_writes(monkeypatch):
     assert ranks.status(130) == 130
     with pytest.raises(ValueError, match="only here"):
         ranks.together(lambda: (_ for _ in ()).throw(ValueError("only here")))
+
+
+def test_other_commands_and_argument_errors_run_once_under_mpiexec(tmp_path):
+    """Only training is distributed: under mpiexec -n 2, info prints once (it printed twice), predict
+    writes its file once, and a mistyped option is one line, not one per rank."""
+    need_mpi()
+    info = _run([str(MPIEXEC), "-n", "2", *GPUBP, "info"], tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert info.stdout.count("default device:") == 1
+    assert "gpubp info: not distributed, runs on rank 0 alone" in info.stderr
+    bad = _run([str(MPIEXEC), "-n", "2", *GPUBP, "train", "--lr", "abc"], tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.count("argument --lr") == 1

@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     # info prints the GPU status itself; --quiet means quiet
     # (and under mpiexec, rank 0 speaks for all)
     _log_to_stderr(quiet=getattr(args, "quiet", False) or args.command == "info" or launched_rank() != 0)
+    if args.command != "train" and launched_size() > 1:
+        # only training is distributed: the other commands run once, on rank 0 (not R times, R files)
+        if launched_rank() != 0:
+            return 0
+        print(f"gpubp {args.command}: not distributed, runs on rank 0 alone", file=sys.stderr, flush=True)
     try:
         return args.func(args)
     except BrokenPipeError:

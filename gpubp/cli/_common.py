@@ -24,8 +24,12 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+    def error(self, message: str) -> None:  # one line, not usage + message; under mpiexec, rank 0's alone
+        from ..parallel import launched_rank
+
+        self.exit(
+            EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n" if launched_rank() == 0 else None
+        )
 
 
 def one_line(exc: BaseException) -> str:
