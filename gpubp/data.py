@@ -238,7 +238,8 @@ class Dataset:
         if task == "classify" and labels is None:
             labels = Labels.of(y, *([y_test] if has_test else []))
             if len(labels) < 2:
-                raise DataError(f"{raw.source}: only one class ({labels.classes[0]!r}) in the labels: nothing to learn")
+                only = labels.classes.tolist()[0]
+                raise DataError(f"{raw.source}: only one class ({only!r}) in the labels: nothing to learn")
             if len(labels) > 2 and 2 * len(labels) > len(y):
                 raise DataError(f"{raw.source}: {len(labels)} classes in {len(y)} rows, most classes have one row: "
                                 "is the target a number? use --task regress (or choose --label-column)")  # fmt: skip

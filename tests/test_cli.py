@@ -165,7 +165,8 @@ def test_cpu_kernels_chosen_by_environment(tmp_path):
     ("args", "fragments"),
     [
         (["train", "--activation", "swish"], ["invalid choice: 'swish'"]),
-        (["train", "--epochs", "zero"], ["--epochs", "expected a int"]),
+        (["train", "--epochs", "zero"], ["--epochs", "expected a whole number > 0"]),
+        (["train", "--split-seed", "-4"], ["--split-seed", "must be >= 0"]),
         (["train", "--lr", "-1"], ["must be > 0"]),
         (["train", "--hidden", "12,x"], ["widths like 128,64"]),
         (["train", "--data", "/nonexistent/file.csv"], ["file not found"]),

@@ -61,17 +61,31 @@ def hidden_sizes(text: str) -> list[int]:
     return sizes
 
 
+_KINDS = {int: "a whole number", float: "a number"}
+
+
 def positive(kind: type) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {_KINDS[kind]} > 0, got {text!r}") from None
         if not value > 0 or (kind is float and not math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
         return value
 
     return parse
+
+
+def seed(text: str) -> int:
+    """A seed: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
 
 
 def fraction(text: str) -> float:
@@ -120,7 +134,7 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--init", choices=INITS, default=None, help="(default: he for relu, xavier otherwise)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None, help="(default: float32)")
-    p.add_argument("--seed", type=int, default=None, help="seeds weights and shuffling (default: 0)")
+    p.add_argument("--seed", type=seed, default=None, help="seeds weights and shuffling (default: 0)")
     p.add_argument("--device", default=None, help="auto, cpu, gpu or gpu:N (default: $GPUBP_DEVICE or auto)")
     p.add_argument(
         "--scale",

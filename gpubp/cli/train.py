@@ -33,6 +33,7 @@ from ._common import (
     positive,
     printer,
     resolve_network,
+    seed,
 )
 from ._ranks import Ranks
 
@@ -80,7 +81,7 @@ def add_parser(sub: Any) -> None:
     )
     t.add_argument(
         "--split-seed",
-        type=int,
+        type=seed,
         default=None,
         help="seed of the fixed stratified train/validation/test split (default: 0)",
     )
