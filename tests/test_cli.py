@@ -154,6 +154,9 @@ def test_cpu_kernels_chosen_by_environment(tmp_path):
     env["GPUBP_CPU_KERNELS"] = "fast"  # info still runs and says what is wrong; train refuses in one line
     out = subprocess.run([sys.executable, "-m", "gpubp", "info"], capture_output=True, text=True, env=env).stdout
     assert "kernels: GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy" in out
+    bad_device = {**os.environ, "GPUBP_DEVICE": "banana"}
+    out = subprocess.run([sys.executable, "-m", "gpubp", "info"], capture_output=True, text=True, env=bad_device).stdout
+    assert "default device: none: unknown device 'banana'" in out
     proc = subprocess.run([sys.executable, "-m", "gpubp", "train", "--epochs", "1", "--no-save"],
                           capture_output=True, text=True, env=env, cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 2

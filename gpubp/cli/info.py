@@ -40,7 +40,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         "blas": blas_info(),
     }
     info.update(devices())
-    info["default_device"] = get_device(None).name
+    try:  # info is the diagnostic: a bad GPUBP_DEVICE is reported, not fatal
+        info["default_device"] = get_device(None).name
+    except (ValueError, TypeError, RuntimeError) as exc:
+        info["default_device"] = f"none: {exc}"
     info.update(parallel_status())
     if args.json:
         print(to_json(info, strict=True, indent=2))
