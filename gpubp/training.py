@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .backend import blas_threads, is_cupy_array, threads_for, to_numpy
+from .data import fingerprint
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Communicator, Local, agree, on_every_rank
 from .rows import Feeder, is_row_source, to_device
@@ -114,6 +115,7 @@ class Trainer:
             else:  # copied once (nothing is copied for an in-memory array already on the device)
                 self.X, self.Y = to_device(dev, X, net.dtype), to_device(dev, Y, net.dtype, onehot)
         self.n = self.X.shape[0]
+        self._host_data = (X, Y)  # what the checkpoint's fingerprint is taken of (no copy)
         self.batch = min(self.settings["batch_size"], self.n)
         self.sample_weight = None
         if sample_weight is not None:
@@ -462,6 +464,7 @@ class Trainer:
         from .checkpoint import pack_state, save_model
 
         state, state_arrays = pack_state(self.state_dict())
+        state["data"] = fingerprint(*self._host_data)  # restore refuses other rows
         if self.sample_weight is not None:  # part of the run: resume weights the rows the same way
             state_arrays["sample_weight"] = self.sample_weight
         save_model(self.net, path, meta={**(meta or {}), "trainer": state},
@@ -477,6 +480,10 @@ class Trainer:
             raise ValueError(f"{path} is a model but not a training checkpoint (no training state)")
         if config["sizes"] != list(self.net.sizes):
             raise ValueError(f"{path} holds a {config['sizes']} network, this trainer's is {list(self.net.sizes)}")
+        saved_rows, my_rows = meta["trainer"].get("data"), fingerprint(*self._host_data)
+        if saved_rows is not None and saved_rows != my_rows:  # (older checkpoints have no fingerprint)
+            raise ValueError(f"{path} was trained on other rows (fingerprint {saved_rows}), this trainer has "
+                             f"{my_rows}: resuming would change the run; pass the same X and Y")  # fmt: skip
         saved_w, mine = extra.get("sample_weight"), self.sample_weight
         if (saved_w is None) != (mine is None) or (mine is not None and not np.array_equal(saved_w, mine)):
             saved = "its own sample weights" if saved_w is not None else "no sample weights"

@@ -298,3 +298,14 @@ def test_compiled_loops_train_as_the_numpy_twins(settings, dtype, rng):
             tol = 1e-4 if dtype == "float32" else 1e-12
             np.testing.assert_allclose(thetas[1], thetas[0], rtol=tol, atol=tol)
             np.testing.assert_allclose(losses[1], losses[0], rtol=tol)
+
+
+def test_resume_refuses_other_rows_of_the_same_count(tmp_path, rng):
+    """As the command does (by fingerprint): a checkpoint continues its own run, not one on other data."""
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+    trainer = Trainer(gpubp.MLP([3, 5, 2], "relu", device="cpu", seed=0), X, y, batch_size=8)
+    trainer.run(2)
+    trainer.save(str(tmp_path / "run.npz"))
+    Trainer.resume(str(tmp_path / "run.npz"), X, y, device="cpu").run(3)  # its own rows: fine
+    with pytest.raises(ValueError, match=r"run\.npz was trained on other rows .*pass the same X and Y"):
+        Trainer.resume(str(tmp_path / "run.npz"), X[::-1], y[::-1], device="cpu")
