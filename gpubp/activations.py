@@ -94,9 +94,9 @@ def _normalise_rows_loop(a):
 def _softmax_jit(b: np.ndarray, a: np.ndarray) -> None:
     """softmax_forward with compiled loops for the row passes and NumPy's vectorised exp between them:
     three calls (a loop's exp is scalar, several times slower than NumPy's on long rows)."""
-    K.jit(_shift_rows_loop)(b, a)
+    K.jit(_shift_rows_loop, (1, 2))(b, a)
     np.exp(a, out=a)
-    K.jit(_normalise_rows_loop)(a)
+    K.jit(_normalise_rows_loop, (2,))(a)
 
 
 def softmax_backward(device: Device, a: Any, delta: Any) -> None:
@@ -115,6 +115,7 @@ def forward_runner(device: Device, name: str):
     act = ACTIVATIONS[name]
     if act.forward is None:
         if device.jit:
+            K.jit(_shift_rows_loop, (1, 2)), K.jit(_normalise_rows_loop, (2,))  # compiled now, not in epoch 1
             return lambda b, a: _softmax_jit(b, a) if a.size <= _JIT_SOFTMAX else softmax_forward(device, b, a)
         return lambda b, a: softmax_forward(device, b, a)
     return device.kernel(act.forward)

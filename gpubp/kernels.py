@@ -85,23 +85,32 @@ class Kernel:
         self._compiled(*args)
 
     def host(self) -> Callable[..., None]:
-        """The loop compiled for this CPU by Numba (per dtype on its first call, cached on disk)."""
+        """The loop compiled for this CPU by Numba, for float32 and float64 (cached on disk)."""
         if self._host is None:
-            self._host = jit(self.loop)
+            # scalars by name; the updates run over flat slices, the others over (B, n) batches with a (n,) bias
+            dims = tuple(0 if n in _SCALARS else 1 if n == "b" or self.name.endswith("_update") else 2
+                         for n in self.inputs + self.outputs)  # fmt: skip
+            self._host = jit(self.loop, dims)
         return self._host
 
 
+_SCALARS = {"lr", "wd", "mu", "inv_b", "tiny", "step_size", "beta1", "beta2", "eps", "sqrt_bc2"}
 _jitted: dict[Callable, Any] = {}
 
 
-def jit(loop: Callable[..., Any]) -> Any:
+def jit(loop: Callable[..., Any], dims: tuple[int, ...]) -> Any:
     """``loop`` compiled by Numba, one dispatcher per function: it releases the GIL (networks train in
-    parallel threads) and keeps the IEEE semantics (no fastmath: NaN must reach the divergence check)."""
+    parallel threads) and keeps the IEEE semantics (no fastmath: NaN must reach the divergence check).
+    ``dims`` gives each argument's ndim (0: a scalar): the loop is compiled (or loaded from the cache) for
+    both dtypes here, when a network is built, so that no epoch's time includes it."""
     compiled = _jitted.get(loop)
     if compiled is None:
         import numba  # only reached when the CPU runs the compiled loops (gpubp.backend decides)
 
-        compiled = _jitted.setdefault(loop, numba.njit(nogil=True, cache=True)(loop))
+        compiled = numba.njit(nogil=True, cache=True)(loop)
+        for dtype in (np.float32, np.float64):
+            compiled(*(dtype(1) if d == 0 else np.ones((1,) * d, dtype) for d in dims))
+        compiled = _jitted.setdefault(loop, compiled)
     return compiled
 
 
