@@ -120,8 +120,13 @@ class Trainer:
         self.sample_weight = None
         if sample_weight is not None:
             w = to_numpy(sample_weight, np.float64).reshape(-1)  # a CuPy array too
-            if w.shape != (self.n,) or not np.isfinite(w).all() or (w < 0).any():
-                raise ValueError(f"sample_weight must be {self.n} finite weights >= 0, got shape {w.shape}")
+            if w.shape != (self.n,):
+                raise ValueError(f"sample_weight must be {self.n} weights, one a row, got shape {w.shape}")
+            bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+            if bad.size:  # a negative weight would make the weighted mean loss unbounded below
+                i = int(bad[0])
+                raise ValueError(f"sample_weight must be finite and >= 0, got sample_weight[{i}] = {w[i]} "
+                                 f"({bad.size} such weights)")  # fmt: skip
             if not w.sum() > 0:
                 raise ValueError("sample_weight must have a positive sum: all weights are 0, nothing would be learnt")
             self.sample_weight = w

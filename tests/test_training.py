@@ -239,8 +239,11 @@ def test_a_batch_of_zero_weights_adds_neither_gradient_nor_decay(rng):
 
 def test_sample_weights_all_zero_are_refused(rng):
     net = gpubp.MLP([3, 5, 2], "relu", device="cpu", seed=0)
+    X, y = rng.normal(size=(8, 3)), rng.integers(0, 2, 8)
     with pytest.raises(ValueError, match="sample_weight must have a positive sum: all weights are 0"):
-        Trainer(net, rng.normal(size=(8, 3)), rng.integers(0, 2, 8), sample_weight=np.zeros(8))
+        Trainer(net, X, y, sample_weight=np.zeros(8))
+    with pytest.raises(ValueError, match=r"finite and >= 0, got sample_weight\[2\] = -1.0 \(2 such weights\)"):
+        Trainer(net, X, y, sample_weight=[1, 1, -1, 1, np.nan, 1, 1, 1])
 
 
 def test_a_weighted_run_resumes_with_its_weights_or_refuses(tmp_path, rng):
