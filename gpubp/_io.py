@@ -18,12 +18,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     The file is flushed and fsynced before the rename, so a crash never leaves a half-written file
     where a good one was."""
     given = os.fspath(path)
-    path = _target(given)
+    try:
+        path = _target(given)
+    except ValueError as exc:
+        raise ValueError(f"cannot write {given}: {exc}") from None
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {given}: folder {folder} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)[:80]}.", suffix=".tmp", dir=folder)
     except OSError as exc:  # a read-only or virtual file system (/proc, /sys), no permission
         raise OSError(exc.errno, f"cannot write {given}: cannot create a file in {folder}: {exc.strerror}") from None
     try:
@@ -53,12 +56,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 
 
 def _target(path: str) -> str:
-    """The absolute file a write to ``path`` lands in: a symbolic link's target (the link stays a link),
-    refused when it is something other than a regular file (a device such as /dev/null, a pipe, a socket),
-    which a rename would replace."""
-    real = os.path.realpath(path)
+    """The absolute file a write to ``path`` lands in: a symbolic link of this user's is written through
+    (the link stays a link); one of another user's is refused (in a shared folder such as /tmp it could
+    point at any of this user's files). Refused too: anything but a regular file (a device such as
+    /dev/null, a pipe, a socket), and paths into /dev and /proc (/dev/stdout resolves to whatever file
+    standard output is), which a rename would replace."""
+    absolute = os.path.abspath(path)
+    if absolute.startswith(("/dev/", "/proc/")):
+        raise ValueError("not a regular file (a device, pipe or socket); name a file")
+    if os.path.islink(absolute) and os.lstat(absolute).st_uid != os.getuid():
+        raise ValueError("a symbolic link of another user's; name a file of yours")
+    real = os.path.realpath(absolute)
     if os.path.exists(real) and not os.path.isfile(real) and not os.path.isdir(real):
-        raise ValueError(f"cannot write {path}: it is not a regular file (a device, pipe or socket); name a file")
+        raise ValueError("not a regular file (a device, pipe or socket); name a file")
     return real
 
 
@@ -73,13 +83,13 @@ def check_writable(path: str | os.PathLike, what: str) -> None:
         raise ValueError(f"{what} {path}: is a folder, expected a file name")
     try:
         target = _target(path)
-    except ValueError:
-        raise ValueError(f"{what} {path}: not a regular file (a device, pipe or socket); name a file") from None
+    except ValueError as exc:
+        raise ValueError(f"{what} {path}: {exc}") from None
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise ValueError(f"{what} {path}: folder {folder} does not exist")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)[:80]}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise ValueError(f"{what} {path}: cannot create a file in {folder}: {exc.strerror}") from None
     os.close(fd)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels as K
-from .backend import Device
+from .backend import CPU, Device
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,9 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
 _SHORT_ROWS = 32  # softmax rows up to this long (classes) take the CPU's faster reductions below
-# up to this many elements the compiled row passes win (one call each); beyond, their serial max and sum
-# (no reassociation without fastmath) lose to NumPy's vectorised reductions (measured: 256×100 17 µs faster,
-# 64×1000 90 µs slower)
+# up to this many elements the compiled row pass wins (one call for four); beyond, its serial row max loses
+# to NumPy's vectorised reduction (measured with a compiled row sum too: 256×100 17 µs faster, 64×1000 90 µs
+# slower)
 _JIT_SOFTMAX = 32768
 OUTPUTS = (*HIDDEN, "softmax")
 
@@ -51,7 +51,17 @@ def softmax_forward(device: Device, b: Any, a: Any) -> None:
     row = device.scratch((a.shape[0], 1), a.dtype, "softmax_row")
     xp.max(a, axis=1, keepdims=True, out=row)
     device.kernel(K.exp_shift)(row, a)
-    xp.sum(a, axis=1, keepdims=True, out=row)
+    _divide_by_row_sums(device, a)
+
+
+def _divide_by_row_sums(device: Device, a: Any) -> None:
+    """A ← A / Σ_row A. NumPy's rows up to _SHORT_ROWS long are summed as one matrix-vector product (~5×
+    faster than np.sum; rounding may differ): the twins and the compiled path share this, so they agree."""
+    row = device.scratch((a.shape[0], 1), a.dtype, "softmax_row")
+    if not device.is_gpu and a.shape[1] <= _SHORT_ROWS:
+        np.matmul(a, K.ones_column(a.shape[1], a.dtype), out=row)
+    else:
+        device.xp.sum(a, axis=1, keepdims=True, out=row)
     a /= row
 
 
@@ -64,9 +74,7 @@ def _softmax_short_rows(b: np.ndarray, a: np.ndarray) -> None:
     np.copyto(aT, a.T)  # over a transposed copy the same row max is ~5× faster
     np.maximum.reduce(aT, axis=0, out=row[:, 0])
     K._exp_shift(row, a)
-    # the row sums as one matrix-vector product (~5× faster than np.sum; rounding may differ)
-    np.matmul(a, K.ones_column(a.shape[1], a.dtype), out=row)
-    a /= row
+    _divide_by_row_sums(CPU, a)
 
 
 def _shift_rows_loop(b, a):
@@ -81,22 +89,13 @@ def _shift_rows_loop(b, a):
             a[i, j] = a[i, j] - m
 
 
-def _normalise_rows_loop(a):
-    """A ← A / Σ_row A, row by row."""
-    for i in range(a.shape[0]):
-        s = a.dtype.type(0)
-        for j in range(a.shape[1]):
-            s += a[i, j]
-        for j in range(a.shape[1]):
-            a[i, j] = a[i, j] / s
-
-
 def _softmax_jit(b: np.ndarray, a: np.ndarray) -> None:
-    """softmax_forward with compiled loops for the row passes and NumPy's vectorised exp between them:
-    three calls (a loop's exp is scalar, several times slower than NumPy's on long rows)."""
+    """softmax_forward with the bias add, row max and shift as one compiled loop, then NumPy's vectorised
+    exp (a loop's exp is scalar, several times slower on long rows) and the twins' row sums: four calls
+    instead of seven, the twins' numbers bit for bit (max is exact in any order; a sum is not)."""
     K.jit(_shift_rows_loop, (1, 2))(b, a)
     np.exp(a, out=a)
-    K.jit(_normalise_rows_loop, (2,))(a)
+    _divide_by_row_sums(CPU, a)
 
 
 def softmax_backward(device: Device, a: Any, delta: Any) -> None:
@@ -115,7 +114,7 @@ def forward_runner(device: Device, name: str):
     act = ACTIVATIONS[name]
     if act.forward is None:
         if device.jit:
-            K.jit(_shift_rows_loop, (1, 2)), K.jit(_normalise_rows_loop, (2,))  # compiled now, not in epoch 1
+            K.jit(_shift_rows_loop, (1, 2))  # compiled now, not in epoch 1
             return lambda b, a: _softmax_jit(b, a) if a.size <= _JIT_SOFTMAX else softmax_forward(device, b, a)
         return lambda b, a: softmax_forward(device, b, a)
     return device.kernel(act.forward)

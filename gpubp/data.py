@@ -160,12 +160,17 @@ class Scaler:
         return scaler
 
 
+def sample_rows(n: int, sample: int = 256) -> np.ndarray:
+    """Up to ``sample`` evenly spaced row indices of ``n`` rows (the rows a fingerprint hashes)."""
+    return np.unique(np.linspace(0, n - 1, min(n, sample)).astype(np.int64)) if n else np.empty(0, np.int64)
+
+
 def fingerprint(X: Any, y: Any = None, sample: int = 256) -> str:
     """``"n x d:hash"``: the shape and a hash of up to ``sample`` evenly spaced rows (and their
     targets). The same file gives the same fingerprint wherever it lies; shuffled or edited rows
     (almost always) give another."""
     n = len(X)
-    idx = np.unique(np.linspace(0, n - 1, min(n, sample)).astype(np.int64)) if n else np.empty(0, np.int64)
+    idx = sample_rows(n, sample)
     h = hashlib.sha256(str(tuple(X.shape)).encode())
     h.update(np.ascontiguousarray(np.asarray(X[idx], dtype=np.float64)).tobytes())
     if y is not None:

@@ -94,6 +94,13 @@ class Kernel:
         return self._host
 
 
+def _compile(dispatcher: Any, dims: tuple[int, ...]) -> Any:
+    """Compile (or load from the cache) ``dispatcher`` for float32 and float64 by calling it on ones."""
+    for dtype in (np.float32, np.float64):
+        dispatcher(*(dtype(1) if d == 0 else np.ones((1,) * d, dtype) for d in dims))
+    return dispatcher
+
+
 _SCALARS = {"lr", "wd", "mu", "inv_b", "tiny", "step_size", "beta1", "beta2", "eps", "sqrt_bc2"}
 _jitted: dict[Callable, Any] = {}
 
@@ -107,9 +114,10 @@ def jit(loop: Callable[..., Any], dims: tuple[int, ...]) -> Any:
     if compiled is None:
         import numba  # only reached when the CPU runs the compiled loops (gpubp.backend decides)
 
-        compiled = numba.njit(nogil=True, cache=True)(loop)
-        for dtype in (np.float32, np.float64):
-            compiled(*(dtype(1) if d == 0 else np.ones((1,) * d, dtype) for d in dims))
+        try:
+            compiled = _compile(numba.njit(nogil=True, cache=True)(loop), dims)
+        except RuntimeError:  # no writable cache folder (a read-only install, no HOME): compile per process
+            compiled = _compile(numba.njit(nogil=True)(loop), dims)
         compiled = _jitted.setdefault(loop, compiled)
     return compiled
 
@@ -212,7 +220,7 @@ def _bias_relu_loop(b, a):
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
             z = a[i, j] + b[j]
-            a[i, j] = zero if z < zero else z  # NaN stays NaN, as with np.maximum
+            a[i, j] = z if (z > zero or z != z) else zero  # as np.maximum(z, +0): NaN stays NaN, −0 becomes +0
 
 
 bias_relu = Kernel(

@@ -10,6 +10,7 @@ the validation metrics), so the GPU never waits on Python between batches.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .backend import blas_threads, is_cupy_array, threads_for, to_numpy
-from .data import fingerprint
+from .data import sample_rows
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Communicator, Local, agree, on_every_rank
 from .rows import Feeder, is_row_source, to_device
@@ -463,13 +464,30 @@ class Trainer:
         for key in self.history:
             self.history[key][:] = state["history"].get(key, [])
 
+    def _fingerprint(self) -> str:
+        """A hash of the rows as this trainer trains on them: a sample of X in the network's dtype and of Y
+        as targets (class labels one-hot), so the same data given as float64 or float32, as labels or as
+        one-hot rows, on the host or the GPU, matches; other rows (almost always) do not."""
+        X, Y = self._host_data
+        idx = sample_rows(self.n)
+        xs = to_numpy(X[idx], self.net.dtype)
+        ys = to_numpy(Y[idx])
+        width = label_width(ys, self.net.loss, self.net.sizes[-1])
+        if width is not None:
+            ys = np.eye(width)[ys.astype(np.int64)]
+        ys = ys.astype(self.net.dtype).reshape(len(idx), -1)
+        h = hashlib.sha256(f"{self.n}x{xs.shape[1:]}".encode())
+        h.update(np.ascontiguousarray(xs).tobytes())
+        h.update(np.ascontiguousarray(ys).tobytes())
+        return f"{self.n} rows:{h.hexdigest()[:16]}"
+
     def save(self, path: str, meta: dict[str, Any] | None = None, arrays: dict[str, Any] | None = None) -> None:
         """Write a training checkpoint: the network (as ``net.save`` does) and this trainer's state,
         atomically; :meth:`restore` or :meth:`Trainer.resume` continue from it exactly."""
         from .checkpoint import pack_state, save_model
 
         state, state_arrays = pack_state(self.state_dict())
-        state["data"] = fingerprint(*self._host_data)  # restore refuses other rows
+        state["data"] = self._fingerprint()  # restore refuses other rows
         if self.sample_weight is not None:  # part of the run: resume weights the rows the same way
             state_arrays["sample_weight"] = self.sample_weight
         save_model(self.net, path, meta={**(meta or {}), "trainer": state},
@@ -485,7 +503,7 @@ class Trainer:
             raise ValueError(f"{path} is a model but not a training checkpoint (no training state)")
         if config["sizes"] != list(self.net.sizes):
             raise ValueError(f"{path} holds a {config['sizes']} network, this trainer's is {list(self.net.sizes)}")
-        saved_rows, my_rows = meta["trainer"].get("data"), fingerprint(*self._host_data)
+        saved_rows, my_rows = meta["trainer"].get("data"), self._fingerprint()
         if saved_rows is not None and saved_rows != my_rows:  # (older checkpoints have no fingerprint)
             raise ValueError(f"{path} was trained on other rows (fingerprint {saved_rows}), this trainer has "
                              f"{my_rows}: resuming would change the run; pass the same X and Y")  # fmt: skip

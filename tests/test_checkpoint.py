@@ -44,14 +44,32 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path):
 def test_atomic_write_refuses_a_special_file_and_writes_through_a_link(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    with pytest.raises(ValueError, match="pipe: it is not a regular file"):
+    with pytest.raises(ValueError, match="pipe: not a regular file"):
         atomic_write(fifo, lambda f: f.write(b"x"))
     assert fifo.is_fifo()
+    with pytest.raises(ValueError, match="/dev/stdout: not a regular file"):  # it resolves to stdout's file
+        atomic_write("/dev/stdout", lambda f: f.write(b"x"))
     (tmp_path / "real").write_bytes(b"old")
     (tmp_path / "link").symlink_to("real")
     atomic_write(tmp_path / "link", lambda f: f.write(b"new"))
     assert (tmp_path / "link").is_symlink()
     assert (tmp_path / "real").read_bytes() == b"new"
+
+
+def test_a_link_of_another_user_is_not_followed(tmp_path, monkeypatch):
+    """In a shared folder (/tmp) another user's link could point at any of this user's files."""
+    (tmp_path / "mine").write_bytes(b"precious")
+    (tmp_path / "planted").symlink_to("mine")
+    monkeypatch.setattr(os, "getuid", lambda: os.lstat(tmp_path / "planted").st_uid + 1)  # as if another's
+    with pytest.raises(ValueError, match="planted: a symbolic link of another user's"):
+        atomic_write(tmp_path / "planted", lambda f: f.write(b"x"))
+    assert (tmp_path / "mine").read_bytes() == b"precious"
+
+
+def test_a_long_file_name_gets_a_temporary_name_that_fits(tmp_path):
+    name = "m" * 250 + ".npz"  # 254 bytes: '.<name>.<random>.tmp' would pass the 255-byte limit
+    atomic_write(tmp_path / name, lambda f: f.write(b"ok"))
+    assert (tmp_path / name).read_bytes() == b"ok"
 
 
 def test_writing_into_a_missing_folder_says_so(tmp_path):

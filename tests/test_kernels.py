@@ -225,8 +225,9 @@ def assert_same_as_twin(k: K.Kernel, got: dict, twin: dict, dtype) -> None:
         if name == "g":
             continue  # the twins use the gradient buffer as scratch
         assert got[name].dtype == dtype, f"{k.name}'s loop upcast {name} to {got[name].dtype}"
-        # the twin's operations in the twin's order, with no exp, log or tanh: bit for bit
+        # the twin's operations in the twin's order, with no exp, log or tanh: bit for bit, the sign of 0 too
         assert np.array_equal(got[name], twin[name], equal_nan=True), f"{k.name}.{name} differs from the twin"
+        assert np.array_equal(np.signbit(got[name]), np.signbit(twin[name])), f"{k.name}.{name}: a zero's sign"
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["numba", "python"])
@@ -237,8 +238,14 @@ def test_loop_matches_numpy_twin(kernel, extreme, dtype, compiled, rng):
     if compiled:
         need_numba()
     args = inputs(kernel, rng, dtype, extreme)
-    got = run_loop(kernel.host() if compiled else kernel.loop, kernel, args)
-    assert_same_as_twin(kernel, got, run_twin(kernel, args), dtype)
+    if extreme and kernel.name.startswith("bias_"):
+        args["b"] = np.full_like(args["b"], -0.0)  # −0 + −0 is −0
+        args["a"].flat[::3] = -0.0  # ReLU(−0) is +0, as np.maximum gives
+    loop = kernel.host() if compiled else kernel.loop
+    assert_same_as_twin(kernel, run_loop(loop, kernel, args), run_twin(kernel, args), dtype)
+    if "wd" in args:  # the biases' update: no decay, the twins' other branch
+        args["wd"] = np.dtype(dtype).type(0)
+        assert_same_as_twin(kernel, run_loop(loop, kernel, args), run_twin(kernel, args), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -274,7 +281,47 @@ def test_cpu_kernels_follow_gpubp_cpu_kernels(monkeypatch):
         backend.cpu_kernels()
     monkeypatch.setenv("GPUBP_CPU_KERNELS", "auto")
     assert backend.cpu_kernels() == "numpy"  # auto: the twins where Numba is missing
-    assert backend.Device("cpu", np).kernel(K.adam_update) is K.adam_update.numpy
+    assert backend.Device("cpu", np).kernel(K.bias_relu) is K.bias_relu.numpy
+
+
+def test_loops_compile_without_a_writable_cache(monkeypatch):
+    """A read-only install with no writable HOME: Numba cannot cache, so the loop compiles per process."""
+    need_numba()
+    import numba
+
+    real = numba.njit
+
+    def no_cache(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function '_loop': no locator available for file '…'")
+        return real(*args, **kwargs)
+
+    def _triple_loop(a):
+        for i in range(a.size):
+            a.flat[i] = a.flat[i] * 3
+
+    monkeypatch.setattr(numba, "njit", no_cache)
+    a = np.arange(4.0)
+    K.jit(_triple_loop, (1,))(a)
+    assert a.tolist() == [0.0, 3.0, 6.0, 9.0]
+
+
+@pytest.mark.parametrize("k", [2, 3, 10, 32, 33, 200, 600])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_compiled_softmax_is_the_twins_bit_for_bit(k, dtype, rng):
+    from cpu_kernels import CPU_NUMBA, CPU_NUMPY
+
+    from gpubp.activations import forward_runner
+
+    need_numba()
+    a, b = (rng.normal(size=(57, k)) * 30).astype(dtype), rng.normal(size=k).astype(dtype)
+    a[0] += 1e4
+    a[1, 0] = np.nan  # a NaN makes its row NaN in both
+    twin, loop = a.copy(), a.copy()
+    with np.errstate(invalid="ignore"):
+        forward_runner(CPU_NUMPY, "softmax")(b, twin)
+        forward_runner(CPU_NUMBA, "softmax")(b, loop)
+    assert np.array_equal(loop, twin, equal_nan=True)
 
 
 @pytest.mark.parametrize("k", [1, 3, 10, 32, 33, 200, 600])  # twins: short rows up to 32; loops: up to 32768 values
