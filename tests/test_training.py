@@ -307,3 +307,6 @@ def test_resume_refuses_other_rows_of_the_same_count(tmp_path, rng):
     Trainer.resume(str(tmp_path / "run.npz"), X, y, device="cpu").run(3)  # its own rows: fine
     with pytest.raises(ValueError, match=r"run\.npz was trained on other rows .*pass the same X and Y"):
         Trainer.resume(str(tmp_path / "run.npz"), X[::-1], y[::-1], device="cpu")
+    # the same rows in another form train the same, so they resume: X as float32 (the network's dtype),
+    # the labels as one-hot rows
+    Trainer.resume(str(tmp_path / "run.npz"), X.astype(np.float32), np.eye(2)[y], device="cpu").run(3)
