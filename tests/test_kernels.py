@@ -284,6 +284,24 @@ def test_cpu_kernels_follow_gpubp_cpu_kernels(monkeypatch):
     assert backend.Device("cpu", np).kernel(K.bias_relu) is K.bias_relu.numpy
 
 
+def test_numba_disable_jit_means_the_twins(monkeypatch):
+    """NUMBA_DISABLE_JIT (for debugging one's own Numba code) would run the loops as plain Python."""
+    need_numba()
+    import numba
+
+    from gpubp import backend
+
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+    backend._numba_status.cache_clear()
+    try:
+        monkeypatch.setenv("GPUBP_CPU_KERNELS", "auto")
+        assert backend.cpu_kernels() == "numpy"
+        assert "NUMBA_DISABLE_JIT is set" in backend.cpu_kernels_info()["kernels_note"]
+    finally:
+        monkeypatch.undo()
+        backend._numba_status.cache_clear()
+
+
 def test_loops_compile_without_a_writable_cache(monkeypatch):
     """A read-only install with no writable HOME: Numba cannot cache, so the loop compiles per process."""
     need_numba()
