@@ -374,6 +374,21 @@ def devices() -> dict[str, Any]:
 # -- CPU threads --------------------------------------------------------------------------------
 
 SMALL_STEP_FLOPS = 2e6
+# OpenBLAS's AVX-512 kernels run a small GEMM so fast on one core that a second thread costs more than it
+# saves until ~20 MFLOP a step (measured on two SkylakeX hosts, see threads_for)
+WIDE_KERNEL_STEP_FLOPS = 20e6
+_WIDE_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")
+
+
+@cache
+def _one_thread_below() -> float:
+    """The step size (FLOPs) below which one BLAS thread is faster, by the kernels OpenBLAS chose here."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # blas_threads is a no-op then: the choice changes nothing
+        return SMALL_STEP_FLOPS
+    arch = [str(lib.get("architecture", "")).lower() for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return WIDE_KERNEL_STEP_FLOPS if any(a in _WIDE_KERNELS for a in arch) else SMALL_STEP_FLOPS
 
 
 def step_flops(sizes: tuple[int, ...] | list[int], batch: int) -> int:
@@ -384,12 +399,13 @@ def step_flops(sizes: tuple[int, ...] | list[int], batch: int) -> int:
 
 
 def threads_for(sizes: tuple[int, ...] | list[int], batch: int, available: int | None = None) -> int:
-    """BLAS threads for a step: one below 2 MFLOP (a second thread saves nothing there: 64-32-10 B32
-    and 64-100-10 B32 equal to 1 %), else every core (measured on the project's 2-core EPYC,
-    OpenBLAS Haswell kernels, ms per epoch, 2 threads / 1: 64-256-10 B32 (2.6 MFLOP) 0.92, 64-100-10
-    Adam B200 0.89, 64-256-10 B128 0.82, 784-128-10 B64 0.70; an earlier host's SkylakeX kernels
-    had made one thread faster up to 20 MFLOP)."""
-    if step_flops(sizes, batch) < SMALL_STEP_FLOPS:
+    """BLAS threads for a step: one below the size where a second thread starts to pay, else every core.
+    That size depends on the kernels OpenBLAS picked. Haswell's (AVX2; the project's 2-core EPYC, ms per
+    epoch, 2 threads / 1): 64-256-10 B32 (2.6 MFLOP) 0.92, 64-100-10 Adam B200 0.89, 64-256-10 B128 0.82,
+    784-128-10 B64 0.70, so from 2 MFLOP. SkylakeX's (AVX-512; a 2-core Xeon, a step, three repeats): 2.6
+    MFLOP 1.32–1.35, 6.3 MFLOP (64-100-10 B200) 1.09–1.14, 10.4 MFLOP 1.04–1.12, 26 MFLOP 0.94–1.25, 52
+    MFLOP 0.76–0.86, so from 20 MFLOP, as an earlier SkylakeX host had shown too."""
+    if step_flops(sizes, batch) < _one_thread_below():
         return 1
     return available or os.cpu_count() or 1
 

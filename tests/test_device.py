@@ -105,3 +105,22 @@ def test_gpu_network_lives_on_the_gpu():
     assert out.shape == (2, 3)
     net.to("cpu")
     assert isinstance(net.weights[0], np.ndarray)
+
+
+@pytest.mark.parametrize(("arch", "threads"), [("Haswell", [1, 2, 2]), ("SkylakeX", [1, 1, 2]), ("Zen", [1, 2, 2])])
+def test_blas_threads_follow_the_kernels_openblas_picked(arch, threads, monkeypatch):
+    """One thread below 2 MFLOP a step on AVX2 kernels, below 20 MFLOP on AVX-512 ones (measured)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from gpubp import backend
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_info",
+                        lambda: [{"user_api": "blas", "internal_api": "openblas", "architecture": arch}])  # fmt: skip
+    backend._one_thread_below.cache_clear()
+    try:
+        # 64-32-10 B32 (0.2 MFLOP), 64-100-10 B200 (6.3), 784-128-10 B64 (26)
+        got = [
+            backend.threads_for(s, b, 2) for s, b in [((64, 32, 10), 32), ((64, 100, 10), 200), ((784, 128, 10), 64)]
+        ]
+    finally:
+        backend._one_thread_below.cache_clear()
+    assert got == threads
