@@ -189,6 +189,12 @@ def _load_numpy(path: str) -> Any:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, ValueError, EOFError) as exc:
+        if "pickle" in str(exc):  # never suggest allow_pickle: loading a pickle runs code
+            with open(path, "rb") as fh:
+                pickled = fh.read(1) == b"\x80"  # a pickle's protocol byte
+            kind = ("holds Python objects (a pickle), which gpubp never loads" if pickled
+                    else "is neither a .npy nor a .npz file (no NumPy header; a CSV? name it .csv)")  # fmt: skip
+            raise DataError(f"{path}: {kind}") from None
         raise DataError(f"{path}: not a readable NumPy file ({exc})") from None
     except Exception as exc:  # zipfile.BadZipFile and friends on a damaged .npz
         raise DataError(f"{path}: damaged NumPy file ({type(exc).__name__}: {exc})") from None

@@ -181,6 +181,7 @@ def test_cpu_kernels_chosen_by_environment(tmp_path):
         (["train", "--save", "/nonexistent/dir/m.npz"], ["--save", "does not exist"]),
         (["train", "--plot", "/nonexistent/dir/c.png"], ["--plot", "does not exist"]),
         (["train", "--save", ""], ["--save: empty file name", "--no-save"]),
+        (["train", "--resume", "."], [". is a folder"]),
         (["train", "--hidden", ""], ["--hidden", "'none' for no hidden layer"]),
     ],
 )
@@ -188,6 +189,11 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path, args, fragments):
     if args[0] == "train" and "--save" not in args:
         args = [*args, "--no-save"]
     assert_one_line_error(run(*args, cwd=tmp_path, check=None), *fragments)
+
+
+def test_a_resumed_run_names_resume_for_where_it_saves(tmp_path):
+    proc = run("train", "--resume", str(tmp_path), check=None)  # no --save: it would save to the file resumed
+    assert_one_line_error(proc, f"--resume {tmp_path}: is a folder")
 
 
 def test_outputs_never_replace_a_special_file_or_a_link(tmp_path):

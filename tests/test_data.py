@@ -342,3 +342,15 @@ def test_bad_npy_pairs_are_named_before_any_work(tmp_path, rng):
         load_data(f"{tmp_path / 'X.npy'},{tmp_path / 'short.npy'}")
     with pytest.raises(DataError, match="X must be numeric"):
         load_data(f"{tmp_path / 'words.npy'},{tmp_path / 'short.npy'}")
+
+
+def test_a_file_named_npz_that_is_not_numpy_says_what_it_is(tmp_path):
+    """np.load takes any non-NumPy file for a pickle and suggests allow_pickle, which would run code."""
+    import pickle
+
+    (tmp_path / "csv.npz").write_text("a,b,label\n1,2,0\n")
+    with pytest.raises(DataError, match=r"csv\.npz: is neither a \.npy nor a \.npz file .*a CSV\? name it \.csv"):
+        load_data(str(tmp_path / "csv.npz"))
+    (tmp_path / "p.npz").write_bytes(pickle.dumps({"X": 1}))
+    with pytest.raises(DataError, match=r"p\.npz: holds Python objects \(a pickle\), which gpubp never loads"):
+        load_data(str(tmp_path / "p.npz"))

@@ -254,8 +254,8 @@ def _label_note(ds: Dataset) -> str:
 def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Dataset, MLP]:
     """(settings, data set, network) of the run: a new one from the options, or the checkpoint's.
     Output paths are checked first (by the rank that ``writes``), before any work."""
-    if writes:
-        check_output("--save", _save_path(args))
+    if writes:  # a resumed run saves to the file it resumes unless --save says otherwise
+        check_output("--save" if args.save is not None or not args.resume else "--resume", _save_path(args))
         check_output("--plot", args.plot, png=True)
     if args.resume:
         settings, _, extra = from_checkpoint(args)
