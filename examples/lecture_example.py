@@ -14,6 +14,9 @@ Run: .venv/bin/python examples/lecture_example.py   (after `make install`)
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
 import gpubp
@@ -52,4 +55,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:  # `python lecture_example.py | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
