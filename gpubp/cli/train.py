@@ -218,7 +218,7 @@ class _Progress:
 
 
 def _row_format(metric: str | None) -> tuple[str, str]:
-    cols = (f"{'epoch':>5}  {'train loss':>10}  {'val loss':>9}  {metric or '':>8}  "
+    cols = (f"{'epoch':>5}  {'train loss':>10}  {'val loss' if metric else '':>9}  {metric or '':>8}  "
             f"{'samples/s':>10}  {'seconds':>7}  device")  # fmt: skip
     return cols, "-" * len(cols)
 
