@@ -26,7 +26,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {given}: folder {folder} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)[:80]}.", suffix=".tmp", dir=folder)
+        fd, tmp = _temporary_beside(path)
     except OSError as exc:  # a read-only or virtual file system (/proc, /sys), no permission
         raise OSError(exc.errno, f"cannot write {given}: cannot create a file in {folder}: {exc.strerror}") from None
     try:
@@ -53,6 +53,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         pass
     finally:
         os.close(dir_fd)
+
+
+def _temporary_beside(path: str) -> tuple[int, str]:
+    """A new hidden file in ``path``'s folder (name cut short: the file system's limit is 255 bytes)."""
+    return tempfile.mkstemp(prefix=f".{os.path.basename(path)[:80]}.", suffix=".tmp", dir=os.path.dirname(path))
 
 
 def _target(path: str) -> str:
@@ -89,7 +94,7 @@ def check_writable(path: str | os.PathLike, what: str) -> None:
     if not os.path.isdir(folder):
         raise ValueError(f"{what} {path}: folder {folder} does not exist")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)[:80]}.", suffix=".tmp", dir=folder)
+        fd, probe = _temporary_beside(target)
     except OSError as exc:
         raise ValueError(f"{what} {path}: cannot create a file in {folder}: {exc.strerror}") from None
     os.close(fd)

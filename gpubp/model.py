@@ -70,7 +70,7 @@ class Model:
             one = " (one row: X.reshape(1, -1))" if X.ndim == 1 else ""
             raise ValueError(f"X must be 2-D, rows × {self.net.sizes[0]} features, got shape {X.shape}{one}")
         label = self.settings.get("label_index")
-        if (label is not None and self.labels is not None and X.ndim == 2
+        if (label is not None and self.labels is not None
                 and X.shape[1] == self.net.sizes[0] + 1 and 0 <= label < X.shape[1]):  # fmt: skip
             try:
                 self.labels.encode(X[:, label])  # the stored label column: only the model's classes

@@ -102,11 +102,10 @@ class SGD(Optimizer):
         self.nesterov = nesterov
         self.whole: tuple[Any, Any] | None = None  # (θ, ∂L/∂θ) when params are its [weights, biases] slices
         self._zero = self.dtype(0)
-        if not momentum:
-            self._update = device.kernel(K.sgd_update)
-        else:
-            self._update = device.kernel(K.nesterov_update if nesterov else K.momentum_update)
-        self._fused = _fused(self._update)
+        kernel = K.sgd_update if not momentum else K.nesterov_update if nesterov else K.momentum_update
+        self._update = device.kernel(kernel)
+        # one call per slice (CUDA, a compiled loop): two calls a step; a NumPy twin is cheaper over all of θ
+        self._fused = self._update is not kernel.numpy
 
     def step(self) -> None:
         self.t += 1
@@ -141,7 +140,7 @@ class Adam(Optimizer):
         # False: ε after the bias correction of √v (PyTorch); True: before it, m̂ ⋅ √(1−β2ᵗ) / (√v + ε) (scikit-learn)
         self.eps_before_correction = False
         self._update = device.kernel(K.adam_update)
-        self._fused = _fused(self._update)
+        self._fused = self._update is not K.adam_update.numpy  # as SGD's
         self.whole: tuple[Any, Any] | None = None  # (θ, ∂L/∂θ) when params are its [weights, biases] slices
 
     def step(self) -> None:
@@ -161,12 +160,6 @@ class Adam(Optimizer):
             return
         for g, w, m, v, wd in zip(self.grads, self.params, self.state["m"], self.state["v"], self._wd):
             self._update(step_size, wd, b1, b2, eps, sqrt_bc2, g, w, m, v)
-
-
-def _fused(update: Any) -> bool:
-    """Whether the update is one call per slice (CUDA, or a compiled loop on the CPU): then a step is two
-    calls, weights and biases; with a NumPy twin it is cheaper as the decay plus one update over all of θ."""
-    return not any(update is k.numpy for k in (K.sgd_update, K.momentum_update, K.nesterov_update, K.adam_update))
 
 
 def _decay_weights(opt: Optimizer) -> None:

@@ -117,6 +117,7 @@ class Trainer:
                 self.X, self.Y = to_device(dev, X, net.dtype), to_device(dev, Y, net.dtype, onehot)
         self.n = self.X.shape[0]
         self._host_data = (X, Y)  # what the checkpoint's fingerprint is taken of (no copy)
+        self._rows_hash: str | None = None  # that fingerprint, once taken (a save every epoch reuses it)
         self.batch = min(self.settings["batch_size"], self.n)
         self.sample_weight = None
         if sample_weight is not None:
@@ -468,6 +469,11 @@ class Trainer:
         """A hash of the rows as this trainer trains on them: a sample of X in the network's dtype and of Y
         as targets (class labels one-hot), so the same data given as float64 or float32, as labels or as
         one-hot rows, on the host or the GPU, matches; other rows (almost always) do not."""
+        if self._rows_hash is None:
+            self._rows_hash = self._hash_rows()
+        return self._rows_hash
+
+    def _hash_rows(self) -> str:
         X, Y = self._host_data
         idx = sample_rows(self.n)
         xs = to_numpy(X[idx], self.net.dtype)

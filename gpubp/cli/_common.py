@@ -14,6 +14,7 @@ from ..activations import HIDDEN, OUTPUTS
 from ..data import TASKS, Scaler
 from ..initializers import INITS
 from ..losses import LOSSES
+from ..parallel import launched_rank
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -25,8 +26,6 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message; under mpiexec, rank 0's alone
-        from ..parallel import launched_rank
-
         self.exit(
             EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n" if launched_rank() == 0 else None
         )
