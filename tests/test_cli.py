@@ -20,9 +20,10 @@ BIN = Path(sys.executable).parent / "gpubp"
 ENV = {**os.environ, "GPUBP_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}
 
 
-def run(*args: str, cwd: Path | None = None, check: int | None = 0) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "gpubp", *args], capture_output=True, text=True, env=ENV,
-                          cwd=cwd, timeout=300)  # fmt: skip
+def run(*args: str, cwd: Path | None = None, check: int | None = 0,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "gpubp", *args], capture_output=True, text=True,
+                          env={**ENV, **(env or {})}, cwd=cwd, timeout=300)  # fmt: skip
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc
@@ -148,20 +149,13 @@ def test_info_reports_backend_and_gpu_status():
 
 
 def test_cpu_kernels_chosen_by_environment(tmp_path):
-    env = {**os.environ, "GPUBP_CPU_KERNELS": "numpy"}
-    out = subprocess.run([sys.executable, "-m", "gpubp", "info"], capture_output=True, text=True, env=env).stdout
+    out = run("info", env={"GPUBP_CPU_KERNELS": "numpy"}).stdout
     assert "kernels: NumPy twins (GPUBP_CPU_KERNELS=numpy)" in out
-    env["GPUBP_CPU_KERNELS"] = "fast"  # info still runs and says what is wrong; train refuses in one line
-    out = subprocess.run([sys.executable, "-m", "gpubp", "info"], capture_output=True, text=True, env=env).stdout
-    assert "kernels: GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy" in out
-    bad_device = {**os.environ, "GPUBP_DEVICE": "banana"}
-    out = subprocess.run([sys.executable, "-m", "gpubp", "info"], capture_output=True, text=True, env=bad_device).stdout
-    assert "default device: none: unknown device 'banana'" in out
-    proc = subprocess.run([sys.executable, "-m", "gpubp", "train", "--epochs", "1", "--no-save"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path)  # fmt: skip
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].endswith("GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy")
-    assert "Traceback" not in proc.stderr
+    fast = {"GPUBP_CPU_KERNELS": "fast"}  # info still runs and says what is wrong; train refuses in one line
+    assert "kernels: GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy" in run("info", env=fast).stdout
+    assert "default device: none: unknown device 'banana'" in run("info", env={"GPUBP_DEVICE": "banana"}).stdout
+    proc = run("train", "--epochs", "1", "--no-save", cwd=tmp_path, check=None, env=fast)
+    assert_one_line_error(proc, "GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy")
 
 
 @pytest.mark.parametrize(
