@@ -24,6 +24,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SkClassifier
 from sklearn.preprocessing import StandardScaler
 
+from benchmarks.peers import SETTLE_S
 from gpubp.data import load_digits
 from gpubp.sklearn import MLPClassifier
 
@@ -60,6 +61,7 @@ def compare(rounds: int = 5, **kw) -> dict[str, dict[str, float]]:
             timed_fit(cls, X_tr, y_tr, 0, max_iter=2, **kw)  # warm-up: imports, kernels, first allocations
     for seed in range(rounds):
         for name, cls in fitters.items():
+            time.sleep(SETTLE_S)  # scikit-learn's 2-thread BLAS pool spins on after its fit
             seconds, epochs, est = timed_fit(cls, X_tr, y_tr, seed, **kw)
             runs[name].append((seconds, epochs, seconds / epochs, est.score(X_te, y_te)))
     return {name: {"fit_s": statistics.median(r[0] for r in rs), "epochs": statistics.median(r[1] for r in rs),

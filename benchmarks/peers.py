@@ -74,17 +74,23 @@ def calibrate(fn: Callable[[int], None], target_s: float) -> int:
         n *= 4
 
 
+# How long a thread pool keeps a core busy after its last call. OpenBLAS's workers busy-wait for
+# 2^28 cycles by default (its THREAD_TIMEOUT, ~0.1 s), OpenMP's (PyTorch's) for a spin count: measured
+# here, a PyTorch 2-thread step right after a gpubp round was 2.2-2.7x slower with a 0.05 s pause
+# (OpenBLAS's worker still spinning on the second core), 2.2x at 0.1 s, unchanged from 0.15 s on.
+SETTLE_S = 0.3
+
+
 def interleaved(runners: dict[str, Callable[[int], None]], rounds: int = 7, round_s: float = 0.1,
-                settle_s: float = 0.05) -> dict[str, float]:  # fmt: skip
+                settle_s: float = SETTLE_S) -> dict[str, float]:  # fmt: skip
     """Seconds per call of each runner, median over rounds that alternate between the runners,
-    so a slow spell on a noisy machine hits all of them alike."""
+    so a slow spell on a noisy machine hits all of them alike. Before each round the machine
+    rests ``settle_s``, so that the previous runner's spinning thread pool has stopped."""
     counts = {name: calibrate(fn, round_s) for name, fn in runners.items()}
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
-            # let the previous runner's thread pool stop spinning (OpenMP and OpenBLAS workers
-            # busy-wait for a while after each call), so it does not steal a core from this one
-            time.sleep(settle_s)
+            time.sleep(settle_s)  # the previous runner's pool must not steal a core from this one
             t0 = time.perf_counter()
             fn(counts[name])
             times[name].append((time.perf_counter() - t0) / counts[name])
