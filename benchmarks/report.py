@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks.mpi_scaling import table as mpi_table
+from benchmarks.peers import SETTLE_S
 from gpubp._io import atomic_write
 
 HERE = Path(__file__).resolve().parent
@@ -176,7 +177,10 @@ def write(json_path: str, out_dir: Path = HERE) -> Path:
     lines = ["# Benchmark results", "",
              "Written by `make bench` (`python -m benchmarks.report`). One steady-state training step (forward, "
              "loss, δ recursion, SGD-momentum update), timed after warm-up; ratios are medians of 7 rounds that "
-             "alternate gpubp, PyTorch and bare GEMMs of the step's shapes, so noise hits all alike. FLOPs count "
+             "alternate gpubp, PyTorch and bare GEMMs of the step's shapes, so noise hits all alike, with a rest "
+             f"of {SETTLE_S} s before each round so that the previous runner's thread pool has stopped spinning "
+             "(OpenBLAS's worker busy-waits ~0.1 s after gpubp's last GEMM, and slowed PyTorch's 2-thread rows "
+             "up to 2.7× when the rest was 0.05 s). FLOPs count "
              "2·B·n_in·n_out per GEMM: one per layer forward, two backward, minus the first layer's input "
              "gradient. \"GEMM GFLOP/s\" is this machine's own matrix multiply running the step's GEMMs alone (same "
              "shapes and transposes, nothing else): the ceiling \"of GEMM\" is measured against.", "",
