@@ -9,12 +9,11 @@ ratios, so that noise on this shared machine hits all three alike.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 
 import pytest
 
-from benchmarks.peers import TorchStep, calibrate, interleaved, torch_or_reason
-from gpubp.backend import blas_threads, get_device, step_flops, threads_for
+from benchmarks.peers import TorchStep, calibrate, cpu_threads, interleaved, torch_or_reason
+from gpubp.backend import get_device, step_flops, threads_for
 from gpubp.bench import Config, StepRunner, gemm_runner
 
 CPU_THREADS = int(os.environ.get("GPUBP_BENCH_THREADS", os.cpu_count() or 1))
@@ -33,21 +32,6 @@ CONFIGS = [
 BATCH_SWEEP = [Config("batch-sweep", (784, 512, 10), b, "relu") for b in (32, 128, 512, 2048, 8192)]
 WIDTH_SWEEP = [Config("width-sweep", (784, w, 10), 256, "relu") for w in (64, 256, 1024, 4096)]
 ALL = CONFIGS + BATCH_SWEEP + WIDTH_SWEEP
-
-
-@contextmanager
-def cpu_threads(n: int):
-    """The same thread count for NumPy's BLAS and for PyTorch, inside the block."""
-    torch, _ = torch_or_reason()
-    old = torch.get_num_threads() if torch else None
-    if torch:
-        torch.set_num_threads(n)
-    try:
-        with blas_threads(n):
-            yield
-    finally:
-        if torch:
-            torch.set_num_threads(old)
 
 
 def _threads(cfg: Config, device) -> int:

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from benchmarks.peers import TorchStep, interleaved, torch_or_reason
-from gpubp.backend import Device, blas_threads, threads_for
+from benchmarks.peers import TorchStep, cpu_threads, interleaved, torch_or_reason
+from gpubp.backend import Device, threads_for
 from gpubp.bench import Config, StepRunner
 
 CONFIGS = [
@@ -31,9 +31,7 @@ def steps(repeats: int) -> None:
     torch, _ = torch_or_reason()
     for cfg in CONFIGS:
         threads = threads_for(cfg.sizes, cfg.batch)
-        if torch is not None:
-            torch.set_num_threads(threads)
-        with blas_threads(threads):
+        with cpu_threads(threads):
             runners = {"numpy": StepRunner(cfg, numpy_cpu).steps, "numba": StepRunner(cfg, numba_cpu).steps}
             if torch is not None:
                 runners["torch"] = TorchStep(cfg, "cpu").steps

@@ -10,9 +10,11 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 
+from gpubp.backend import blas_threads
 from gpubp.bench import Config
 
 
@@ -22,6 +24,21 @@ def torch_or_reason():
     except ImportError as exc:
         return None, f"PyTorch is not installed ({exc}): pip install torch to compare"
     return torch, None
+
+
+@contextmanager
+def cpu_threads(n: int):
+    """The same thread count for NumPy's BLAS and for PyTorch, inside the block."""
+    torch, _ = torch_or_reason()
+    old = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(n)
+    try:
+        with blas_threads(n):
+            yield
+    finally:
+        if torch:
+            torch.set_num_threads(old)
 
 
 class TorchStep:
