@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -527,12 +528,13 @@ class Trainer:
         self.load_state_dict(unpack_state(meta["trainer"], extra))
 
     @classmethod
-    def resume(cls, path: str, X: Any, Y: Any, *, validation_data: tuple | None = None,
+    def resume(cls, path: str, X: Any, Y: Any, *, load: Callable[..., Any], validation_data: tuple | None = None,
                device: str | None = "auto") -> Trainer:  # fmt: skip
         """A Trainer that continues the run saved by :meth:`save` in ``path``, on the same (X, Y)
-        (and validation data); its network is ``trainer.net``. Then ``trainer.run(total_epochs)``."""
+        (and validation data); its network is ``trainer.net``, built by ``load(path, device=device)``
+        (``gpubp.network.load``: the training loop is handed the network's loader, so that the network
+        module, whose ``fit`` builds a Trainer, is not needed here). Then ``trainer.run(total_epochs)``."""
         from .checkpoint import read_file
-        from .network import load
 
         _, _, meta, extra = read_file(path)
         if "trainer" not in meta:

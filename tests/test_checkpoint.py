@@ -160,7 +160,7 @@ def test_the_library_resumes_a_training_run_exactly(tmp_path, rng):
     first = trainer()
     first.run(3)
     first.save(tmp_path / "run.npz")
-    second = Trainer.resume(tmp_path / "run.npz", X, y, validation_data=(Xv, yv), device="cpu")
+    second = Trainer.resume(tmp_path / "run.npz", X, y, validation_data=(Xv, yv), load=gpubp.network.load, device="cpu")
     assert second.epoch == 3
     second.run(6)
     for a, b in zip(second.net.weights + second.net.biases, whole.net.weights + whole.net.biases):
@@ -170,7 +170,7 @@ def test_the_library_resumes_a_training_run_exactly(tmp_path, rng):
     plain = tmp_path / "plain.npz"
     whole.net.save(plain)
     with pytest.raises(ValueError, match="not a training checkpoint"):
-        Trainer.resume(plain, X, y)
+        Trainer.resume(plain, X, y, load=gpubp.network.load)
 
 
 def test_a_pickled_npz_is_not_a_model_and_no_pickle_is_suggested(tmp_path):

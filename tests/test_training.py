@@ -256,7 +256,7 @@ def test_a_weighted_run_resumes_with_its_weights_or_refuses(tmp_path, rng):
     first = Trainer(net, X, y, sample_weight=w, **settings)
     first.run(3, on_batch=lambda i, n: i == 2)  # stop inside epoch 1
     first.save(str(tmp_path / "run.npz"))
-    resumed = Trainer.resume(str(tmp_path / "run.npz"), X, y, device="cpu")
+    resumed = Trainer.resume(str(tmp_path / "run.npz"), X, y, load=gpubp.network.load, device="cpu")
     resumed.run(3)
     np.testing.assert_array_equal(resumed.net.params.theta, full.params.theta)
     unweighted = Trainer(gpubp.MLP([3, 5, 2], "relu", device="cpu", dtype="float64", seed=0), X, y, **settings)
@@ -304,9 +304,11 @@ def test_resume_refuses_other_rows_of_the_same_count(tmp_path, rng):
     trainer = Trainer(gpubp.MLP([3, 5, 2], "relu", device="cpu", seed=0), X, y, batch_size=8)
     trainer.run(2)
     trainer.save(str(tmp_path / "run.npz"))
-    Trainer.resume(str(tmp_path / "run.npz"), X, y, device="cpu").run(3)  # its own rows: fine
+    Trainer.resume(str(tmp_path / "run.npz"), X, y, load=gpubp.network.load, device="cpu").run(3)  # its own rows: fine
     with pytest.raises(ValueError, match=r"run\.npz was trained on other rows .*pass the same X and Y"):
-        Trainer.resume(str(tmp_path / "run.npz"), X[::-1], y[::-1], device="cpu")
+        Trainer.resume(str(tmp_path / "run.npz"), X[::-1], y[::-1], load=gpubp.network.load, device="cpu")
     # the same rows in another form train the same, so they resume: X as float32 (the network's dtype),
     # the labels as one-hot rows
-    Trainer.resume(str(tmp_path / "run.npz"), X.astype(np.float32), np.eye(2)[y], device="cpu").run(3)
+    Trainer.resume(
+        str(tmp_path / "run.npz"), X.astype(np.float32), np.eye(2)[y], load=gpubp.network.load, device="cpu"
+    ).run(3)
