@@ -15,6 +15,7 @@ import numpy as np
 from .backend import Device, blas_threads, step_flops, threads_for
 from .network import MLP
 from .optim import make_optimizer
+from .settings import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,7 @@ class StepRunner:
             self.ws.A[0][...] = device.asarray(rng.normal(size=(cfg.batch, cfg.sizes[0])), dtype=cfg.dtype)
             labels = rng.integers(0, cfg.sizes[-1], cfg.batch)
             self.ws.Y[...] = device.asarray(np.eye(cfg.sizes[-1])[labels], dtype=cfg.dtype)
-            self.opt = make_optimizer("sgd", self.net.params, lr=1e-3, momentum=0.9, nesterov=False,
-                                      weight_decay=0.0)  # fmt: skip
+            self.opt = make_optimizer(self.net.params, TrainSettings(lr=1e-3, momentum=0.9))
             self.loss = device.xp.zeros((), np.float64)
 
     def steps(self, n: int) -> None:

@@ -26,6 +26,7 @@ from .labels import correct, decide
 from .losses import LOSSES
 from .params import ParamStore
 from .rows import Feeder, chunk_rows, chunks, is_row_source, materialise
+from .settings import EPOCHS, TrainSettings
 from .validation import check_bool, check_choice, check_int, check_X, check_Y, label_width
 
 DTYPES = ("float32", "float64")
@@ -303,20 +304,20 @@ class MLP:
                 "db": [host(db) for db in self.db],
             }
 
-    def fit(self, X: Any, Y: Any, epochs: int = 10, batch_size: int = 32, lr: float = 0.1,
-            optimizer: str = "sgd", momentum: float = 0.0, nesterov: bool = False,
-            weight_decay: float = 0.0, shuffle: bool = True, validation_data: tuple | None = None,
-            patience: int | None = None, callback: Any = None, on_batch: Any = None,
-            distributed: bool = False) -> dict:  # fmt: skip
+    def fit(self, X: Any, Y: Any, epochs: int = EPOCHS, *, validation_data: tuple | None = None,
+            callback: Any = None, on_batch: Any = None, distributed: bool = False,
+            settings: TrainSettings | None = None, **options: Any) -> dict:  # fmt: skip
         """Train with minibatch SGD (or Adam); returns the history, also kept as ``net.history``.
 
-        Each epoch visits the rows in order, after a seeded shuffle when ``shuffle`` is true; the
-        last partial batch is kept and averaged over its own size. ``weight_decay`` λ adds λW to
-        the gradient of the weights (not the biases). With ``patience`` (needs
-        ``validation_data``), training stops after that many epochs without a lower validation
-        loss, and the best weights are restored. ``callback(net, metrics)`` runs after each epoch
-        and stops training by returning True; ``on_batch(batch, n_batches)`` runs after each batch
-        and stops at the end of that batch by returning True.
+        The settings are a :class:`~gpubp.settings.TrainSettings` (its defaults: plain SGD, ``lr``
+        0.1, ``batch_size`` 32), with any of its fields given as keywords changed:
+        ``net.fit(X, Y, 20, lr=0.05, momentum=0.9)``. Each epoch visits the rows in order, after a
+        seeded shuffle unless ``shuffle=False``; the last partial batch is kept and averaged over its
+        own size. ``weight_decay`` λ adds λW to the gradient of the weights (not the biases). With
+        ``patience`` (needs ``validation_data``), training stops after that many epochs without a
+        lower validation loss, and the best weights are restored. ``callback(net, metrics)`` runs
+        after each epoch and stops training by returning True; ``on_batch(batch, n_batches)`` runs
+        after each batch and stops at the end of that batch by returning True.
 
         History keys: ``epoch``, ``train_loss``, ``seconds``, ``samples_per_s`` and, with
         validation data, ``val_loss`` and ``val_accuracy`` (``val_r2`` for mse).
@@ -327,16 +328,16 @@ class MLP:
         one process's up to rounding. ``callback`` and ``on_batch`` then run on rank 0 only. With one
         process it changes nothing.
         """
+        # the training loop sits above the network: imported here, when asked for, never with this module
         from .training import make_trainer
 
+        settings = TrainSettings.of(settings, **options)
         comm = None
         if check_bool("distributed", distributed):
             from .parallel import communicator
 
             comm = communicator(self)
-        trainer = make_trainer(self, X, Y, comm, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                               momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                               shuffle=shuffle, validation_data=validation_data, patience=patience)  # fmt: skip
+        trainer = make_trainer(self, X, Y, comm, settings, validation_data=validation_data)
         return trainer.run(epochs, callback=callback, on_batch=on_batch)
 
     def predict_proba(self, X: Any) -> Any:

@@ -64,6 +64,10 @@ class Optimizer:
                     at += p.size
                 self.state[slot] = views
 
+    def set_lr(self, lr: float) -> None:
+        """A new η from the next step on (scikit-learn's invscaling and adaptive schedules)."""
+        self.lr = self.dtype(lr)
+
     def set_weight_decay(self, weight_decay: float) -> None:
         """λ for the parameters the decay mask selects (scikit-learn's alpha changes per batch)."""
         zero, wd = self.dtype(0), self.dtype(weight_decay)
@@ -133,12 +137,13 @@ class Adam(Optimizer):
 
     def __init__(self, device: Device, params: list[Any], grads: list[Any], lr: float,
                  weight_decay: float = 0.0, decay_mask: list[bool] | None = None,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:  # fmt: skip
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 eps_before_correction: bool = False) -> None:  # fmt: skip
         super().__init__(device, params, grads, lr, weight_decay, decay_mask)
-        self.beta1, self.beta2 = betas
+        self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = self.dtype(eps)
         # False: ε after the bias correction of √v (PyTorch); True: before it, m̂ ⋅ √(1−β2ᵗ) / (√v + ε) (scikit-learn)
-        self.eps_before_correction = False
+        self.eps_before_correction = eps_before_correction
         self._update = device.kernel(K.adam_update)
         self._fused = self._update is not K.adam_update.numpy  # as SGD's
         self.whole: tuple[Any, Any] | None = None  # (θ, ∂L/∂θ) when params are its [weights, biases] slices
@@ -171,22 +176,20 @@ def _decay_weights(opt: Optimizer) -> None:
         opt.grads[0] += s
 
 
-def make_optimizer(name: str, store: ParamStore, *, lr: float, momentum: float, nesterov: bool,
-                   weight_decay: float) -> Optimizer:  # fmt: skip
-    """Build the optimiser called ``name`` (``sgd`` or ``adam``) over a ParamStore: two flat slices,
-    all weights (with weight decay) and all biases (without). Settings are checked upstream."""
+def make_optimizer(store: ParamStore, settings: Any) -> Optimizer:
+    """The optimiser ``settings`` (a :class:`~gpubp.settings.TrainSettings`, checked there) name, over a
+    ParamStore: two flat slices, all weights (with weight decay) and all biases (without)."""
     theta, grad = store.theta, store.grad
     params = [store.weight_part(theta), store.bias_part(theta)]
     grads = [store.weight_part(grad), store.bias_part(grad)]
     decay = [True, False]
-    if name == "sgd":
-        sgd = SGD(store.device, params, grads, lr, momentum, nesterov, weight_decay, decay)
-        sgd.whole = (theta, grad)
-        return sgd
-    if name == "adam":
-        if momentum or nesterov:
-            raise ValueError("momentum and nesterov apply to optimizer='sgd'; Adam has its own moments")
-        adam = Adam(store.device, params, grads, lr, weight_decay, decay)
-        adam.whole = (theta, grad)
-        return adam
-    raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
+    s = settings
+    if s.optimizer == "sgd":
+        opt: Optimizer = SGD(store.device, params, grads, s.lr, s.momentum, s.nesterov, s.weight_decay, decay)
+    elif s.optimizer == "adam":
+        opt = Adam(store.device, params, grads, s.lr, s.weight_decay, decay, betas=s.betas, eps=s.eps,
+                   eps_before_correction=s.eps_before_correction)  # fmt: skip
+    else:
+        raise ValueError(f"unknown optimizer {s.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+    opt.whole = (theta, grad)
+    return opt

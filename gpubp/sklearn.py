@@ -39,6 +39,7 @@ from sklearn.utils.validation import (
 from .backend import get_device, gpu_array, is_cupy_array, to_numpy
 from .labels import Labels
 from .network import MLP
+from .settings import TrainSettings
 from .training import Trainer, TrainingDivergedError
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -252,16 +253,13 @@ class _BaseMLP(BaseEstimator):
 
     def _make_trainer(self, X: Any, Y: Any, sample_weight: Any, batch: int) -> Trainer:
         sgd = self.solver == "sgd"
-        trainer = Trainer(self._net, X, Y, batch_size=batch, lr=self.learning_rate_init, optimizer=self.solver,
-                          momentum=self.momentum if sgd else 0.0,
-                          nesterov=bool(sgd and self.nesterovs_momentum and self.momentum > 0),
-                          weight_decay=self.alpha, shuffle=self.shuffle, sample_weight=sample_weight,
-                          decay_mean=True)  # fmt: skip
-        if self.solver == "adam":
-            opt = trainer.optimizer
-            opt.beta1, opt.beta2, opt.eps = float(self.beta_1), float(self.beta_2), opt.dtype(self.epsilon)
-            opt.eps_before_correction = True  # scikit-learn's form of the update
-        return trainer
+        settings = TrainSettings(batch_size=batch, lr=self.learning_rate_init, optimizer=self.solver,
+                                 momentum=self.momentum if sgd else 0.0,
+                                 nesterov=bool(sgd and self.nesterovs_momentum and self.momentum > 0),
+                                 weight_decay=self.alpha, shuffle=self.shuffle, decay_mean=True,
+                                 betas=(self.beta_1, self.beta_2), eps=self.epsilon,
+                                 eps_before_correction=True)  # scikit-learn's form of Adam's update  # fmt: skip
+        return Trainer(self._net, X, Y, settings, sample_weight=sample_weight)
 
     def _fit_stochastic(self, X: Any, y: Any, Y: Any, sample_weight: Any, incremental: bool) -> None:
         """The epochs; ``y`` as given (validation scores compare with it), ``Y`` what the network trains against."""
@@ -298,8 +296,7 @@ class _BaseMLP(BaseEstimator):
                 trainer.optimizer.load_state_dict(saved["state"])
                 self._set_lr(trainer, saved["lr"])
         else:
-            trainer.settings["batch_size"] = batch
-            trainer.set_data(X_train, Y_train, sw_train)
+            trainer.set_data(X_train, Y_train, sw_train, batch_size=batch)
         net, xp = self._net, self._net.xp
 
         self.n_iter_ = 0
@@ -395,7 +392,7 @@ class _BaseMLP(BaseEstimator):
 
     @staticmethod
     def _set_lr(trainer: Trainer, lr: float) -> None:
-        trainer.optimizer.lr = trainer.optimizer.dtype(lr)
+        trainer.optimizer.set_lr(lr)
 
     def _copy_out(self) -> None:
         """The fitted weights as NumPy arrays in scikit-learn's orientation (copies)."""

@@ -20,10 +20,11 @@ import numpy as np
 
 from .backend import blas_threads, is_cupy_array, threads_for, to_numpy
 from .data import sample_rows
-from .optim import OPTIMIZERS, make_optimizer
+from .optim import make_optimizer
 from .parallel import Communicator, Local, agree, on_every_rank
 from .rows import Feeder, is_row_source, to_device
-from .validation import check_bool, check_choice, check_float, check_int, check_X, check_Y, label_width
+from .settings import TrainSettings
+from .validation import check_bool, check_int, check_X, check_Y, label_width
 
 DEVICE_SHARE = 0.8  # on a GPU, data is copied whole when it needs at most this share of the free memory
 
@@ -42,35 +43,22 @@ class Trainer:
     and restored, so a run that is stopped and resumed matches one that never stopped.
     """
 
-    def __init__(self, net: Any, X: Any, Y: Any, *, batch_size: int = 32, lr: float = 0.1,
-                 optimizer: str = "sgd", momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0, shuffle: bool = True,
-                 validation_data: tuple | None = None, patience: int | None = None,
-                 stream: bool | None = None, sample_weight: Any = None, decay_mean: bool = False,
-                 comm: Communicator | None = None) -> None:  # fmt: skip
-        """``stream``: None decides (see the module docstring); True keeps host data on the host and
+    def __init__(self, net: Any, X: Any, Y: Any, settings: TrainSettings | None = None, *,
+                 validation_data: tuple | None = None, stream: bool | None = None, sample_weight: Any = None,
+                 comm: Communicator | None = None, **options: Any) -> None:  # fmt: skip
+        """``settings``: a :class:`~gpubp.settings.TrainSettings` (default: its defaults), with any of
+        its fields given as keywords changed (``Trainer(net, X, Y, lr=0.05)``).
+        ``stream``: None decides (see the module docstring); True keeps host data on the host and
         copies each batch to the device; False copies the training data to the device whole.
-        ``sample_weight`` and ``decay_mean``: see :meth:`set_data` and the settings below.
-        ``comm``: the other ranks, for data-parallel training (see make_trainer)."""
+        ``sample_weight``: see :meth:`set_data`. ``comm``: the other ranks, for data-parallel
+        training (see make_trainer)."""
         self.net = net
         self.comm = Local() if comm is None else comm  # the other ranks (see make_trainer)
         self._synced = False
         self._inv_b: dict[int, Any] = {}
         dev = net.device
-        self.settings = {
-            "batch_size": check_int("batch_size", batch_size),
-            "lr": check_float("lr", lr, inclusive=False),
-            "optimizer": check_choice("optimizer", optimizer, OPTIMIZERS),
-            "momentum": check_float("momentum", momentum, maximum=1.0),
-            "nesterov": check_bool("nesterov", nesterov),
-            "weight_decay": check_float("weight_decay", weight_decay),
-            "shuffle": check_bool("shuffle", shuffle),
-            "patience": None if patience is None else check_int("patience", patience),
-            # λ divided by each batch's size (its weight sum, with sample weights): scikit-learn's alpha
-            "decay_mean": check_bool("decay_mean", decay_mean),
-        }
-        if self.settings["nesterov"] and self.settings["momentum"] == 0:
-            raise ValueError("nesterov=True needs momentum > 0 (as in torch.optim.SGD)")
+        self.settings = settings = TrainSettings.of(settings, **options)
+        patience = settings.patience
         if patience is not None and validation_data is None:
             raise ValueError("patience (early stopping) needs validation_data=(X_val, Y_val)")
         self.set_data(X, Y, sample_weight, stream)
@@ -84,9 +72,7 @@ class Trainer:
                              host=is_row_source(Xv))  # fmt: skip
                 self.validation = (Xv, Yv)  # a row source stays one: evaluated in chunks
             store = self.store = net.params  # θ and its gradient, flat; weight decay on W only, never on b
-            s = self.settings
-            self.optimizer = make_optimizer(s["optimizer"], store, lr=s["lr"], momentum=s["momentum"],
-                                            nesterov=s["nesterov"], weight_decay=s["weight_decay"])  # fmt: skip
+            self.optimizer = make_optimizer(store, settings)
             self._last_good = store.zeros()  # snapshots of θ: one flat copy each
             self._best = store.zeros() if patience is not None else None
         self.params = store.pieces(store.theta)  # [W_1, b_1, W_2, b_2, …]: views into θ
@@ -100,11 +86,14 @@ class Trainer:
         self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS if self._records(k)}
         net.history = self.history
 
-    def set_data(self, X: Any, Y: Any, sample_weight: Any = None, stream: bool | None = None) -> None:
+    def set_data(self, X: Any, Y: Any, sample_weight: Any = None, stream: bool | None = None,
+                 batch_size: int | None = None) -> None:  # fmt: skip
         """Train on (X, Y) from the next epoch on; the optimiser state, step count, epoch count and
         history stay (partial_fit and warm starts). ``sample_weight`` (n,) ≥ 0 makes each batch's
-        loss and gradient a weighted mean, Σ w_i ℓ_i / Σ w over the batch."""
+        loss and gradient a weighted mean, Σ w_i ℓ_i / Σ w over the batch. ``batch_size``: a new one."""
         net, dev = self.net, self.net.device
+        if batch_size is not None:
+            self.settings = self.settings.replace(batch_size=batch_size)
         with dev.use():
             X = check_X(dev, X, net.sizes[0], net.dtype, host=True)
             Y = check_Y(dev, Y, X.shape[0], net.sizes[-1], net.loss, net.dtype, host=True)
@@ -119,7 +108,7 @@ class Trainer:
         self.n = self.X.shape[0]
         self._host_data = (X, Y)  # what the checkpoint's fingerprint is taken of (no copy)
         self._rows_hash: str | None = None  # that fingerprint, once taken (a save every epoch reuses it)
-        self.batch = min(self.settings["batch_size"], self.n)
+        self.batch = min(self.settings.batch_size, self.n)
         self.sample_weight = None
         if sample_weight is not None:
             w = to_numpy(sample_weight, np.float64).reshape(-1)  # a CuPy array too
@@ -180,7 +169,7 @@ class Trainer:
             return is_row_source(X) or is_row_source(Y)
         sizes, item = self.net.sizes, self.net.dtype.itemsize
         need = X.shape[0] * (sizes[0] + sizes[-1]) * item
-        workspace = 2 * min(self.settings["batch_size"], X.shape[0]) * sum(sizes) * item
+        workspace = 2 * min(self.settings.batch_size, X.shape[0]) * sum(sizes) * item
         return need > DEVICE_SHARE * free - workspace
 
     def _records(self, key: str) -> bool:
@@ -223,7 +212,7 @@ class Trainer:
             fresh_run = True
             while self.epoch < epochs and not self.stopped_early:
                 if self.position == 0:
-                    self.order = (net.rng.permutation(self.n) if self.settings["shuffle"]
+                    self.order = (net.rng.permutation(self.n) if self.settings.shuffle
                                   else np.arange(self.n))  # fmt: skip
                     self.partial_loss, self.partial_seconds = 0.0, 0.0
                 if self.position == 0 or fresh_run:  # the weights to fall back on if the loss blows up
@@ -233,8 +222,8 @@ class Trainer:
                 row_w, batch_sums = self._batch_weights()
                 # per batch λ/Σw (scikit-learn's alpha), set only where it changes (every full batch has
                 # the same without sample weights); a batch whose weights are all 0 adds nothing, no decay either
-                decays = np.divide(self.settings["weight_decay"], batch_sums, out=np.zeros_like(batch_sums),
-                                   where=batch_sums > 0).tolist() if self.settings["decay_mean"] else None  # fmt: skip
+                decays = np.divide(self.settings.weight_decay, batch_sums, out=np.zeros_like(batch_sums),
+                                   where=batch_sums > 0).tolist() if self.settings.decay_mean else None  # fmt: skip
                 decay = None
                 loss_acc = xp.zeros((), np.float64)
                 t0 = time.perf_counter()
@@ -400,7 +389,7 @@ class Trainer:
                     self.net.xp.copyto(self._best, self.store.theta)
             else:
                 self.bad_epochs += 1
-                patience = self.settings["patience"]
+                patience = self.settings.patience
                 if patience is not None and self.bad_epochs >= patience:
                     self.stopped_early = True
                     self._restore_best()
@@ -421,7 +410,7 @@ class Trainer:
         for slot in self.optimizer.slots:
             optimizer[slot] = store.pieces(optimizer[slot])
         return {
-            "settings": dict(self.settings),
+            "settings": self.settings.as_dict(),
             "epoch": self.epoch,
             "position": self.position,
             "order": None if self.order is None else np.asarray(self.order),
@@ -558,25 +547,24 @@ def _rng_state(like: dict[str, Any], words: np.ndarray) -> dict[str, Any]:
             "has_uint32": w[4], "uinteger": w[5]}  # fmt: skip
 
 
-def make_trainer(net: Any, X: Any, Y: Any, comm: Communicator | None = None, **settings: Any) -> Trainer:
+def make_trainer(net: Any, X: Any, Y: Any, comm: Communicator | None = None, settings: TrainSettings | None = None,
+                 **options: Any) -> Trainer:  # fmt: skip
     """A Trainer over the ranks of ``comm`` (one process when None). Every rank must call it with
     the same settings and the same data: a bad argument or bad data on any rank raises on every
     rank (the failing rank's message), and so do different data shapes or settings on different ranks."""
     if comm is None or comm.size == 1:
-        return Trainer(net, X, Y, comm=comm, **settings)
+        return Trainer(net, X, Y, settings, comm=comm, **options)
     trainer, error = None, None
     try:
-        trainer = Trainer(net, X, Y, comm=comm, **settings)
+        trainer = Trainer(net, X, Y, settings, comm=comm, **options)
     except Exception as exc:
         error = exc
     agree(comm, error)
-    # one allreduce of every rank's shapes: rank r fills row r
-    val, s = trainer.validation, trainer.settings
+    # one allreduce of every rank's shapes and settings: rank r fills row r
+    val = trainer.validation
     mine = {"training rows": trainer.n, "input width": net.sizes[0], "output width": net.sizes[-1],
             "validation rows": -1 if val is None else val[0].shape[0], "parameters": trainer.store.size,
-            "batch size": s["batch_size"], "lr": s["lr"], "optimizer": OPTIMIZERS.index(s["optimizer"]),
-            "momentum": s["momentum"], "nesterov": s["nesterov"], "weight_decay": s["weight_decay"],
-            "shuffle": s["shuffle"], "patience": -1 if s["patience"] is None else s["patience"]}  # fmt: skip
+            **trainer.settings.as_numbers()}  # fmt: skip
     table = np.zeros((comm.size, len(mine)))
     table[comm.rank] = list(mine.values())
     comm.allreduce(table)

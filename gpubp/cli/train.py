@@ -20,6 +20,7 @@ from ..network import MLP
 from ..network import load as load_network
 from ..optim import OPTIMIZERS
 from ..parallel import StopOnInterrupt
+from ..settings import COMMAND_EPOCHS, COMMAND_LR, COMMAND_MOMENTUM, TrainSettings
 from ..training import TrainingDivergedError, make_trainer
 from ._common import (
     EXIT_INTERRUPTED,
@@ -40,14 +41,14 @@ from ._ranks import Ranks
 DEFAULT_SAVE = "gpubp-model.npz"
 NOTHING_SCORED = "no test rows held out (--test-fraction 0): nothing scored"
 
-TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "lr": None, "optimizer": "sgd", "momentum": None,
-                                  "nesterov": False, "weight_decay": 0.0, "patience": None, "shuffle": True,
-                                  "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}  # fmt: skip
-# measured on the embedded digits and a regression CSV (README): squared error has no softmax to
-# bound the output delta, so it needs a smaller step than cross-entropy
-DEFAULT_LR = {"classify": 0.05, "classify-mse": 0.002, "regress": 0.01}
-# what a resume may change: how far to go, where, and what is printed or written
-RESUME_FREE = ("epochs", "device", "save", "no_save", "plot", "json", "quiet", "resume")
+# the library's training defaults, except where the command differs on purpose (gpubp.settings says why);
+# lr and momentum: None here, decided by the task and the optimiser in resolve()
+_LIBRARY = TrainSettings()
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": COMMAND_EPOCHS, "batch_size": _LIBRARY.batch_size, "lr": None,
+                                  "optimizer": _LIBRARY.optimizer, "momentum": None, "nesterov": _LIBRARY.nesterov,
+                                  "weight_decay": _LIBRARY.weight_decay, "patience": _LIBRARY.patience,
+                                  "shuffle": _LIBRARY.shuffle, "val_fraction": 0.1, "test_fraction": 0.2,
+                                  "split_seed": 0}  # fmt: skip
 
 
 def add_parser(sub: Any) -> None:
@@ -58,16 +59,17 @@ def add_parser(sub: Any) -> None:
     )
     add_data_options(t)
     add_network_options(t)
-    t.add_argument("--epochs", type=positive(int), default=None, help="(default: 30)")
-    t.add_argument("--batch-size", type=positive(int), default=None, help="(default: 32)")
+    t.add_argument("--epochs", type=positive(int), default=None, help=f"(default: {COMMAND_EPOCHS})")
+    t.add_argument("--batch-size", type=positive(int), default=None, help=f"(default: {_LIBRARY.batch_size})")
     t.add_argument(
         "--lr",
         type=positive(float),
         default=None,
-        help="learning rate η (default: 0.05; with loss mse 0.002, with --task regress 0.01)",
+        help=f"learning rate η (default: {COMMAND_LR['classify']}; with loss mse {COMMAND_LR['classify-mse']}, "
+        f"with --task regress {COMMAND_LR['regress']})",
     )
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="(default: sgd)")
-    t.add_argument("--momentum", type=fraction, default=None, help="(sgd only; default: 0.9)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"(default: {_LIBRARY.optimizer})")
+    t.add_argument("--momentum", type=fraction, default=None, help=f"(sgd only; default: {COMMAND_MOMENTUM})")
     t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd only)")
     t.add_argument("--weight-decay", type=float, default=None, help="λ, on weights only (default: 0)")
     t.add_argument(
@@ -121,14 +123,14 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     s.update({k: (given[k] if given[k] is not None else v) for k, v in TRAIN_DEFAULTS.items()})
     if s["lr"] is None:
         kind = "regress" if s["task"] == "regress" else "classify-mse" if s["loss"] == "mse" else "classify"
-        s["lr"] = DEFAULT_LR[kind]
+        s["lr"] = COMMAND_LR[kind]
     if s["optimizer"] == "adam":
         for option, value in (("--momentum", given["momentum"]), ("--nesterov", given["nesterov"])):
             if value is not None:
                 raise UsageError(f"{option} applies to --optimizer sgd; adam keeps its own moment estimates")
         s["momentum"] = 0.0
     elif s["momentum"] is None:
-        s["momentum"] = 0.9
+        s["momentum"] = COMMAND_MOMENTUM
     if s["nesterov"] and s["momentum"] == 0:
         raise UsageError("--nesterov needs --momentum > 0")
     if given["patience"] is not None and s["val_fraction"] == 0:
@@ -293,11 +295,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     has_val = ds.size("val") > 0
     X_val = ds.features("val") if has_val else None
     validation = (X_val, targets("val")) if has_val else None
-    trainer = make_trainer(net, ds.features("train"), targets("train"), comm, batch_size=settings["batch_size"],
-                           lr=settings["lr"], optimizer=settings["optimizer"], momentum=settings["momentum"],
-                           nesterov=settings["nesterov"], weight_decay=settings["weight_decay"],
-                           shuffle=settings["shuffle"], validation_data=validation,
-                           patience=settings["patience"] if validation else None)  # fmt: skip
+    options = {k: settings[k] for k in TRAIN_DEFAULTS if k in TrainSettings.__dataclass_fields__}
+    options["patience"] = settings["patience"] if validation else None
+    trainer = make_trainer(net, ds.features("train"), targets("train"), comm, TrainSettings(**options),
+                           validation_data=validation)  # fmt: skip
     if args.resume:  # every rank reads it; the first epoch starts from rank 0's copy
         ranks.together(trainer.restore, args.resume)
     model = Model(net, ds.scaler, ds.labels, ds.target, settings)
