@@ -57,7 +57,7 @@ class StepRunner:
         """``n`` steps (backprop on the batch, then the update: a Trainer's step without the data
         gathering), then wait for the device: what a timer around it measures is the work."""
         for _ in range(n):
-            self.net._backprop(self.ws, self.loss)
+            self.net.backprop(self.ws, self.loss)
             self.opt.step()
         self.device.synchronize()
 

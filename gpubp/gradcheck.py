@@ -13,7 +13,7 @@ from .rows import materialise
 
 def _float64_copy(net: Any) -> Any:
     twin = MLP(net.sizes, net.activation, net.output, net.loss, net.init, device=CPU, dtype="float64")
-    twin._set_parameters([to_numpy(W) for W in net.weights], [to_numpy(b) for b in net.biases])
+    twin.set_parameters([to_numpy(W) for W in net.weights], [to_numpy(b) for b in net.biases])
     return twin
 
 
@@ -46,15 +46,15 @@ def gradcheck_layers(net: Any, X: Any, Y: Any, eps: float = 1e-6) -> list[dict[s
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
     twin = _float64_copy(net)
-    X = twin._check_X(materialise(X.get() if is_cupy_array(X) else X))  # the twin is on the CPU
-    Y = twin._check_Y(materialise(Y.get() if is_cupy_array(Y) else Y), X.shape[0])
+    X = twin.checked_X(materialise(X.get() if is_cupy_array(X) else X))  # the twin is on the CPU
+    Y = twin.checked_Y(materialise(Y.get() if is_cupy_array(Y) else Y), X.shape[0])
     _, grads = twin.loss_and_gradients(X, Y)
     ws = Workspace(CPU, twin.sizes, X.shape[0], twin.dtype)
     ws.A[0][...] = X
 
     def loss() -> float:
-        twin._forward(ws.A)
-        return float(twin._loss_sum(ws.A[twin.L], Y, ws.terms)) / X.shape[0]
+        twin.forward_into(ws.A)
+        return float(twin.loss_sum(ws.A[twin.L], Y, ws.terms)) / X.shape[0]
 
     rows = []
     for l, (dW, db) in enumerate(grads, start=1):

@@ -27,7 +27,7 @@ from .losses import LOSSES
 from .params import ParamStore
 from .rows import Feeder, chunk_rows, chunks, is_row_source, materialise
 from .settings import EPOCHS, TrainSettings
-from .validation import check_bool, check_choice, check_int, check_X, check_Y, label_width
+from .validation import check_bool, check_choice, check_int, check_sample_weight, check_X, check_Y, label_width
 
 DTYPES = ("float32", "float64")
 _INFER_ROWS = 8192  # at most this many rows per chunk when predicting, so memory stays bounded
@@ -175,7 +175,7 @@ class MLP:
 
     # -- the lecture's backprop ----------------------------------------------------------------
 
-    def _forward(self, A: list[Any]) -> None:
+    def forward_into(self, A: list[Any]) -> None:
         """Forward pass in place: A[0] holds the batch; fills A[1..L]."""
         xp = self.xp
         for l in range(1, self.L + 1):
@@ -203,7 +203,7 @@ class MLP:
                 if self._g_prime[l - 1] is not None:
                     self._g_prime[l - 1](A[l - 1], delta[l - 1])  # ⊙ g'(Z_{l-1})
 
-    def _loss_sum(self, A_L: Any, Y: Any, terms: Any, w: Any = None) -> Any:
+    def loss_sum(self, A_L: Any, Y: Any, terms: Any, w: Any = None) -> Any:
         """Σ over the batch of the per-example loss (each times w_i when row weights w are given),
         left on the device (no synchronisation)."""
         self._loss_terms(A_L, Y, self._tiny, terms)
@@ -211,20 +211,22 @@ class MLP:
             terms *= w
         return terms.sum()
 
-    def _backprop(self, ws: Workspace, loss_acc: Any, inv_b: Any = None) -> None:
+    def backprop(self, ws: Workspace, loss_acc: Any, inv_b: Any = None) -> None:
         """One minibatch's gradient: forward, loss (added to loss_acc), Δ_L, the δ recursion.
         ws.A[0] and ws.Y hold the batch; the gradient lands in self.dW, self.db."""
-        self._forward(ws.A)
-        loss_acc += self._loss_sum(ws.A[self.L], ws.Y, ws.terms, ws.w)
+        self.forward_into(ws.A)
+        loss_acc += self.loss_sum(ws.A[self.L], ws.Y, ws.terms, ws.w)
         self._output_delta(ws, inv_b)
         self._backward(ws)
 
     # -- public API ----------------------------------------------------------------------------
 
-    def _check_X(self, X: Any) -> Any:
+    def checked_X(self, X: Any) -> Any:
+        """X as a (samples, n_0) array of the network's dtype on its device (or a row source)."""
         return check_X(self.device, X, self.sizes[0], self.dtype)
 
-    def _check_Y(self, Y: Any, n: int, host: bool = False) -> Any:
+    def checked_Y(self, Y: Any, n: int, host: bool = False) -> Any:
+        """Y as (n, n_L) targets of the network's dtype (class labels (n,) for cross_entropy kept)."""
         return check_Y(self.device, Y, n, self.sizes[-1], self.loss, self.dtype, host=host)
 
     def _chunks(self, X: Any, Y: Any = None) -> Any:
@@ -250,14 +252,14 @@ class MLP:
         out = self.xp.empty((X.shape[0], self.sizes[-1]), self.dtype)
         for part, ws, A0, _ in self._chunks(X):
             A = [A0, *ws.A[1:]]
-            self._forward(A)
+            self.forward_into(A)
             out[part] = A[self.L]
         return out
 
     def forward(self, X: Any) -> Any:
         """A_L = the network's output for X (samples, n_0): shape (samples, n_L), on its device."""
         with self.device.use():
-            return self._predict_output(self._check_X(X))
+            return self._predict_output(self.checked_X(X))
 
     def loss_and_gradients(self, X: Any, Y: Any, sample_weight: Any = None) -> tuple[float, list[tuple[Any, Any]]]:
         """(mean loss over the batch, [(∂L/∂W_1, ∂L/∂b_1), ..., (∂L/∂W_L, ∂L/∂b_L)]).
@@ -272,18 +274,16 @@ class MLP:
 
     def _one_pass(self, X: Any, Y: Any, sample_weight: Any = None) -> tuple[Workspace, float]:
         """Check (X, Y), run forward, loss and the δ recursion on a fresh workspace."""
-        X = self._check_X(materialise(X))
-        Y = self._check_Y(materialise(Y), X.shape[0])
+        X = self.checked_X(materialise(X))
+        Y = self.checked_Y(materialise(Y), X.shape[0])
         ws = Workspace(self.device, self.sizes, X.shape[0], self.dtype)
         ws.A[0][...] = X
         ws.Y[...] = Y
         if sample_weight is not None:
-            w = to_numpy(sample_weight, np.float64).reshape(-1, 1)
-            if w.shape[0] != X.shape[0] or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-                raise ValueError(f"sample_weight must be {X.shape[0]} finite weights >= 0 with a positive sum")
+            w = check_sample_weight(sample_weight, X.shape[0]).reshape(-1, 1)
             ws.w = self.device.asarray(w * (X.shape[0] / w.sum()), dtype=self.dtype)
-        self._forward(ws.A)
-        loss = self.device.item(self._loss_sum(ws.A[self.L], ws.Y, ws.terms, ws.w)) / X.shape[0]
+        self.forward_into(ws.A)
+        loss = self.device.item(self.loss_sum(ws.A[self.L], ws.Y, ws.terms, ws.w)) / X.shape[0]
         self._output_delta(ws)
         self._backward(ws)
         return ws, loss
@@ -355,19 +355,19 @@ class MLP:
 
         Runs in chunks of rows, so memory-mapped inputs are never read whole."""
         with self.device.use():
-            X = self._check_X(X)
-            return self._evaluate(X, self._check_Y(Y, X.shape[0], host=is_row_source(X)))
+            X = self.checked_X(X)
+            return self.evaluate_checked(X, self.checked_Y(Y, X.shape[0], host=is_row_source(X)))
 
-    def _evaluate(self, X: Any, Y: Any) -> dict[str, float]:
+    def evaluate_checked(self, X: Any, Y: Any) -> dict[str, float]:
         """evaluate() on checked X and Y: sums accumulated over chunks on the device, read once."""
         xp, n, n_out = self.xp, X.shape[0], self.sizes[-1]
         sums = xp.zeros(1 + (1 if self.is_classifier else 3 * n_out), np.float64)  # loss, then hits or R² sums
         shift = None  # R²: Σ(y − K) and Σ(y − K)² about the first target row K, for accuracy
         for _, ws, A0, Yc in self._chunks(X, Y):
             A = [A0, *ws.A[1:]]
-            self._forward(A)
+            self.forward_into(A)
             A_L = A[self.L]
-            sums[0] += self._loss_sum(A_L, Yc, ws.terms)
+            sums[0] += self.loss_sum(A_L, Yc, ws.terms)
             if self.is_classifier:
                 sums[1] += correct(A_L, Yc, self.loss).sum()
             else:
@@ -426,7 +426,7 @@ class MLP:
             device = get_device("cpu")
         self.__init__(**state["config"], device=device)
         self._set_parameters(state["weights"], state["biases"])
-        self.rng = state["rng"]  # a Generator, or the RandomState the scikit-learn estimators shuffle with
+        self.rng = state["rng"]
         self.history = state["history"]
 
 

@@ -6,7 +6,6 @@ One small protocol, :class:`Communicator`: ``allreduce`` (sum, in place), ``broa
 in place) and ``any`` ("does any rank say stop?"). Implementations:
 
 - :class:`Local`: one process; everything is a no-op.
-- :class:`ThreadWorld`: R ranks as threads of one process, for fast unit tests.
 - :class:`MPI`: mpi4py over MPI (CPU arrays), the launcher's world (``mpiexec -n R``).
 - :class:`NCCL`: CuPy's NCCL for GPU arrays on the current stream, bootstrapped over MPI (the unique
   id is broadcast with mpi4py); host arrays and flags go over MPI. **Never run on a GPU.**
@@ -17,7 +16,6 @@ mpi4py is imported only when distributed training is asked for; CuPy only for NC
 from __future__ import annotations
 
 import signal
-import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,70 +55,6 @@ class Local:
 
     def any(self, flag: bool) -> bool:
         return bool(flag)
-
-
-# -- R ranks as threads (tests) ----------------------------------------------------------------
-
-
-class ThreadWorld:
-    """R ranks as threads of this process, for unit tests: ``ThreadWorld(3).run(fn)`` calls
-    ``fn(comm)`` on three threads and returns the three results (the first exception is raised).
-    Sums are taken in rank order, so every rank gets bitwise the same values."""
-
-    def __init__(self, size: int, timeout: float = 60.0) -> None:
-        self.size = size
-        self._barrier = threading.Barrier(size, timeout=timeout)
-        self._slots: list[Any] = [None] * size
-
-    def run(self, fn: Any) -> list[Any]:
-        results: list[Any] = [None] * self.size
-        errors: list[BaseException | None] = [None] * self.size
-
-        def main(rank: int) -> None:
-            try:
-                results[rank] = fn(_ThreadComm(self, rank))
-            except BaseException as exc:
-                errors[rank] = exc
-                self._barrier.abort()  # the others fail instead of waiting forever
-
-        threads = [threading.Thread(target=main, args=(r,)) for r in range(self.size)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        first = next((e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)), None)
-        if first is None:
-            first = next((e for e in errors if e is not None), None)
-        if first is not None:
-            raise first
-        return results
-
-
-class _ThreadComm:
-    def __init__(self, world: ThreadWorld, rank: int) -> None:
-        self.world, self.rank, self.size = world, rank, world.size
-
-    def _exchange(self, value: Any) -> list[Any]:
-        slots = self.world._slots
-        slots[self.rank] = value
-        self.world._barrier.wait()
-        seen = list(slots)
-        self.world._barrier.wait()  # nobody overwrites a slot before all have read it
-        return seen
-
-    def allreduce(self, x: Any) -> None:
-        seen = self._exchange(x.copy())
-        total = seen[0].copy()
-        for part in seen[1:]:
-            total += part
-        x[...] = total
-
-    def broadcast(self, x: Any) -> None:
-        seen = self._exchange(x.copy())
-        x[...] = seen[0]
-
-    def any(self, flag: bool) -> bool:
-        return any(self._exchange(bool(flag)))
 
 
 # -- MPI and NCCL -------------------------------------------------------------------------------
@@ -302,6 +236,108 @@ def status() -> dict[str, Any]:
     else:
         info["nccl"] = {"available": False, "reason": f"needs a usable GPU ({reason})"}
     return info
+
+
+# -- the data-parallel step: what the Trainer does with the other ranks ----------------------------
+
+
+class DataParallel:
+    """The Trainer's side of data parallelism over ``comm``: each rank's share of a global batch, the
+    step (this rank's gradient, summed over the ranks, the same update everywhere), decisions taken
+    on rank 0 for all, and making every rank start from rank 0's training state. With one rank
+    (``Local``) each is what one process does, without a collective."""
+
+    def __init__(self, comm: Communicator) -> None:
+        self.comm = comm
+        self.size, self.rank = comm.size, comm.rank
+        self._inv_b: dict[int, Any] = {}
+
+    def share(self, batch: int) -> slice:
+        """This rank's contiguous part of a global batch: the first ``batch mod R`` ranks take one row
+        more; a rank may get none (it then contributes a zero gradient)."""
+        base, extra = divmod(batch, self.size)
+        r = self.rank
+        lo = r * base + min(r, extra)
+        return slice(lo, lo + base + (r < extra))
+
+    def step(self, net: Any, optimizer: Any, ws: Any, loss_acc: Any, batch: int) -> None:
+        """One minibatch: the gradient of this rank's rows (in ws) by backprop, summed over the
+        ranks, then the same update everywhere. Each rank's Δ_L carries 1/B of the global batch B,
+        so the sum is the gradient of the global batch mean."""
+        if self.size == 1:  # nothing to sum: Local's allreduce is a no-op (a call saved per step)
+            net.backprop(ws, loss_acc)
+            optimizer.step()
+            return
+        inv_b = self._inv_b.get(batch)
+        if inv_b is None:
+            inv_b = self._inv_b[batch] = net.dtype.type(1.0 / batch)
+        net.backprop(ws, loss_acc, inv_b)
+        self.comm.allreduce(net.params.grad)  # one call over the flat gradient buffer
+        optimizer.step()
+
+    def ask(self, fn: Any, *args: Any) -> bool:
+        """``fn(*args)`` as a stop decision: with several ranks it runs on rank 0 only and every rank
+        gets its answer (an exception there is raised on every rank)."""
+        if self.size == 1:
+            return bool(fn(*args))
+        answer, error = False, None
+        if self.rank == 0:
+            try:
+                answer = bool(fn(*args))
+            except Exception as exc:
+                error = exc
+        agree(self.comm, error)
+        return self.comm.any(answer)
+
+    def on_root(self, fn: Any, keys: tuple[str, ...]) -> dict[str, float]:
+        """``fn()`` (a dict of numbers) computed on rank 0 and broadcast: its ``keys`` on every rank."""
+        if self.size == 1:
+            return fn()
+        values, error = np.zeros(len(keys)), None
+        if self.rank == 0:
+            try:
+                result = fn()
+                values[:] = [result[k] for k in keys]
+            except Exception as exc:
+                error = exc
+        agree(self.comm, error)
+        self.comm.broadcast(values)
+        return {k: float(v) for k, v in zip(keys, values)}
+
+    def broadcast_numbers(self, numbers: list[float]) -> list[float]:
+        """Rank 0's ``numbers`` (as float64), on every rank."""
+        header = np.array(numbers, np.float64)
+        self.comm.broadcast(header)
+        return header.tolist()
+
+    def broadcast_state(self, order: Any, flats: list[Any], rng: Any) -> Any:
+        """Rank 0's row order (an int64 array of the same length on every rank, or None to send none,
+        on every rank alike), flat buffers ``flats`` (in place) and NumPy Generator ``rng``'s state (in
+        place), on every rank; returns the order."""
+        comm = self.comm
+        if order is not None:
+            order = np.array(order, np.int64)
+            comm.broadcast(order)
+        for flat in flats:
+            comm.broadcast(flat)
+        bits = rng.bit_generator
+        words = _rng_words(bits.state)
+        comm.broadcast(words)
+        bits.state = _rng_state(bits.state, words)
+        return order
+
+
+def _rng_words(state: dict[str, Any]) -> np.ndarray:
+    """A PCG64 state as six uint64 words (to broadcast it)."""
+    inner, mask = state["state"], (1 << 64) - 1
+    return np.array([inner["state"] >> 64, inner["state"] & mask, inner["inc"] >> 64, inner["inc"] & mask,
+                     state["has_uint32"], state["uinteger"]], np.uint64)  # fmt: skip
+
+
+def _rng_state(like: dict[str, Any], words: np.ndarray) -> dict[str, Any]:
+    w = [int(v) for v in words]
+    return {**like, "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+            "has_uint32": w[4], "uinteger": w[5]}  # fmt: skip
 
 
 # -- agreeing on errors and exit status ----------------------------------------------------------

@@ -83,7 +83,7 @@ correction of √v)."""
 
 
 class _ShuffleLikeSklearn:
-    """``net.rng`` for the Trainer: ``permutation(n)`` is scikit-learn's next epoch order, the previous
+    """The Trainer's shuffle: ``permutation(n)`` is scikit-learn's next epoch order, the previous
     order shuffled by its RandomState (``sklearn.utils.shuffle(sample_idx, random_state)``)."""
 
     def __init__(self, random_state: np.random.RandomState) -> None:
@@ -213,9 +213,6 @@ class _BaseMLP(BaseEstimator):
         elif self._net.sizes != sizes:
             raise ValueError(f"warm_start and partial_fit need the same layer sizes as the fitted network "
                              f"{self._net.sizes}, got {sizes}")  # fmt: skip
-        # the Trainer shuffles with net.rng: here scikit-learn's own shuffle of its RandomState, drawn from in
-        # scikit-learn's order (init, validation split, epochs), so a float64 fit repeats scikit-learn's
-        self._net.rng = _ShuffleLikeSklearn(self._random_state)
         self._fit_stochastic(X, y, Y, sample_weight, incremental)
         self._copy_out()
         return self
@@ -297,6 +294,9 @@ class _BaseMLP(BaseEstimator):
                 self._set_lr(trainer, saved["lr"])
         else:
             trainer.set_data(X_train, Y_train, sw_train, batch_size=batch)
+        # scikit-learn's own shuffle of its RandomState, drawn from in scikit-learn's order (init, validation
+        # split, epochs), so a float64 fit repeats scikit-learn's
+        trainer.shuffle_with(_ShuffleLikeSklearn(self._random_state).permutation)
         net, xp = self._net, self._net.xp
 
         self.n_iter_ = 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Device, is_cupy_array
+from .backend import Device, is_cupy_array, to_numpy
 from .rows import chunk_rows, chunks, is_row_source, read, row_of, to_device, where
 
 
@@ -161,3 +161,19 @@ def _check_floats(xp: Any, block: Any, start: int, name: str, dtype: np.dtype | 
     if bool(xp.isinf(row).any()):
         raise ValueError(f"{name}{at} contains NaN or infinite values: an infinite value at {where_}")
     raise ValueError(f"{name}{at} has values too large for {dtype}: {float(abs(row).max()):g} at {where_}")
+
+
+def check_sample_weight(sample_weight: Any, n: int) -> np.ndarray:
+    """``sample_weight`` as n float64 weights on the host (a CuPy array too): finite, >= 0 (a negative
+    weight would make the weighted mean loss unbounded below), with a positive sum."""
+    w = to_numpy(sample_weight, np.float64).reshape(-1)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must be {n} weights, one a row, got shape {w.shape}")
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"sample_weight must be finite and >= 0, got sample_weight[{i}] = {w[i]} "
+                         f"({bad.size} such weights)")  # fmt: skip
+    if not w.sum() > 0:
+        raise ValueError("sample_weight must have a positive sum: all weights are 0, nothing would be learnt")
+    return w

@@ -19,8 +19,8 @@ LEVELS = {
     "backend": 1,
     "params": 2, "optim": 2, "activations": 2, "losses": 2, "initializers": 2, "labels": 2, "metrics": 2,
     "loaders": 2, "data": 2, "validation": 2, "rows": 2, "settings": 2,
-    "network": 3, "checkpoint": 3, "batches": 3,
-    "training": 4, "parallel": 4, "model": 4, "stopping": 4, "state": 4,
+    "network": 3, "checkpoint": 3, "batches": 3, "stopping": 3,
+    "training": 4, "parallel": 4, "model": 4, "state": 4,
     "bench": 5, "gradcheck": 5, "plots": 5,
     "cli": 6, "sklearn": 6, "_sklearn_checks": 6, "__init__": 7, "__main__": 7,
 }  # fmt: skip
@@ -29,8 +29,7 @@ SAME_LEVEL = {("labels", "data"), ("rows", "data"), ("loaders", "data"), ("rows"
               ("kernels", "_io"),
               ("params", "optim"), ("optim", "settings"), ("validation", "settings"),
               ("checkpoint", "network"),
-              ("parallel", "training"), ("stopping", "training"), ("state", "training"), ("checkpoint", "state"),
-              ("parallel", "state"),
+              ("parallel", "training"), ("state", "training"),
               ("_sklearn_checks", "sklearn")}  # fmt: skip
 # upward on purpose, and only inside a function (never when the module is imported): MLP.fit is the
 # lecture's one-call convenience, building a Trainer (and, with distributed=True, a communicator)

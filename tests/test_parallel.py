@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from threads import ThreadWorld
 
 import gpubp
-from gpubp.parallel import Local, ThreadWorld, agree, agree_status
+from gpubp.parallel import Local, agree, agree_status
 from gpubp.training import Trainer, TrainingDivergedError, make_trainer
 
 RULES = {

@@ -142,7 +142,7 @@ def test_snapshots_and_optimiser_state_are_one_flat_buffer_each(rng):
     net = gpubp.MLP([4, 5, 3], device="cpu", seed=0)
     trainer = Trainer(net, X, y, batch_size=5, optimizer="adam", lr=1e-3, validation_data=(X, y), patience=2)
     size = net.params.size
-    assert trainer._last_good.shape == trainer._best.shape == (size,)
+    assert trainer._last_good.shape == trainer.stopping.best.shape == (size,)
     assert trainer.optimizer.flat["m"].shape == trainer.optimizer.flat["v"].shape == (size,)
     trainer.run(2)
     state = trainer.state_dict()  # the file keeps one array per parameter, [W_1, b_1, W_2, b_2]

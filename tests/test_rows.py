@@ -133,8 +133,8 @@ def test_a_memmap_can_be_loaded_whole_in_chunks(tmp_path, data):
     ref, _ = trained(X, y)
     net = gpubp.MLP([12, 16, 4], "relu", device="cpu", seed=3)
     trainer = Trainer(net, Xm, ym, batch_size=32, lr=0.05, momentum=0.9, stream=False)
-    assert isinstance(trainer.X, np.ndarray)
-    assert not is_row_source(trainer.X)
+    assert isinstance(trainer.data.X, np.ndarray)
+    assert not is_row_source(trainer.data.X)
     trainer.run(3)
     same_weights(ref, net)
 

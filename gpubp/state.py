@@ -1,0 +1,135 @@
+"""A run's progress and training checkpoints: where an epoch stands, and saving and restoring it.
+
+A checkpoint is a model file (gpubp.checkpoint) whose meta holds the Trainer's state (settings,
+progress, early stopping, optimiser buffers, RNG, history), a fingerprint of the training rows and
+the sample weights, so that a run stopped and resumed matches one that never stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .checkpoint import pack_state, read_file, save_model, unpack_state
+
+
+@dataclass
+class Progress:
+    """Where training stands: epochs completed, the first row of the next batch within the current
+    epoch, that epoch's row order, and its loss sum and seconds before a stop inside it."""
+
+    epoch: int = 0
+    position: int = 0
+    order: np.ndarray | None = None
+    partial_loss: float = 0.0
+    partial_seconds: float = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position,
+                "order": None if self.order is None else np.asarray(self.order),
+                "partial_loss": self.partial_loss, "partial_seconds": self.partial_seconds}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any], n: int) -> None:
+        order = None if state["order"] is None else np.asarray(state["order"])
+        if order is not None and order.shape != (n,):
+            raise ValueError(f"the checkpoint was made on {order.shape[0]} training rows, this data has {n}")
+        self.epoch, self.position, self.order = int(state["epoch"]), int(state["position"]), order
+        self.partial_loss = float(state["partial_loss"])
+        self.partial_seconds = float(state["partial_seconds"])
+
+
+def state_of(trainer: Any) -> dict[str, Any]:
+    """Everything needed to continue exactly where ``trainer`` is (NumPy/JSON values): its settings,
+    progress, early stopping, RNG, optimiser buffers (per parameter, [W_1, b_1, …], as in the model
+    file) and history."""
+    store, opt = trainer.store, trainer.optimizer
+    optimizer = opt.state_dict()
+    for slot in opt.slots:
+        optimizer[slot] = store.pieces(optimizer[slot])
+    return {
+        "settings": trainer.settings.as_dict(),
+        **trainer.progress.state_dict(),
+        **trainer.stopping.state_dict(),
+        "rng": trainer.net.rng.bit_generator.state,
+        "optimizer": optimizer,
+        "history": {k: list(v) for k, v in trainer.history.items()},
+    }
+
+
+def load_state(trainer: Any, state: dict[str, Any]) -> None:
+    """The inverse of :func:`state_of` (the settings are the trainer's own)."""
+    store, opt = trainer.store, trainer.optimizer
+    trainer._synced = False  # with several ranks, rank 0's state is sent to all at the next run
+    trainer.progress.load_state_dict(state, trainer.data.n)
+    trainer.stopping.load_state_dict(state)
+    trainer.net.rng.bit_generator.state = state["rng"]
+    optimizer = {"t": state["optimizer"]["t"]}
+    for slot in opt.slots:  # [W_1, b_1, …] from the file into θ's flat layout
+        optimizer[slot] = flat = np.empty(store.size, store.dtype)
+        store.assign(flat, state["optimizer"][slot], device=False)
+    opt.load_state_dict(optimizer)
+    for key in trainer.history:
+        trainer.history[key][:] = state["history"].get(key, [])
+
+
+def start_from_rank_0(trainer: Any) -> None:
+    """Make every rank of ``trainer.dp`` start from rank 0's state: θ, optimiser state, snapshots,
+    position, row order and RNG (a resumed checkpoint included)."""
+    p, st, opt, store = trainer.progress, trainer.stopping, trainer.optimizer, trainer.store
+    (epoch, position, t, p.partial_loss, p.partial_seconds, st.best_val, best_epoch, bad_epochs, stopped,
+     has_order, has_live) = trainer.dp.broadcast_numbers(
+        [p.epoch, p.position, opt.t, p.partial_loss, p.partial_seconds, st.best_val, st.best_epoch,
+         st.bad_epochs, st.stopped, p.order is not None, st.live is not None])  # fmt: skip
+    p.epoch, p.position, opt.t = int(epoch), int(position), int(t)
+    st.best_epoch, st.bad_epochs, st.stopped = int(best_epoch), int(bad_epochs), bool(stopped)
+    if has_live and st.live is None:
+        st.live = store.zeros()
+    order = (np.arange(trainer.data.n) if p.order is None else p.order) if has_order else None
+    order = trainer.dp.broadcast_state(order, [store.theta, *opt.flat.values(), *st.flats()], trainer.net.rng)
+    if has_order:
+        p.order = order
+    trainer.net.device.synchronize()
+
+
+def save_checkpoint(trainer: Any, path: str, meta: dict[str, Any] | None = None,
+                    arrays: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Write ``trainer``'s network (as ``net.save`` does) and its state to ``path``, atomically."""
+    state, state_arrays = pack_state(trainer.state_dict())
+    state["data"] = trainer.data.fingerprint()  # restore refuses other rows
+    if trainer.data.sample_weight is not None:  # part of the run: resume weights the rows the same way
+        state_arrays["sample_weight"] = trainer.data.sample_weight
+    save_model(trainer.net, path, meta={**(meta or {}), "trainer": state},
+               arrays={**(arrays or {}), **state_arrays})  # fmt: skip
+
+
+def read_checkpoint(path: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(config, parameters, meta, extra arrays) of the training checkpoint at ``path``."""
+    config, params, meta, extra = read_file(path)
+    if "trainer" not in meta:
+        raise ValueError(f"{path} is a model but not a training checkpoint (no training state)")
+    return config, params, meta, extra
+
+
+def restore_checkpoint(trainer: Any, path: str) -> None:
+    """Continue ``trainer`` from the checkpoint at ``path``: its weights (copied into the network's
+    arrays) and training state. The network's shape and the training rows must match."""
+    config, params, meta, extra = read_checkpoint(path)
+    net = trainer.net
+    if config["sizes"] != list(net.sizes):
+        raise ValueError(f"{path} holds a {config['sizes']} network, this trainer's is {list(net.sizes)}")
+    saved_rows, my_rows = meta["trainer"].get("data"), trainer.data.fingerprint()
+    if saved_rows is not None and saved_rows != my_rows:  # (older checkpoints have no fingerprint)
+        raise ValueError(f"{path} was trained on other rows (fingerprint {saved_rows}), this trainer has "
+                         f"{my_rows}: resuming would change the run; pass the same X and Y")  # fmt: skip
+    saved_w, mine = extra.get("sample_weight"), trainer.data.sample_weight
+    if (saved_w is None) != (mine is None) or (mine is not None and not np.array_equal(saved_w, mine)):
+        saved = "its own sample weights" if saved_w is not None else "no sample weights"
+        here = "other sample weights" if mine is not None else "none"
+        raise ValueError(f"{path} was trained with {saved}, this trainer has {here}: resuming would "
+                         "change the run (pass the same sample_weight, or use Trainer.resume, which "
+                         "reads them from the file)")  # fmt: skip
+    L = net.L
+    net.params.set([params[f"W_{l}"] for l in range(1, L + 1)], [params[f"b_{l}"] for l in range(1, L + 1)])
+    trainer.load_state_dict(unpack_state(meta["trainer"], extra))
