@@ -23,15 +23,14 @@ class Activation:
     name: str
     forward: K.Kernel | None  # None: softmax, done row-wise below
     derivative: K.Kernel | None  # None: identity (g' = 1) or softmax (a Jacobian, see losses)
-    formula: str
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation("sigmoid", K.bias_sigmoid, K.delta_sigmoid, "σ(z) = 1/(1+e^-z); σ' = a(1-a)"),
-    "tanh": Activation("tanh", K.bias_tanh, K.delta_tanh, "tanh(z); tanh' = 1-a²"),
-    "relu": Activation("relu", K.bias_relu, K.delta_relu, "max(z, 0); relu' = [a > 0]"),
-    "identity": Activation("identity", K.bias_identity, None, "z; identity' = 1"),
-    "softmax": Activation("softmax", None, None, "softmax(z)_j = e^z_j / Σ_k e^z_k (rows)"),
+    "sigmoid": Activation("sigmoid", K.bias_sigmoid, K.delta_sigmoid),  # σ(z) = 1/(1+e^-z); σ' = a(1-a)
+    "tanh": Activation("tanh", K.bias_tanh, K.delta_tanh),  # tanh(z); tanh' = 1-a²
+    "relu": Activation("relu", K.bias_relu, K.delta_relu),  # max(z, 0); relu' = [a > 0]
+    "identity": Activation("identity", K.bias_identity, None),  # z; identity' = 1
+    "softmax": Activation("softmax", None, None),  # softmax(z)_j = e^z_j / Σ_k e^z_k (rows)
 }
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
 _SHORT_ROWS = 32  # softmax rows up to this long (classes) take the CPU's faster reductions below

@@ -148,12 +148,6 @@ def unpack_state(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[s
     state = dict(state)
     optimizer = dict(state["optimizer"])
     state["order"] = arrays.get("order")
-    if "_arrays" not in optimizer:  # written before pack_state existed: lists of per-parameter arrays
-        slots = {k[4:].rsplit("_", 1)[0] for k in arrays if k.startswith("opt_")}
-        optimizer["_arrays"] = {s: sum(1 for k in arrays if k.startswith(f"opt_{s}_")) for s in slots}
-        for name in ("best", "live"):
-            if state.get(f"has_{name}") is True:
-                state[f"has_{name}"] = sum(1 for k in arrays if k.startswith(f"{name}_"))
     for slot, n in optimizer.pop("_arrays", {}).items():
         optimizer[slot] = _join_arrays(int(n), f"opt_{slot}", arrays)
     state["optimizer"] = optimizer

@@ -160,17 +160,20 @@ class Scaler:
         return scaler
 
 
-def sample_rows(n: int, sample: int = 256) -> np.ndarray:
-    """Up to ``sample`` evenly spaced row indices of ``n`` rows (the rows a fingerprint hashes)."""
-    return np.unique(np.linspace(0, n - 1, min(n, sample)).astype(np.int64)) if n else np.empty(0, np.int64)
+FINGERPRINT_ROWS = 256  # rows a fingerprint hashes, at most
 
 
-def fingerprint(X: Any, y: Any = None, sample: int = 256) -> str:
-    """``"n x d:hash"``: the shape and a hash of up to ``sample`` evenly spaced rows (and their
+def sample_rows(n: int) -> np.ndarray:
+    """Up to FINGERPRINT_ROWS evenly spaced row indices of ``n`` rows (the rows a fingerprint hashes)."""
+    return np.unique(np.linspace(0, n - 1, min(n, FINGERPRINT_ROWS)).astype(np.int64)) if n else np.empty(0, np.int64)
+
+
+def fingerprint(X: Any, y: Any = None) -> str:
+    """``"n x d:hash"``: the shape and a hash of up to FINGERPRINT_ROWS evenly spaced rows (and their
     targets). The same file gives the same fingerprint wherever it lies; shuffled or edited rows
     (almost always) give another."""
     n = len(X)
-    idx = sample_rows(n, sample)
+    idx = sample_rows(n)
     h = hashlib.sha256(str(tuple(X.shape)).encode())
     h.update(np.ascontiguousarray(np.asarray(X[idx], dtype=np.float64)).tobytes())
     if y is not None:
@@ -226,12 +229,12 @@ class Dataset:
     def prepare(cls, data: RawData | str, *, task: str = "classify", label_column: str | int | None = None,
                 val_fraction: float = 0.1, test_fraction: float = 0.2, split_seed: int = 0,
                 scale: str = "standard", labels: Labels | None = None, scaler: Scaler | None = None,
-                target: Scaler | None = None, standardise_target: bool = True) -> Dataset:  # fmt: skip
+                target: Scaler | None = None) -> Dataset:  # fmt: skip
         """Encode, split and scale ``data`` (a :class:`RawData` or a spec for :func:`load_data`).
 
         ``labels``/``scaler``/``target``: reuse a model's (when resuming or evaluating) instead of
-        fitting new ones. Regression targets are standardised on the training rows
-        (``standardise_target``); predictions are mapped back with ``target.inverse``.
+        fitting new ones. Regression targets are standardised on the training rows; predictions are
+        mapped back with ``target.inverse``.
         Raises :class:`DataError` when the rows cannot make the split or the targets the task."""
         raw = load_data(data, label_column) if isinstance(data, str) else data
         if task not in TASKS:
@@ -263,7 +266,7 @@ class Dataset:
                     f"--split-seed {split_seed})")  # fmt: skip
         scaler = scaler if scaler is not None else Scaler(scale).fit(raw.X, train)
         if task == "regress":
-            if target is None and standardise_target:
+            if target is None:
                 target = Scaler("standard").fit(y[train].reshape(-1, 1))
             if target is not None:
                 y = target.transform(y.reshape(-1, 1))[:, 0]

@@ -392,11 +392,16 @@ loss_mse = Kernel(
 # ---------------------------------------------------------------------------------------------
 
 
-def _sgd(lr, wd, g, w):
+def add_decay(g: np.ndarray, w: np.ndarray, wd: Any) -> None:
+    """g += λw, in place (the weight-decay term every update's twin starts with); nothing for λ = 0."""
     if wd:
         s = scratch_like(w)
         np.multiply(w, wd, out=s)
         g += s
+
+
+def _sgd(lr, wd, g, w):
+    add_decay(g, w, wd)
     g *= lr
     w -= g
 
@@ -413,10 +418,7 @@ sgd_update = Kernel("sgd_update", "T lr, T wd", "T g, T w", "w -= lr * (g + wd *
 
 
 def _momentum(lr, wd, mu, g, w, v):
-    if wd:
-        s = scratch_like(w)
-        np.multiply(w, wd, out=s)
-        g += s
+    add_decay(g, w, wd)
     v *= mu
     v += g
     np.multiply(v, lr, out=g)
@@ -440,10 +442,7 @@ momentum_update = Kernel(
 
 
 def _nesterov(lr, wd, mu, g, w, v):
-    if wd:
-        s = scratch_like(w)
-        np.multiply(w, wd, out=s)
-        g += s
+    add_decay(g, w, wd)
     v *= mu
     v += g
     s = scratch_like(w)
@@ -470,10 +469,7 @@ nesterov_update = Kernel(
 
 
 def _adam(step_size, wd, beta1, beta2, eps, sqrt_bc2, g, w, m, v):
-    if wd:
-        s = scratch_like(w)
-        np.multiply(w, wd, out=s)
-        g += s
+    add_decay(g, w, wd)
     s = scratch_like(w)
     m *= beta1
     np.multiply(g, 1 - beta1, out=s)

@@ -267,6 +267,33 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+def _read_rows(path: str, rows: Any, width: int, label_idx: int | None, header: list[str] | None,
+               names: list[Any]) -> tuple[list[np.ndarray], list[str]]:  # fmt: skip
+    """The CSV's (line, cells) rows parsed in blocks of _CSV_BLOCK rows: (feature blocks, label cells)."""
+    blocks: list[np.ndarray] = []
+    block: list[list[str]] = []
+    block_lines: list[int] = []
+    labels: list[str] = []
+    for line, row in rows:
+        if len(row) <= 1 and not "".join(row).strip():
+            continue  # a blank line
+        if len(row) != width:
+            raise DataError(f"{path}: line {line}: {len(row)} cells, expected {width}")
+        if label_idx is not None:
+            labels.append(row.pop(label_idx).strip())
+            if not labels[-1]:  # an empty label would become a class named ''
+                column = repr(header[label_idx]) if header else f"{label_idx}"
+                raise DataError(f"{path}: line {line}, label column {column}: empty cell")
+        block.append(row)
+        block_lines.append(line)
+        if len(block) == _CSV_BLOCK:
+            blocks.append(_parse_block(path, block, block_lines, names))
+            block, block_lines = [], []
+    if block:
+        blocks.append(_parse_block(path, block, block_lines, names))
+    return blocks, labels
+
+
 def load_csv(path: str, label_column: str | int | None = None, n_features: int | None = None) -> RawData:
     """A CSV of numbers, one sample a row. The header is detected (a first row with a non-numeric
     cell). The label column is ``label_column`` (a header name or an index, negative counts from
@@ -295,29 +322,9 @@ def load_csv(path: str, label_column: str | int | None = None, n_features: int |
             label_idx = _label_index(path, header, width, label_column, n_features)
             feature_cols = [j for j in range(width) if j != label_idx]
             names = [header[j] for j in feature_cols] if header else feature_cols
-            blocks: list[np.ndarray] = []
-            block: list[list[str]] = []
-            block_lines: list[int] = []
-            labels: list[str] = []
             if header is None:
                 rows = itertools.chain([(1, first)], rows)
-            for line, row in rows:
-                if len(row) <= 1 and not "".join(row).strip():
-                    continue  # a blank line
-                if len(row) != width:
-                    raise DataError(f"{path}: line {line}: {len(row)} cells, expected {width}")
-                if label_idx is not None:
-                    labels.append(row.pop(label_idx).strip())
-                    if not labels[-1]:  # an empty label would become a class named ''
-                        column = repr(header[label_idx]) if header else f"{label_idx}"
-                        raise DataError(f"{path}: line {line}, label column {column}: empty cell")
-                block.append(row)
-                block_lines.append(line)
-                if len(block) == _CSV_BLOCK:
-                    blocks.append(_parse_block(path, block, block_lines, names))
-                    block, block_lines = [], []
-            if block:
-                blocks.append(_parse_block(path, block, block_lines, names))
+            blocks, labels = _read_rows(path, rows, width, label_idx, header, names)
         except UnicodeDecodeError:
             raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
     if not blocks:

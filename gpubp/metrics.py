@@ -34,5 +34,12 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
     res = ((y_true - y_pred) ** 2).sum(axis=0)
     tot = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
+    return r2_of_sums(res, tot)
+
+
+def r2_of_sums(res: np.ndarray, tot: np.ndarray) -> float:
+    """R² averaged over outputs from each output's residual sum of squares Σ(y − ŷ)² and total sum of
+    squares Σ(y − ȳ)²; as scikit-learn, an output with constant targets (tot = 0) scores 1 if fitted
+    exactly, else 0."""
     r2 = np.where(tot > 0, 1 - res / np.where(tot > 0, tot, 1), np.where(res == 0, 1.0, 0.0))
     return float(r2.mean())

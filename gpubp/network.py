@@ -24,6 +24,7 @@ from .backend import Device, get_device, to_numpy
 from .initializers import INITS, default_init, init_weight
 from .labels import correct, decide
 from .losses import LOSSES
+from .metrics import r2_of_sums
 from .params import ParamStore
 from .rows import Feeder, chunk_rows, chunks, is_row_source, materialise
 from .settings import EPOCHS, TrainSettings
@@ -68,6 +69,10 @@ class MLP:
     device : ``auto``, ``cpu``, ``gpu`` or ``gpu:N``; None reads ``GPUBP_DEVICE``.
     dtype : ``float32`` (default) or ``float64``. Inputs are converted to it; nothing is upcast.
     seed : seeds the initial weights and the shuffling; same seed, device and dtype → same run.
+
+    One class of ~390 lines on purpose: it is the object of the lecture, and a student finds its
+    forward pass, δ recursion, inference and one-call ``fit`` in one place; the training loop, the
+    files and the other ranks live elsewhere (gpubp.training, gpubp.checkpoint, gpubp.parallel).
     """
 
     def __init__(self, sizes: list[int], activation: str = "sigmoid", output: str | None = None,
@@ -127,8 +132,6 @@ class MLP:
         store = getattr(self, "params", None)
         if store is None or store.device is not self.device:
             self.params = store = ParamStore(self.device, self.sizes, self.dtype)
-            self.weights, self.biases = store.weights, store.biases  # views of W_l, b_l into θ
-            self.dW, self.db = store.dW, store.db  # views of ∂L/∂W_l, ∂L/∂b_l into the gradient
             self._bind()
         store.set(weights, biases)
 
@@ -145,6 +148,26 @@ class MLP:
         self._tiny = self.dtype.type(np.finfo(self.dtype).tiny)
         self._workspaces: dict[int, Workspace] = {}
         self._db_rows = [db.reshape(1, -1) for db in self.db]  # (1, n_l) views of db
+
+    @property
+    def weights(self) -> list[Any]:
+        """[W_1, ..., W_L]: views into the flat θ of ``params`` (assign into them, never rebind)."""
+        return self.params.weights
+
+    @property
+    def biases(self) -> list[Any]:
+        """[b_1, ..., b_L]: views into θ."""
+        return self.params.biases
+
+    @property
+    def dW(self) -> list[Any]:
+        """[∂L/∂W_1, ..., ∂L/∂W_L] of the last backprop: views into the flat gradient."""
+        return self.params.dW
+
+    @property
+    def db(self) -> list[Any]:
+        """[∂L/∂b_1, ..., ∂L/∂b_L] of the last backprop: views into the flat gradient."""
+        return self.params.db
 
     @property
     def L(self) -> int:
@@ -177,10 +200,10 @@ class MLP:
 
     def forward_into(self, A: list[Any]) -> None:
         """Forward pass in place: A[0] holds the batch; fills A[1..L]."""
-        xp = self.xp
+        xp, W, b = self.xp, self.params.weights, self.params.biases
         for l in range(1, self.L + 1):
-            xp.matmul(A[l - 1], self.weights[l - 1].T, out=A[l])  # Z_l = A_{l-1} W_lᵀ
-            self._g[l](self.biases[l - 1], A[l])  # A_l = g_l(Z_l + b_l), bias fused in
+            xp.matmul(A[l - 1], W[l - 1].T, out=A[l])  # Z_l = A_{l-1} W_lᵀ
+            self._g[l](b[l - 1], A[l])  # A_l = g_l(Z_l + b_l), bias fused in
 
     def _output_delta(self, ws: Workspace, inv_b: Any = None) -> None:
         """Δ_L = ∇_{A_L} L ⊙ g'_L(Z_L), with the 1/B of the batch mean folded in (B is ws.batch
@@ -194,12 +217,12 @@ class MLP:
 
     def _backward(self, ws: Workspace) -> None:
         """The δ recursion: from Δ_L in ws.delta[L], fill self.dW and self.db."""
-        xp, A, delta = self.xp, ws.A, ws.delta
+        xp, A, delta, W, dW = self.xp, ws.A, ws.delta, self.params.weights, self.params.dW
         for l in range(self.L, 0, -1):
-            xp.matmul(delta[l].T, A[l - 1], out=self.dW[l - 1])  # ∂L/∂W_l = Δ_lᵀ A_{l-1}
+            xp.matmul(delta[l].T, A[l - 1], out=dW[l - 1])  # ∂L/∂W_l = Δ_lᵀ A_{l-1}
             xp.matmul(ws.ones, delta[l], out=self._db_rows[l - 1])  # ∂L/∂b_l = Σ_rows Δ_l
             if l > 1:
-                xp.matmul(delta[l], self.weights[l - 1], out=delta[l - 1])  # Δ_l W_l
+                xp.matmul(delta[l], W[l - 1], out=delta[l - 1])  # Δ_l W_l
                 if self._g_prime[l - 1] is not None:
                     self._g_prime[l - 1](A[l - 1], delta[l - 1])  # ⊙ g'(Z_{l-1})
 
@@ -381,9 +404,7 @@ class MLP:
             return {"loss": float(values[0]) / n, "accuracy": float(values[1]) / n}
         res, s1, s2 = values[1 : 1 + n_out], values[1 + n_out : 1 + 2 * n_out], values[1 + 2 * n_out :]
         tot = np.maximum(s2 - s1 * s1 / n, 0.0)
-        # as scikit-learn: an output with constant targets scores 1 if fitted exactly, else 0
-        r2 = np.where(tot > 0, 1 - res / np.where(tot > 0, tot, 1), np.where(res == 0, 1.0, 0.0))
-        return {"loss": float(values[0]) / n, "r2": float(r2.mean())}
+        return {"loss": float(values[0]) / n, "r2": r2_of_sums(res, tot)}
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy for classifiers (labels or one-hot/0-1 targets), R² for mse."""

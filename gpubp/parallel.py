@@ -15,13 +15,19 @@ mpi4py is imported only when distributed training is asked for; CuPy only for NC
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
 import signal
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from .backend import is_cupy_array
+from .backend import gpu_unavailable_reason, is_cupy_array
 
 MPI_HINT = "install MPI for Python with: pip install 'gpubp[mpi]' (mpi4py and the MPICH wheel, which brings mpiexec)"
 
@@ -141,8 +147,6 @@ _RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WO
 
 def _from_launcher(names: tuple[str, ...], default: int) -> int:
     """The first of the launcher's environment variables ``names`` that holds a number, else ``default``."""
-    import os
-
     for name in names:
         value = os.environ.get(name, "")
         if value.isdigit():
@@ -209,11 +213,6 @@ def communicator(net: Any) -> Communicator:
 def status() -> dict[str, Any]:
     """Whether MPI (mpi4py + mpiexec) and NCCL (through CuPy) are usable here, and why not, without
     initialising MPI or touching a GPU (for ``gpubp info``)."""
-    import importlib.util
-    import shutil
-    import sys
-    from pathlib import Path
-
     info: dict[str, Any] = {}
     if importlib.util.find_spec("mpi4py") is None:
         info["mpi"] = {"available": False, "reason": f"mpi4py is not installed; {MPI_HINT}"}
@@ -223,8 +222,6 @@ def status() -> dict[str, Any]:
         info["mpi"] = {"available": launcher is not None, "mpiexec": launcher}
         if launcher is None:
             info["mpi"]["reason"] = f"mpi4py is installed but no mpiexec was found; {MPI_HINT}"
-    from .backend import gpu_unavailable_reason
-
     reason = gpu_unavailable_reason()
     if reason is None:
         from cupy.cuda import nccl
@@ -391,15 +388,11 @@ def abort_on_uncaught_exception() -> None:
     printing it, instead of leaving the other ranks waiting in a collective forever. Errors that
     every rank raises together (see :func:`agree`) should be caught and turned into one exit status
     with :func:`agree_status`; this is the net for everything else (as ``python -m mpi4py`` does)."""
-    import sys
-
     previous = sys.excepthook
     if getattr(previous, "_gpubp_abort", False):
         return  # installed already
 
     def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
-        import time
-
         mpi = _mpi()
         world = mpi.COMM_WORLD
         # the message first: the traceback after it may be cut when the launcher tears the job down

@@ -120,7 +120,7 @@ def restore_checkpoint(trainer: Any, path: str) -> None:
     if config["sizes"] != list(net.sizes):
         raise ValueError(f"{path} holds a {config['sizes']} network, this trainer's is {list(net.sizes)}")
     saved_rows, my_rows = meta["trainer"].get("data"), trainer.data.fingerprint()
-    if saved_rows is not None and saved_rows != my_rows:  # (older checkpoints have no fingerprint)
+    if saved_rows != my_rows:
         raise ValueError(f"{path} was trained on other rows (fingerprint {saved_rows}), this trainer has "
                          f"{my_rows}: resuming would change the run; pass the same X and Y")  # fmt: skip
     saved_w, mine = extra.get("sample_weight"), trainer.data.sample_weight

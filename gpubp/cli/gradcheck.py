@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Dataset
+from ..gradcheck import gradcheck_layers
 from ..labels import targets
 from ..network import MLP
 from ._common import UsageError, add_data_options, add_network_options, positive, resolve_network
@@ -23,8 +24,6 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from ..gradcheck import gradcheck_layers
-
     s = resolve_network({k: getattr(args, k) for k in ("data", "label_column", "task", "hidden", "activation",
                                                         "output", "loss", "init", "seed", "scale")})  # fmt: skip
     if args.dtype not in (None, "float64"):

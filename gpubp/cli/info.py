@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
 from .._io import to_json
+from ..backend import blas_info, devices, get_device
+from ..bench import QUICK_CONFIGS, format_table, measure
+from ..parallel import status as parallel_status
 from ._common import positive
 
 
@@ -26,11 +30,6 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    import platform
-
-    from ..backend import blas_info, devices, get_device
-    from ..parallel import status as parallel_status
-
     info: dict[str, Any] = {
         "gpubp": __version__,
         "python": platform.python_version(),
@@ -74,9 +73,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ..backend import get_device
-    from ..bench import QUICK_CONFIGS, format_table, measure
-
     device = get_device(args.device)
     rows = []
     for cfg in QUICK_CONFIGS:
