@@ -26,17 +26,15 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target
 from sklearn.utils.validation import (
     _check_sample_weight,
-    _check_y,
-    check_consistent_length,
     check_is_fitted,
     column_or_1d,
-    validate_data,
 )
 
-from .backend import get_device, gpu_array, is_cupy_array, to_numpy
+from ._sklearn_checks import check_hidden, check_known_classes, labels_of, validate_X, validate_Xy
+from .backend import to_numpy
 from .labels import Labels
 from .network import MLP
 from .settings import TrainSettings
@@ -97,23 +95,6 @@ class _ShuffleLikeSklearn:
         return self.order
 
 
-def _host(x: Any) -> Any:
-    """``x`` as scikit-learn's checks can read it: a CuPy array copied from its GPU (for a CPU network), an
-    object that offers only DLPack (CPU memory: PyTorch, JAX, NumPy-backed) read through ``np.from_dlpack``
-    without a copy; anything else as it is (lists, DataFrames, sparse matrices: the checks decide)."""
-    if is_cupy_array(x):
-        return to_numpy(x)
-    if hasattr(x, "__dlpack__") and not hasattr(x, "__array__") and not hasattr(x, "__array_interface__"):
-        try:
-            return np.from_dlpack(x)
-        except (BufferError, RuntimeError, TypeError) as exc:  # e.g. a CUDA array for a CPU network
-            raise TypeError(
-                f"{type(x).__name__} offers DLPack but NumPy cannot read it ({exc}); a GPU array "
-                f"needs device='gpu' (or a copy on the host)"
-            ) from exc
-    return x
-
-
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, validation and the training loop."""
 
@@ -153,55 +134,10 @@ class _BaseMLP(BaseEstimator):
 
     # -- checks ------------------------------------------------------------------------------------
 
-    def _check_params(self) -> list[int]:
-        if isinstance(self.solver, str) and self.solver == "lbfgs":
-            raise ValueError("solver='lbfgs' is not available in gpubp (full-batch L-BFGS is a SciPy routine "
-                             "on the CPU); use solver='adam' or solver='sgd', or sklearn.neural_network "
-                             "for lbfgs")  # fmt: skip
-        self._validate_params()
-        hidden = self.hidden_layer_sizes
-        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
-        if np.any(np.array(hidden) <= 0):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
-        return [int(h) for h in hidden]
-
-    def _gpu_X(self, X: Any) -> Any:
-        """X as a CuPy array when it is a GPU array and this estimator runs on a GPU, else None."""
-        if isinstance(X, np.ndarray) or not (hasattr(X, "__cuda_array_interface__") or hasattr(X, "__dlpack__")):
-            return None
-        return gpu_array(X, self._net.device if hasattr(self, "_net") else get_device(self.device))
-
-    def _validate_X(self, X: Any, reset: bool) -> Any:
-        """X checked as scikit-learn does (a host array); a GPU array for a GPU network stays there."""
-        Xg = self._gpu_X(X)
-        if Xg is None:
-            return validate_data(self, _host(X), reset=reset, dtype=(np.float64, np.float32))
-        return self._check_gpu_X(Xg, reset)
-
-    def _validate_Xy(self, X: Any, y: Any, reset: bool, y_numeric: bool) -> tuple[Any, np.ndarray]:
-        Xg = self._gpu_X(X)
-        if Xg is None:
-            return validate_data(self, _host(X), _host(y), reset=reset, multi_output=True, y_numeric=y_numeric,
-                                 dtype=(np.float64, np.float32))  # fmt: skip
-        y = _check_y(None if y is None else to_numpy(y), multi_output=True, y_numeric=y_numeric, estimator=self)
-        check_consistent_length(Xg, y)
-        return self._check_gpu_X(Xg, reset), y
-
-    def _check_gpu_X(self, Xg: Any, reset: bool) -> Any:
-        """The checks a GPU array gets without a host copy (not run on a GPU)."""
-        if Xg.ndim != 2:
-            raise ValueError(f"Expected a 2D array, got an array of shape {Xg.shape}")
-        if reset:
-            self.n_features_in_ = Xg.shape[1]
-        elif Xg.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {Xg.shape[1]} features, but {type(self).__name__} is expecting "
-                             f"{self.n_features_in_} features as input")  # fmt: skip
-        return Xg
-
     # -- training ----------------------------------------------------------------------------------
 
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False) -> _BaseMLP:
-        hidden = self._check_params()
+        hidden = check_hidden(self)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y, Y, n_outputs = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
@@ -262,20 +198,7 @@ class _BaseMLP(BaseEstimator):
         """The epochs; ``y`` as given (validation scores compare with it), ``Y`` what the network trains against."""
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        early = self.early_stopping
-        X_val = y_val = sw_val = None
-        X_train, Y_train, sw_train = X, Y, sample_weight
-        if early:
-            stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
-            arrays = [X, Y, y] if sample_weight is None else [X, Y, y, sample_weight]
-            parts = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
-                                     stratify=stratify)  # fmt: skip
-            X_train, X_val, Y_train, _, _, y_val = parts[:6]
-            if sample_weight is not None:
-                sw_train, sw_val = parts[6:]
-            if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase 'validation_fraction' "
-                                 "or the size of your dataset.")  # fmt: skip
+        X_train, Y_train, sw_train, validation = self._split(X, Y, y, sample_weight)
         n = X_train.shape[0]
         if self.batch_size == "auto":
             batch = min(200, n)
@@ -284,115 +207,55 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
                               UserWarning, stacklevel=4)  # fmt: skip
             batch = int(np.clip(self.batch_size, 1, n))
-
-        trainer = getattr(self, "_trainer", None)
-        saved = self.__dict__.pop("_optimizer_state", None)  # from a pickle
-        if not incremental or trainer is None:  # a new optimiser for fit, as scikit-learn; kept by partial_fit
-            trainer = self._trainer = self._make_trainer(X_train, Y_train, sw_train, batch)
-            if incremental and saved is not None:  # partial_fit after unpickling goes on with its moments
-                trainer.optimizer.load_state_dict(saved["state"])
-                self._set_lr(trainer, saved["lr"])
-        else:
-            trainer.set_data(X_train, Y_train, sw_train, batch_size=batch)
-        # scikit-learn's own shuffle of its RandomState, drawn from in scikit-learn's order (init, validation
-        # split, epochs), so a float64 fit repeats scikit-learn's
-        trainer.shuffle_with(_ShuffleLikeSklearn(self._random_state).permutation)
-        net, xp = self._net, self._net.xp
-
+        trainer = self._trainer_for(X_train, Y_train, sw_train, batch, incremental)
         self.n_iter_ = 0
-        stopped = []
-
-        def end_epoch(net: MLP, row: dict) -> bool:  # scikit-learn's end of an iteration; True stops
-            self.n_iter_ += 1
-            self.loss_ = self._epoch_loss(trainer)
-            self.t_ += n
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            self._update_no_improvement_count(early, X_val, y_val, sw_val)
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                self._set_lr(trainer, float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t)
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if early else "Training loss"
-                msg = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
-                       f"consecutive epochs.")  # fmt: skip
-                if self._trigger_stopping(trainer, msg):
-                    stopped.append(True)
-                    return True
-                self._no_improvement_count = 0
-            return False
-
+        rules = _StoppingRules(self, trainer, n, validation)
         # one run over all epochs (not one call per epoch: entering a run has a cost per call)
         trainer.stopped_early = False
         try:
-            trainer.run(trainer.epoch + (1 if incremental else self.max_iter), callback=end_epoch)
+            trainer.run(trainer.epoch + (1 if incremental else self.max_iter), callback=rules)
         except TrainingDivergedError as exc:  # scikit-learn's error for this case, with gpubp's detail
             raise ValueError(
                 f"Solver produced non-finite parameter weights. The input data may contain large "
                 f"values and need to be preprocessed ({exc})"
             ) from exc
-        if not incremental and not stopped and self.n_iter_ == self.max_iter:
+        if not incremental and not rules.stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           f"optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)  # fmt: skip
-        if early and self._best_params is not None:  # restore the best weights, in place
-            xp.copyto(net.params.theta, self._best_params)
+        if self.early_stopping and self._best_params is not None:  # restore the best weights, in place
+            self._net.xp.copyto(self._net.params.theta, self._best_params)
 
-    def _epoch_loss(self, trainer: Trainer) -> float:
-        """scikit-learn's loss_: the epoch's mean data loss (per output for regression) plus
-        ½α‖W‖²/Σw of each batch, here with the weights at the end of the epoch."""
-        loss = trainer.history["train_loss"][-1]
-        if not is_classifier(self):
-            loss /= self.n_outputs_  # scikit-learn's squared error is a mean over the outputs too
-        if self.alpha:
-            net = self._net
-            W = net.params.weight_part(net.params.theta)  # all weights, flat: ‖W‖² is one dot product
-            sq = net.device.item(net.xp.dot(W, W))
-            sizes, sums = trainer.batch_totals()  # a batch whose weights are all 0 has no penalty either
-            per_batch = np.divide(sizes, sums, out=np.zeros_like(sums), where=sums > 0)
-            loss += 0.5 * self.alpha * sq * float(per_batch.sum()) / trainer.counted_rows()
-        return float(loss)
+    def _split(self, X: Any, Y: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any, tuple | None]:
+        """(X, Y, sample_weight) to train on and, with early_stopping, (X_val, y_val, sw_val) held out
+        as scikit-learn holds them out (stratified for one-output classifiers)."""
+        if not self.early_stopping:
+            return X, Y, sample_weight, None
+        stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
+        arrays = [X, Y, y] if sample_weight is None else [X, Y, y, sample_weight]
+        parts = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
+                                 stratify=stratify)  # fmt: skip
+        X_train, X_val, Y_train, _, _, y_val = parts[:6]
+        sw_train, sw_val = parts[6:] if sample_weight is not None else (None, None)
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")  # fmt: skip
+        return X_train, Y_train, sw_train, (X_val, y_val, sw_val)
 
-    def _update_no_improvement_count(self, early: bool, X_val: Any, y_val: Any, sw_val: Any) -> None:
-        if early:
-            score = self._score(X_val, y_val, sw_val)
-            self.validation_scores_.append(score)
-            if self.verbose:
-                print(f"Validation score: {score:f}")
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self.best_validation_score_:
-                self.best_validation_score_ = score
-                net = self._net
-                self._best_params = net.params.theta.copy()  # all W and b: one flat copy
+    def _trainer_for(self, X: Any, Y: Any, sample_weight: Any, batch: int, incremental: bool) -> Trainer:
+        """A new Trainer for fit (a new optimiser, as scikit-learn); partial_fit keeps its own, with new data."""
+        trainer = getattr(self, "_trainer", None)
+        saved = self.__dict__.pop("_optimizer_state", None)  # from a pickle
+        if not incremental or trainer is None:
+            trainer = self._trainer = self._make_trainer(X, Y, sample_weight, batch)
+            if incremental and saved is not None:  # partial_fit after unpickling goes on with its moments
+                trainer.optimizer.load_state_dict(saved["state"])
+                trainer.optimizer.set_lr(saved["lr"])
         else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
-
-    def _trigger_stopping(self, trainer: Trainer, msg: str) -> bool:
-        """scikit-learn's rule: stop, unless sgd with learning_rate='adaptive' can still divide η by 5."""
-        lr = float(trainer.optimizer.lr)
-        if self.solver != "sgd" or self.learning_rate != "adaptive":
-            if self.verbose:
-                print(msg + " Stopping.")
-            return True
-        if lr <= 1e-6:
-            if self.verbose:
-                print(msg + " Learning rate too small. Stopping.")
-            return True
-        self._set_lr(trainer, lr / 5.0)
-        if self.verbose:
-            print(msg + f" Setting learning rate to {lr / 5.0:f}")
-        return False
-
-    @staticmethod
-    def _set_lr(trainer: Trainer, lr: float) -> None:
-        trainer.optimizer.set_lr(lr)
+            trainer.set_data(X, Y, sample_weight, batch_size=batch)
+        # scikit-learn's own shuffle of its RandomState, drawn from in scikit-learn's order (init, validation
+        # split, epochs), so a float64 fit repeats scikit-learn's
+        trainer.shuffle_with(_ShuffleLikeSklearn(self._random_state).permutation)
+        return trainer
 
     def _copy_out(self) -> None:
         """The fitted weights as NumPy arrays in scikit-learn's orientation (copies)."""
@@ -405,7 +268,7 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X: Any, check_input: bool = True) -> np.ndarray:
         check_is_fitted(self)
         if check_input:
-            X = self._validate_X(X, reset=False)
+            X = validate_X(self, X, reset=False)
         return to_numpy(self._net.forward(X))
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _BaseMLP:
@@ -423,6 +286,90 @@ class _BaseMLP(BaseEstimator):
         return state
 
 
+class _StoppingRules:
+    """scikit-learn's end of an iteration, as the Trainer's epoch callback (True stops): ``loss_`` and
+    ``loss_curve_``, the validation score with early_stopping, the no-improvement count against
+    ``tol``, the invscaling and adaptive learning rates, and the stop after ``n_iter_no_change``."""
+
+    def __init__(self, est: _BaseMLP, trainer: Trainer, n: int, validation: tuple | None) -> None:
+        self.est, self.trainer, self.n, self.validation = est, trainer, n, validation
+        self.stopped = False
+
+    def __call__(self, net: MLP, row: dict) -> bool:
+        est = self.est
+        est.n_iter_ += 1
+        est.loss_ = self.epoch_loss()
+        est.t_ += self.n
+        est.loss_curve_.append(est.loss_)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
+        self.count_no_improvement()
+        if est.solver == "sgd" and est.learning_rate == "invscaling":
+            self.trainer.optimizer.set_lr(float(est.learning_rate_init) / (est.t_ + 1) ** est.power_t)
+        if est._no_improvement_count > est.n_iter_no_change:
+            what = "Validation score" if self.validation is not None else "Training loss"
+            msg = (f"{what} did not improve more than tol={est.tol:f} for {est.n_iter_no_change} "
+                   f"consecutive epochs.")  # fmt: skip
+            if self.stop(msg):
+                self.stopped = True
+                return True
+            est._no_improvement_count = 0
+        return False
+
+    def epoch_loss(self) -> float:
+        """scikit-learn's loss_: the epoch's mean data loss (per output for regression) plus
+        ½α‖W‖²/Σw of each batch, here with the weights at the end of the epoch."""
+        est, trainer = self.est, self.trainer
+        loss = trainer.history["train_loss"][-1]
+        if not is_classifier(est):
+            loss /= est.n_outputs_  # scikit-learn's squared error is a mean over the outputs too
+        if est.alpha:
+            net = est._net
+            W = net.params.weight_part(net.params.theta)  # all weights, flat: ‖W‖² is one dot product
+            sq = net.device.item(net.xp.dot(W, W))
+            sizes, sums = trainer.batch_totals()  # a batch whose weights are all 0 has no penalty either
+            per_batch = np.divide(sizes, sums, out=np.zeros_like(sums), where=sums > 0)
+            loss += 0.5 * est.alpha * sq * float(per_batch.sum()) / trainer.counted_rows()
+        return float(loss)
+
+    def count_no_improvement(self) -> None:
+        """One more epoch without improvement (of the validation score, or of the training loss), or none."""
+        est = self.est
+        if self.validation is not None:
+            score = est._score(*self.validation)
+            est.validation_scores_.append(score)
+            if est.verbose:
+                print(f"Validation score: {score:f}")
+            est._no_improvement_count = (
+                est._no_improvement_count + 1 if score < est.best_validation_score_ + est.tol else 0
+            )
+            if score > est.best_validation_score_:
+                est.best_validation_score_ = score
+                est._best_params = est._net.params.theta.copy()  # all W and b: one flat copy
+        else:
+            loss = est.loss_curve_[-1]
+            est._no_improvement_count = est._no_improvement_count + 1 if loss > est.best_loss_ - est.tol else 0
+            if loss < est.best_loss_:
+                est.best_loss_ = loss
+
+    def stop(self, msg: str) -> bool:
+        """scikit-learn's rule: stop, unless sgd with learning_rate='adaptive' can still divide η by 5."""
+        est, optimizer = self.est, self.trainer.optimizer
+        lr = float(optimizer.lr)
+        if est.solver != "sgd" or est.learning_rate != "adaptive":
+            if est.verbose:
+                print(msg + " Stopping.")
+            return True
+        if lr <= 1e-6:
+            if est.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        optimizer.set_lr(lr / 5.0)
+        if est.verbose:
+            print(msg + f" Setting learning rate to {lr / 5.0:f}")
+        return False
+
+
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """scikit-learn's MLPClassifier (same parameters and attributes) trained by gpubp.
 
@@ -433,20 +380,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any, np.ndarray, int]:
         """X, y checked; the network's targets for y (gpubp.labels) and its number of outputs."""
-        X, y = self._validate_Xy(X, y, reset, y_numeric=False)
+        X, y = validate_Xy(self, X, y, reset, y_numeric=False)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._labels = _labels_of(y)
+            self._labels = labels_of(y)
             self.classes_ = self._labels.classes
         else:
-            _check_known_classes(y, self.classes_, same=self.warm_start)
+            check_known_classes(y, self.classes_, same=self.warm_start)
         return X, y, self._labels.targets(y), self._labels.n_outputs
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> MLPClassifier:
         """One epoch over (X, y), keeping the optimiser state; ``classes`` is needed on the first call."""
         if _check_partial_fit_first_call(self, classes):
-            self._labels = _labels_of(y if type_of_target(y).startswith("multilabel") else classes)
+            self._labels = labels_of(y if type_of_target(y).startswith("multilabel") else classes)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
@@ -476,32 +423,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return tags
 
 
-# -- labels: scikit-learn validates the targets; encoding, decoding and the class decision are gpubp.labels' --
-
-
-def _labels_of(y: Any) -> Labels:
-    """The classes of labels (any values) or of a multilabel indicator matrix (its columns), as
-    scikit-learn's LabelBinarizer finds them: 2 classes → one logistic output, more → softmax,
-    multilabel → one logistic output per label."""
-    kind = type_of_target(y, input_name="y")
-    if "multioutput" in kind:
-        raise ValueError("Multioutput target data is not supported with label binarization")
-    if kind == "multilabel-indicator":
-        return Labels(np.arange(np.shape(y)[1]), multilabel=True)
-    return Labels(unique_labels(y))
-
-
-def _check_known_classes(y: Any, classes: np.ndarray, same: bool) -> None:
-    """y's classes must equal ``classes`` (warm_start) or lie among them (partial_fit)."""
-    found = unique_labels(y)
-    if same:
-        if set(found) != set(classes):
-            raise ValueError(f"warm_start can only be used where `y` has the same classes as in the previous "
-                             f"call to fit. Previously got {classes}, `y` has {found}")  # fmt: skip
-    elif len(np.setdiff1d(found, classes, assume_unique=True)):
-        raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {classes}. 'y' has {found}.")
-
-
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """scikit-learn's MLPRegressor (same parameters and attributes; squared error only) trained by gpubp."""
 
@@ -523,7 +444,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any, np.ndarray, int]:
-        X, y = self._validate_Xy(X, y, reset, y_numeric=True)
+        X, y = validate_Xy(self, X, y, reset, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(y.shape[0], -1)

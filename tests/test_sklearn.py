@@ -291,10 +291,10 @@ def test_trainer_set_data_keeps_the_optimizer():
     trainer = Trainer(net, rng.normal(size=(8, 3)), np.eye(2)[rng.integers(0, 2, 8)], batch_size=4,
                       optimizer="adam", lr=0.01)  # fmt: skip
     trainer.run(1)
-    m = [x.copy() for x in trainer.optimizer.state["m"]]
+    m = trainer.optimizer.flat["m"].copy()
     trainer.set_data(rng.normal(size=(6, 3)), np.eye(2)[rng.integers(0, 2, 6)])
     assert trainer.optimizer.t == 2
-    assert all(np.array_equal(a, b) for a, b in zip(m, trainer.optimizer.state["m"]))
+    assert np.array_equal(m, trainer.optimizer.flat["m"])
     trainer.run(trainer.epoch + 1)
     assert trainer.optimizer.t == 4  # 6 rows in batches of 4: two steps more
     assert trainer.epoch == 2
@@ -455,7 +455,7 @@ def test_labels_encode_and_decide_as_label_binarizer(y):
     decisions: the network trains against the same 0/1 rows and predicts the same labels."""
     from sklearn.preprocessing import LabelBinarizer
 
-    from gpubp.sklearn import _labels_of
+    from gpubp._sklearn_checks import labels_of as _labels_of
 
     lb = LabelBinarizer().fit(y)
     labels = _labels_of(y)
@@ -613,7 +613,7 @@ def test_cpu_dlpack_input_is_read_without_a_copy():
         dl = MLPClassifier(**kw).fit(_DLPackOnly(X_tr), _DLPackOnly(y_tr))
     np.testing.assert_array_equal(dl.coefs_[0], plain.coefs_[0])
     np.testing.assert_array_equal(dl.predict_proba(_DLPackOnly(X_te)), plain.predict_proba(X_te))
-    from gpubp.sklearn import _host
+    from gpubp._sklearn_checks import host as _host
 
     view = _host(_DLPackOnly(X_te))
     assert isinstance(view, np.ndarray)
@@ -666,3 +666,16 @@ def test_gpu_estimator_matches_cpu_and_takes_cupy_input():
     np.testing.assert_allclose(P, cpu.predict_proba(X_te), rtol=1e-6, atol=1e-9)
     back = pickle.loads(pickle.dumps(gpu))
     assert back._net.device.name == "gpu:0"
+
+
+def test_the_estimator_hands_the_trainer_its_shuffle_and_leaves_the_network_alone(tmp_path):
+    # scikit-learn's shuffle is given to the Trainer; the network keeps its own Generator, so a
+    # checkpoint of the estimator's run can be written (replacing net.rng made save() fail)
+    X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
+    est = MLPClassifier((4,), max_iter=3, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert isinstance(est._net.rng, np.random.Generator)
+    est._trainer.save(str(tmp_path / "run.npz"))
+    assert (tmp_path / "run.npz").exists()
