@@ -23,7 +23,10 @@ Conventions
 - Scalars (``lr``, ``inv_b``, ...) are passed as NumPy scalars of the array dtype, so float32 stays
   float32 on both devices.
 - The bodies use only C that compiles both as CUDA and as host C++ (the tests compile them with
-  nvcc and with g++ and compare the host build with the NumPy twin).
+  nvcc and with g++ and compare the host build with the NumPy twin, on NaN, ±inf, ±0 and subnormal
+  inputs too). A body does its twin's operations in the twin's order, and its comparisons let NaN
+  through as NumPy's do (``z > 0 || z != z``): a plain ``z > 0 ? z : 0`` maps NaN to 0, and a diverging
+  run on the GPU would then never reach the epoch's finiteness check.
 """
 
 from __future__ import annotations
@@ -225,7 +228,7 @@ def _bias_relu_loop(b, a):
 
 bias_relu = Kernel(
     "bias_relu", "T b", "T a",
-    "T z = a + b; a = z > (T)0 ? z : (T)0",
+    "T z = a + b; a = (z > (T)0 || z != z) ? z : (T)0",  # as np.maximum(z, +0): NaN stays NaN, −0 becomes +0
     _bias_relu, _bias_relu_loop,
 )  # fmt: skip
 
@@ -270,7 +273,7 @@ def _delta_sigmoid_loop(a, delta):
         df[i] = df[i] * ((one - af[i]) * af[i])
 
 
-delta_sigmoid = Kernel("delta_sigmoid", "T a", "T delta", "delta = delta * a * ((T)1 - a)",
+delta_sigmoid = Kernel("delta_sigmoid", "T a", "T delta", "delta = delta * (((T)1 - a) * a)",
                        _delta_sigmoid, _delta_sigmoid_loop)  # fmt: skip
 
 
@@ -304,7 +307,7 @@ def _delta_relu_loop(a, delta):
         df[i] = df[i] * (one if af[i] > zero else zero)  # times 0/1 as the twin: an infinite δ gives NaN
 
 
-delta_relu = Kernel("delta_relu", "T a", "T delta", "delta = a > (T)0 ? delta : (T)0", _delta_relu, _delta_relu_loop)
+delta_relu = Kernel("delta_relu", "T a", "T delta", "delta = delta * (a > (T)0 ? (T)1 : (T)0)", _delta_relu, _delta_relu_loop)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,7 +341,7 @@ def _loss_cross_entropy(a, y, tiny, t):
 
 loss_cross_entropy = Kernel(
     "loss_cross_entropy", "T a, T y, T tiny", "T t",
-    "t = -y * log(a > tiny ? a : tiny)",
+    "t = -(log((a > tiny || a != a) ? a : tiny) * y)",
     _loss_cross_entropy,
 )  # fmt: skip
 
@@ -359,9 +362,8 @@ def _loss_bce(a, y, tiny, t):
 
 loss_bce = Kernel(
     "loss_bce", "T a, T y, T tiny", "T t",
-    "T one_minus_a = (T)1 - a; "
-    "t = -(y * log(a > tiny ? a : tiny) "
-    "+ ((T)1 - y) * log(one_minus_a > tiny ? one_minus_a : tiny))",
+    "T s = (T)1 - a; s = log((s > tiny || s != s) ? s : tiny); "
+    "t = -((log((a > tiny || a != a) ? a : tiny) - s) * y + s)",
     _loss_bce,
 )  # fmt: skip
 
@@ -381,7 +383,7 @@ def _loss_mse_loop(a, y, tiny, t):
 
 loss_mse = Kernel(
     "loss_mse", "T a, T y, T tiny", "T t",
-    "T d = a - y; t = (T)0.5 * d * d",
+    "T d = a - y; t = d * d * (T)0.5",
     _loss_mse, _loss_mse_loop,
 )  # fmt: skip
 
@@ -414,7 +416,7 @@ def _sgd_loop(lr, wd, g, w):
         wf[i] = wf[i] - d * lr
 
 
-sgd_update = Kernel("sgd_update", "T lr, T wd", "T g, T w", "w -= lr * (g + wd * w)", _sgd, _sgd_loop)
+sgd_update = Kernel("sgd_update", "T lr, T wd", "T g, T w", "T d = wd != (T)0 ? g + w * wd : g; w = w - d * lr", _sgd, _sgd_loop)
 
 
 def _momentum(lr, wd, mu, g, w, v):
@@ -436,7 +438,7 @@ def _momentum_loop(lr, wd, mu, g, w, v):
 
 momentum_update = Kernel(
     "momentum_update", "T lr, T wd, T mu", "T g, T w, T v",
-    "T d = g + wd * w; v = mu * v + d; w -= lr * v",
+    "T d = wd != (T)0 ? g + w * wd : g; v = v * mu + d; w = w - v * lr",
     _momentum, _momentum_loop,
 )  # fmt: skip
 
@@ -463,7 +465,7 @@ def _nesterov_loop(lr, wd, mu, g, w, v):
 
 nesterov_update = Kernel(
     "nesterov_update", "T lr, T wd, T mu", "T g, T w, T v",
-    "T d = g + wd * w; v = mu * v + d; w -= lr * (d + mu * v)",
+    "T d = wd != (T)0 ? g + w * wd : g; v = v * mu + d; w = w - (d + v * mu) * lr",
     _nesterov, _nesterov_loop,
 )  # fmt: skip
 
@@ -490,10 +492,10 @@ def _adam(step_size, wd, beta1, beta2, eps, sqrt_bc2, g, w, m, v):
 # W ← W − (η / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)          (torch.optim.Adam, L2 weight decay)
 adam_update = Kernel(
     "adam_update", "T step_size, T wd, T beta1, T beta2, T eps, T sqrt_bc2", "T g, T w, T m, T v",
-    "T d = g + wd * w; "
-    "m = beta1 * m + ((T)1 - beta1) * d; "
-    "v = beta2 * v + ((T)1 - beta2) * d * d; "
-    "w -= step_size * m / (sqrt(v) / sqrt_bc2 + eps)",
+    "T d = wd != (T)0 ? g + w * wd : g; "
+    "m = m * beta1 + d * ((T)1 - beta1); "
+    "v = v * beta2 + d * d * ((T)1 - beta2); "
+    "w = w - m / (sqrt(v) + eps * sqrt_bc2) * (step_size * sqrt_bc2)",
     _adam,
 )  # fmt: skip
 

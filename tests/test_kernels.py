@@ -12,9 +12,12 @@ import pytest
 from cpu_kernels import need_numba
 from kernel_sources import cuda_source, host_source
 
+import gpubp
 from gpubp import kernels as K
+from gpubp.backend import Device
 
 DTYPES = [np.float32, np.float64]
+_SCALAR_NAMES = K._SCALARS
 SHAPE = (37, 23)  # odd sizes: no accidental alignment
 # every kernel on random inputs; activations and losses also on extreme ones (saturation, log 0)
 CASES = [(k, False) for k in K.ALL] + [(k, True) for k in K.ALL if k.name.startswith(("bias_", "loss_"))]
@@ -208,6 +211,111 @@ def test_cuda_body_on_host_matches_numpy_twin(host_library, kernel, extreme, dty
         np.testing.assert_allclose(host[name], twin[name], **tolerance(dtype), err_msg=f"{kernel.name}.{name}")
 
 
+# -- NaN, ±inf, ±0 and subnormals: the CUDA bodies (built for the host) and the loops as the twins ---------
+
+
+def specials(dtype) -> np.ndarray:
+    """Values where a kernel's IEEE behaviour shows: NaN, ±inf, ±0, ± the smallest subnormal, a subnormal
+    above it, ± the smallest and largest normal numbers, and ordinary values between."""
+    fi = np.finfo(dtype)
+    sub = fi.smallest_subnormal
+    return np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, sub, -sub, 3 * sub, fi.tiny, -fi.tiny, fi.max, -fi.max,
+                     1.0, -1.0, 0.5, 0.25, 2.0, -3.0, 1e-3, 0.999], dtype)  # fmt: skip
+
+
+ARRAYS = [(k, n) for k in K.ALL for n in (*k.inputs, *k.outputs) if n not in _SCALAR_NAMES] + [
+    (k, "*") for k in K.ALL
+]  # each array argument special in turn (the others ordinary), then all of them at once
+
+
+def special_inputs(k: K.Kernel, which: str, dtype, rng: np.random.Generator) -> dict[str, object]:
+    """Ordinary inputs for ``k`` with argument ``which`` (every array argument for ``*``) replaced by
+    the special values in a random order (so that they meet each other in every pairing)."""
+    args = inputs(k, rng, dtype)
+    for name, value in args.items():
+        if isinstance(value, np.ndarray) and (which in (name, "*")):
+            args[name] = rng.permutation(np.resize(specials(dtype), value.size)).reshape(value.shape)
+    return args
+
+
+def assert_ieee_match(got: dict, twin: dict, k: K.Kernel, dtype, exact: bool) -> None:
+    """NaN, inf (with its sign) and zeros (with their sign) where the twin has them; elsewhere the twin's
+    value, bit for bit (``exact``) or to the dtype's tolerance (a C library's exp, log and tanh are not
+    NumPy's to the last bit)."""
+    for name in k.outputs:
+        if name == "g":
+            continue  # the twins use the gradient buffer as scratch
+        a, b = got[name], twin[name]
+        assert a.dtype == dtype, f"{k.name} upcast {name} to {a.dtype}"
+        for what, test in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
+            diff = np.flatnonzero(test(a) != test(b))
+            assert not diff.size, (f"{k.name}.{name}: {what} at {diff.size} places where the twin differs, "
+                                   f"e.g. got {a.flat[diff[0]]} for the twin's {b.flat[diff[0]]}")  # fmt: skip
+        zeros = (a == 0) & (b == 0)
+        assert np.array_equal(np.signbit(a[zeros]), np.signbit(b[zeros])), f"{k.name}.{name}: a zero's sign"
+        if exact:
+            assert np.array_equal(a, b, equal_nan=True), f"{k.name}.{name} differs from the twin"
+        else:
+            finite = np.isfinite(b)
+            np.testing.assert_allclose(a[finite], b[finite], **tolerance(dtype), err_msg=f"{k.name}.{name}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize(("kernel", "which"), ARRAYS, ids=[f"{k.name}-{n}" for k, n in ARRAYS])
+def test_cuda_body_on_host_matches_twin_on_nan_inf_zeros_and_subnormals(host_library, kernel, which, dtype, rng):
+    """A diverging run's NaN and inf must reach the epoch's finiteness check through the GPU's kernels."""
+    args = special_inputs(kernel, which, dtype, rng)
+    with np.errstate(all="ignore"):
+        twin = run_twin(kernel, args)
+    assert_ieee_match(run_host(host_library, kernel, args, dtype), twin, kernel, dtype, exact=False)
+    if "wd" in args:  # the biases' update: no decay (0 · inf must not make NaN there)
+        args["wd"] = np.dtype(dtype).type(0)
+        with np.errstate(all="ignore"):
+            twin = run_twin(kernel, args)
+        assert_ieee_match(run_host(host_library, kernel, args, dtype), twin, kernel, dtype, exact=False)
+
+
+def host_device(lib) -> Device:
+    """A CPU device whose kernels are the CUDA bodies built for the host: a GPU's numbers on the CPU."""
+
+    class HostBodies(Device):
+        def kernel(self, k: K.Kernel):
+            def run(*args):
+                outs = args[len(k.inputs) :]
+                dtype, shape = outs[0].dtype, outs[0].shape
+                fn = getattr(lib, f"{k.name}_{'float' if dtype == np.float32 else 'double'}")
+                fn.restype = None
+                ins = [
+                    np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype), shape)) for v in args[: len(k.inputs)]
+                ]
+                work = [np.ascontiguousarray(o) for o in outs]
+                fn(ctypes.c_long(int(np.prod(shape))), *(x.ctypes.data_as(ctypes.c_void_p) for x in ins + work))
+                for o, w in zip(outs, work):
+                    if w is not o:
+                        o[...] = w
+
+            return run
+
+    return HostBodies("cpu", np, kernels="numpy")
+
+
+@pytest.mark.parametrize(("activation", "loss"), [("relu", "cross_entropy"), ("relu", "mse"), ("tanh", "mse")])
+def test_divergence_is_caught_with_the_cuda_bodies(host_library, activation, loss):
+    """With the CUDA bodies (built for the host) a run at a huge lr must stop in epoch 1 as the twins' does;
+    bodies that swallow NaN trained on with NaN weights and a finite loss (87.34 = −log of float32's tiny)."""
+    from gpubp.training import TrainingDivergedError
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(64, 8)) * 10
+    y = rng.integers(0, 2, 64) if loss != "mse" else rng.normal(size=64) * 10
+    out = 2 if loss == "cross_entropy" else 1
+    for device in (Device("cpu", np, kernels="numpy"), host_device(host_library)):
+        net = gpubp.MLP([8, 32, 32, out], activation, loss=loss, device=device, seed=0)
+        with pytest.raises(TrainingDivergedError, match="in epoch 1"):
+            net.fit(X, y, epochs=6, batch_size=8, lr=1e4, momentum=0.9)
+        assert all(np.isfinite(W).all() for W in net.weights), "the last finite weights are kept"
+
+
 # -- the loops (Numba's on the CPU) against the NumPy twins ----------------------------------------
 
 LOOPED = [(k, e) for k, e in CASES if k.loop is not None]
@@ -248,22 +356,24 @@ def test_loop_matches_numpy_twin(kernel, extreme, dtype, compiled, rng):
         assert_same_as_twin(kernel, run_loop(loop, kernel, args), run_twin(kernel, args), dtype)
 
 
+LOOPED_ARRAYS = [(k, n) for k, n in ARRAYS if k.loop is not None]
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "python"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("kernel", [k for k in K.ALL if k.loop is not None], ids=lambda k: k.name)
-def test_loop_passes_nan_and_inf_on_as_the_twin(kernel, dtype, rng):
-    """A diverging run's NaN and inf must reach the epoch's finiteness check through every kernel."""
-    need_numba()
-    args = inputs(kernel, rng, dtype)
-    first = next(n for n in (*kernel.inputs, *kernel.outputs) if isinstance(args[n], np.ndarray) and args[n].ndim)
-    bad = args[first].copy()
-    bad.flat[::7] = np.nan
-    bad.flat[3::11] = np.inf
-    bad.flat[5::13] = -np.inf
-    args[first] = bad
+@pytest.mark.parametrize(("kernel", "which"), LOOPED_ARRAYS, ids=[f"{k.name}-{n}" for k, n in LOOPED_ARRAYS])
+def test_loop_matches_twin_on_nan_inf_zeros_and_subnormals(kernel, which, dtype, compiled, rng):
+    """A diverging run's NaN and inf must reach the epoch's finiteness check through every kernel, and the
+    loops keep the twins' numbers bit for bit on every IEEE special value (no fastmath, no flush to zero)."""
+    if compiled:
+        need_numba()
+    loop = kernel.host() if compiled else kernel.loop
+    args = special_inputs(kernel, which, dtype, rng)
     with np.errstate(all="ignore"):
-        twin = run_twin(kernel, args)
-        got = run_loop(kernel.host(), kernel, args)
-    assert_same_as_twin(kernel, got, twin, dtype)
+        assert_ieee_match(run_loop(loop, kernel, args), run_twin(kernel, args), kernel, dtype, exact=True)
+        if "wd" in args:
+            args["wd"] = np.dtype(dtype).type(0)
+            assert_ieee_match(run_loop(loop, kernel, args), run_twin(kernel, args), kernel, dtype, exact=True)
 
 
 def test_cpu_kernels_follow_gpubp_cpu_kernels(monkeypatch):
