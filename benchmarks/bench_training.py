@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from benchmarks.peers import TorchStep, calibrate, cpu_threads, interleaved, torch_or_reason
+from benchmarks.peers import SETTLE_S, TorchStep, calibrate, cpu_threads, interleaved, torch_or_reason
 from gpubp.backend import get_device, step_flops, threads_for
 from gpubp.bench import Config, StepRunner, gemm_runner
 
@@ -69,7 +69,9 @@ def test_gpubp_step(benchmark, cfg, device):
             runners["torch"] = TorchStep(cfg, "cuda" if device.is_gpu else "cpu").steps
         else:
             benchmark.extra_info["torch_absent"] = reason or "PyTorch has no CUDA device here"
-        medians = interleaved(runners, rounds=7)
+        # no rest between a GPU row's rounds: the rest lets a CPU thread pool stop spinning, and a GPU row has
+        # none (7 rounds × 3 runners × 0.3 s would be 6 s a row for nothing)
+        medians = interleaved(runners, rounds=7, settle_s=0.0 if device.is_gpu else SETTLE_S)
     info = benchmark.extra_info
     info["loadavg"] = os.getloadavg()
     info["gpubp_samples_per_s"] = cfg.batch / medians["gpubp"]

@@ -1,0 +1,108 @@
+"""scripts/gpu_run.sh: its plan fits one device command, and scripts/check_bench.py fails a run that measured
+nothing or nonsense. (The run itself needs a GPU.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "gpu_run.sh"
+STEPS = ["info", "gpu-tests", "train-gpu", "bench", "bench-check", "report", "sklearn-on-gpu"]
+
+
+def dry_run(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), "--dry-run"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHON": sys.executable, **env}, cwd=ROOT)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def plan() -> str:
+    proc = dry_run()
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_dry_run_shows_steps_limits_and_files_and_the_limits_fit_560_s(plan):
+    limits = {m[1]: int(m[2]) for m in re.finditer(r"^== (\S+) \(limit (\d+)s\): ", plan, flags=re.M)}
+    assert list(limits) == STEPS
+    plan_s = int(re.search(r"^plan \(collecting the tests above\): (\d+) s$", plan, flags=re.M).group(1))
+    total = int(re.search(r"^total: (\d+) s of 560 s$", plan, flags=re.M).group(1))
+    assert total == plan_s + sum(limits.values())
+    assert total <= 560  # the device tool allows 600 s a command: 40 s for start-up, packing and the transfer
+    files = re.search(r"^files returned in \$OUT \(gpu-run\): (.+)$", plan, flags=re.M).group(1).split()
+    assert files == ["summary.txt", "logs.tgz", "results.json", "RESULTS.md", "throughput.png"]  # the tool: 8 at most
+    # the budgets follow what is selected: one second a GPU test, ~3 s a GPU benchmark row, ~10 s a CPU one
+    n_gpu = int(re.search(r"selected: (\d+) gpu tests", plan).group(1))
+    assert limits["gpu-tests"] == 45 + n_gpu
+    assert not (ROOT / "gpu-run").exists(), "a dry run writes nothing"
+
+
+def test_a_plan_over_the_total_is_refused_before_anything_runs():
+    proc = dry_run(GPUBP_RUN_TOTAL_S="300")
+    assert proc.returncode == 2
+    assert re.search(r"the step limits add up to \d+ s, over the 300 s a run may take", proc.stderr)
+    assert "==" not in proc.stdout  # no step listed as if it would run
+
+
+def test_the_info_step_fails_on_a_crash_or_without_a_cupy_wheel(plan):
+    info = plan[plan.index("== info") : plan.index("== gpu-tests")]
+    assert "set -eo pipefail" in info  # each command's status counts, not only the last grep's
+    assert "gpu_unavailable_reason" in info  # no GPU: the step fails
+    assert "grep -qiE '^cupy-cuda1[23]x '" in info  # the wheel's name, as pip lists it
+
+
+def _row(device: str, kind: str, config: str, rate: float = 1e5, fraction: float = 0.5) -> dict:
+    return {"extra_info": {"device": device, "kind": kind, "config": config, "gpubp_samples_per_s": rate,
+                           "gemm_rate": 1e12, "fraction_of_gemm": fraction}}  # fmt: skip
+
+
+def _good_run() -> dict:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench_training import ALL
+
+    rows = [_row("gpu:0", c.name, c.label, 1e6) for c in ALL if c.dtype == "float32"]
+    rows += [_row("cpu", c.name, c.label, 1e4) for c in ALL if c.name in ("large", "batch-sweep")]
+    rows.append({"extra_info": {"sklearn_fit": {"gpubp gpu": {"accuracy": 0.97}}}})
+    return {"machine_info": {"devices": {"gpu": {"available": True}}}, "benchmarks": rows}
+
+
+def check(tmp_path: Path, data: dict) -> subprocess.CompletedProcess:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(data))
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "check_bench.py"), str(path)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_check_bench_passes_a_plausible_run(tmp_path):
+    proc = check(tmp_path, _good_run())
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("spoil", "said"),
+    [
+        (lambda d: d["machine_info"]["devices"].update(gpu={"available": False, "reason": "no driver"}),
+         "no GPU answered during the run: no driver"),
+        (lambda d: d["benchmarks"].pop(0), "on the GPU is missing"),
+        (lambda d: d["benchmarks"][0]["extra_info"].update(gpubp_samples_per_s=float("nan")),
+         "gpubp_samples_per_s is nan"),
+        (lambda d: d["benchmarks"][1]["extra_info"].update(fraction_of_gemm=3.0), "its timing missed work"),
+        (lambda d: [b["extra_info"].update(gpubp_samples_per_s=1.0) for b in d["benchmarks"]
+                    if b["extra_info"].get("device") == "gpu:0"], "is not faster than the CPU"),
+        (lambda d: d["benchmarks"].pop(), "the scikit-learn fit comparison is missing"),
+    ],
+    ids=["no-gpu", "row-skipped", "nan", "faster-than-gemm", "gpu-slower", "no-sklearn"],
+)  # fmt: skip
+def test_check_bench_fails_a_run_that_measured_nothing_or_nonsense(tmp_path, spoil, said):
+    data = _good_run()
+    spoil(data)
+    proc = check(tmp_path, data)
+    assert proc.returncode == 1
+    assert said in proc.stderr
