@@ -114,6 +114,8 @@ class Device:
     # the CPU's kernels, "numba" or "numpy"; None: cpu_kernels() decides on first use (Numba is imported
     # only then, so `import gpubp` stays light)
     kernels: str | None = field(default=None, compare=False)
+    # the GPU's kernels by name, compiled for this device (both dtypes) on first use
+    _compiled_kernels: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_gpu(self) -> bool:
@@ -132,7 +134,11 @@ class Device:
     def kernel(self, k: _kernels.Kernel):
         """The runner of kernel ``k`` on this device: its CUDA build, its compiled loop or its NumPy twin."""
         if self.is_gpu:
-            return k.cuda
+            compiled = self._compiled_kernels
+            if k.name not in compiled:  # compiled here, when a network binds, for this device: not in epoch 1
+                with self.use():
+                    compiled[k.name] = k.compile(self.xp)
+            return compiled[k.name]
         return k.host() if k.loop is not None and self.jit else k.numpy
 
     def use(self):
@@ -226,9 +232,10 @@ class Device:
         buf = mine.get(key)
         if buf is None or buf.shape[0] < rows:
             if self.is_gpu:
-                import cupyx  # only here, on a GPU
-
-                buf = cupyx.empty_pinned((rows, width), dtype)
+                with self.use():  # page-locked, so that the copy from it runs asynchronously
+                    nbytes = rows * width * np.dtype(dtype).itemsize
+                    memory = self.xp.cuda.alloc_pinned_memory(nbytes)
+                buf = np.frombuffer(memory, dtype, rows * width).reshape(rows, width)
             else:
                 buf = np.empty((rows, width), dtype)
             mine[key] = buf
@@ -238,17 +245,36 @@ class Device:
     def upload(self, host: np.ndarray, out: Any) -> None:
         """out ← host, the buffer staging() gave last (same shape and dtype; ``out`` contiguous).
 
-        On a GPU the copy is queued on the current stream behind the step that still reads ``out``
-        and the host goes on at once (no synchronisation); an event marks when ``host`` is free.
-        Not run on a GPU."""
+        On a GPU the copy runs on a copy stream of this device into a device buffer of its own (two per
+        tag, as the host's), so it overlaps the step still computing on the current stream; the current
+        stream then waits for it (an event) and moves the rows into ``out`` behind that step. The host
+        goes on at once (no synchronisation); an event marks when ``host`` is free again. The events are
+        made once per buffer, without timing. Not run on a GPU."""
         if not self.is_gpu:
             np.copyto(out, host)
             return
+        xp, mine = self.xp, self._buffers()
+        key = mine["staging-last"]
         with self.use():
-            stream = self.xp.cuda.get_current_stream()
-            out.set(host, stream=stream)
-            mine = self._buffers()
-            mine[("staging-copy", *mine["staging-last"])] = stream.record()
+            compute = xp.cuda.get_current_stream()
+            copier = mine.get("copy-stream")
+            if copier is None:
+                copier = mine["copy-stream"] = xp.cuda.Stream(non_blocking=True)
+            landing = mine.get(("landing", *key))
+            if landing is None or landing.shape[0] < host.shape[0]:  # grows with the staging buffer, rarely
+                landing = mine[("landing", *key)] = xp.empty(mine[key].shape, host.dtype)
+            copied, read = mine.get(("events", *key)) or (None, None)
+            if copied is None:
+                copied, read = xp.cuda.Event(disable_timing=True), xp.cuda.Event(disable_timing=True)
+                mine[("events", *key)] = (copied, read)
+            part = landing[: host.shape[0]]
+            copier.wait_event(read)  # the current stream has moved this buffer's last rows out of it
+            part.set(host, stream=copier)
+            copied.record(copier)
+            compute.wait_event(copied)
+            xp.copyto(out, part)  # on the current stream: after the step that still reads out
+            read.record(compute)
+            mine[("staging-copy", *key)] = copied  # staging() waits on it before filling host again
 
     def memory_free(self) -> int | None:
         """Bytes the GPU can still hand out (free plus CuPy's pool's unused blocks); None on the CPU."""

@@ -78,14 +78,26 @@ class Kernel:
         return _names(self.out_params)
 
     def cuda(self, *args: Any) -> None:
-        """Run the CUDA kernel on CuPy arrays (compiled by CuPy on the first call per dtype)."""
-        if self._compiled is None:
-            import cupy  # only reached on the GPU path
+        """Run the CUDA kernel on CuPy arrays (compiled by CuPy on the first call per dtype and device)."""
+        import cupy  # only reached on the GPU path
 
-            self._compiled = cupy.ElementwiseKernel(
-                self.in_params, self.out_params, self.body, self.name, no_return=True
-            )
-        self._compiled(*args)
+        self.gpu(cupy)(*args)
+
+    def gpu(self, xp: Any) -> Any:
+        """The ``ElementwiseKernel`` of array module ``xp`` (CuPy), declared once: CuPy compiles it (NVRTC,
+        or its disk cache) on the first call per dtype and device; see :meth:`compile`."""
+        if self._compiled is None or self._compiled[0] is not xp:
+            kernel = xp.ElementwiseKernel(self.in_params, self.out_params, self.body, self.name, no_return=True)
+            self._compiled = (xp, kernel)
+        return self._compiled[1]
+
+    def compile(self, xp: Any) -> Any:
+        """:meth:`gpu`, compiled now for float32 and float64 on the current device by one launch over one
+        element each (the values are scratch), so that no epoch's time includes NVRTC."""
+        kernel = self.gpu(xp)
+        for dtype in (np.float32, np.float64):
+            kernel(*(dtype(0) if n in _SCALARS else xp.empty(1, dtype) for n in self.inputs + self.outputs))
+        return kernel
 
     def host(self) -> Callable[..., None]:
         """The loop compiled for this CPU by Numba, for float32 and float64 (cached on disk)."""
@@ -307,7 +319,9 @@ def _delta_relu_loop(a, delta):
         df[i] = df[i] * (one if af[i] > zero else zero)  # times 0/1 as the twin: an infinite δ gives NaN
 
 
-delta_relu = Kernel("delta_relu", "T a", "T delta", "delta = delta * (a > (T)0 ? (T)1 : (T)0)", _delta_relu, _delta_relu_loop)
+delta_relu = Kernel(
+    "delta_relu", "T a", "T delta", "delta = delta * (a > (T)0 ? (T)1 : (T)0)", _delta_relu, _delta_relu_loop
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,7 +430,9 @@ def _sgd_loop(lr, wd, g, w):
         wf[i] = wf[i] - d * lr
 
 
-sgd_update = Kernel("sgd_update", "T lr, T wd", "T g, T w", "T d = wd != (T)0 ? g + w * wd : g; w = w - d * lr", _sgd, _sgd_loop)
+sgd_update = Kernel(
+    "sgd_update", "T lr, T wd", "T g, T w", "T d = wd != (T)0 ? g + w * wd : g; w = w - d * lr", _sgd, _sgd_loop
+)
 
 
 def _momentum(lr, wd, mu, g, w, v):

@@ -371,7 +371,8 @@ class MLP:
 
     def predict(self, X: Any) -> Any:
         """Class labels (cross_entropy: argmax; bce: outputs > 0.5) or the outputs (mse)."""
-        return decide(self.forward(X), self.loss)
+        with self.device.use():  # the decision runs on the network's device too
+            return decide(self.forward(X), self.loss)
 
     def evaluate(self, X: Any, Y: Any) -> dict[str, float]:
         """Mean loss and accuracy (classifiers) or R² (mse) on (X, Y), with one host read.

@@ -79,8 +79,9 @@ class Optimizer:
     def reset(self) -> None:
         """Forget the history: step count and state buffers back to zero."""
         self.t = 0
-        for flat in self.flat.values():
-            flat.fill(0)
+        with self.device.use():
+            for flat in self.flat.values():
+                flat.fill(0)
 
     def state_dict(self) -> dict[str, Any]:
         """Step count and each slot's flat state buffer as a NumPy array."""
@@ -89,11 +90,12 @@ class Optimizer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The inverse of state_dict (flat arrays of the same size)."""
         self.t = int(state["t"])
-        for slot, flat in self.flat.items():
-            saved = np.asarray(state[slot]).reshape(-1)
-            if saved.shape != flat.shape:
-                raise ValueError(f"optimiser state {slot!r} has {saved.size} values, expected {flat.size}")
-            flat[...] = self.device.asarray(saved, dtype=flat.dtype)
+        with self.device.use():  # the copy on the optimiser's device's stream, after the upload it reads
+            for slot, flat in self.flat.items():
+                saved = np.asarray(state[slot]).reshape(-1)
+                if saved.shape != flat.shape:
+                    raise ValueError(f"optimiser state {slot!r} has {saved.size} values, expected {flat.size}")
+                flat[...] = self.device.asarray(saved, dtype=flat.dtype)
 
 
 class SGD(Optimizer):

@@ -9,6 +9,7 @@ and a snapshot of the weights is one copy.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import Any
 
@@ -66,13 +67,15 @@ class ParamStore:
         targets = self.pieces(flat)
         if len(pieces) != len(targets):
             raise ValueError(f"expected {len(targets)} arrays (W_1, b_1, …), got {len(pieces)}")
-        for target, value in zip(targets, pieces):
-            value = self.device.asarray(value, dtype=self.dtype) if device else to_numpy(value, self.dtype)
-            if value.size != target.size:
-                raise ValueError(f"expected an array of shape {target.shape}, got {value.shape}")
-            target[...] = value.reshape(target.shape)
+        with self.device.use() if device else contextlib.nullcontext():  # the copy on the store's device's stream
+            for target, value in zip(targets, pieces):
+                value = self.device.asarray(value, dtype=self.dtype) if device else to_numpy(value, self.dtype)
+                if value.size != target.size:
+                    raise ValueError(f"expected an array of shape {target.shape}, got {value.shape}")
+                target[...] = value.reshape(target.shape)
 
     def set(self, weights: list[Any], biases: list[Any]) -> None:
         """θ ← the given W_l and b_l (copied into the store; the views stay the same objects)."""
-        for target, value in zip(self.weights + self.biases, list(weights) + list(biases)):
-            target[...] = self.device.asarray(value, dtype=self.dtype)
+        with self.device.use():  # the copy on the store's device's stream, after the upload it reads
+            for target, value in zip(self.weights + self.biases, list(weights) + list(biases)):
+                target[...] = self.device.asarray(value, dtype=self.dtype)

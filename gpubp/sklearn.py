@@ -222,8 +222,9 @@ class _BaseMLP(BaseEstimator):
         if not incremental and not rules.stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           f"optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)  # fmt: skip
-        if self.early_stopping and self._best_params is not None:  # restore the best weights, in place
-            self._net.xp.copyto(self._net.params.theta, self._best_params)
+        if self.early_stopping and self._best_params is not None:  # restore the best weights, in place, on their device
+            with self._net.device.use():
+                self._net.xp.copyto(self._net.params.theta, self._best_params)
 
     def _split(self, X: Any, Y: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any, tuple | None]:
         """(X, Y, sample_weight) to train on and, with early_stopping, (X_val, y_val, sw_val) held out

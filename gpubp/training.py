@@ -138,11 +138,12 @@ class Trainer:
                 "the network was moved to another device after this Trainer was made; "
                 "make a new Trainer (its data and optimiser state are on the old device)"
             )
-        if self.dp.size > 1 and not self._synced:
-            start_from_rank_0(self)
-            self._synced = True
-        if self.epoch < epochs and not self.stopping.stopped:
-            self.stopping.go_on()  # the best weights were restored: go on from where training was
+        with dev.use():  # NCCL's broadcasts and the copy run on this device's stream
+            if self.dp.size > 1 and not self._synced:
+                start_from_rank_0(self)
+                self._synced = True
+            if self.epoch < epochs and not self.stopping.stopped:
+                self.stopping.go_on()  # the best weights were restored: go on from where training was
         # one BLAS thread for small steps on the CPU (faster there); NaN/Inf are caught once per
         # epoch, so NumPy's floating-point warnings on the way add nothing
         # (with several ranks the launcher's environment decides, e.g. OMP_NUM_THREADS=1 per rank)

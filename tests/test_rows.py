@@ -291,53 +291,34 @@ def test_a_streamed_run_stopped_mid_epoch_resumes_exactly(tmp_path, data):
     same_weights(whole, parts)
 
 
-def fake_gpu(monkeypatch, log: list, entry) -> tuple:
-    """A ``gpu:0`` Device over a stand-in for CuPy's streams, events and pinned memory (no GPU
-    here): each copy appends ``entry(host)`` to ``log``, each event wait ("wait", n). Returns the
-    Device and the device-array class to view output buffers as."""
-    import contextlib
-    import sys
-    import types
+def fake_gpu(log: list, entry) -> tuple:
+    """A ``gpu:0`` Device over the fake CuPy of tests/fake_gpu.py (no GPU here): each copy from the host
+    appends ``entry(host)`` to ``log``, each event waited on ("wait", n), n counting the events made. Returns
+    the Device and a function making a (rows, cols) float32 array on it."""
+    from fake_gpu import FakeCupy, fake_device
 
-    from gpubp.backend import Device
+    fake = FakeCupy(1)
+    fake.log, fake.copy_entry = log, entry
+    gpu = fake_device(fake, 0)
 
-    class Event:
-        def __init__(self, n):
-            self.n = n
+    def empty(shape):
+        with gpu.use():
+            return fake.empty(shape, np.float32)
 
-        def synchronize(self):
-            log.append(("wait", self.n))
-
-    class Stream:
-        copies = 0
-
-        def record(self):
-            Stream.copies += 1
-            return Event(Stream.copies)
-
-    class DeviceArray(np.ndarray):
-        def set(self, host, stream):
-            assert isinstance(stream, Stream)
-            log.append(entry(host))
-            np.copyto(self, host)
-
-    stream = Stream()
-    cuda = types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda i: contextlib.nullcontext())
-    monkeypatch.setitem(sys.modules, "cupyx", types.SimpleNamespace(empty_pinned=np.empty))
-    return Device("gpu:0", types.SimpleNamespace(cuda=cuda), 0), DeviceArray
+    return gpu, empty
 
 
 def test_gpu_staging_alternates_two_buffers_and_waits_for_the_copy_that_read_one(monkeypatch, data):
     """The GPU bookkeeping of Device.staging/upload, run against a stand-in for CuPy's streams and
     events (the real copies were never run on a GPU)."""
     log = []
-    gpu, DeviceArray = fake_gpu(monkeypatch, log, lambda host: ("copy", host.__array_interface__["data"][0]))
+    gpu, empty = fake_gpu(log, lambda host: ("copy", host.__array_interface__["data"][0]))
     feed = Feeder(gpu, data[0], np.dtype(np.float32))
-    out = np.empty((5, 12), np.float32).view(DeviceArray)
+    out = empty((5, 12))
     for batch in range(3):
         rows = np.arange(5 * batch, 5 * batch + 5)
         feed(rows, out)
-        np.testing.assert_array_equal(out, data[0][rows])
+        np.testing.assert_array_equal(out.get(), data[0][rows])
     (_, first), (_, second), wait, (_, third) = log
     assert first != second  # two pinned buffers, alternating
     assert third == first
@@ -474,10 +455,10 @@ def test_on_a_gpu_a_threads_staging_buffers_wait_for_their_copies_before_they_go
     import threading
 
     log = []
-    gpu, DeviceArray = fake_gpu(monkeypatch, log, lambda host: "copy")
+    gpu, empty = fake_gpu(log, lambda host: "copy")
 
     def work():
-        out = np.empty((5, 12), np.float32).view(DeviceArray)
+        out = empty((5, 12))
         feed = Feeder(gpu, data[0], np.dtype(np.float32))
         feed(np.arange(5), out)
         feed(np.arange(5, 10), out)
@@ -487,7 +468,9 @@ def test_on_a_gpu_a_threads_staging_buffers_wait_for_their_copies_before_they_go
     worker.join()
     gc.collect()
     assert log[:2] == ["copy", "copy"]
-    assert sorted(log[2:]) == [("wait", 1), ("wait", 2)]  # both copies waited for as the thread's buffers went
+    # both copies waited for as the thread's buffers went (events 1 and 3: each buffer's "copied" event; 2 and
+    # 4 mark when the current stream had moved the rows on)
+    assert sorted(log[2:]) == [("wait", 1), ("wait", 3)]
 
 
 # -- chunked passes over many chunks: sums, row numbers, loads and threads -------------------------
