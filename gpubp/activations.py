@@ -43,7 +43,9 @@ OUTPUTS = (*HIDDEN, "softmax")
 
 def softmax_forward(device: Device, b: Any, a: Any) -> None:
     """A ← softmax(A + b) row by row, with the row max subtracted so exp never overflows."""
-    if not device.is_gpu and a.shape[1] <= _SHORT_ROWS:
+    if device.is_gpu:  # one launch (the fused row kernel) instead of five
+        return device.row_kernel(K.softmax_rows)(b, a)
+    if a.shape[1] <= _SHORT_ROWS:
         return _softmax_short_rows(b, a)
     xp = device.xp
     a += b
@@ -115,6 +117,8 @@ def forward_runner(device: Device, name: str):
         if device.jit:
             K.jit(_shift_rows_loop, (1, 2))  # compiled now, not in epoch 1
             return lambda b, a: _softmax_jit(b, a) if a.size <= _JIT_SOFTMAX else softmax_forward(device, b, a)
+        if device.is_gpu:
+            return device.row_kernel(K.softmax_rows)  # compiled now, when the network binds
         return lambda b, a: softmax_forward(device, b, a)
     return device.kernel(act.forward)
 

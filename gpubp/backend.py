@@ -141,6 +141,37 @@ class Device:
             return compiled[k.name]
         return k.host() if k.loop is not None and self.jit else k.numpy
 
+    def row_kernel(self, k: _kernels.RowKernel):
+        """The runner f(b, A) of row kernel ``k`` on this GPU (one launch, compiled now for both dtypes on this
+        device); on the CPU its NumPy twin."""
+        if not self.is_gpu:
+            return k.numpy
+        compiled = self._compiled_kernels
+        if k.name not in compiled:
+            with self.use():
+                compiled[k.name] = k.compile(self.xp)
+        return compiled[k.name]
+
+    def loss_sum(self, k: _kernels.Kernel, dtype: Any):
+        """On a GPU, f(A_L, Y, tiny, w) = Σ of loss kernel ``k``'s terms times w (a (B, 1) array, or None for 1) as
+        a 0-d array of ``dtype``, one launch (compiled now on this device); None on the CPU (terms, then a sum)."""
+        if not self.is_gpu:
+            return None
+        key = f"{k.name}_sum_{np.dtype(dtype).name}"
+        compiled = self._compiled_kernels
+        if key not in compiled:
+            xp = self.xp
+            with self.use():
+                reduce = k.gpu_sum(xp)
+                tiny, one = xp.asarray(np.finfo(dtype).tiny, dtype=dtype), xp.ones((1, 1), dtype)
+
+                def run(a: Any, y: Any, w: Any = None) -> Any:
+                    return reduce(a, y, tiny, one if w is None else w)
+
+                run(xp.zeros((1, 1), dtype), xp.zeros((1, 1), dtype))  # compiled now, not in epoch 1
+                compiled[key] = run
+        return compiled[key]
+
     def use(self):
         """Context manager making this device current (a no-op on the CPU)."""
         if self.is_gpu:

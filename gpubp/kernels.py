@@ -68,6 +68,7 @@ class Kernel:
     loop: Callable[..., None] | None = None  # the formula as a loop over elements, compiled by Numba
     _compiled: Any = field(default=None, init=False, repr=False)
     _host: Any = field(default=None, init=False, repr=False)
+    _sums: dict = field(default_factory=dict, init=False, repr=False)
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -98,6 +99,25 @@ class Kernel:
         for dtype in (np.float32, np.float64):
             kernel(*(dtype(0) if n in _SCALARS else xp.empty(1, dtype) for n in self.inputs + self.outputs))
         return kernel
+
+    def gpu_sum(self, xp: Any) -> Any:
+        """For a loss kernel (one output ``t``): f(*inputs, w) = Σ t·w over all elements as a 0-d array, one
+        ``ReductionKernel`` launch whose map is this body (instead of the terms, the weighting and a sum).
+        Every argument is an array (0-d for the scalars; w broadcasts, e.g. (B, 1) row weights or a (1, 1) one).
+        Compiled on the first call per dtype and device, as :meth:`compile` does for the plain kernel."""
+        (out,) = self.outputs
+        key = ("sum", xp)
+        if key not in self._sums:
+            term = f"{self.name}_term"
+            preamble = (f"template <typename T> __device__ T {term}({', '.join(f'T {n}' for n in self.inputs)}) "
+                        f"{{ T {out}; {self.body}; return {out}; }}")  # fmt: skip
+            kernel = xp.ReductionKernel(
+                ", ".join(f"T {n}_" for n in self.inputs) + ", T w_", "T s_",
+                f"{term}({', '.join(n + '_' for n in self.inputs)}) * w_", "a + b", "s_ = a", "0",
+                f"{self.name}_sum", preamble=preamble,
+            )  # fmt: skip
+            self._sums[key] = kernel
+        return self._sums[key]
 
     def host(self) -> Callable[..., None]:
         """The loop compiled for this CPU by Numba, for float32 and float64 (cached on disk)."""
@@ -517,3 +537,82 @@ adam_update = Kernel(
 
 
 ALL: tuple[Kernel, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Kernel))
+
+
+# ---------------------------------------------------------------------------------------------
+# Row kernels: one formula over each row of a C-contiguous (rows, n) array, one CUDA thread a row. What
+# an elementwise kernel cannot do in one launch (a row's max and sum) without three more launches.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RowKernel:
+    """A formula over each row with a CUDA C body and a NumPy twin: the body sees ``r`` (``T*``, the row,
+    read and written), ``b`` (``const T*``, a vector of n) and ``n`` (``long long``), and compiles as CUDA
+    and as host C++ (the tests build it for the host and compare it with the twin). ``twin(b, a)`` works in
+    place on a NumPy (rows, n) array. On a GPU: ``kernel.gpu(xp)(b, a)``, compiled by :meth:`compile`."""
+
+    name: str
+    body: str
+    numpy: Callable[..., None]
+    _compiled: Any = field(default=None, init=False, repr=False)
+
+    def source(self, prefix: str = 'extern "C" __global__') -> str:
+        """The CUDA source: ``{name}_float`` and ``{name}_double``, one thread a row."""
+        parts = [f"template <typename T> __device__ void {self.name}_row(T* r, const T* b, long long n) "
+                 f"{{ {self.body} }}"]  # fmt: skip
+        for T in ("float", "double"):
+            parts.append(
+                f"{prefix} void {self.name}_{T}(const {T}* b, {T}* a, long long rows, long long n) {{\n"
+                f"  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+                f"  if (i < rows) {self.name}_row<{T}>(a + i * n, b, n);\n}}"
+            )
+        return "\n".join(parts) + "\n"
+
+    def gpu(self, xp: Any) -> Any:
+        """f(b, a) on CuPy arrays of this kernel's dtypes (``a`` C-contiguous), one launch."""
+        if self._compiled is None or self._compiled[0] is not xp:
+            module = xp.RawModule(code=self.source())
+            self._compiled = (xp, module, {})
+        _, module, functions = self._compiled
+
+        def run(b: Any, a: Any) -> None:
+            T = "float" if a.dtype == np.float32 else "double"
+            fn = functions.get(T)
+            if fn is None:
+                fn = functions[T] = module.get_function(f"{self.name}_{T}")
+            rows, n = a.shape
+            threads = 128
+            fn(((rows + threads - 1) // threads,), (threads,), (b, a, np.int64(rows), np.int64(n)))
+
+        return run
+
+    def compile(self, xp: Any) -> Any:
+        """:meth:`gpu`, compiled now (NVRTC) for both dtypes on the current device by one launch over a 1×1 array."""
+        run = self.gpu(xp)
+        for dtype in (np.float32, np.float64):
+            run(xp.zeros(1, dtype), xp.zeros((1, 1), dtype))
+        return run
+
+
+def _softmax_rows(b, a):
+    # the GPU's former five launches in NumPy: bias add, row max, exp(z − max), row sum, divide
+    a += b
+    m = np.max(a, axis=1, keepdims=True)
+    a -= m
+    np.exp(a, out=a)
+    a /= np.sum(a, axis=1, keepdims=True)
+
+
+# softmax(A + b) row by row with the row max subtracted (exp never overflows); NaN propagates as np.max does
+softmax_rows = RowKernel(
+    "softmax_rows",
+    "T m = r[0] + b[0]; "
+    "for (long long j = 0; j < n; ++j) { T z = r[j] + b[j]; r[j] = z; m = (z > m || z != z) ? z : m; } "
+    "T s = (T)0; "
+    "for (long long j = 0; j < n; ++j) { T e = exp(r[j] - m); r[j] = e; s += e; } "
+    "for (long long j = 0; j < n; ++j) r[j] = r[j] / s;",
+    _softmax_rows,
+)
+
+ROWS: tuple[RowKernel, ...] = (softmax_rows,)

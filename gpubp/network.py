@@ -144,6 +144,7 @@ class MLP:
         loss = LOSSES[self.loss]
         self._matched = self.output == loss.matched_output
         self._loss_terms = dev.kernel(loss.terms)
+        self._loss_reduce = dev.loss_sum(loss.terms, self.dtype)  # a GPU's one launch for Σ terms (None: the CPU)
         self._delta_output = dev.kernel(K.delta_output)
         self._tiny = self.dtype.type(np.finfo(self.dtype).tiny)
         self._workspaces: dict[int, Workspace] = {}
@@ -229,6 +230,8 @@ class MLP:
     def loss_sum(self, A_L: Any, Y: Any, terms: Any, w: Any = None) -> Any:
         """Σ over the batch of the per-example loss (each times w_i when row weights w are given),
         left on the device (no synchronisation)."""
+        if self._loss_reduce is not None:
+            return self._loss_reduce(A_L, Y, w)
         self._loss_terms(A_L, Y, self._tiny, terms)
         if w is not None:
             terms *= w

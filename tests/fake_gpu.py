@@ -307,11 +307,51 @@ class FakeCupy:
 
         def run(*args: Any) -> None:
             fake._check(f"kernel {name}", *args)
-            key = (name, np.dtype(args[-1].dtype).name, fake.current)
-            if key not in fake.kernels_built:
-                fake.kernels_built.append(key)
+            fake._built(name, args[-1].dtype)
             with np.errstate(all="ignore"):  # a compilation's launch runs over scratch values, as on a GPU
                 kernel.numpy(*(_plain(a) if isinstance(a, FakeArray) else a for a in args))
+
+        return run
+
+    def _built(self, name: str, dtype: Any) -> None:
+        key = (name, np.dtype(dtype).name, self.current)
+        if key not in self.kernels_built:
+            self.kernels_built.append(key)
+
+    def RawModule(self, code: str, options: Any = (), name_expressions: Any = None) -> Any:
+        """A module of gpubp's row kernels; ``get_function("softmax_rows_float")`` runs the twin of softmax_rows."""
+        fake = self
+
+        class Module:
+            def get_function(self, fn_name: str) -> Any:
+                base, T = fn_name.rsplit("_", 1)
+                kernel = next(k for k in K.ROWS if k.name == base)
+
+                def launch(grid: Any, block: Any, args: tuple) -> None:
+                    b, a = args[:2]
+                    fake._check(f"row kernel {base}", b, a)
+                    fake._built(base, a.dtype)
+                    assert a.dtype == (np.float32 if T == "float" else np.float64), "the launch's dtype"
+                    with np.errstate(all="ignore"):
+                        kernel.numpy(_plain(b), _plain(a))
+
+                return launch
+
+        return Module()
+
+    def ReductionKernel(self, in_params: str, out_params: str, map_expr: str, reduce_expr: str, post_map_expr: str,
+                        identity: str, name: str, preamble: str = "") -> Any:  # fmt: skip
+        """gpubp's Σ loss terms · w: the twin of the loss kernel ``name`` without ``_sum``, then the sum."""
+        kernel = next(k for k in K.ALL if k.name == name.removesuffix("_sum"))
+        fake = self
+
+        def run(a: Any, y: Any, tiny: Any, w: Any) -> Any:
+            fake._check(f"reduction {name}", a, y, tiny, w)
+            fake._built(name, a.dtype)
+            t = np.empty(a.shape, a.dtype)
+            with np.errstate(all="ignore"):
+                kernel.numpy(_plain(a), _plain(y), a.dtype.type(_plain(tiny)), t)
+                return fake._wrap(np.asarray((t * _plain(w)).sum(), a.dtype))
 
         return run
 

@@ -7,7 +7,7 @@ references, so in-place updates behave as on the GPU.
 
 from __future__ import annotations
 
-from gpubp.kernels import ALL, Kernel
+from gpubp.kernels import ALL, ROWS, Kernel
 
 
 def _signature(k: Kernel, T: str) -> str:
@@ -34,6 +34,7 @@ def cuda_source() -> str:
             sig = _signature(k, T)
             types = ", ".join(p.rsplit(" ", 1)[0] for p in sig.split(", "))
             parts.append(f"template __global__ void {k.name}<{T}>({types});")
+    parts += [k.source() for k in ROWS]  # the row kernels, as CuPy's RawModule compiles them
     return "\n".join(parts) + "\n"
 
 
@@ -47,4 +48,9 @@ def host_source() -> str:
         for T in ("float", "double"):
             args = ", ".join(["n_elems"] + [f"in_{n}" for n in k.inputs] + [f"out_{n}" for n in k.outputs])
             parts.append(f'extern "C" void {k.name}_{T}({_signature(k, T)}) {{ {k.name}_impl<{T}>({args}); }}')
+    for k in ROWS:  # the row body over each row in turn, as one CUDA thread a row runs it
+        parts.append(f"template <typename T> static void {k.name}_row(T* r, const T* b, long long n) {{ {k.body} }}")
+        for T in ("float", "double"):
+            parts.append(f'extern "C" void {k.name}_{T}(const {T}* b, {T}* a, long long rows, long long n) '
+                         f"{{ for (long long i = 0; i < rows; ++i) {k.name}_row<{T}>(a + i * n, b, n); }}")  # fmt: skip
     return "\n".join(parts).replace("__restrict__", "__restrict") + "\n"

@@ -316,6 +316,43 @@ def test_divergence_is_caught_with_the_cuda_bodies(host_library, activation, los
         assert all(np.isfinite(W).all() for W in net.weights), "the last finite weights are kept"
 
 
+@pytest.mark.parametrize("n", [2, 3, 10, 33, 600])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("case", ["random", "extreme", "special"])
+def test_row_kernel_body_on_host_matches_its_twin(host_library, n, dtype, case, rng):
+    """The fused softmax (one launch on a GPU, for five) built for the host against its NumPy twin: random rows,
+    rows 1e4 apart (exp would overflow without the max), and NaN, ±inf, ±0 and subnormals among the logits."""
+    k = K.softmax_rows
+    a = (rng.normal(size=(41, n)) * 30).astype(dtype)
+    b = rng.normal(size=n).astype(dtype)
+    if case == "extreme":
+        a[::2] += 1e4
+        a[1::4] -= 1e4
+    if case == "special":
+        a.flat[rng.choice(a.size, a.size // 3, replace=False)] = np.resize(specials(dtype), a.size // 3)
+    host, twin = a.copy(), a.copy()
+    fn = getattr(host_library, f"{k.name}_{'float' if dtype == np.float32 else 'double'}")
+    fn.restype = None
+    fn(b.ctypes.data_as(ctypes.c_void_p), host.ctypes.data_as(ctypes.c_void_p), ctypes.c_longlong(a.shape[0]),
+       ctypes.c_longlong(n))  # fmt: skip
+    with np.errstate(all="ignore"):
+        k.numpy(b, twin)
+    assert_ieee_match({"a": host}, {"a": twin}, K.bias_identity, dtype, exact=False)  # (a kernel whose output is a)
+    if case != "special":
+        assert np.isfinite(host).all()
+        np.testing.assert_allclose(host.sum(axis=1), 1, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_every_row_kernel_compiles_with_nvcc(nvcc_object):
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm (binutils) is not installed: the nvcc build was not inspected")
+    symbols = subprocess.run([nm, str(nvcc_object)], capture_output=True, text=True).stdout
+    for k in K.ROWS:
+        for T in ("float", "double"):
+            assert f"{k.name}_{T}" in symbols, f"{k.name}_{T} missing from the nvcc build"
+
+
 # -- the loops (Numba's on the CPU) against the NumPy twins ----------------------------------------
 
 LOOPED = [(k, e) for k, e in CASES if k.loop is not None]
