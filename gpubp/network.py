@@ -31,7 +31,12 @@ from .settings import EPOCHS, TrainSettings
 from .validation import check_bool, check_choice, check_int, check_sample_weight, check_X, check_Y, label_width
 
 DTYPES = ("float32", "float64")
-_INFER_ROWS = 8192  # at most this many rows per chunk when predicting, so memory stays bounded
+_INFER_ROWS = 8192  # at most this many rows per chunk when predicting on the CPU, so memory stays bounded
+# on a GPU a chunk's workspace may take this much of the device (at most 1/8 of its free memory), up to
+# _GPU_INFER_ROWS rows: a 4 MiB host budget gave ~314 rows for a 2304-wide network, a launch-bound pass
+_GPU_INFER_BYTES = 1 << 30
+_GPU_INFER_ROWS = 1 << 16
+_WORKSPACES = 4  # workspaces kept (by batch size, the most recently used): varying sizes must not grow memory
 
 
 class Workspace:
@@ -184,10 +189,28 @@ class MLP:
         return self.loss in ("cross_entropy", "bce")
 
     def workspace(self, batch: int) -> Workspace:
-        ws = self._workspaces.get(batch)
+        """The buffers for batches of ``batch`` rows, kept for the _WORKSPACES sizes used last (a training
+        run needs two: its batch and the last one; predict and partial_fit on ever other sizes evict)."""
+        spaces = self._workspaces
+        ws = spaces.pop(batch, None)
         if ws is None:
-            ws = self._workspaces[batch] = Workspace(self.device, self.sizes, batch, self.dtype)
+            ws = Workspace(self.device, self.sizes, batch, self.dtype)
+            while len(spaces) >= _WORKSPACES:
+                del spaces[next(iter(spaces))]  # the least recently used; its memory goes back to the pool
+        spaces[batch] = ws  # the most recently used last
         return ws
+
+    def _infer_rows(self, row_source: bool) -> int:
+        """Rows per chunk of inference: by a host budget on the CPU (the workspace and a row source's
+        staging), by the device's free memory on a GPU (where a row source's rows are staged on the host)."""
+        width, item = sum(self.sizes), self.dtype.itemsize
+        if not self.device.is_gpu:
+            return min(_INFER_ROWS, chunk_rows(width + self.sizes[0], item))  # A_l + staging
+        budget = min(_GPU_INFER_BYTES, (self.device.memory_free() or 0) // 8)
+        rows = min(_GPU_INFER_ROWS, max(1, budget // (width * item)))
+        if row_source:  # two pinned host buffers of rows × n_0
+            rows = min(rows, 16 * chunk_rows(self.sizes[0], item))
+        return rows
 
     def config(self) -> dict[str, Any]:
         return {"sizes": self.sizes, "activation": self.activation, "output": self.output,
@@ -258,7 +281,7 @@ class MLP:
     def _chunks(self, X: Any, Y: Any = None) -> Any:
         """(rows, workspace, A_0, Y) per chunk of checked X (and Y): device arrays are sliced (the
         input is only read: no copy), a row source is fed into the workspace's A[0] (and Y)."""
-        step = min(_INFER_ROWS, chunk_rows(sum(self.sizes) + self.sizes[0], self.dtype.itemsize))  # A_l + staging
+        step = self._infer_rows(is_row_source(X) or is_row_source(Y))
         feed_X = Feeder(self.device, X, self.dtype, tag="infer_X") if is_row_source(X) else None
         feed_Y = None  # targets next to a row source stay on the host too (labels: one-hot per chunk)
         if Y is not None and (is_row_source(Y) or feed_X is not None):

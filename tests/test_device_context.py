@@ -146,3 +146,28 @@ def test_sklearn_estimator_on_gpu1(fake, gpu1, data):
             warnings.simplefilter("ignore")
             pickle.loads(pickle.dumps(est)).predict(X)
     assert fake.current == 0
+
+
+def test_inference_chunks_are_sized_by_the_devices_memory(fake, gpu1, data):
+    """On a GPU a forward pass takes as many rows a chunk as 1/8 of the free memory holds (the fake has 8 GiB
+    free), not the CPU's 4 MiB host budget (8192 rows at most here)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 5))
+    net = gpubp.MLP([5, 7, 3], device=gpu1, seed=0)
+    net.forward(X)
+    assert max(net._workspaces) == 20_000  # one chunk
+    cpu = gpubp.MLP([5, 7, 3], device="cpu", seed=0)
+    cpu.forward(X)
+    assert max(cpu._workspaces) <= 8192
+
+
+def test_workspaces_of_varying_sizes_are_evicted():
+    """predict and partial_fit on ever other sizes keep at most four workspaces (the most recently used)."""
+    net = gpubp.MLP([5, 7, 3], device="cpu", seed=0)
+    X = np.random.default_rng(0).normal(size=(40, 5))
+    for n in range(1, 40, 3):
+        net.forward(X[:n])
+    assert sorted(net._workspaces) == [28, 31, 34, 37]
+    net.forward(X[:31])  # used again: kept while newer sizes come
+    net.forward(X[:2])
+    assert sorted(net._workspaces) == [2, 31, 34, 37]
