@@ -97,9 +97,11 @@ class NCCL:
     """CuPy arrays summed and broadcast by NCCL on the current stream (no host synchronisation);
     host arrays and flags over MPI. Written against ``cupy.cuda.nccl``; not run on a GPU."""
 
-    def __init__(self, mpi: MPI, device_index: int) -> None:
-        import cupy
-        from cupy.cuda import nccl
+    def __init__(self, mpi: MPI, device_index: int, cupy: Any = None, nccl: Any = None) -> None:
+        if cupy is None:
+            import cupy
+        if nccl is None:
+            from cupy.cuda import nccl
 
         self.mpi, self.cupy, self.nccl = mpi, cupy, nccl
         self.rank, self.size = mpi.rank, mpi.size
@@ -187,27 +189,103 @@ def is_root() -> bool:
     return world().rank == 0
 
 
+def node_gpu(local_rank: int, count: int, visible: list[str | None]) -> int:
+    """The index (among the GPUs this process sees) of the GPU for the rank ``local_rank`` of a machine whose
+    ranks see ``count`` GPUs each and were started with ``visible[r]`` as their CUDA_VISIBLE_DEVICES (None:
+    unset). Ranks that all see the same GPUs take one each, in local rank order; a launcher that sets
+    CUDA_VISIBLE_DEVICES per rank (Slurm's --gpus-per-task, a wrapper script) gave each rank its own, and
+    each takes the first it sees. Anything else (more ranks than GPUs, two ranks given the same GPU) is one
+    RuntimeError saying what to change."""
+    if count < 1:
+        raise RuntimeError(f"local rank {local_rank} sees no GPU (CUDA_VISIBLE_DEVICES={visible[local_rank]!r})")
+    if all(v == visible[0] for v in visible):
+        if len(visible) > count:
+            raise RuntimeError(f"this machine runs {len(visible)} ranks but they see {count} GPU(s): start at most "
+                               f"{count} ranks per machine, give each rank its own GPU through "
+                               f"CUDA_VISIBLE_DEVICES, or train on the CPU")  # fmt: skip
+        return local_rank
+    firsts = [None if v is None else v.split(",")[0].strip() for v in visible]
+    for r, first in enumerate(firsts):
+        if first is None or firsts.index(first) != r:
+            other = firsts.index(first)
+            raise RuntimeError(f"local ranks {other} and {r} would train on the same GPU (CUDA_VISIBLE_DEVICES "
+                               f"{visible[other]!r} and {visible[r]!r}): give each rank its own GPU")  # fmt: skip
+    return 0
+
+
+def nccl_or_reason(xp: Any) -> tuple[Any, str | None]:
+    """(CuPy's NCCL module, None), or (None, why NCCL is unusable here) without raising."""
+    nccl = getattr(xp.cuda, "nccl", None)
+    if nccl is None:
+        try:
+            from cupy.cuda import nccl
+        except ImportError as exc:
+            return None, f"this CuPy has no NCCL module ({exc})"
+    if not getattr(nccl, "available", False):
+        return None, ("CuPy could not load the NCCL library (libnccl.so.2); install it, e.g. pip install "
+                      "'nvidia-nccl-cu12' (CUDA 12) or 'nvidia-nccl-cu13' (CUDA 13), or train on the CPU")  # fmt: skip
+    return nccl, None
+
+
+def _rank_gpu(mpi: MPI, w: World, xp: Any) -> int:
+    """This rank's GPU index (see :func:`node_gpu`); every rank must call it (one host allgather)."""
+    import os
+    import socket
+
+    mine = (socket.gethostname(), w.local_rank, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    everyone = mpi.comm.allgather(mine)
+    node = sorted((r, v) for host, r, v in everyone if host == mine[0])
+    return node_gpu(w.local_rank, xp.cuda.runtime.getDeviceCount(), [v for _, v in node])
+
+
+def rank_device(spec: str | None) -> str | None:
+    """The device this rank of an MPI job should build its network on: ``gpu`` (or ``cuda``, or ``auto`` where a
+    GPU answers) becomes ``gpu:<this rank's GPU>`` (see :func:`node_gpu`), so that no rank first builds on
+    gpu:0; anything else (``cpu``, ``gpu:N``) is kept. None means the default device (``GPUBP_DEVICE`` or
+    ``auto``). With one process it returns ``spec``. Every rank must call it."""
+    import os
+
+    from .backend import get_device
+
+    w = world()
+    wanted = spec if spec is not None else (os.environ.get("GPUBP_DEVICE") or "auto")
+    if w.size == 1 or str(wanted).strip().lower() not in ("gpu", "cuda", "auto"):
+        return spec
+    mpi = MPI()
+    index, error = None, None
+    try:
+        device = get_device(wanted)
+        if device.is_gpu:
+            index = _rank_gpu(mpi, w, device.xp)
+    except Exception as exc:
+        error = exc
+    agree(mpi, error)
+    return spec if index is None else f"gpu:{index}"
+
+
 def communicator(net: Any) -> Communicator:
     """The communicator for training ``net`` across the MPI world of this process: Local for one
-    process, MPI for CPU networks, NCCL for GPU networks. Under MPI a GPU network moves to
-    ``gpu:<local rank>``; a machine with fewer GPUs than ranks is one clear error on every rank."""
+    process, MPI for CPU networks, NCCL for GPU networks. Under MPI a GPU network moves to this rank's GPU
+    (see :func:`node_gpu`; build it there with :func:`rank_device` to start on it). NCCL missing, a machine
+    with fewer GPUs than ranks, or two ranks given one GPU: one clear error on every rank."""
     w = world()
     if w.size == 1:
         return Local()
     mpi = MPI()
     if not net.device.is_gpu:
         return mpi
-    error = None  # GPU path: not run on a GPU
+    error, nccl, index = None, None, None  # GPU path: not run on a GPU
     try:
-        count = net.xp.cuda.runtime.getDeviceCount()
-        if w.local_rank >= count:
-            raise RuntimeError(f"this machine runs {w.local_rank + 1}+ ranks but has {count} GPU(s): "
-                               f"start at most {count} ranks per machine, or train on the CPU")  # fmt: skip
-        net.to(f"gpu:{w.local_rank}")
+        nccl, reason = nccl_or_reason(net.xp)
+        if reason is not None:
+            raise RuntimeError(f"training a GPU network across {w.size} ranks needs NCCL: {reason}")
+        index = _rank_gpu(mpi, w, net.xp)
+        if net.device.index != index:
+            net.to(f"gpu:{index}")
     except Exception as exc:
         error = exc
     agree(mpi, error)
-    return NCCL(mpi, w.local_rank)
+    return NCCL(mpi, index, net.xp, nccl)
 
 
 def status() -> dict[str, Any]:

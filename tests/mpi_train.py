@@ -29,6 +29,20 @@ def new_net():
 SETTINGS = {"batch_size": 16, "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
 
 
+def gpu_stand_in(count: int, nccl: bool, moved: list):
+    """A stand-in GPU network (not yet on a GPU) over a stand-in CuPy with ``count`` GPUs and NCCL or not:
+    ``net.to(name)`` appends the name to ``moved``."""
+    import contextlib
+    from types import SimpleNamespace
+
+    lib = SimpleNamespace(available=nccl, get_unique_id=lambda: b"uid", NcclCommunicator=lambda n, uid, r: None,
+                          NCCL_FLOAT32=0, NCCL_FLOAT64=1)  # fmt: skip
+    cuda = SimpleNamespace(runtime=SimpleNamespace(getDeviceCount=lambda: count), nccl=lib,
+                           Device=lambda i: contextlib.nullcontext())  # fmt: skip
+    return SimpleNamespace(device=SimpleNamespace(is_gpu=True, index=None), xp=SimpleNamespace(cuda=cuda),
+                           to=moved.append)  # fmt: skip
+
+
 def main(mode: str, out: str) -> int:
     me = world()
     X, y = problem()
@@ -51,13 +65,16 @@ def main(mode: str, out: str) -> int:
 
         np.save(f"{out}/launched{me.rank}.npy", np.array([launched_size(), me.size, me.local_rank]))
     elif mode == "gpus":  # a stand-in GPU network on a machine with one GPU: 2 local ranks are too many
-        from types import SimpleNamespace
+        communicator(gpu_stand_in(count=1, nccl=True, moved=[]))
+    elif mode == "no-nccl":  # a CuPy that could not load libnccl: one clear line on every rank, no hang
+        communicator(gpu_stand_in(count=2, nccl=False, moved=[]))
+    elif mode == "visible":  # a launcher that gives each rank its own GPU: each sees one, as its gpu:0
+        import os
 
-        runtime = SimpleNamespace(getDeviceCount=lambda: 1)
-        moved = []
-        fake = SimpleNamespace(device=SimpleNamespace(is_gpu=True), xp=SimpleNamespace(cuda=SimpleNamespace(
-            runtime=runtime)), to=moved.append)  # fmt: skip
-        communicator(fake)
+        moved: list = []
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(me.rank)  # as mpiexec wrappers and Slurm's --gpus-per-task do
+        communicator(gpu_stand_in(count=1, nccl=True, moved=moved))
+        np.save(f"{out}/moved{me.rank}.npy", np.array(moved))
     elif mode == "interrupt":  # Ctrl-C to mpiexec: every rank stops after the same batch, exit 130
         net = new_net()
         trainer = make_trainer(net, X, y, communicator(net), batch_size=1, lr=1e-3)

@@ -148,7 +148,22 @@ def test_the_launchers_size_and_local_ranks_are_seen(tmp_path):
 def test_more_ranks_than_gpus_on_a_machine_is_one_error_on_every_rank(tmp_path):
     run = mpiexec("gpus", tmp_path, timeout=60)
     assert run.returncode == 2
-    assert run.stderr.count("has 1 GPU(s): start at most 1 ranks per machine") == 2
+    assert run.stderr.count("runs 2 ranks but they see 1 GPU(s): start at most 1 ranks per machine") == 2
+
+
+def test_nccl_missing_is_one_clear_line_on_every_rank(tmp_path):
+    """Checked inside the agreed set-up: no rank fails alone while the others wait for NCCL's unique id."""
+    run = mpiexec("no-nccl", tmp_path, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.count("training a GPU network across 2 ranks needs NCCL: CuPy could not load") == 2
+
+
+def test_ranks_given_their_own_gpu_by_the_launcher_take_it(tmp_path):
+    """CUDA_VISIBLE_DEVICES set per rank (one GPU each, the launcher's mapping): each rank trains on the one
+    GPU it sees, its gpu:0, instead of being refused for a local rank past its device count."""
+    run = mpiexec("visible", tmp_path, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert [np.load(tmp_path / f"moved{r}.npy").tolist() for r in range(2)] == [["gpu:0"], ["gpu:0"]]
 
 
 def test_ctrl_c_to_mpiexec_stops_every_rank_after_the_same_batch_with_status_130(tmp_path):

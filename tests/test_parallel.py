@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from threads import ThreadWorld
@@ -283,3 +285,49 @@ def test_the_first_ctrl_c_asks_to_stop_and_the_second_interrupts():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# -- which GPU each rank of a machine takes --------------------------------------------------------
+
+
+def test_ranks_that_see_the_same_gpus_take_one_each_in_local_rank_order():
+    from gpubp.parallel import node_gpu
+
+    assert [node_gpu(r, 4, [None] * 4) for r in range(4)] == [0, 1, 2, 3]
+    assert [node_gpu(r, 4, ["0,1,2,3"] * 2) for r in range(2)] == [0, 1]
+
+
+def test_ranks_given_their_own_gpus_by_the_launcher_take_their_first():
+    from gpubp.parallel import node_gpu
+
+    visible = ["0", "1", "2", "3"]  # Slurm's --gpus-per-task=1, or a wrapper setting CUDA_VISIBLE_DEVICES per rank
+    assert [node_gpu(r, 1, visible) for r in range(4)] == [0, 0, 0, 0]
+    assert [node_gpu(r, 2, ["0,1", "2,3"]) for r in range(2)] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("local_rank", "count", "visible", "said"),
+    [
+        (2, 2, [None] * 3, "this machine runs 3 ranks but they see 2 GPU(s): start at most 2 ranks per machine"),
+        (1, 1, ["0", "1", "1"], "local ranks 1 and 2 would train on the same GPU"),
+        (0, 0, ["", "1"], "local rank 0 sees no GPU"),
+    ],
+)
+def test_a_machine_whose_ranks_cannot_each_have_a_gpu_is_one_clear_error(local_rank, count, visible, said):
+    from gpubp.parallel import node_gpu
+
+    with pytest.raises(RuntimeError, match=re.escape(said)):
+        node_gpu(local_rank, count, visible)
+
+
+def test_nccl_unavailable_is_reported_with_what_to_install():
+    from types import SimpleNamespace
+
+    from gpubp.parallel import nccl_or_reason
+
+    lib, reason = nccl_or_reason(SimpleNamespace(cuda=SimpleNamespace(nccl=SimpleNamespace(available=False))))
+    assert lib is None
+    assert "could not load the NCCL library" in reason
+    assert "nvidia-nccl-cu12" in reason
+    ok = SimpleNamespace(available=True)
+    assert nccl_or_reason(SimpleNamespace(cuda=SimpleNamespace(nccl=ok))) == (ok, None)

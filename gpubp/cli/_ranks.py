@@ -21,6 +21,7 @@ from ..parallel import (
     communicator,
     launched_rank,
     launched_size,
+    rank_device,
 )
 from ._common import UsageError
 
@@ -57,6 +58,13 @@ class Ranks:
             error = exc
         agree(self.comm, error)
         return result  # type: ignore[return-value]
+
+    def device(self, spec: str | None) -> str | None:
+        """The device this rank builds its network on: under mpiexec ``gpu`` is this rank's GPU
+        (parallel.rank_device), chosen before anything is built, so no rank starts on gpu:0."""
+        if not self.distributed:
+            return spec
+        return rank_device(spec)
 
     def attach(self, net: Any) -> Communicator:
         """The communicator for training ``net``: MPI for CPU networks, NCCL for GPU ones (a GPU

@@ -284,6 +284,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     ranks = Ranks()  # one process, or the ranks mpiexec started: rank 0 alone prints and writes
     say = printer(args.quiet or not ranks.root, args.json)
     save_path = _save_path(args) if ranks.root else None
+    args.device = ranks.device(args.device)  # each rank's own GPU, before anything is built
     settings, ds, net = ranks.together(setup, args, ranks.root)
     regress = settings["task"] == "regress"
     comm = ranks.together(ranks.attach, net)
