@@ -338,9 +338,31 @@ def is_cupy_array(x: Any) -> bool:
     return type(x).__module__.startswith("cupy")
 
 
+def is_foreign_cuda_array(x: Any) -> bool:
+    """True for another library's GPU array (PyTorch, JAX, Numba...): ``__cuda_array_interface__`` or a
+    CUDA ``__dlpack_device__``, which NumPy cannot read."""
+    if isinstance(x, np.ndarray) or is_cupy_array(x):
+        return False
+    if hasattr(x, "__cuda_array_interface__"):
+        return True
+    where = getattr(x, "__dlpack_device__", None)
+    try:
+        return where is not None and where()[0] == 2  # kDLCUDA
+    except Exception:  # a __dlpack_device__ that cannot answer is not read through it
+        return False
+
+
 def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
-    """A NumPy array from a CuPy array (copied from the GPU) or anything array-like."""
-    return np.asarray(x.get() if is_cupy_array(x) else x, dtype=dtype)
+    """A NumPy array from a CuPy array or another library's GPU array (copied from the GPU through CuPy) or
+    anything array-like."""
+    if is_cupy_array(x):
+        x = x.get()
+    elif is_foreign_cuda_array(x):
+        cupy, reason = _cupy_status()
+        if cupy is None:
+            raise TypeError(f"{type(x).__name__} is an array on a CUDA GPU; reading it needs CuPy: {reason}")
+        x = (cupy.asarray(x) if hasattr(x, "__cuda_array_interface__") else cupy.from_dlpack(x)).get()
+    return np.asarray(x, dtype=dtype)
 
 
 CPU = Device("cpu", np)

@@ -124,3 +124,28 @@ def test_blas_threads_follow_the_kernels_openblas_picked(arch, threads, monkeypa
     finally:
         backend._one_thread_below.cache_clear()
     assert got == threads
+
+
+class _CudaTensor:
+    """What a PyTorch CUDA tensor shows NumPy: the CUDA array interface, no host memory (np.asarray fails)."""
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        return {"shape": (3,), "typestr": "<f4", "data": (0, False), "version": 3}
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy")
+
+
+def test_to_numpy_reads_another_librarys_gpu_array_through_cupy(monkeypatch):
+    """A torch CUDA y given to an estimator failed in to_numpy (np.asarray of a CUDA tensor)."""
+    from types import SimpleNamespace
+
+    from gpubp import backend
+
+    stand_in = SimpleNamespace(asarray=lambda x: SimpleNamespace(get=lambda: np.arange(3.0)))
+    monkeypatch.setattr(backend, "_cupy_status", lambda: (stand_in, None))
+    np.testing.assert_array_equal(backend.to_numpy(_CudaTensor()), [0.0, 1.0, 2.0])
+    monkeypatch.setattr(backend, "_cupy_status", lambda: (None, "CuPy is not installed"))
+    with pytest.raises(TypeError, match=r"_CudaTensor is an array on a CUDA GPU; reading it needs CuPy"):
+        backend.to_numpy(_CudaTensor())
