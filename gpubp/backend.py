@@ -190,6 +190,8 @@ class Device:
             if x.device.id != self.index:
                 raise ValueError(f"{name} is on gpu:{x.device.id} but the network is on {self.name}")
             return x
+        if is_foreign_cuda_array(x):  # PyTorch, JAX: used in place on a GPU (as CuPy's), read through CuPy on the CPU
+            return self.adopt(gpu_array(x, self), name) if self.is_gpu else to_numpy(x)
         try:
             return np.asarray(x)
         except (ValueError, TypeError) as exc:  # ragged lists and the like

@@ -103,3 +103,194 @@ def test_cli_trains_on_the_gpu_as_well_as_on_the_cpu(tmp_path):
     # float32 sums in another order: the runs differ in rounding, not in what they learn
     assert abs(results["gpu"]["test_accuracy"] - results["cpu"]["test_accuracy"]) <= 0.015
     assert results["gpu"]["test_accuracy"] >= 0.96
+
+
+# -- added for the first GPU run (issue 19): paths no CPU test reaches -----------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_cuda_kernels_pass_nan_inf_zeros_and_subnormals_as_the_twins(dtype, rng):
+    """Every kernel, every array argument special in turn and all at once (test_kernels' cases), on the GPU:
+    NaN and ±inf where the twin has them. Subnormals: CuPy compiles without --use_fast_math, so no flush to 0."""
+    import cupy
+    from test_kernels import ARRAYS, assert_ieee_match, special_inputs
+
+    for kernel, which in ARRAYS:
+        args = special_inputs(kernel, which, dtype, rng)
+        with np.errstate(all="ignore"):
+            want = run_twin(kernel, args)
+        dev = {n: (cupy.asarray(v) if isinstance(v, np.ndarray) else v) for n, v in args.items()}
+        kernel.cuda(*(dev[n] for n in kernel.inputs + kernel.outputs))
+        got = {n: dev[n].get() for n in kernel.outputs}
+        # exact=False: the GPU contracts a·b + c into one FMA (one rounding less) and has its own exp/log/tanh
+        assert_ieee_match(got, want, kernel, dtype, exact=False)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_softmax_and_loss_sums_on_the_gpu_match_the_cpu(dtype, rng):
+    """The one-launch softmax (row kernel) and Σ loss (ReductionKernel) against the CPU, NaN rows included."""
+    from gpubp.backend import get_device
+
+    gpu = get_device("gpu")
+    a = (rng.normal(size=(300, 37)) * 30).astype(dtype)
+    a[0] += 1e4
+    a[5, 3] = np.nan
+    b = rng.normal(size=37).astype(dtype)
+    want = a.copy()
+    with np.errstate(all="ignore"):
+        gpubp.kernels.softmax_rows.numpy(b, want)
+    got = gpu.asarray(a)
+    gpu.row_kernel(gpubp.kernels.softmax_rows)(gpu.asarray(b), got)
+    got = got.get()
+    assert np.isnan(got[5]).all()
+    assert np.isnan(want[5]).all()
+    np.testing.assert_allclose(np.delete(got, 5, 0), np.delete(want, 5, 0), rtol=TOL[dtype] * 10, atol=1e-12)
+    for loss in ("cross_entropy", "bce", "mse"):
+        cpu = gpubp.MLP([37, 5, 4], "tanh", loss=loss, device="cpu", dtype=dtype, seed=1)
+        net = gpubp.MLP([37, 5, 4], "tanh", loss=loss, device="gpu", dtype=dtype, seed=1)
+        Y = np.eye(4)[rng.integers(0, 4, 300)].astype(dtype)
+        X = np.nan_to_num(a / 1e4)
+        assert net.loss_and_gradients(X, Y)[0] == pytest.approx(cpu.loss_and_gradients(X, Y)[0], rel=TOL[dtype])
+
+
+def test_divergence_is_caught_on_the_gpu(rng):
+    """A relu net at lr 1e4: the GPU's kernels let NaN through, so training stops in epoch 1 with the weights
+    of its start, as on the CPU (CUDA bodies that swallowed NaN trained on with loss 87.34 and NaN weights)."""
+    from gpubp.training import TrainingDivergedError
+
+    X, y = rng.normal(size=(64, 8)) * 10, rng.integers(0, 2, 64)
+    net = gpubp.MLP([8, 32, 32, 2], "relu", device="gpu", seed=0)
+    start = [W.get() for W in net.weights]
+    with pytest.raises(TrainingDivergedError, match="in epoch 1"):
+        net.fit(X, y, epochs=6, batch_size=8, lr=1e4, momentum=0.9)
+    for W, W0 in zip(net.weights, start):
+        np.testing.assert_array_equal(W.get(), W0)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["on-device", "streamed"])
+def test_trainer_save_restore_and_resume_on_the_gpu(tmp_path, rng, stream):
+    """Stopped inside epoch 2 and resumed from its checkpoint (Trainer.resume and restore): the same weights
+    as a run that never stopped, bit for bit (same device, same kernels, same order)."""
+    from gpubp.training import Trainer
+
+    X, y = rng.normal(size=(300, 20)), rng.integers(0, 4, 300)
+    kw = dict(batch_size=32, optimizer="adam", lr=1e-2, stream=stream, validation_data=(X[:50], y[:50]))
+    straight = gpubp.MLP([20, 30, 4], device="gpu", seed=2)
+    Trainer(straight, X, y, **kw).run(3)
+    net = gpubp.MLP([20, 30, 4], device="gpu", seed=2)
+    trainer = Trainer(net, X, y, **kw)
+    trainer.run(3, on_batch=lambda i, n: trainer.epoch == 1 and i == 4)
+    path = str(tmp_path / "ckpt.npz")
+    trainer.save(path)
+    resumed = Trainer.resume(path, X, y, validation_data=(X[:50], y[:50]), device="gpu")
+    resumed.run(3)
+    trainer.restore(path)
+    trainer.run(3)
+    for run in (resumed.net, net):
+        for W, W_straight in zip(run.weights + run.biases, straight.weights + straight.biases):
+            np.testing.assert_array_equal(W.get(), W_straight.get())
+
+
+def test_row_sources_through_pinned_buffers_and_streaming_with_validation(tmp_path, rng):
+    """A memory-mapped X predicted and trained on through the pinned staging buffers and the copy stream:
+    the same numbers as the data in memory; many batches in a row reuse each pinned buffer only after its copy
+    is done (else the rows of a later batch would be mixed into an earlier one's, and the weights would differ)."""
+    X = rng.normal(size=(5000, 32)).astype(np.float32)
+    y = rng.integers(0, 10, 5000)
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    from gpubp.training import Trainer
+
+    net = gpubp.MLP([32, 64, 10], device="gpu", seed=0)
+    np.testing.assert_array_equal(net.forward(mapped).get(), net.forward(X).get())
+    assert net.evaluate(mapped, y) == net.evaluate(X, y)
+    a, b = (gpubp.MLP([32, 64, 10], device="gpu", seed=0) for _ in range(2))
+    streamed = Trainer(a, mapped, y, batch_size=16, stream=True, validation_data=(mapped[:500], y[:500]))
+    assert streamed.stream
+    streamed.run(2)
+    Trainer(b, X, y, batch_size=16, stream=False, validation_data=(X[:500], y[:500])).run(2)
+    assert a.history["val_loss"] == b.history["val_loss"]
+    for Wa, Wb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(Wa.get(), Wb.get())
+
+
+PAIRS = [("softmax", "cross_entropy"), ("sigmoid", "bce"), ("identity", "mse"), ("softmax", "mse"),
+         ("sigmoid", "mse"), ("tanh", "mse"), ("relu", "mse")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("output", "loss"), PAIRS, ids=[f"{o}-{l}" for o, l in PAIRS])
+def test_gpu_and_cpu_agree_for_every_output_and_loss(output, loss, rng):
+    X = rng.normal(size=(512, 24))
+    Y = np.eye(6)[rng.integers(0, 6, 512)] if loss != "mse" or output in ("softmax", "sigmoid") else rng.normal(
+        size=(512, 6))  # fmt: skip
+    nets = [gpubp.MLP([24, 40, 6], "tanh", output=output, loss=loss, device=d, dtype="float64", seed=4)
+            for d in ("cpu", "gpu")]  # fmt: skip
+    (lc, gc), (lg, gg) = (n.loss_and_gradients(X, Y) for n in nets)
+    assert lg == pytest.approx(lc, rel=1e-10)
+    for (dWc, dbc), (dWg, dbg) in zip(gc, gg):
+        assert rel_err(dWg, dWc) <= 1e-10
+        assert rel_err(dbg, dbc) <= 1e-10
+    for n in nets:
+        n.fit(X, Y, epochs=2, batch_size=64, lr=0.05, momentum=0.9)
+    for Wc, Wg in zip(nets[0].weights, nets[1].weights):
+        assert rel_err(Wg, Wc) <= 1e-9
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_torch_cuda_tensors_through_the_cuda_array_interface_and_dlpack(rng):
+    """X and y as PyTorch CUDA tensors (the CUDA array interface) and as DLPack capsules' owners: used on the
+    GPU without a host copy; y read through CuPy (np.asarray of a CUDA tensor fails)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("this PyTorch has no CUDA device")
+    from gpubp.backend import to_numpy
+    from gpubp.sklearn import MLPClassifier
+
+    X, y = rng.normal(size=(200, 8)).astype(np.float32), rng.integers(0, 3, 200)
+    Xt, yt = torch.from_numpy(X).cuda(), torch.from_numpy(y).cuda()
+    np.testing.assert_array_equal(to_numpy(yt), y)
+    kw = dict(hidden_layer_sizes=(10,), max_iter=3, random_state=0, shuffle=False)
+    ref = MLPClassifier(device="gpu", **kw).fit(X, y)
+    got = MLPClassifier(device="gpu", **kw).fit(Xt, yt)
+    np.testing.assert_allclose(got.coefs_[0], ref.coefs_[0], rtol=1e-6)
+    np.testing.assert_allclose(got.predict_proba(Xt), ref.predict_proba(X), rtol=1e-6)
+    net = gpubp.MLP([8, 10, 3], device="gpu", seed=0)
+    np.testing.assert_allclose(net.forward(Xt).get(), net.forward(X).get(), rtol=1e-6)
+
+
+def test_jax_gpu_arrays_through_dlpack(rng):
+    jax = pytest.importorskip("jax")
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        pytest.skip("this JAX has no GPU")
+    X = rng.normal(size=(64, 8)).astype(np.float32)
+    Xj = jax.device_put(X, next(d for d in jax.devices() if d.platform == "gpu"))
+    net = gpubp.MLP([8, 10, 3], device="gpu", seed=0)
+    np.testing.assert_allclose(net.forward(Xj).get(), net.forward(X).get(), rtol=1e-6)
+    from gpubp.backend import to_numpy
+
+    np.testing.assert_array_equal(to_numpy(Xj), X)
+
+
+def test_gpu_epoch_does_not_synchronise_outside_its_one_read(rng, monkeypatch):
+    """The epoch under cupyx.allow_synchronize(False): a stray float(), bool() or .item() on a device value
+    (a synchronisation) raises DeviceSynchronized; only Device.to_host (the epoch's one read) may synchronise."""
+    import cupyx
+
+    from gpubp.backend import Device
+
+    X, y = rng.normal(size=(2048, 32)), rng.integers(0, 10, 2048)
+    net = gpubp.MLP([32, 64, 10], device="gpu", seed=0)
+    net.fit(X, y, epochs=1, batch_size=64)  # warm-up: buffers made, data copied
+    read = Device.to_host
+
+    def allowed_read(self, x):
+        with cupyx.allow_synchronize(True):
+            return read(self, x)
+
+    monkeypatch.setattr(Device, "to_host", allowed_read)
+    from gpubp.training import Trainer
+
+    trainer = Trainer(net, X, y, batch_size=64, momentum=0.9, stream=False)
+    with cupyx.allow_synchronize(False):
+        trainer.run(2)
+    assert len(trainer.history["train_loss"]) == 2
