@@ -265,10 +265,10 @@ class Device:
         buf = mine.get(key)
         if buf is None or buf.shape[0] < rows:
             if self.is_gpu:
-                with self.use():  # page-locked, so that the copy from it runs asynchronously
-                    nbytes = rows * width * np.dtype(dtype).itemsize
-                    memory = self.xp.cuda.alloc_pinned_memory(nbytes)
-                buf = np.frombuffer(memory, dtype, rows * width).reshape(rows, width)
+                with self.use():  # page-locked, so that the copy from it runs asynchronously (as cupyx.empty_pinned)
+                    item = np.dtype(dtype).itemsize
+                    memory = self.xp.cuda.alloc_pinned_memory(max(rows * width, 1) * item)
+                buf = np.ndarray((rows, width), dtype, buffer=memory)
             else:
                 buf = np.empty((rows, width), dtype)
             mine[key] = buf
