@@ -154,6 +154,19 @@ class MLP:
         self._tiny = self.dtype.type(np.finfo(self.dtype).tiny)
         self._workspaces: dict[int, Workspace] = {}
         self._db_rows = [db.reshape(1, -1) for db in self.db]  # (1, n_l) views of db
+        if dev.is_gpu:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One step on one row of zeros on the GPU (the gradient buffer is scratch; θ is not touched): cuBLAS's
+        handle, CuPy's gather and copy kernels are made now, when the network binds, not in epoch 1's time."""
+        dev, xp = self.device, self.xp
+        with dev.use():
+            ws = Workspace(dev, self.sizes, 1, self.dtype)
+            ws.A[0].fill(0)
+            ws.Y.fill(0)
+            dev.take_rows(ws.A[0], xp.zeros(1, np.int64), xp.empty_like(ws.A[0]))  # the batch gather
+            self._backprop(ws, xp.zeros((), np.float64))
 
     @property
     def weights(self) -> list[Any]:

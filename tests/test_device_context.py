@@ -123,6 +123,7 @@ def test_kernels_compile_when_the_network_binds_not_in_epoch_1(fake, gpu1, data)
     for name in ("bias_tanh", "delta_tanh", "delta_output", "softmax_rows"):
         assert {(name, "float32", 1), (name, "float64", 1)} <= built, name
     assert ("loss_cross_entropy_sum", "float32", 1) in built  # the fused Σ of the loss, in the network's dtype
+    assert {("matmul", 1), ("take", 1)} <= set(fake.calls)  # cuBLAS's handle and the gather: made before epoch 1
     trainer = Trainer(net, X, y, batch_size=8, momentum=0.9)
     assert {("momentum_update", "float32", 1), ("momentum_update", "float64", 1)} <= set(fake.kernels_built)
     before = len(fake.kernels_built)
