@@ -240,9 +240,9 @@ class FakeCupy:
     __name__ = "cupy"
     __version__ = "0.0-fake"
 
-    def __init__(self, count: int = 2) -> None:
+    def __init__(self, count: int = 2, current: int = 0) -> None:
         self.count = count
-        self.current = 0
+        self.current = current  # the device current outside gpubp's calls
         self.calls: list[tuple[str, int]] = []  # (operation, device that was current)
         self.kernels_built: list[tuple[str, str, int]] = []  # (kernel, dtype, device) per compilation
         self.events_made = 0
@@ -379,3 +379,27 @@ def fake_device(fake: FakeCupy, index: int = 1):
 
 
 FakeArray.__module__ = "cupy_fake"  # gpubp.backend.is_cupy_array tells CuPy arrays by their class's module
+
+
+def pytest_configure(config: Any) -> None:
+    """``pytest -p fake_gpu -m gpu``: the GPU tests against this fake, installed as ``cupy`` (two GPUs), to run
+    their code paths on a machine without one (the kernels are the twins, so numbers are the CPU's).
+    GPUBP_FAKE_CURRENT=1 makes gpu:1 current outside gpubp's calls: then work on gpu:0 outside its context fails
+    too (and so do tests that make CuPy arrays themselves)."""
+    import os
+    import sys
+    import types
+
+    from gpubp import backend
+
+    fake = FakeCupy(2, current=int(os.environ.get("GPUBP_FAKE_CURRENT", "0")))
+    fake.cupy = fake
+    backend._cupy_status = lambda: (fake, None)
+    sys.modules["cupy"] = fake  # type: ignore[assignment]
+    sys.modules["cupyx"] = types.SimpleNamespace(allow_synchronize=_allow_synchronize)  # type: ignore[assignment]
+
+
+def _allow_synchronize(allow: bool) -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -172,3 +172,23 @@ def test_workspaces_of_varying_sizes_are_evicted():
     net.forward(X[:31])  # used again: kept while newer sizes come
     net.forward(X[:2])
     assert sorted(net._workspaces) == [2, 31, 34, 37]
+
+
+@pytest.mark.slow
+def test_the_gpu_tests_run_against_the_fake(tmp_path):
+    """The gpu-marked tests, run on this machine against the fake CuPy (tests/fake_gpu.py as a pytest plugin)
+    with gpu:1 current outside gpubp's calls: every GPU code path runs (the kernels are the twins) and any work
+    on gpu:0 outside its context fails. Left out: the CLI's (a subprocess, without the fake) and the 18.9M-element
+    agreement test (minutes on a CPU; its float32 tolerance is for cuBLAS, not for the twins)."""
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(__file__)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "fake_gpu", "-m", "gpu", "-q", "-p", "no:randomly",
+                           "-p", "no:cacheprovider", "--benchmark-disable", "-k",
+                           "not cli_trains and not agree_on_forward", here],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "GPUBP_FAKE_CURRENT": "1", "PYTHONPATH": here})  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert " passed" in proc.stdout
