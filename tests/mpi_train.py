@@ -68,6 +68,16 @@ def main(mode: str, out: str) -> int:
         communicator(gpu_stand_in(count=1, nccl=True, moved=[]))
     elif mode == "no-nccl":  # a CuPy that could not load libnccl: one clear line on every rank, no hang
         communicator(gpu_stand_in(count=2, nccl=False, moved=[]))
+    elif mode == "rank-device":  # two GPUs seen by both ranks (a fake CuPy): each builds on its own, before anything
+        from fake_gpu import FakeCupy
+
+        from gpubp import backend
+        from gpubp.parallel import rank_device
+
+        fake = FakeCupy(2)
+        backend._cupy_status = lambda: (fake, None)
+        chosen = [rank_device(spec) for spec in ("gpu", "cuda", None, "cpu", "gpu:0")]
+        np.save(f"{out}/chosen{me.rank}.npy", np.array([str(c) for c in chosen]))
     elif mode == "visible":  # a launcher that gives each rank its own GPU: each sees one, as its gpu:0
         import os
 

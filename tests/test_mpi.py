@@ -158,6 +158,15 @@ def test_nccl_missing_is_one_clear_line_on_every_rank(tmp_path):
     assert run.stderr.count("training a GPU network across 2 ranks needs NCCL: CuPy could not load") == 2
 
 
+def test_each_rank_picks_its_gpu_before_building_anything(tmp_path):
+    """gpubp train under mpiexec builds on parallel.rank_device(--device): "gpu" (or the default, where a GPU
+    answers) is this rank's GPU, so no rank first builds on gpu:0; "cpu" and an explicit "gpu:N" stay."""
+    run = mpiexec("rank-device", tmp_path, timeout=60)
+    assert run.returncode == 0, run.stderr
+    chosen = [np.load(tmp_path / f"chosen{r}.npy").tolist() for r in range(2)]
+    assert chosen == [["gpu:0", "gpu:0", "gpu:0", "cpu", "gpu:0"], ["gpu:1", "gpu:1", "gpu:1", "cpu", "gpu:0"]]
+
+
 def test_ranks_given_their_own_gpu_by_the_launcher_take_it(tmp_path):
     """CUDA_VISIBLE_DEVICES set per rank (one GPU each, the launcher's mapping): each rank trains on the one
     GPU it sees, its gpu:0, instead of being refused for a local rank past its device count."""
