@@ -166,7 +166,7 @@ class MLP:
             ws.A[0].fill(0)
             ws.Y.fill(0)
             dev.take_rows(ws.A[0], xp.zeros(1, np.int64), xp.empty_like(ws.A[0]))  # the batch gather
-            self._backprop(ws, xp.zeros((), np.float64))
+            self.backprop(ws, xp.zeros((), np.float64))
 
     @property
     def weights(self) -> list[Any]:

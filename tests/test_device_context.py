@@ -98,7 +98,7 @@ def test_trainer_save_restore_and_resume_on_gpu1(fake, gpu1, data, tmp_path, str
     trainer.save(path)
     trainer.restore(path)
     trainer.run(3)
-    again = Trainer.resume(path, X, y, validation_data=(X, y), device=gpu1)
+    again = Trainer.resume(path, X, y, load=gpubp.network.load, validation_data=(X, y), device=gpu1)
     again.run(3)
     np.testing.assert_array_equal(to_numpy(again.net.weights[0]), to_numpy(net.weights[0]))
 

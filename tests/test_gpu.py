@@ -183,7 +183,7 @@ def test_trainer_save_restore_and_resume_on_the_gpu(tmp_path, rng, stream):
     trainer.run(3, on_batch=lambda i, n: trainer.epoch == 1 and i == 4)
     path = str(tmp_path / "ckpt.npz")
     trainer.save(path)
-    resumed = Trainer.resume(path, X, y, validation_data=(X[:50], y[:50]), device="gpu")
+    resumed = Trainer.resume(path, X, y, load=gpubp.network.load, validation_data=(X[:50], y[:50]), device="gpu")
     resumed.run(3)
     trainer.restore(path)
     trainer.run(3)
