@@ -16,12 +16,12 @@ from here too.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .labels import Labels, as_labels, targets
+from .labels import Labels, as_labels, output_count, targets
 from .loaders import (
     DataError,
     RawData,
@@ -163,6 +163,14 @@ class Scaler:
 FINGERPRINT_ROWS = 256  # rows a fingerprint hashes, at most
 
 
+def _rows_for_one(fraction: float) -> int:
+    """The fewest rows of a class for which the split's round(fraction × rows) is at least 1."""
+    k = 1
+    while round(fraction * k) < 1:
+        k += 1
+    return k
+
+
 def sample_rows(n: int) -> np.ndarray:
     """Up to FINGERPRINT_ROWS evenly spaced row indices of ``n`` rows (the rows a fingerprint hashes)."""
     return np.unique(np.linspace(0, n - 1, min(n, FINGERPRINT_ROWS)).astype(np.int64)) if n else np.empty(0, np.int64)
@@ -224,6 +232,9 @@ class Dataset:
     fingerprint: str = ""
     note: str = ""
     label_index: int | None = None  # the label's position among the file's columns (CSV)
+    feature_names: list[str] | None = None  # the header's names of X's columns (CSV)
+    features_fingerprint: str = ""  # of X alone: the same rows whatever their format or label encoding
+    notes: list[str] = field(default_factory=list)  # what reading the file decided (an index column dropped, ...)
 
     @classmethod
     def prepare(cls, data: RawData | str, *, task: str = "classify", label_column: str | int | None = None,
@@ -248,9 +259,7 @@ class Dataset:
             if len(labels) < 2:
                 only = labels.classes.tolist()[0]
                 raise DataError(f"{raw.source}: only one class ({only!r}) in the labels: nothing to learn")
-            if len(labels) > 2 and 2 * len(labels) > len(y):
-                raise DataError(f"{raw.source}: {len(labels)} classes in {len(y)} rows, most classes have one row: "
-                                "is the target a number? use --task regress (or choose --label-column)")  # fmt: skip
+            cls._check_classes(raw.source, y, labels, val_fraction, None if has_test else test_fraction)
         if labels is not None:
             y = labels.encode(y, raw.source)
             y_test = None if y_test is None else labels.encode(y_test, raw.source)
@@ -273,7 +282,23 @@ class Dataset:
                 y_test = None if y_test is None else target.transform(y_test.reshape(-1, 1))[:, 0]
         return cls(raw.source, task, raw.X, y, train, val, test, scaler, labels, target,
                    raw.X_test if has_test else None, y_test, rule, raw.label_column,
-                   fingerprint(raw.X, raw.y), raw.note, raw.label_index)  # fmt: skip
+                   fingerprint(raw.X, raw.y), raw.note, raw.label_index, raw.feature_names,
+                   fingerprint(raw.X), list(raw.notes))  # fmt: skip
+
+    @staticmethod
+    def _check_classes(source: str, y: np.ndarray, labels: Labels, val_fraction: float,
+                       test_fraction: float | None) -> None:  # fmt: skip
+        """Refuse classes most of which have too few rows for a stratified split to give each a
+        validation and a test row: such a target is a number (diabetes' 25..346), not a class."""
+        need = max((_rows_for_one(f) for f in (val_fraction, test_fraction) if f), default=1)
+        counts = np.bincount(labels.encode(y, source), minlength=len(labels))
+        few = int((counts < need).sum())
+        if len(labels) > 2 and 2 * few > len(labels):
+            numbers = np.asarray(y).dtype.kind in "biuf"
+            advice = ("is the target a number? use --task regress" if numbers
+                      else "is this the label column? choose another with --label-column")  # fmt: skip
+            raise DataError(f"{source}: {few} of the {len(labels)} classes have fewer than {need} rows, too few for "
+                            f"the validation and test split: {advice}")  # fmt: skip
 
     @staticmethod
     def _encode(raw: RawData, task: str, labels: Labels | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -348,21 +373,22 @@ class Dataset:
         return targets(y[idx], n_out, loss)
 
     def n_outputs(self, loss: str) -> int:
-        """Output units a network needs: 1 for regression or a two-class bce, else one per class."""
+        """Output units a network needs: 1 for regression, else :func:`gpubp.labels.output_count`."""
         if self.task == "regress" or self.labels is None:
             return 1
-        return 1 if (loss == "bce" and len(self.labels) == 2) else len(self.labels)
+        return output_count(len(self.labels), loss)
 
 
 def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None = None,
               split: str | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, str, str]:  # fmt: skip
     """The one rule for which rows of ``data`` a model is tested on (evaluate and predict alike).
 
-    ``trained_on``: the model's training settings (``fingerprint``, ``task``, ``val_fraction``,
+    ``trained_on``: the model's training settings (``features_fingerprint``, ``task``, ``val_fraction``,
     ``test_fraction``, ``split_seed``). Returns (X rows, y rows or None, row numbers in the file,
     "test" or "all", why in words). By default: the data's own test files if it has them; else, when the rows are
-    the ones the model was trained on (same fingerprint, whatever the path's spelling), the rows
-    held out from training; else every row. ``split="all"``: every row of the main files;
+    the ones the model was trained on (the same features in the model's column order, whatever the
+    file's format, path or label encoding), the rows held out from training; else every row (also
+    when the model stores no fingerprint: it cannot tell). ``split="all"``: every row of the main files;
     ``split="test"``: refuse data that has no test rows for this model."""
     if split not in (None, "test", "all"):
         raise ValueError(f"unknown split {split!r}: expected 'test' or 'all'")
@@ -371,10 +397,21 @@ def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None
     if data.X_test is not None:
         return (data.X_test, data.y_test, np.arange(len(data.X_test)), "test",
                 f"the {len(data.X_test)} rows of the data's own test files")  # fmt: skip
-    if data.y is not None and fingerprint(data.X, data.y) == trained_on.get("fingerprint"):
+    stored = trained_on.get("features_fingerprint")
+    if stored is None:  # a model saved before features were fingerprinted alone
+        if split == "test":
+            raise DataError(f"{data.source}: --split test: the model stores no fingerprint of its training rows, so "
+                            "gpubp cannot tell whether these are they; leave --split out to use every row")  # fmt: skip
+        return (data.X, data.y, np.arange(len(data.X)), "all",
+                f"all {len(data.X)} rows (the model stores no fingerprint of its training rows: gpubp cannot tell "
+                "whether these are they)")  # fmt: skip
+    if fingerprint(data.X) == stored:
         if not trained_on.get("test_fraction"):
             raise DataError(f"{data.source}: the model was trained on all of these rows (no test split): "
                             "use --split all to score them anyway")  # fmt: skip
+        if data.y is None:
+            raise DataError(f"{data.source}: the model's own rows without their labels: the held-out rows cannot be "
+                            "found (the split is stratified by label); use --split all")  # fmt: skip
         y = None
         if trained_on.get("task", "classify") == "classify":
             names = as_labels(data.y, data.source)

@@ -109,14 +109,13 @@ class Labels:
 
     @property
     def n_outputs(self) -> int:
-        """Outputs a network needs: one logistic unit for at most two classes, one per label for
-        multilabel targets, else one per class (a softmax)."""
-        return len(self) if self.multilabel or len(self) > 2 else 1
+        """Outputs a network needs with :attr:`loss`: :func:`output_count`."""
+        return output_count(len(self), self.loss, self.multilabel)
 
     @property
     def loss(self) -> str:
         """cross_entropy (softmax) for more than two classes, else bce (logistic outputs)."""
-        return "bce" if self.n_outputs == 1 or self.multilabel else "cross_entropy"
+        return "bce" if self.multilabel or len(self) <= 2 else "cross_entropy"
 
     def targets(self, y: Any) -> np.ndarray:
         """What the network trains against for labels ``y``: :func:`targets` of their indices
@@ -147,6 +146,14 @@ class Labels:
             p = A[:, 0]
             return np.stack([1 - p, p], axis=1)
         return A
+
+
+def output_count(n_classes: int, loss: str, multilabel: bool = False) -> int:
+    """Output units for ``n_classes`` trained with ``loss``: one logistic unit for at most two
+    classes with bce, one per label for multilabel targets, else one per class."""
+    if multilabel:
+        return n_classes
+    return 1 if loss == "bce" and n_classes <= 2 else n_classes
 
 
 def targets(y_idx: np.ndarray, n_out: int, loss: str) -> np.ndarray:

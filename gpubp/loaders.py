@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import csv
 import gzip
-import itertools
+import io
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
+from .columns import Columns, match
 from .rows import chunk_rows, chunks, open_npy
 
 
@@ -32,7 +34,8 @@ class RawData:
     """A source's rows as read: features ``X`` (n, d) and targets ``y`` (n,) or None;
     ``X_test``/``y_test`` when the source has its own test split (MNIST's t10k files);
     ``label_column`` the CSV column the targets came from (its header name, else its index) and
-    ``label_index`` its position among the file's columns (0-based)."""
+    ``label_index`` its position among the file's columns (0-based, an index column dropped);
+    ``feature_names`` the header's names of X's columns (None without a header)."""
 
     X: np.ndarray
     y: np.ndarray | None
@@ -43,6 +46,7 @@ class RawData:
     label_column: str | int | None = None
     note: str = ""  # how the rows are held: "memory-mapped, …" or "loaded whole, …"
     label_index: int | None = None
+    notes: list[str] = field(default_factory=list)  # what reading it decided, for the log
 
 
 def _size(nbytes: int) -> str:
@@ -255,163 +259,266 @@ def load_npy_pair(x_path: str, y_path: str | None) -> RawData:
 
 
 # -- CSV ----------------------------------------------------------------------------------------
+# The rules below (header, index column, label column, delimiter) are docs/data-formats.md's.
 
 _LABEL_NAMES = ("label", "labels", "class", "target", "y")
+_DELIMITERS = (",", ";", "\t")
+_SAMPLE_LINES = 50
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+(?:[eE][-+]?\d+)?$")
 
 
-def _is_number(cell: str) -> bool:
+def _pandas() -> Any:
     try:
-        float(cell)
+        import pandas
+    except ImportError:
+        raise DataError("reading CSV files needs pandas: pip install 'gpubp[csv]'") from None
+    return pandas
+
+
+def _is_number(cell: str, decimal: str = ".") -> bool:
+    try:
+        float(cell.replace(",", ".") if decimal == "," else cell)
     except ValueError:
         return False
     return True
 
 
-def _read_rows(path: str, rows: Any, width: int, label_idx: int | None, header: list[str] | None,
-               names: list[Any]) -> tuple[list[np.ndarray], list[str]]:  # fmt: skip
-    """The CSV's (line, cells) rows parsed in blocks of _CSV_BLOCK rows: (feature blocks, label cells)."""
-    blocks: list[np.ndarray] = []
-    block: list[list[str]] = []
-    block_lines: list[int] = []
-    labels: list[str] = []
-    for line, row in rows:
-        if len(row) <= 1 and not "".join(row).strip():
-            continue  # a blank line
-        if len(row) != width:
-            raise DataError(f"{path}: line {line}: {len(row)} cells, expected {width}")
-        if label_idx is not None:
-            labels.append(row.pop(label_idx).strip())
-            if not labels[-1]:  # an empty label would become a class named ''
-                column = repr(header[label_idx]) if header else f"{label_idx}"
-                raise DataError(f"{path}: line {line}, label column {column}: empty cell")
-        block.append(row)
-        block_lines.append(line)
-        if len(block) == _CSV_BLOCK:
-            blocks.append(_parse_block(path, block, block_lines, names))
-            block, block_lines = [], []
-    if block:
-        blocks.append(_parse_block(path, block, block_lines, names))
-    return blocks, labels
+@dataclass
+class CsvLayout:
+    """What :func:`csv_layout` found in a CSV's first lines: the ``delimiter``, the ``decimal``
+    mark, the ``header`` (its cells, or None when the first row is data) and whether the first
+    column is a pandas ``index``."""
+
+    delimiter: str
+    decimal: str
+    header: list[str] | None
+    index: bool = False
 
 
-def load_csv(path: str, label_column: str | int | None = None, n_features: int | None = None) -> RawData:
-    """A CSV of numbers, one sample a row. The header is detected (a first row with a non-numeric
-    cell). The label column is ``label_column`` (a header name or an index, negative counts from
-    the end), else a column named label/class/target/y, else the last one. With ``n_features``
-    set and rows of exactly that width, there is no label column (for predictions)."""
+def _sample(path: str, compression: str | None) -> str:
+    opener = gzip.open if compression == "gzip" else open
     try:
-        fh = open(path, newline="")
+        with opener(path, "rb") as fh:
+            raw = fh.read(1 << 16)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except OSError as exc:
+    except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
-    with fh:
-        check_fits(path, 2 * os.fstat(fh.fileno()).st_size)  # float64 values take about twice the text
-        try:
-            sample = fh.read(4096)
-            if "\x00" in sample:
-                raise DataError(f"{path}: not a text CSV file (binary content)")
-            fh.seek(0)
-            rows = _csv_rows(fh, sample)
-            _, first = next(rows, (0, None))
-            if first is None:
-                raise DataError(f"{path}: empty CSV file")
-            first = [c.strip() for c in first]
-            header = first if not all(_is_number(c) for c in first if c) else None
-            width = len(first)
-            label_idx = _label_index(path, header, width, label_column, n_features)
-            feature_cols = [j for j in range(width) if j != label_idx]
-            names = [header[j] for j in feature_cols] if header else feature_cols
-            if header is None:
-                rows = itertools.chain([(1, first)], rows)
-            blocks, labels = _read_rows(path, rows, width, label_idx, header, names)
-        except UnicodeDecodeError:
+    if b"\x00" in raw:
+        raise DataError(f"{path}: not a text CSV file (binary content)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(raw) - 4:  # not just a character cut by the sample's end
             raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
-    if not blocks:
+        text = raw[: exc.start].decode("utf-8-sig")
+    lines = text.splitlines()
+    return "\n".join(lines[: _SAMPLE_LINES + 1] if len(raw) < 1 << 16 else lines[:-1][: _SAMPLE_LINES + 1])
+
+
+def _rows(sample: str, delimiter: str) -> list[list[str]]:
+    return [[c.strip() for c in row] for row in csv.reader(io.StringIO(sample), delimiter=delimiter) if row]
+
+
+def csv_layout(path: str, sample: str, delimiter: str | None = None) -> CsvLayout:
+    """The delimiter (``delimiter``, else the one of , ; tab that splits every sampled line into
+    the same number of cells, the most), the decimal mark (',' when the delimiter is not a comma
+    and numbers are written 1,5), the header and the index column (see docs/data-formats.md)."""
+    if delimiter is None:
+        best = (1, ",")
+        for candidate in _DELIMITERS:
+            widths = {len(r) for r in _rows(sample, candidate)}
+            if len(widths) == 1 and widths.pop() > best[0]:
+                best = (len(_rows(sample, candidate)[0]), candidate)
+        delimiter = best[1]
+    rows = _rows(sample, delimiter)
+    if not rows:
+        raise DataError(f"{path}: empty CSV file")
+    cells = [c for r in rows[1:] for c in r]
+    decimal = "," if delimiter != "," and any(_DECIMAL_COMMA.match(c) for c in cells) else "."
+    first, below = rows[0], rows[1:]
+    header = first if _is_header(first, below, decimal) else None
+    index = False
+    if header is not None and header[0] == "" and below:
+        column = [r[0] for r in below if r]
+        index = all(c.isdigit() for c in column) and len(set(column)) == len(column)
+    return CsvLayout(delimiter, decimal, header, index)
+
+
+def _is_header(first: list[str], below: list[list[str]], decimal: str) -> bool:
+    numeric = [_is_number(c, decimal) for c in first]
+    if all(n or c == "" for n, c in zip(numeric, first)):
+        # all numbers: a header only as pandas writes one for unnamed columns (0..k-1, after an index's empty cell)
+        named = first[1:] if first and first[0] == "" else first
+        return bool(named) and named == [str(j) for j in range(len(named))]
+    if not below:
+        return True
+    # a cell that is text where the column below holds numbers (or an empty one) makes the row a header
+    for j, cell in enumerate(first):
+        column = [r[j] for r in below if j < len(r)]
+        column_numeric = bool(column) and all(_is_number(c, decimal) for c in column)
+        if cell == "" or _is_number(cell, decimal) != column_numeric:
+            return True
+    return False
+
+
+def read_csv(path: str, delimiter: str | None = None) -> tuple[Any, CsvLayout, list[str]]:
+    """A CSV as a pandas DataFrame with column names as strings (the header's, else "0", "1", …;
+    an index column dropped), its :class:`CsvLayout` and notes for the log."""
+    pd = _pandas()
+    with open(path, "rb") if os.path.exists(path) else _missing(path) as probe:
+        compression = "gzip" if probe.read(2) == b"\x1f\x8b" else None
+    layout = csv_layout(path, _sample(path, compression), delimiter)
+    notes = []
+    if layout.decimal == ",":
+        notes.append("decimal commas (1,5 read as 1.5)")
+    names = None
+    if layout.header is not None:
+        names = [c if c else f"Unnamed: {j}" for j, c in enumerate(layout.header)]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise DataError(f"{path}: the header names column {repeated[0]!r} more than once")
+    try:
+        frame = pd.read_csv(path, sep=layout.delimiter, decimal=layout.decimal, header=None,
+                            skiprows=1 if names else 0, names=names, encoding="utf-8-sig",
+                            compression=compression, skipinitialspace=True, quotechar='"',
+                            low_memory=False)  # fmt: skip
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: no data rows") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        text = " ".join(str(exc).split()).removeprefix("Error tokenizing data. C error: ")
+        raise DataError(f"{path}: {text} (delimiter {layout.delimiter!r}; choose another with --delimiter)") from None
+    frame.columns = [str(c) for c in frame.columns]
+    if layout.index:
+        first = frame.columns[0]
+        values = frame[first]
+        if values.dtype.kind in "iu" and values.is_unique:
+            frame = frame.drop(columns=first)
+            notes.append("the first column (no name, whole numbers 0..n-1 or a subset) is a pandas index: dropped")
+    if len(frame) == 0:
         raise DataError(f"{path}: no data rows")
-    X = np.concatenate(blocks)
-    y = None
-    if label_idx is not None:
-        y = np.asarray([float(c) for c in labels]) if all(_is_number(c) for c in labels) else np.asarray(labels)
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
-            raise DataError(f"{path}: the label column contains NaN or infinite values")
-    label = None if label_idx is None else (header[label_idx] if header else label_idx)
-    return RawData(
-        X,
-        y,
-        path,
-        feature_names=names if header else None,
-        label_column=label,
-        note=f"loaded whole, {_size(X.nbytes)}",
-        label_index=label_idx,
-    )
+    return frame, layout, notes
 
 
-def _csv_rows(fh: Any, sample: str):
-    """(line number, cells) per line. Plain ``str.split`` when the sample quotes nothing (several
-    times faster than the csv module on large numeric files), else the csv module."""
-    try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t") if sample else csv.excel
-    except csv.Error:
-        dialect = csv.excel
-    if '"' not in sample:
-        delimiter = dialect.delimiter
-        for number, line in enumerate(fh, start=1):
-            yield number, line.rstrip("\r\n").split(delimiter)
-        return
-    reader = csv.reader(fh, dialect)
-    for row in reader:
-        yield reader.line_num, row
+def _missing(path: str) -> Any:
+    raise DataError(f"{path}: file not found")
 
 
-_CSV_BLOCK = 4096  # rows parsed by NumPy at a time: fast, and memory stays near the result's size
+def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str | None = None,
+             columns: Columns | None = None) -> RawData:  # fmt: skip
+    """A CSV of numbers, one sample a row, read by pandas. Without ``columns`` (training): the
+    label column is ``label_column`` (a header name or an index, negative counts from the end),
+    else a column named label/class/target/y, else the last one. With a model's ``columns``: its
+    features found by name (or position) and the label column if present (:func:`gpubp.columns.match`)."""
+    check_fits(path, 2 * os.path.getsize(path) if os.path.exists(path) else 0)
+    frame, layout, notes = read_csv(path, delimiter)
+    names = list(frame.columns) if layout.header is not None else None
+    width = frame.shape[1]
+    if columns is None:
+        label = _training_label(path, names, width, label_column)
+        features = [j for j in range(width) if j != label]
+    else:
+        try:
+            chosen = match(columns, names, label_column, path)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        label, features = chosen.label, chosen.features
+        if chosen.extra:
+            notes.append(f"columns not in the model, ignored: {', '.join(chosen.extra)}")
+    X = _numbers(path, frame, features, layout)
+    y = None if label is None else _labels(path, frame.iloc[:, label], layout)
+    label_name = None if label is None else (names[label] if names else label)
+    return RawData(X, y, path, feature_names=[names[j] for j in features] if names else None,
+                   label_column=label_name, note=f"loaded whole, {_size(X.nbytes)}", label_index=label,
+                   notes=notes)  # fmt: skip
 
 
-def _parse_block(path: str, block: list[list[str]], lines: list[int], names: list) -> np.ndarray:
-    """Cells to float64 in C; on a bad cell, find it and name its line and column."""
-    try:
-        arr = np.array(block, dtype=np.float64)
-    except ValueError:
-        for row, line in zip(block, lines):
-            for cell, name in zip(row, names):
-                if not _is_number(cell):
-                    cell = cell.strip()
-                    hint = " (if that column holds the labels, choose it with --label-column)" if cell else ""
-                    raise DataError(f"{path}: line {line}, column {name!r}: not a number: {cell!r}{hint}") from None
-        raise
-    if not np.isfinite(arr).all():
-        r, c = np.argwhere(~np.isfinite(arr))[0]
-        raise DataError(f"{path}: line {lines[r]}: NaN or infinite value in column {names[c]!r}")
-    return arr
-
-
-def _label_index(path: str, header: list[str] | None, width: int, label_column: str | int | None,
-                 n_features: int | None) -> int | None:  # fmt: skip
-    if n_features is not None and width == n_features:
-        return None  # exactly the model's features: rows to predict, no label column
+def _training_label(path: str, names: list[str] | None, width: int, label_column: str | int | None) -> int:
     if label_column is None:
-        if header:
-            for j, name in enumerate(header):
-                if name.lower() in _LABEL_NAMES:
-                    return j
+        for j, name in enumerate(names or []):
+            if name.lower() in _LABEL_NAMES:
+                return j
         return width - 1
-    if isinstance(label_column, str) and not label_column.lstrip("-").isdigit():
-        if not header or label_column not in header:
-            have = f"columns are {', '.join(header)}" if header else "the file has no header"
-            raise DataError(f"{path}: no label column {label_column!r} ({have})")
-        return header.index(label_column)
-    idx = int(label_column)
-    if not -width <= idx < width:
-        raise DataError(f"{path}: label column {idx} out of range for {width} columns")
-    return idx % width
+    try:
+        return match(Columns.of(None, width - 1), names or [str(j) for j in range(width)], label_column, path).label
+    except ValueError as exc:
+        if names is None and not str(label_column).lstrip("-").isdigit():
+            raise DataError(f"{path}: no label column {label_column!r} (the file has no header)") from None
+        raise DataError(str(exc)) from None
+
+
+def _line(layout: CsvLayout, row: int) -> int:
+    return row + 1 + (layout.header is not None)
+
+
+def _numbers(path: str, frame: Any, features: list[int], layout: CsvLayout) -> np.ndarray:
+    """The feature columns as float64 (n, d); a cell that is no number, or NaN, named by line and column."""
+    part = frame.iloc[:, features]
+    for j, kind in enumerate(part.dtypes):
+        if kind.kind not in "biuf":
+            column = part.iloc[:, j]
+            bad = ~column.astype(str).str.strip().map(lambda c: _is_number(c, layout.decimal))
+            row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+            cell = str(column.iloc[row]).strip()
+            if _DECIMAL_COMMA.match(cell) and layout.delimiter != ";":
+                hint = " (a decimal comma: write the file with ';' between cells, or give --delimiter ';')"
+            elif layout.delimiter not in cell and "," in cell and layout.delimiter != ",":
+                hint = ""
+            else:
+                hint = " (if that column holds the labels, choose it with --label-column)"
+            raise DataError(f"{path}: line {_line(layout, row)}, column {part.columns[j]!r}: not a number: "
+                            f"{cell!r}{hint}")  # fmt: skip
+    X = part.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DataError(f"{path}: line {_line(layout, int(r))}: empty, NaN or infinite value in column "
+                        f"{part.columns[c]!r}")  # fmt: skip
+    return X
+
+
+def _labels(path: str, column: Any, layout: CsvLayout) -> np.ndarray:
+    """Numbers as float64, else the cells as text; an empty or non-finite label refused."""
+    if column.isna().any():
+        row = int(np.flatnonzero(column.isna().to_numpy())[0])
+        raise DataError(f"{path}: line {_line(layout, row)}, label column {column.name!r}: empty cell")
+    if column.dtype.kind in "biuf":
+        y = column.to_numpy(dtype=np.float64)
+        if not np.isfinite(y).all():
+            raise DataError(f"{path}: the label column contains NaN or infinite values")
+        return y
+    return column.astype(str).str.strip().to_numpy(dtype=str)
 
 
 # -- dispatch -----------------------------------------------------------------------------------
 
 
-def load_data(spec: str, label_column: str | int | None = None, n_features: int | None = None) -> RawData:
+def load_data(spec: str, label_column: str | int | None = None, *, delimiter: str | None = None,
+              columns: Columns | None = None) -> RawData:  # fmt: skip
     """Load ``spec``: ``digits``, a folder of IDX files, ``A,B`` (an IDX or .npy pair), ``.npz``,
-    ``.npy`` or ``.csv``."""
+    ``.npy`` or ``.csv`` (also ``.tsv``, ``.txt``, gzipped or not). ``label_column`` and
+    ``delimiter`` are a CSV's (refused for other formats, never ignored); with a model's
+    ``columns``, a CSV's columns are matched by name and other formats must have its width."""
+    lower = spec.lower().removesuffix(".gz")
+    is_csv = spec != "digits" and "," not in spec and lower.endswith((".csv", ".tsv", ".txt"))
+    if not is_csv:
+        for option, value in (("label_column (--label-column)", label_column), ("delimiter (--delimiter)", delimiter)):
+            if value is not None:
+                raise DataError(f"{spec}: {option} applies to CSV files, and this is not one (.csv, .tsv, .txt)")
+    if is_csv:
+        if not os.path.exists(spec):
+            raise DataError(f"{spec}: file not found")
+        return load_csv(spec, label_column, delimiter=delimiter, columns=columns)
+    data = _load_other(spec)
+    if columns is not None and data.X.shape[1] != len(columns.features):
+        raise DataError(f"{data.source}: {data.X.shape[1]} features per row, the model was trained on "
+                        f"{len(columns.features)}")  # fmt: skip
+    return data
+
+
+def _load_other(spec: str) -> RawData:
     if spec == "digits":
         return load_digits()
     if "," in spec:
@@ -432,8 +539,6 @@ def load_data(spec: str, label_column: str | int | None = None, n_features: int 
         return load_npz(spec)
     if lower.endswith(".npy"):
         return load_npy_pair(spec, None)
-    if lower.endswith((".csv", ".tsv", ".txt")):
-        return load_csv(spec, label_column, n_features)
     if "idx" in lower or "ubyte" in lower:
         X = read_idx(spec)
         if X.ndim == 1:

@@ -9,18 +9,36 @@ command's predictions; ``model.net`` is the bare :class:`~gpubp.network.MLP` (le
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import numpy as np
 
 from .checkpoint import read_file, save_model
+from .columns import Columns, match
 from .data import Scaler
 from .labels import Labels, class_index
 from .metrics import accuracy, r2_score
 from .network import MLP
 from .network import load as load_network
 from .rows import chunk_rows, chunks, is_row_source
+
+log = logging.getLogger("gpubp")
+
+
+class BareNetworkError(ValueError):
+    """The file holds a network without preprocessing (saved by ``net.save``): load it with ``gpubp.load``."""
+
+
+def preprocessing(settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[Scaler, Labels | None,
+                                                                                    Scaler | None]:  # fmt: skip
+    """(feature scaler, class labels or None, regression target scaling or None) as a model file
+    stores them: the one reading of them, for loading a model and resuming its training."""
+    scaler = Scaler.from_arrays(settings["scale"], arrays)
+    labels = Labels(arrays["classes"]) if "classes" in arrays else None
+    target = Scaler.from_arrays("standard", arrays, "target") if "target_shift" in arrays else None
+    return scaler, labels, target
 
 
 class Model:
@@ -54,38 +72,58 @@ class Model:
         what = f"{len(self.labels)} classes" if self.labels is not None else "regression"
         return f"Model({self.net!r}, scale={self.scaler.kind}, {what})"
 
+    @property
+    def columns(self) -> Columns:
+        """The columns the model was trained on (feature names in input order, the label's name)."""
+        return Columns.from_settings(self.settings, self.net.sizes[0])
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The features' names in the network's input order (``x0, x1, …`` when the data had none)."""
+        return list(self.columns.features)
+
     def outputs(self, X: Any) -> np.ndarray:
-        """The network's outputs (n, k) for raw rows, on the host, float64. A row source (a
-        memory-mapped file, a :class:`~gpubp.data.Rows` view) is read and scaled a chunk at a time.
-        A classifier trained on a CSV also takes that file's rows with the label column still in
-        (one column more than the features, holding only the model's classes): it is dropped, as
-        ``gpubp predict`` does; any other extra column is refused, never guessed away."""
+        """The network's outputs (n, k) for raw rows, on the host, float64. A DataFrame's columns
+        are matched by name to the model's features (any order; a label or other extra column is
+        ignored and named in the log; a missing feature is refused); rows without names must have
+        exactly the model's width. A row source (a memory-mapped file, a :class:`~gpubp.data.Rows`
+        view) is read and scaled a chunk at a time."""
+        if hasattr(X, "columns") and hasattr(X, "iloc"):
+            X = self._by_name(X)
         if not is_row_source(X):
             return self._outputs(np.asarray(X))
         step = chunk_rows(X.shape[1], 8)
         return np.concatenate([self._outputs(np.asarray(X[part])) for part in chunks(len(X), step)])
 
+    def _by_name(self, frame: Any) -> np.ndarray:
+        """A DataFrame's feature columns in the model's order (names that are not all text: by position)."""
+        names = [str(c) for c in frame.columns] if all(isinstance(c, str) for c in frame.columns) else None
+        chosen = match(self.columns, names, None, "X")
+        if chosen.label is not None and names is None:
+            raise ValueError(f"X has {frame.shape[1]} columns, the model was trained on {self.net.sizes[0]} features")
+        ignored = chosen.extra + ([names[chosen.label]] if chosen.label is not None and names else [])
+        if ignored:
+            log.info("columns not among the model's features, ignored: %s", ", ".join(ignored))
+        return frame.iloc[:, chosen.features].to_numpy(dtype=np.float64)
+
     def _outputs(self, X: np.ndarray) -> np.ndarray:
         if X.ndim != 2:
             one = " (one row: X.reshape(1, -1))" if X.ndim == 1 else ""
             raise ValueError(f"X must be 2-D, rows × {self.net.sizes[0]} features, got shape {X.shape}{one}")
-        label = self.settings.get("label_index")
-        if (label is not None and self.labels is not None
-                and X.shape[1] == self.net.sizes[0] + 1 and 0 <= label < X.shape[1]):  # fmt: skip
-            try:
-                self.labels.encode(X[:, label])  # the stored label column: only the model's classes
-            except (ValueError, TypeError):
-                pass  # another column: the width check below names the mismatch
-            else:
-                X = np.delete(X, label, axis=1)
-        if label is not None and self.labels is None and X.shape[1] == self.net.sizes[0] + 1:
-            name = self.settings.get("label_column", label)
-            raise ValueError(f"data has {X.shape[1]} features, the model was trained on {self.net.sizes[0]}: "
-                             f"rows with the target column {name!r} still in? drop column {label} first "
-                             f"(a regression target cannot be told from a feature)")  # fmt: skip
+        if X.shape[1] != self.net.sizes[0]:
+            label = self.columns.label_index
+            hint = (f" (the label column {label} still in? drop it, or pass a DataFrame: its columns are matched "
+                    "by name)" if label is not None and X.shape[1] == self.net.sizes[0] + 1 else "")  # fmt: skip
+            raise ValueError(f"X has {X.shape[1]} columns, the model was trained on {self.net.sizes[0]} "
+                             f"features{hint}")  # fmt: skip
         X = np.asarray(X, dtype=np.float64)
         Z = self.scaler.transform(X)
         return np.asarray(self.net.device.to_host(self.net.forward(Z)), dtype=np.float64)
+
+    @property
+    def gives_probabilities(self) -> bool:
+        """Whether the outputs are probabilities: a softmax's or sigmoids' (not an identity output)."""
+        return self.net.output in ("softmax", "sigmoid")
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (as in the training data) or regression values (in the target's units)."""
@@ -137,12 +175,10 @@ class Model:
         _, _, meta, extra = read_file(path)
         settings = meta.get("cli")
         if settings is None or "scaler_shift" not in extra:
-            raise ValueError(f"{os.fspath(path)} holds a bare network (no scaler or classes): load it with gpubp.load")
+            raise BareNetworkError(f"{os.fspath(path)} holds a bare network (no scaler or classes): load it with "
+                                   "gpubp.load")  # fmt: skip
         net = load_network(path, device=device)
-        scaler = Scaler.from_arrays(settings["scale"], extra)
-        labels = Labels(extra["classes"]) if "classes" in extra else None
-        target = Scaler.from_arrays("standard", extra, "target") if "target_shift" in extra else None
-        return cls(net, scaler, labels, target, settings)
+        return cls(net, *preprocessing(settings, extra), settings)
 
 
 def load(path: str | os.PathLike, device: str | None = "auto") -> MLP | Model:

@@ -97,6 +97,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def delimiter(text: str) -> str:
+    """A CSV delimiter: one character, or ``tab``."""
+    value = "\t" if text in ("tab", "\\t", "\t") else text
+    if len(value) != 1 or value in ('"', "\n", "\r") or value.isalnum():
+        raise argparse.ArgumentTypeError(f"expected one character such as ',' ';' or 'tab', got {text!r}")
+    return value
+
+
 # -- option groups (every default is None: "not given" is detected, defaults resolved in one place)
 
 
@@ -110,6 +118,8 @@ def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits")
         metavar="NAME|INDEX",
         help="CSV label column (default: a column named label/class/target/y, else the last)",
     )
+    p.add_argument("--delimiter", type=delimiter, default=None, metavar="CHAR",
+                   help="CSV cell delimiter: ',', ';' or 'tab' (default: detected from the first lines)")  # fmt: skip
 
 
 def add_network_options(p: argparse.ArgumentParser) -> None:
@@ -143,8 +153,8 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-NETWORK_DEFAULTS: dict[str, Any] = {"data": "digits", "label_column": None, "task": "classify", "hidden": [256],
-                                    "activation": "relu", "output": None, "loss": None, "init": None,
+NETWORK_DEFAULTS: dict[str, Any] = {"data": "digits", "label_column": None, "delimiter": None, "task": "classify",
+                                    "hidden": [256], "activation": "relu", "output": None, "loss": None, "init": None,
                                     "dtype": "float32", "seed": 0, "scale": "standard"}  # fmt: skip
 
 
@@ -165,10 +175,30 @@ def resolve_network(given: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
-def check_output(option: str, path: str | None, png: bool = False) -> None:
-    """Refuse, before any work, an output path that cannot be written."""
+def data_files(spec: str | None) -> list[str]:
+    """The files a data spec names (``A,B`` two; ``digits`` none)."""
+    if not spec or spec == "digits":
+        return []
+    return [part.strip() for part in spec.split(",")]
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name the same file (not the same spelling: links, ./ and .. resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet): compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output(option: str, path: str | None, png: bool = False,
+                 inputs: list[tuple[str, str | None]] = ()) -> None:  # fmt: skip
+    """Refuse, before any work, an output path that cannot be written or that is one of the
+    ``inputs`` (what, path) being read: an output never replaces an input."""
     if not path:
         return
+    for what, source in inputs:
+        if source and same_file(path, source):
+            raise UsageError(f"{option} {path} is {what} being read ({source}): give another file name")
     try:
         check_writable(path, option)
     except ValueError as exc:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 from typing import Any
 
 import numpy as np
 
 from .._io import atomic_write, to_json
-from ..data import load_data, scored_rows
+from ..data import RawData, load_data, scored_rows
 from ..labels import as_labels, class_index
 from ..metrics import accuracy, confusion_matrix, precision_recall, r2_score
-from ..model import Model
-from ._common import UsageError, add_data_options, check_output
+from ..model import BareNetworkError, Model
+from ._common import UsageError, add_data_options, check_output, data_files
 
 
 def add_parsers(sub: Any) -> None:
@@ -28,10 +30,9 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
-    pr = sub.add_parser("predict", help="write predictions for a data file to CSV")
+    pr = sub.add_parser("predict", help="write a prediction for every row of a data file to CSV, in order")
     pr.add_argument("model")
     add_data_options(pr, default=None)
-    pr.add_argument("--split", choices=("test", "all"), default=None, help="rows to predict (as for evaluate)")
     pr.add_argument("--out", required=True, metavar="CSV", help="the CSV to write, or - for standard output")
     pr.add_argument("--device", default=None)
     pr.set_defaults(func=cmd_predict)
@@ -40,34 +41,39 @@ def add_parsers(sub: Any) -> None:
 def load_model(path: str, device: str | None) -> Model:
     try:
         return Model.from_file(path, device=device)
-    except ValueError as exc:
-        if "bare network" in str(exc):
-            raise UsageError(
-                f"{path} was not written by 'gpubp train' (no scaler or classes): use the Python API"
-            ) from None
-        raise
+    except BareNetworkError:
+        raise UsageError(
+            f"{path} was not written by 'gpubp train' (no scaler or classes): use the Python API"
+        ) from None
 
 
-def _rows(model: Model, args: argparse.Namespace) -> tuple[Any, Any, np.ndarray, str, str, str]:
-    """(X, y, row numbers, "test" or "all", why, source) for the model's data or --data, by the one test-set rule."""
+def check_outputs(args: argparse.Namespace, *outputs: tuple[str, str | None]) -> None:
+    """Refuse, before any work, an output that would replace the model or the data being read."""
+    inputs = [("the model", args.model), *(("the data", f) for f in data_files(args.data))]
+    for option, path in outputs:
+        check_output(option, path, png=option == "--plot", inputs=inputs)
+
+
+def read(model: Model, args: argparse.Namespace) -> RawData:
+    """--data (else the model's own data), its columns matched to the model's; what was decided is logged."""
     s = model.settings
-    d = model.net.sizes[0]
-    label_column = args.label_column if args.label_column is not None else s.get("label_column")
-    raw = load_data(args.data or s["data"], label_column, n_features=d)
-    if raw.X.shape[1] != d:
-        raise UsageError(f"{raw.source} has {raw.X.shape[1]} features per row, the model expects {d}")
-    X, y, rows, split, why = scored_rows(raw, s, model.labels, args.split)
-    if len(rows) == 0:
-        raise UsageError(f"{raw.source}: no rows to use ({why})")
-    return X, y, rows, split, why, raw.source
+    delimiter = args.delimiter if args.delimiter is not None else (s.get("delimiter") if not args.data else None)
+    raw = load_data(args.data or s["data"], args.label_column, delimiter=delimiter, columns=model.columns)
+    for note in raw.notes:
+        print(f"{raw.source}: {note}", file=sys.stderr)
+    return raw
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    check_outputs(args, ("--plot", args.plot))
     model = load_model(args.model, args.device)
     if args.plot and model.labels is None:
         raise UsageError("--plot draws a confusion matrix, and a regression model has none")
-    check_output("--plot", args.plot, png=True)
-    X, y, _, split, why, source = _rows(model, args)
+    raw = read(model, args)
+    X, y, rows, split, why = scored_rows(raw, model.settings, model.labels, args.split)
+    source = raw.source
+    if len(rows) == 0:
+        raise UsageError(f"{source}: no rows to use ({why})")
     if y is None:
         raise UsageError(f"{source}: no labels or targets found: evaluate needs them (predict does not)")
     result: dict[str, Any] = {"model": args.model, "data": source, "rows": len(y), "split": split, "which_rows": why}
@@ -108,30 +114,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     to_stdout = args.out == "-"
-    if not to_stdout:
-        check_output("--out", args.out)
-    model = load_model(args.model, args.device)
     if args.data is None:
         raise UsageError("predict needs --data PATH (the rows to predict)")
-    X, _, rows, _, why, source = _rows(model, args)
-    lines = []
-    if model.labels is None:
-        values = model.predict(X)
-        lines.append("row,prediction")
-        lines += [f"{i},{v:.9g}" for i, v in zip(rows.tolist(), values)]
-    else:
-        A = model.outputs(X)
-        pred = model.labels.decode(class_index(A))  # the rule Model.predict uses
-        probs = np.column_stack([1 - A[:, 0], A[:, 0]]) if A.shape[1] == 1 else A
-        names = [str(c) for c in model.labels.classes.tolist()]
-        lines.append(",".join(["row", "prediction", *(f"p_{n}" for n in names)]))
-        for i, p, row in zip(rows.tolist(), pred.tolist(), probs):
-            lines.append(",".join([str(i), str(p), *(f"{v:.6g}" for v in row)]))
-    text = "\n".join(lines) + "\n"
-    if to_stdout:  # the table alone on standard output; what was scored goes to standard error
+    check_outputs(args, ("--out", None if to_stdout else args.out))
+    model = load_model(args.model, args.device)
+    raw = read(model, args)
+    text = predictions_csv(model, raw.X)
+    what = f"{len(raw.X)} predictions, one per row of {raw.source} in its order,"
+    if to_stdout:  # the table alone on standard output; what was done goes to standard error
         sys.stdout.write(text)
-        print(f"wrote {len(rows)} predictions for {why} of {source} to standard output", file=sys.stderr)
+        print(f"wrote {what} to standard output", file=sys.stderr)
         return 0
     atomic_write(args.out, lambda f: f.write(text.encode()))
-    print(f"wrote {len(rows)} predictions for {why} of {source} to {args.out}")
+    print(f"wrote {what} to {args.out}")
     return 0
+
+
+def predictions_csv(model: Model, X: Any) -> str:
+    """The predictions as CSV text (the csv module quotes what needs it): ``row``, ``prediction``
+    and, for a classifier, ``p_<class>`` columns when its outputs are probabilities (softmax,
+    sigmoid), else the raw ``output_<k>``."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    if model.labels is None:
+        w.writerow(["row", "prediction"])
+        w.writerows([i, f"{v:.9g}"] for i, v in enumerate(np.asarray(model.predict(X)).reshape(len(X), -1)[:, 0]))
+        return out.getvalue()
+    A = model.outputs(X)
+    pred = model.labels.predict(A)  # the rule Model.predict uses
+    if model.gives_probabilities:
+        values = model.labels.proba(A)
+        names = [f"p_{c}" for c in model.labels.classes.tolist()]
+    else:
+        values, names = A, [f"output_{k}" for k in range(A.shape[1])]
+    w.writerow(["row", "prediction", *names])
+    w.writerows([i, p, *(f"{v:.6g}" for v in row)] for i, (p, row) in enumerate(zip(pred.tolist(), values)))
+    return out.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -12,15 +13,15 @@ import numpy as np
 from .. import __version__
 from .._io import to_json
 from ..checkpoint import read_file
-from ..data import Dataset, Scaler, fingerprint, load_data
-from ..labels import Labels, class_index
+from ..columns import Columns
+from ..data import Dataset, fingerprint, load_data
+from ..labels import class_index
 from ..metrics import accuracy
-from ..model import Model
+from ..model import Model, preprocessing
 from ..network import MLP
 from ..network import load as load_network
 from ..optim import OPTIMIZERS
 from ..parallel import StopOnInterrupt
-from ..settings import COMMAND_EPOCHS, COMMAND_LR, COMMAND_MOMENTUM, TrainSettings
 from ..training import TrainingDivergedError, make_trainer
 from ._common import (
     EXIT_INTERRUPTED,
@@ -30,10 +31,12 @@ from ._common import (
     add_data_options,
     add_network_options,  # fmt: skip
     check_output,
+    data_files,
     fraction,
     positive,
     printer,
     resolve_network,
+    same_file,
     seed,
 )
 from ._ranks import Ranks
@@ -41,14 +44,15 @@ from ._ranks import Ranks
 DEFAULT_SAVE = "gpubp-model.npz"
 NOTHING_SCORED = "no test rows held out (--test-fraction 0): nothing scored"
 
-# the library's training defaults, except where the command differs on purpose (gpubp.settings says why);
-# lr and momentum: None here, decided by the task and the optimiser in resolve()
-_LIBRARY = TrainSettings()
-TRAIN_DEFAULTS: dict[str, Any] = {"epochs": COMMAND_EPOCHS, "batch_size": _LIBRARY.batch_size, "lr": None,
-                                  "optimizer": _LIBRARY.optimizer, "momentum": None, "nesterov": _LIBRARY.nesterov,
-                                  "weight_decay": _LIBRARY.weight_decay, "patience": _LIBRARY.patience,
-                                  "shuffle": _LIBRARY.shuffle, "val_fraction": 0.1, "test_fraction": 0.2,
-                                  "split_seed": 0}  # fmt: skip
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "lr": None, "optimizer": "sgd", "momentum": None,
+                                  "nesterov": False, "weight_decay": 0.0, "patience": None, "shuffle": True,
+                                  "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0,
+                                  "keep_last": False}  # fmt: skip
+# measured on the embedded digits and a regression CSV (README): squared error has no softmax to
+# bound the output delta, so it needs a smaller step than cross-entropy
+DEFAULT_LR = {"classify": 0.05, "classify-mse": 0.002, "regress": 0.01}
+# what a resume may change: how far to go, where, and what is printed or written
+RESUME_FREE = ("epochs", "device", "save", "no_save", "plot", "json", "quiet", "resume")
 
 
 def add_parser(sub: Any) -> None:
@@ -59,17 +63,16 @@ def add_parser(sub: Any) -> None:
     )
     add_data_options(t)
     add_network_options(t)
-    t.add_argument("--epochs", type=positive(int), default=None, help=f"(default: {COMMAND_EPOCHS})")
-    t.add_argument("--batch-size", type=positive(int), default=None, help=f"(default: {_LIBRARY.batch_size})")
+    t.add_argument("--epochs", type=positive(int), default=None, help="(default: 30)")
+    t.add_argument("--batch-size", type=positive(int), default=None, help="(default: 32)")
     t.add_argument(
         "--lr",
         type=positive(float),
         default=None,
-        help=f"learning rate η (default: {COMMAND_LR['classify']}; with loss mse {COMMAND_LR['classify-mse']}, "
-        f"with --task regress {COMMAND_LR['regress']})",
+        help="learning rate η (default: 0.05; with loss mse 0.002, with --task regress 0.01)",
     )
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"(default: {_LIBRARY.optimizer})")
-    t.add_argument("--momentum", type=fraction, default=None, help=f"(sgd only; default: {COMMAND_MOMENTUM})")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="(default: sgd)")
+    t.add_argument("--momentum", type=fraction, default=None, help="(sgd only; default: 0.9)")
     t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd only)")
     t.add_argument("--weight-decay", type=float, default=None, help="λ, on weights only (default: 0)")
     t.add_argument(
@@ -97,6 +100,9 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--save", default=None, metavar="PATH",
                    help=f"checkpoint written every epoch and at the end (default: the --resume file, "
                         f"else {DEFAULT_SAVE})")  # fmt: skip
+    t.add_argument("--keep-last", action="store_true", default=None,
+                   help="save the last epoch's weights (default: with validation rows, the best "
+                        "validation epoch's)")  # fmt: skip
     t.add_argument("--no-save", action="store_true", help="write no model file")
     t.add_argument(
         "--resume",
@@ -123,18 +129,20 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     s.update({k: (given[k] if given[k] is not None else v) for k, v in TRAIN_DEFAULTS.items()})
     if s["lr"] is None:
         kind = "regress" if s["task"] == "regress" else "classify-mse" if s["loss"] == "mse" else "classify"
-        s["lr"] = COMMAND_LR[kind]
+        s["lr"] = DEFAULT_LR[kind]
     if s["optimizer"] == "adam":
         for option, value in (("--momentum", given["momentum"]), ("--nesterov", given["nesterov"])):
             if value is not None:
                 raise UsageError(f"{option} applies to --optimizer sgd; adam keeps its own moment estimates")
         s["momentum"] = 0.0
     elif s["momentum"] is None:
-        s["momentum"] = COMMAND_MOMENTUM
+        s["momentum"] = 0.9
     if s["nesterov"] and s["momentum"] == 0:
         raise UsageError("--nesterov needs --momentum > 0")
     if given["patience"] is not None and s["val_fraction"] == 0:
         raise UsageError("--patience needs validation rows: --val-fraction > 0")
+    if given["patience"] is not None and s["keep_last"]:
+        raise UsageError("--keep-last contradicts --patience, which keeps the best validation epoch's weights")
     s["data"] = absolute(s["data"])
     return s
 
@@ -172,20 +180,20 @@ def _show(value: Any) -> str:
 
 def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str | None,
             data_option: str | None) -> Dataset:  # fmt: skip
-    raw = load_data(data_option or settings["data"], settings["label_column"])
-    if resume:
-        if "fingerprint" in settings and fingerprint(raw.X, raw.y) != settings["fingerprint"]:
-            raise UsageError(f"{raw.source} is not the data {resume} was trained on ({settings['data']}: rows "
-                             "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
+    """The data set of the run: a new split and scaling, or (resuming) the checkpoint's preprocessing
+    on the same rows."""
+    raw = load_data(data_option or settings["data"], settings["label_column"], delimiter=settings.get("delimiter"))
+    if not resume:
         return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                                test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
-                               scale=settings["scale"], labels=Labels(extra["classes"]) if "classes" in extra else None,
-                               scaler=Scaler.from_arrays(settings["scale"], extra),
-                               target=Scaler.from_arrays("standard", extra, "target") if "target_shift" in extra
-                               else None)  # fmt: skip
+                               scale=settings["scale"])  # fmt: skip
+    if "fingerprint" in settings and fingerprint(raw.X, raw.y) != settings["fingerprint"]:
+        raise UsageError(f"{raw.source} is not the data {resume} was trained on ({settings['data']}: rows "
+                         "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
+    scaler, labels, target = preprocessing(settings, extra)
     return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                            test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
-                           scale=settings["scale"])  # fmt: skip
+                           scale=settings["scale"], labels=labels, scaler=scaler, target=target)  # fmt: skip
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -240,6 +248,8 @@ def _format_row(row: dict[str, float], metric_key: str | None, device: str) -> s
 def _save_path(args: argparse.Namespace) -> str | None:
     """--save, else the checkpoint being resumed (so a resumed run keeps one file), else the default."""
     if args.no_save:
+        if args.save is not None:
+            raise UsageError(f"--no-save contradicts --save {args.save}: give one of them")
         return None
     if args.save == "":
         raise UsageError("--save: empty file name (give a path, or --no-save to write no model)")
@@ -256,19 +266,24 @@ def _label_note(ds: Dataset) -> str:
 def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Dataset, MLP]:
     """(settings, data set, network) of the run: a new one from the options, or the checkpoint's.
     Output paths are checked first (by the rank that ``writes``), before any work."""
-    if writes:  # a resumed run saves to the file it resumes unless --save says otherwise
-        check_output("--save" if args.save is not None or not args.resume else "--resume", _save_path(args))
-        check_output("--plot", args.plot, png=True)
+    if writes:
+        check_outputs(args)
     if args.resume:
         settings, _, extra = from_checkpoint(args)
     else:
         settings, extra = resolve(args), {}
     ds = prepare(settings, extra, args.resume, args.data)
+    if args.test_fraction is not None and ds.X_test is not None:
+        raise UsageError(f"--test-fraction: {ds.source} has its own test files, which are the test rows")
     if args.resume and args.data:
         settings["data"] = absolute(args.data)  # the same rows found elsewhere: remember where
-    settings["fingerprint"] = ds.fingerprint
-    settings["label_column"] = ds.label_column
-    settings["label_index"] = ds.label_index
+    settings.update(
+        fingerprint=ds.fingerprint,
+        features_fingerprint=ds.features_fingerprint,
+        label_column=ds.label_column,
+        label_index=ds.label_index,
+        columns=Columns.of(ds.feature_names, ds.X.shape[1], ds.label_column, ds.label_index).to_dict(),
+    )
     if args.resume:
         net = load_network(args.resume, device=args.device)
         if net.sizes[0] != ds.X.shape[1]:
@@ -280,82 +295,104 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
     return settings, ds, net
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    ranks = Ranks()  # one process, or the ranks mpiexec started: rank 0 alone prints and writes
-    say = printer(args.quiet or not ranks.root, args.json)
-    save_path = _save_path(args) if ranks.root else None
-    args.device = ranks.device(args.device)  # each rank's own GPU, before anything is built
-    settings, ds, net = ranks.together(setup, args, ranks.root)
-    regress = settings["task"] == "regress"
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a model or picture path that cannot be written or would replace the
+    data or a model being read (a resumed run saves to its own checkpoint unless --save says otherwise)."""
+    data = args.data if args.data is not None else (None if args.resume else "digits")
+    inputs = [("the data", f) for f in data_files(data)]
+    save = _save_path(args)
+    if args.resume and not (save and same_file(save, args.resume)):
+        inputs.append(("the checkpoint", args.resume))
+    check_output("--save" if args.save is not None or not args.resume else "--resume", save, inputs=inputs)
+    check_output("--plot", args.plot, png=True, inputs=[*inputs, ("the checkpoint", args.resume), ("--save", save)])
+
+
+def build_trainer(args: argparse.Namespace, settings: dict[str, Any], ds: Dataset, net: MLP, ranks: Ranks) -> Any:
+    """The trainer over the training rows (validation rows, when there are any, choose the epoch
+    whose weights are kept), restored from --resume when given."""
     comm = ranks.together(ranks.attach, net)
-    n_out = net.sizes[-1]
-
-    def targets(part: str) -> np.ndarray:
-        return ds.targets(part, n_out, net.loss)
-
     has_val = ds.size("val") > 0
-    X_val = ds.features("val") if has_val else None
-    validation = (X_val, targets("val")) if has_val else None
-    options = {k: settings[k] for k in TRAIN_DEFAULTS if k in TrainSettings.__dataclass_fields__}
-    options["patience"] = settings["patience"] if validation else None
-    trainer = make_trainer(net, ds.features("train"), targets("train"), comm, TrainSettings(**options),
-                           validation_data=validation)  # fmt: skip
+    validation = (ds.features("val"), ds.targets("val", net.sizes[-1], net.loss)) if has_val else None
+    trainer = make_trainer(net, ds.features("train"), ds.targets("train", net.sizes[-1], net.loss), comm,
+                           batch_size=settings["batch_size"], lr=settings["lr"], optimizer=settings["optimizer"],
+                           momentum=settings["momentum"], nesterov=settings["nesterov"],
+                           weight_decay=settings["weight_decay"], shuffle=settings["shuffle"],
+                           validation_data=validation, patience=settings["patience"] if validation else None,
+                           keep_best=has_val and not settings.get("keep_last"))  # fmt: skip
     if args.resume:  # every rank reads it; the first epoch starts from rank 0's copy
         ranks.together(trainer.restore, args.resume)
-    model = Model(net, ds.scaler, ds.labels, ds.target, settings)
-    epochs = settings["epochs"]
+    return trainer
+
+
+def describe(say: Any, args: argparse.Namespace, settings: dict[str, Any], ds: Dataset, net: MLP, ranks: Ranks,
+             trainer: Any) -> None:  # fmt: skip
+    """The run's opening lines: the network, the data (and what reading it decided), the ranks."""
     say(f"gpubp {__version__}: {net!r}")
     say(f"data: {ds.source}: {ds.size('train')} train / {ds.size('val')} validation / {ds.size('test')} test rows, "
         f"{ds.X.shape[1]} features" + (f", {len(ds.labels)} classes" if ds.labels is not None else "")
         + _label_note(ds) + (f" ({ds.note})" if ds.note else ""))  # fmt: skip
+    for note in ds.notes:
+        say(f"data: {note}")
     if ranks.distributed:
-        say(f"ranks: {ranks.size} ({type(comm).__name__}), each batch of {settings['batch_size']} rows split "
+        say(f"ranks: {ranks.size} ({type(trainer.comm).__name__}), each batch of {settings['batch_size']} rows split "
             "across them")  # fmt: skip
-    if regress and ds.target is not None:
+    if settings["task"] == "regress" and ds.target is not None:
         say(f"target standardised on the training rows (mean {ds.target.shift[0]:.4g}, sd {ds.target.scale[0]:.4g}); "
             "predictions are mapped back")  # fmt: skip
     if args.resume:
         say(f"resuming {args.resume} at epoch {trainer.epoch}"
             + (f", batch {trainer.position // trainer.batch}" if trainer.position else ""))  # fmt: skip
-    # a classifier trained with mse (the lecture's sigmoid + squared error) still reports accuracy
-    metric_key = None if validation is None else ("val_r2" if regress else "val_accuracy")
-    extra_accuracy = validation is not None and not regress and not net.is_classifier
-    header, rule = _row_format({"val_accuracy": "val acc", "val_r2": "val R²"}.get(metric_key or ""))
-    say(header)
-    say(rule)
-    earlier = len(trainer.history.get("epoch", []))
-    for i in range(earlier):  # the epochs before a resume, marked as such
-        row = {k: v[i] for k, v in trainer.history.items()}
-        say(_format_row(row, metric_key if metric_key in row else None, net.device.name) + "  (earlier run)")
-    if earlier:
+
+
+class EpochTable:
+    """The epoch table: its header, the epochs of an earlier run (when resuming) and a row per epoch.
+    A classifier trained with mse (the lecture's sigmoid + squared error) still shows accuracy."""
+
+    def __init__(self, say: Any, ds: Dataset, net: MLP, trainer: Any) -> None:
+        self.say, self.ds, self.device = say, ds, net.device.name
+        has_val = trainer.validation is not None
+        regress = ds.task == "regress"
+        self.metric = None if not has_val else ("val_r2" if regress else "val_accuracy")
+        self.extra_accuracy = has_val and not regress and not net.is_classifier
+        header, rule = _row_format({"val_accuracy": "val acc", "val_r2": "val R²"}.get(self.metric or ""))
+        say(header)
         say(rule)
+        earlier = len(trainer.history.get("epoch", []))
+        for i in range(earlier):  # the epochs before a resume, marked as such
+            row = {k: v[i] for k, v in trainer.history.items()}
+            say(_format_row(row, self.metric if self.metric in row else None, self.device) + "  (earlier run)")
+        if earlier:
+            say(rule)
 
-    def save() -> None:
-        if save_path:
-            trainer.save(save_path, meta={"cli": settings}, arrays=model.arrays())
+    def row(self, net: MLP, row: dict[str, float]) -> None:
+        if self.extra_accuracy:
+            A = net.device.to_host(net.forward(self.ds.features("val")))
+            row = {**row, "val_accuracy": accuracy(self.ds.targets("val"), class_index(A))}
+        self.say(_format_row(row, self.metric, net.device.name))
 
+
+def run_epochs(args: argparse.Namespace, settings: dict[str, Any], trainer: Any, table: EpochTable,
+               save: Any, result: dict[str, Any], ranks: Ranks) -> float:  # fmt: skip
+    """Train to the last epoch (or Ctrl-C), a table row and a checkpoint per epoch; the seconds taken."""
     progress = _Progress(enabled=not args.quiet and ranks.root)
     current = {"epoch": trainer.epoch + 1}
 
     def on_epoch(m: MLP, row: dict[str, float]) -> bool:
         progress.close()
-        if extra_accuracy:
-            row = {**row, "val_accuracy": accuracy(ds.targets("val"), class_index(m.device.to_host(m.forward(X_val))))}
-        say(_format_row(row, metric_key, m.device.name))
+        table.row(m, row)
         current["epoch"] = int(row["epoch"]) + 1
         save()
         return False
 
-    result: dict[str, Any] = {"status": "running", "device": net.device.name, "model": save_path}
     t0 = time.perf_counter()
     with StopOnInterrupt() as interrupt:  # under mpiexec every rank gets the Ctrl-C; rank 0 decides
 
         def on_batch(i: int, n: int) -> bool:
-            progress.batch(i, n, current["epoch"], epochs)
+            progress.batch(i, n, current["epoch"], settings["epochs"])
             return interrupt.requested
 
         try:
-            trainer.run(epochs, callback=on_epoch, on_batch=on_batch)
+            trainer.run(settings["epochs"], callback=on_epoch, on_batch=on_batch)
         except TrainingDivergedError as exc:
             result.update(status="diverged", error=" ".join(str(exc).split()), epochs=trainer.epoch,
                           history=trainer.history)  # fmt: skip
@@ -364,7 +401,88 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise
         finally:
             progress.close()
-    wall = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def report_interrupt(args: argparse.Namespace, trainer: Any, save_path: str | None, result: dict[str, Any]) -> int:
+    if trainer.position:
+        where = f"in epoch {trainer.epoch + 1}, batch {-(-trainer.position // trainer.batch)}"
+    else:
+        where = f"after epoch {trainer.epoch}"
+    if save_path:
+        print(f"gpubp train: interrupted {where}; checkpoint saved to {save_path} "
+              f"(continue with --resume {save_path})", file=sys.stderr)  # fmt: skip
+    else:
+        print(f"gpubp train: interrupted {where}; nothing saved (no --save)", file=sys.stderr)
+    if args.json:
+        print(to_json({**result, "status": "interrupted"}, strict=True))
+    return EXIT_INTERRUPTED
+
+
+def kept_weights(say: Any, settings: dict[str, Any], trainer: Any, result: dict[str, Any]) -> None:
+    """Say which epoch's weights the model holds: the best validation epoch's, or the last."""
+    if trainer.stopped_early and settings["patience"]:
+        say(f"early stop: no better validation loss for {settings['patience']} epochs; "
+            f"kept the weights of epoch {trainer.best_epoch}")  # fmt: skip
+    if trainer.validation is not None and not settings.get("keep_last") and trainer.best_epoch:
+        result.update(kept_epoch=trainer.best_epoch, kept="best validation loss")
+        if not trainer.stopped_early:
+            say(f"kept the weights of epoch {trainer.best_epoch} of {trainer.epoch}, the best validation loss "
+                f"({trainer.best_val:.4f}; --keep-last keeps the last epoch's)")  # fmt: skip
+    else:
+        result.update(kept_epoch=trainer.epoch, kept="last epoch")
+
+
+def test_score(say: Any, ds: Dataset, net: MLP, trainer: Any, wall: float, result: dict[str, Any]) -> None:
+    """The kept weights scored on the test rows (the one test score of the run)."""
+    if not ds.size("test"):
+        say(NOTHING_SCORED)
+        return
+    X_test = ds.features("test")
+    scores = net.evaluate(X_test, ds.targets("test", net.sizes[-1], net.loss))
+    result["test_loss"] = scores["loss"]
+    result["test_rows"] = ds.test_rule
+    if ds.task == "regress":
+        result["test_r2"] = scores["r2"]
+        say(f"test R²: {scores['r2']:.4f} on {ds.test_rule}")
+    else:
+        pred = class_index(net.device.to_host(net.forward(X_test)))
+        acc = result["test_accuracy"] = accuracy(ds.targets("test"), pred)
+        say(f"test accuracy: {100 * acc:.2f}% on {ds.test_rule}, after {trainer.epoch} epochs, {wall:.1f} s")
+
+
+def print_result(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    if args.json:
+        print(to_json(result, strict=True))
+    elif args.quiet:
+        if "test_accuracy" in result:
+            print(f"test accuracy: {100 * result['test_accuracy']:.2f}%")
+        elif "test_r2" in result:
+            print(f"test R²: {result['test_r2']:.4f}")
+        else:
+            print(NOTHING_SCORED)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """A run: set up (options or checkpoint, data, network), build the trainer, describe the run,
+    train the epochs, then (rank 0) save, say which weights were kept, score the test rows, report."""
+    ranks = Ranks()  # one process, or the ranks mpiexec started: rank 0 alone prints and writes
+    say = printer(args.quiet or not ranks.root, args.json)
+    save_path = _save_path(args) if ranks.root else None
+    args.device = ranks.device(args.device)  # each rank's own GPU, before anything is built
+    replaces = bool(save_path) and save_path == DEFAULT_SAVE and os.path.exists(save_path) and not args.resume
+    settings, ds, net = ranks.together(setup, args, ranks.root)
+    trainer = build_trainer(args, settings, ds, net, ranks)
+    model = Model(net, ds.scaler, ds.labels, ds.target, settings)
+    describe(say, args, settings, ds, net, ranks, trainer)
+    table = EpochTable(say, ds, net, trainer)
+
+    def save() -> None:
+        if save_path:
+            trainer.save(save_path, meta={"cli": settings}, arrays=model.arrays())
+
+    result: dict[str, Any] = {"status": "running", "device": net.device.name, "model": save_path}
+    wall = run_epochs(args, settings, trainer, table, save, result, ranks)
 
     def finish() -> int:
         """Rank 0: the last checkpoint, the test score, plots and the result; the exit status."""
@@ -373,53 +491,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         save()
         result.update(epochs=trainer.epoch, seconds=wall, history=trainer.history)
         if trainer.interrupted:
-            if trainer.position:
-                where = f"in epoch {trainer.epoch + 1}, batch {-(-trainer.position // trainer.batch)}"
-            else:
-                where = f"after epoch {trainer.epoch}"
-            if save_path:
-                print(f"gpubp train: interrupted {where}; checkpoint saved to {save_path} "
-                      f"(continue with --resume {save_path})", file=sys.stderr)  # fmt: skip
-            else:
-                print(f"gpubp train: interrupted {where}; nothing saved (no --save)", file=sys.stderr)
-            if args.json:
-                print(to_json({**result, "status": "interrupted"}, strict=True))
-            return EXIT_INTERRUPTED
-
+            return report_interrupt(args, trainer, save_path, result)
         result["status"] = "stopped early" if trainer.stopped_early else "done"
-        if trainer.stopped_early and settings["patience"]:
-            say(f"early stop: no better validation loss for {settings['patience']} epochs; "
-                f"kept the weights of epoch {trainer.best_epoch}")  # fmt: skip
-        if not ds.size("test"):
-            say(NOTHING_SCORED)
-        else:
-            X_test = ds.features("test")
-            scores = net.evaluate(X_test, targets("test"))
-            result["test_loss"] = scores["loss"]
-            result["test_rows"] = ds.test_rule
-            if regress:
-                result["test_r2"] = scores["r2"]
-                say(f"test R²: {scores['r2']:.4f} on {ds.test_rule}")
-            else:
-                pred = class_index(net.device.to_host(net.forward(X_test)))
-                acc = result["test_accuracy"] = accuracy(ds.targets("test"), pred)
-                say(f"test accuracy: {100 * acc:.2f}% on {ds.test_rule}, after {trainer.epoch} epochs, {wall:.1f} s")
+        kept_weights(say, settings, trainer, result)
+        test_score(say, ds, net, trainer, wall, result)
         if args.plot:
             from ..plots import learning_curves
 
             learning_curves(trainer.history, args.plot)
             say(f"learning curves: {args.plot}")
         if save_path:
-            say(f"model saved to {save_path}")
-        if args.json:
-            print(to_json(result, strict=True))
-        elif args.quiet:
-            if "test_accuracy" in result:
-                print(f"test accuracy: {100 * result['test_accuracy']:.2f}%")
-            elif "test_r2" in result:
-                print(f"test R²: {result['test_r2']:.4f}")
-            else:
-                print(NOTHING_SCORED)
+            say(f"model saved to {save_path}" + (" (replacing the file of an earlier run)" if replaces else ""))
+        print_result(args, result)
         return 0
 
     return ranks.status(ranks.together(finish))  # every rank exits with the same status

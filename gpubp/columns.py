@@ -1,0 +1,134 @@
+"""Columns: which input column is which feature, by name, as scikit-learn's ``feature_names_in_``.
+
+A model keeps the :class:`Columns` it was trained on (the feature names in the network's input
+order, whether they came from the data or were generated as ``x0, x1, …``, and the label column's
+name and position). :func:`match` finds them among another input's columns (a CSV header, a
+DataFrame's columns); rows without names must have exactly the model's width. The rules, with an
+example each, are in docs/data-formats.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Columns:
+    """``features``: names of the network's inputs, in order; ``named``: they came from the data
+    (a header, a DataFrame) rather than generated ``x0..``; ``label``: the label column's name (its
+    header cell, or None) and ``label_index`` its position among the training file's columns."""
+
+    features: tuple[str, ...]
+    named: bool = False
+    label: str | None = None
+    label_index: int | None = None
+
+    @classmethod
+    def of(cls, names: list[str] | None, width: int, label: str | int | None = None,
+           label_index: int | None = None) -> Columns:  # fmt: skip
+        """The columns of training data: its ``names`` (None: generated ``x0..x{width-1}``)."""
+        if names is None:
+            return cls(tuple(f"x{j}" for j in range(width)), False, None, label_index)
+        if len(names) != width:
+            raise ValueError(f"{len(names)} feature names for {width} features")
+        return cls(tuple(str(n) for n in names), True, label if isinstance(label, str) else None, label_index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(self.features), "named": self.named, "label": self.label,
+                "label_index": self.label_index}  # fmt: skip
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], width: int) -> Columns:
+        """A model file's columns; a file written before columns were stored has generated names."""
+        stored = settings.get("columns")
+        if stored is None:
+            label = settings.get("label_column")
+            return cls(tuple(f"x{j}" for j in range(width)), False, label if isinstance(label, str) else None,
+                       settings.get("label_index"))  # fmt: skip
+        return cls(tuple(stored["features"]), bool(stored["named"]), stored.get("label"), stored.get("label_index"))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Where the model's columns are in an input: ``features`` the input's column positions in the
+    model's order, ``label`` the label's position (None: no label column), ``extra`` the names of
+    columns that are neither (ignored)."""
+
+    features: list[int]
+    label: int | None
+    extra: list[str]
+
+
+def match(columns: Columns, names: list[str] | None, label_column: str | int | None = None,
+          source: str = "data") -> Selection:  # fmt: skip
+    """Find ``columns`` among an input's column ``names`` (None: the input has no header).
+
+    With names (and a model whose names came from data): each feature by its name, in any order;
+    the label column is ``label_column`` when given (refused when absent), else the model's stored
+    label name when present; other columns are extra. A missing feature is refused, naming it.
+    Without names: exactly the model's width, or one more when the label column's position is
+    known (``label_column`` given as a position, or the model's stored one)."""
+    if names is not None and columns.named:
+        position = {n: j for j, n in enumerate(names)}
+        missing = [n for n in columns.features if n not in position]
+        if missing:
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            shown = ", ".join(repr(n) for n in missing[:5]) + more
+            raise ValueError(f"{source}: no column {shown}, which the model was trained on (its features: "
+                             f"{_few(columns.features)})")  # fmt: skip
+        label = None
+        if label_column is not None:
+            label = _position(label_column, names, source)
+        elif columns.label is not None and columns.label in position:
+            label = position[columns.label]
+        features = [position[n] for n in columns.features]
+        used = {*features, label}
+        return Selection(features, label, [n for j, n in enumerate(names) if j not in used])
+    width = len(names) if names is not None else None
+    return _by_width(columns, width, label_column, source, names)
+
+
+def _by_width(columns: Columns, width: int | None, label_column: str | int | None, source: str,
+              names: list[str] | None) -> Selection:  # fmt: skip
+    d = len(columns.features)
+    if width is None:
+        raise ValueError("the number of columns is needed")
+    if label_column is not None and names is not None and not _is_position(label_column):
+        label = _position(label_column, names, source)
+    elif label_column is not None:
+        label = _position(label_column, names or [str(j) for j in range(width)], source)
+    elif width == d + 1 and columns.label_index is not None and columns.label_index < width:
+        label = columns.label_index
+    else:
+        label = None
+    have = width - (label is not None)
+    if have != d:
+        if label is None:
+            raise ValueError(f"{source}: {width} columns and no names to match them by, the model was trained "
+                             f"on {d} features: give exactly those (or {d + 1}, the label's named by "
+                             "--label-column)")  # fmt: skip
+        raise ValueError(f"{source}: {have} feature columns besides the label column {label}, the model was "
+                         f"trained on {d}")  # fmt: skip
+    return Selection([j for j in range(width) if j != label], label, [])
+
+
+def _is_position(label_column: str | int) -> bool:
+    return isinstance(label_column, int) or str(label_column).lstrip("-").isdigit()
+
+
+def _position(label_column: str | int, names: list[str], source: str) -> int:
+    """The position of ``label_column`` (a name, or an index; negative counts from the end)."""
+    if not _is_position(label_column):
+        if label_column not in names:
+            raise ValueError(f"{source}: no label column {label_column!r} (columns are {_few(names)})")
+        return names.index(str(label_column))
+    idx = int(label_column)
+    if not -len(names) <= idx < len(names):
+        raise ValueError(f"{source}: label column {idx} out of range for {len(names)} columns")
+    return idx % len(names)
+
+
+def _few(names: Any, k: int = 8) -> str:
+    names = list(names)
+    return ", ".join(map(str, names[:k])) + (f", … ({len(names)} in all)" if len(names) > k else "")
