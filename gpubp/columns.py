@@ -61,8 +61,9 @@ class Selection:
 
 
 def match(columns: Columns, names: list[str] | None, label_column: str | int | None = None,
-          source: str = "data") -> Selection:  # fmt: skip
-    """Find ``columns`` among an input's column ``names`` (None: the input has no header).
+          source: str = "data", width: int | None = None) -> Selection:  # fmt: skip
+    """Find ``columns`` among an input's column ``names`` (None: the input has no header, and
+    ``width`` columns).
 
     With names (and a model whose names came from data): each feature by its name, in any order;
     the label column is ``label_column`` when given (refused when absent), else the model's stored
@@ -85,7 +86,7 @@ def match(columns: Columns, names: list[str] | None, label_column: str | int | N
         features = [position[n] for n in columns.features]
         used = {*features, label}
         return Selection(features, label, [n for j, n in enumerate(names) if j not in used])
-    width = len(names) if names is not None else None
+    width = len(names) if names is not None else width
     return _by_width(columns, width, label_column, source, names)
 
 

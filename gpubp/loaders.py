@@ -421,7 +421,7 @@ def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str
         features = [j for j in range(width) if j != label]
     else:
         try:
-            chosen = match(columns, names, label_column, path)
+            chosen = match(columns, names, label_column, path, width)
         except ValueError as exc:
             raise DataError(str(exc)) from None
         label, features = chosen.label, chosen.features
@@ -474,7 +474,7 @@ def _numbers(path: str, frame: Any, features: list[int], layout: CsvLayout) -> n
     bad = ~np.isfinite(X)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise DataError(f"{path}: line {_line(layout, int(r))}: empty, NaN or infinite value in column "
+        raise DataError(f"{path}: line {_line(layout, int(r))}: NaN or infinite value (or an empty cell) in column "
                         f"{part.columns[c]!r}")  # fmt: skip
     return X
 
@@ -483,7 +483,8 @@ def _labels(path: str, column: Any, layout: CsvLayout) -> np.ndarray:
     """Numbers as float64, else the cells as text; an empty or non-finite label refused."""
     if column.isna().any():
         row = int(np.flatnonzero(column.isna().to_numpy())[0])
-        raise DataError(f"{path}: line {_line(layout, row)}, label column {column.name!r}: empty cell")
+        name = repr(column.name) if layout.header is not None else column.name
+        raise DataError(f"{path}: line {_line(layout, row)}, label column {name}: empty cell")
     if column.dtype.kind in "biuf":
         y = column.to_numpy(dtype=np.float64)
         if not np.isfinite(y).all():
@@ -495,19 +496,22 @@ def _labels(path: str, column: Any, layout: CsvLayout) -> np.ndarray:
 # -- dispatch -----------------------------------------------------------------------------------
 
 
+def is_csv(spec: str) -> bool:
+    """Whether ``spec`` names a CSV file (.csv, .tsv, .txt, gzipped or not)."""
+    return spec != "digits" and "," not in spec and spec.lower().removesuffix(".gz").endswith((".csv", ".tsv", ".txt"))
+
+
 def load_data(spec: str, label_column: str | int | None = None, *, delimiter: str | None = None,
               columns: Columns | None = None) -> RawData:  # fmt: skip
     """Load ``spec``: ``digits``, a folder of IDX files, ``A,B`` (an IDX or .npy pair), ``.npz``,
     ``.npy`` or ``.csv`` (also ``.tsv``, ``.txt``, gzipped or not). ``label_column`` and
     ``delimiter`` are a CSV's (refused for other formats, never ignored); with a model's
     ``columns``, a CSV's columns are matched by name and other formats must have its width."""
-    lower = spec.lower().removesuffix(".gz")
-    is_csv = spec != "digits" and "," not in spec and lower.endswith((".csv", ".tsv", ".txt"))
-    if not is_csv:
+    if not is_csv(spec):
         for option, value in (("label_column (--label-column)", label_column), ("delimiter (--delimiter)", delimiter)):
             if value is not None:
                 raise DataError(f"{spec}: {option} applies to CSV files, and this is not one (.csv, .tsv, .txt)")
-    if is_csv:
+    if is_csv(spec):
         if not os.path.exists(spec):
             raise DataError(f"{spec}: file not found")
         return load_csv(spec, label_column, delimiter=delimiter, columns=columns)

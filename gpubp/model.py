@@ -98,7 +98,7 @@ class Model:
     def _by_name(self, frame: Any) -> np.ndarray:
         """A DataFrame's feature columns in the model's order (names that are not all text: by position)."""
         names = [str(c) for c in frame.columns] if all(isinstance(c, str) for c in frame.columns) else None
-        chosen = match(self.columns, names, None, "X")
+        chosen = match(self.columns, names, None, "X", frame.shape[1])
         if chosen.label is not None and names is None:
             raise ValueError(f"X has {frame.shape[1]} columns, the model was trained on {self.net.sizes[0]} features")
         ignored = chosen.extra + ([names[chosen.label]] if chosen.label is not None and names else [])

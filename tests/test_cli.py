@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import gpubp
@@ -209,7 +210,7 @@ def test_outputs_never_replace_a_special_file_or_a_link(tmp_path):
                           "--out", "not a regular file")  # fmt: skip
     proc = run("predict", str(link), "--data", "digits", "--out", "-")  # - is standard output
     assert proc.stdout.startswith("row,prediction,p_0,")
-    assert len(proc.stdout.splitlines()) == 1 + 359
+    assert len(proc.stdout.splitlines()) == 1 + 1797  # one per row of the data
     assert "to standard output" in proc.stderr
     assert not (tmp_path / "-").exists()
 
@@ -227,7 +228,7 @@ def test_bad_files_are_one_line_errors(tmp_path):
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("1,2,3,0\n4,5,6,1\n")
     assert_one_line_error(run("evaluate", str(model), "--data", str(wrong), check=None),
-                          "3 features per row, the model expects 64")  # fmt: skip
+                          "4 columns and no names to match them by, the model was trained on 64 features")  # fmt: skip
 
 
 def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch, capsys):
@@ -334,20 +335,22 @@ def test_a_loaded_model_predicts_from_raw_rows_as_the_command_does(tmp_path, rng
     out = run("train", "--data", str(tmp_path / "k.csv"), "--label-column", "kind", "--epochs", "15",
               "--hidden", "16", "--save", str(model)).stdout  # fmt: skip
     assert "label: 'kind'" in out  # training says which column it took
-    run("predict", str(model), "--data", str(tmp_path / "k.csv"), "--split", "all", "--out", str(tmp_path / "p.csv"))
+    run("predict", str(model), "--data", str(tmp_path / "k.csv"), "--out", str(tmp_path / "p.csv"))
     cells = [line.split(",") for line in (tmp_path / "p.csv").read_text().splitlines()[1:]]
     cli_pred = np.array([int(c[1]) for c in cells])
     m = gpubp.load(model, device="cpu")
     lib_pred = m.predict(X)
     np.testing.assert_array_equal(lib_pred, cli_pred)
     assert set(np.unique(lib_pred)) <= {7, 8, 9}
-    # the file's rows as they are, label column (first) included: dropped, as the command does
-    whole = np.loadtxt(tmp_path / "k.csv", delimiter=",", skiprows=1)
-    np.testing.assert_array_equal(m.predict(whole), cli_pred)
-    # any other extra column is refused, not dropped in its place (a row id is not the label)
-    with pytest.raises(ValueError, match="features"):
-        m.predict(np.column_stack([np.arange(len(X)), X]))
-    # string labels: the file's rows as text, label column included
+    # the file's rows as a DataFrame, label column (first) included: matched by name, as the command does
+    frame = pd.read_csv(tmp_path / "k.csv")
+    np.testing.assert_array_equal(m.predict(frame), cli_pred)
+    np.testing.assert_array_equal(m.predict(frame[frame.columns[::-1]]), cli_pred)  # in any order
+    # rows without names must have exactly the model's width: neither the label nor a row id is guessed away
+    for extra in (y, np.arange(len(X))):
+        with pytest.raises(ValueError, match="features"):
+            m.predict(np.column_stack([extra, X]))
+    # string labels: the file's rows as a DataFrame, label column included
     text = np.array([line.split(",") for line in (tmp_path / "k.csv").read_text().splitlines()[1:]])
     named = np.where(text[:, 0] == "7", "low", np.where(text[:, 0] == "8", "mid", "high"))
     (tmp_path / "s.csv").write_text("kind,a,b,c,d\n" + "".join(
@@ -355,7 +358,7 @@ def test_a_loaded_model_predicts_from_raw_rows_as_the_command_does(tmp_path, rng
     run("train", "--data", str(tmp_path / "s.csv"), "--label-column", "kind", "--epochs", "15", "--hidden", "16",
         "--save", str(tmp_path / "s.npz"))  # fmt: skip
     s_model = gpubp.load(tmp_path / "s.npz", device="cpu")
-    np.testing.assert_array_equal(s_model.predict(np.column_stack([named, text[:, 1:]])),
+    np.testing.assert_array_equal(s_model.predict(pd.read_csv(tmp_path / "s.csv")),
                                   s_model.predict(text[:, 1:].astype(float)))  # fmt: skip
     assert m.score(X, y) == pytest.approx(np.mean(cli_pred == y))
     assert m.score(X, y) > 0.8  # scaled as in training: raw rows would score near chance
@@ -391,8 +394,7 @@ def test_the_test_set_is_the_same_whatever_the_path_spelling(tmp_path, rng):
         assert result["rows"] == 30, spelling  # the t10k pair, every time
         assert "own test files" in result["which_rows"]
     predict = run("predict", "m.npz", "--data", "./mnist", "--out", "p.csv", cwd=tmp_path).stdout
-    assert "30 predictions" in predict
-    assert "own test files" in predict
+    assert "100 predictions, one per row of ./mnist in its order" in predict  # every row: predict never splits
     # a CSV: the held-out rows, found by content, not by the path's spelling
     _labelled_csv(tmp_path / "k.csv", rng, n=200)
     run("train", "--data", "k.csv", "--label-column", "kind", "--epochs", "1", "--save", "k.npz", cwd=tmp_path)
@@ -426,7 +428,7 @@ def test_regression_and_mse_train_with_defaults(tabular):
     data = np.loadtxt(tabular / "big.csv", delimiter=",", skiprows=1)
     pred = model.predict(data[:, :4])
     assert abs(pred.mean() - data[:, 4].mean()) < 0.2 * data[:, 4].std()
-    with pytest.raises(ValueError, match=r"target column '.*' still in\? drop column 4 first"):
+    with pytest.raises(ValueError, match=r"trained on 4 features \(the label column 4 still in\?"):
         model.predict(data)  # the file's rows, target in: not guessed away (a target looks like a feature)
     with pytest.raises(ValueError, match=r"X must be 2-D, rows × 4 features, got shape \(4,\) \(one row"):
         model.predict(data[0, :4])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gpubp.data import DataError, Scaler, load_data, load_digits, read_idx, stratified_split
+from gpubp.labels import Labels
 
 
 def write_idx(path, array: np.ndarray, compress: bool = False) -> None:
@@ -111,7 +112,8 @@ def test_csv_header_detection_and_label_column(tmp_path):
         ("a,b,label\n1,2,0\n3,x,1\n", r"line 3, column 'b': not a number: 'x' \(if that column holds the labels"),
         ("a,b,label\n1,2,cat\n3,4,\n", r"line 3, label column 'label': empty cell"),  # was a class ''
         ("1,2,0\n3,4, \n", r"line 2, label column 2: empty cell"),
-        ("a,b,label\n1,2,0\n3,4\n", r"line 3: 2 cells, expected 3"),
+        ("a,b,label\n1,2,0\n3,4\n", r"line 3, label column 'label': empty cell"),  # a short row
+        ("a,b,label\n1,2,0\n3,4,5,6\n", r"Expected 3 fields in line 3, saw 4"),
         ("a,b,label\n1,nan,0\n", r"line 2: NaN or infinite"),
         ("", "empty CSV"),
         ("a,b,label\n", "no data rows"),
@@ -222,11 +224,21 @@ def test_one_rule_for_the_test_rows(mnist_folder, tmp_path, rng):
     assert (len(X), split) == (10, "test")
     assert "own test files" in why
     data = RawData(rng.normal(size=(50, 3)), rng.integers(0, 2, 50), "a.csv")
-    trained = {"fingerprint": fingerprint(data.X, data.y), "task": "classify", "val_fraction": 0.1,
+    trained = {"features_fingerprint": fingerprint(data.X), "task": "classify", "val_fraction": 0.1,
                "test_fraction": 0.2, "split_seed": 0}  # fmt: skip
     X, _, rows, split, why = scored_rows(RawData(data.X, data.y, "./a.csv"), trained)
     assert (len(X), split) == (10, "test")
     np.testing.assert_array_equal(X, data.X[rows])
+    # the same features with the labels as text (another file format): the same held-out rows (#7)
+    as_text = RawData(data.X.copy(), np.array(["no", "yes"])[data.y], "a.npz")
+    _, _, again, split, _ = scored_rows(as_text, trained, Labels(["no", "yes"]))
+    assert split == "test"
+    np.testing.assert_array_equal(again, rows)
+    # a model that stores no fingerprint of its features cannot tell: every row, and it says so (#7)
+    old = {k: v for k, v in trained.items() if k != "features_fingerprint"} | {"fingerprint": "50x3:0123"}
+    X, _, _, split, why = scored_rows(RawData(data.X, data.y, "a.csv"), old)
+    assert (len(X), split) == (50, "all")
+    assert "cannot tell" in why
     other = RawData(data.X[::-1].copy(), data.y[::-1].copy(), "a.csv")  # same name, rows in another order
     X, _, _, split, why = scored_rows(other, trained)
     assert (len(X), split) == (50, "all")

@@ -15,6 +15,7 @@ from .._io import to_json
 from ..checkpoint import read_file
 from ..columns import Columns
 from ..data import Dataset, fingerprint, load_data
+from ..loaders import is_csv
 from ..labels import class_index
 from ..metrics import accuracy
 from ..model import Model, preprocessing
@@ -182,7 +183,10 @@ def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str 
             data_option: str | None) -> Dataset:  # fmt: skip
     """The data set of the run: a new split and scaling, or (resuming) the checkpoint's preprocessing
     on the same rows."""
-    raw = load_data(data_option or settings["data"], settings["label_column"], delimiter=settings.get("delimiter"))
+    spec = data_option or settings["data"]
+    # a resumed CSV run's label column and delimiter are its file's; the same rows in another format have none
+    csv_options = {"delimiter": settings.get("delimiter")} if is_csv(spec) else {}
+    raw = load_data(spec, settings["label_column"] if is_csv(spec) else None, **csv_options)
     if not resume:
         return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                                test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
