@@ -184,9 +184,10 @@ def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str 
     """The data set of the run: a new split and scaling, or (resuming) the checkpoint's preprocessing
     on the same rows."""
     spec = data_option or settings["data"]
-    # a resumed CSV run's label column and delimiter are its file's; the same rows in another format have none
-    csv_options = {"delimiter": settings.get("delimiter")} if is_csv(spec) else {}
-    raw = load_data(spec, settings["label_column"] if is_csv(spec) else None, **csv_options)
+    # a resumed CSV run's label column and delimiter are its file's: the same rows in another format have none
+    csv_file = is_csv(spec) or not resume  # a new run's options are checked against the format, never dropped
+    raw = load_data(spec, settings["label_column"] if csv_file else None,
+                    delimiter=settings.get("delimiter") if csv_file else None)  # fmt: skip
     if not resume:
         return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                                test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
