@@ -181,8 +181,8 @@ def test_rule_8_a_missing_feature_is_refused_by_name(tmp_path, iris):
     for label_column in (None, "target"):
         with pytest.raises(DataError, match=r"m\.csv: no column 'sepal_width', which the model was trained on"):
             load_data(str(tmp_path / "m.csv"), label_column, columns=cols)
+    iris.to_csv(tmp_path / "all.csv", index=False)
     with pytest.raises(DataError, match=r"no label column 'kind'"):
-        iris.to_csv(tmp_path / "all.csv", index=False)
         load_data(str(tmp_path / "all.csv"), "kind", columns=cols)
 
 
@@ -190,7 +190,8 @@ def test_rule_9_without_names_exactly_the_width(tmp_path, iris):
     cols = _columns(list(iris.columns[:4]), "target", 4)
     iris.iloc[:, :4].to_csv(tmp_path / "f.csv", header=False, index=False)
     raw = load_data(str(tmp_path / "f.csv"), columns=cols)
-    assert raw.X.shape == (150, 4) and raw.y is None
+    assert raw.X.shape == (150, 4)
+    assert raw.y is None
     iris.to_csv(tmp_path / "l.csv", header=False, index=False)  # the label where the training file had it
     assert load_data(str(tmp_path / "l.csv"), columns=cols).y[0] == "setosa"
     iris.iloc[:, :3].to_csv(tmp_path / "s.csv", header=False, index=False)

@@ -15,8 +15,8 @@ from .._io import to_json
 from ..checkpoint import read_file
 from ..columns import Columns
 from ..data import Dataset, fingerprint, load_data
-from ..loaders import is_csv
 from ..labels import class_index
+from ..loaders import is_csv
 from ..metrics import accuracy
 from ..model import Model, preprocessing
 from ..network import MLP
