@@ -15,6 +15,7 @@ import gzip
 import io
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -379,10 +380,11 @@ def read_csv(path: str, delimiter: str | None = None) -> tuple[Any, CsvLayout, l
         if repeated:
             raise DataError(f"{path}: the header names column {repeated[0]!r} more than once")
     try:
-        frame = pd.read_csv(path, sep=layout.delimiter, decimal=layout.decimal, header=None,
-                            skiprows=1 if names else 0, names=names, encoding="utf-8-sig",
-                            compression=compression, skipinitialspace=True, quotechar='"',
-                            low_memory=False)  # fmt: skip
+        with warnings.catch_warnings():  # a column of numbers and text: found and named below, cell by cell
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            frame = pd.read_csv(path, sep=layout.delimiter, decimal=layout.decimal, header=None,
+                                skiprows=1 if names else 0, names=names, encoding="utf-8-sig",
+                                compression=compression, quotechar='"')  # fmt: skip
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
     except pd.errors.EmptyDataError:
