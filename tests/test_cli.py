@@ -260,8 +260,8 @@ def test_regression_needs_numeric_targets(tabular):
 
 def test_regression_task_from_csv(tabular):
     model = tabular / "reg.npz"
-    result = json.loads(run("train", "--data", str(tabular / "reg.csv"), "--task", "regress", "--epochs", "30",
-                            "--hidden", "16", "--save", str(model), "--json").stdout)  # fmt: skip
+    result = json.loads(run("train", "--data", str(tabular / "reg.csv"), "--task", "regress", "--hidden", "16",
+                            "--save", str(model), "--json").stdout)  # fmt: skip
     assert result["test_r2"] > 0.9
     assert "R²" in run("evaluate", str(model)).stdout
     run("predict", str(model), "--data", str(tabular / "reg.csv"), "--out", str(tabular / "p.csv"))
