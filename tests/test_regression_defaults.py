@@ -14,7 +14,7 @@ import pytest
 from gpubp.cli import main
 from gpubp.data import split_rows
 
-pytestmark = pytest.mark.slow  # 8 runs of 200 epochs: about a minute on two cores
+pytestmark = pytest.mark.slow  # 8 runs of 100 epochs: 20-130 s on two cores
 
 
 @pytest.fixture(scope="module")
