@@ -147,6 +147,8 @@ def test_the_best_validation_epoch_is_the_saved_model(capsys, wine):
         (("--optimizer", "adam", "--momentum", "0.9"), "--momentum applies to --optimizer sgd"),
         (("--patience", "2", "--val-fraction", "0"), "--patience needs validation rows"),
         (("--task", "regress", "--loss", "bce"), "--task regress trains with --loss mse"),
+        (("--split-seed", "3", "--val-fraction", "0", "--test-fraction", "0"), "--split-seed seeds the"),
+        (("--task", "regress", "--momentum", "0.9"), "unless --optimizer sgd is given"),
     ],
 )
 def test_contradictory_options_are_refused_in_one_line(capsys, tmp_path, monkeypatch, args, fragment):

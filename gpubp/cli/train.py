@@ -150,6 +150,9 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--nesterov needs --momentum > 0")
     if given["patience"] is not None and s["val_fraction"] == 0:
         raise UsageError("--patience needs validation rows: --val-fraction > 0")
+    if given["split_seed"] is not None and s["val_fraction"] == 0 and s["test_fraction"] == 0:
+        raise UsageError("--split-seed seeds the train/validation/test split, and --val-fraction 0 --test-fraction 0 "
+                         "splits nothing")  # fmt: skip
     if given["patience"] is not None and s["keep_last"]:
         raise UsageError("--keep-last contradicts --patience, which keeps the best validation epoch's weights")
     s["data"] = absolute(s["data"])
