@@ -483,16 +483,19 @@ def _numbers(path: str, frame: Any, features: list[int], layout: CsvLayout) -> n
 
 def _labels(path: str, column: Any, layout: CsvLayout) -> np.ndarray:
     """Numbers as float64, else the cells as text; an empty or non-finite label refused."""
-    if column.isna().any():
-        row = int(np.flatnonzero(column.isna().to_numpy())[0])
+    empty = column.isna().to_numpy().copy()
+    if column.dtype.kind not in "biuf":
+        column = column.astype(str).str.strip()
+        empty |= (column == "").to_numpy()  # a blank cell would become a class named ''
+    if empty.any():
         name = repr(column.name) if layout.header is not None else column.name
-        raise DataError(f"{path}: line {_line(layout, row)}, label column {name}: empty cell")
+        raise DataError(f"{path}: line {_line(layout, int(np.flatnonzero(empty)[0]))}, label column {name}: empty cell")
     if column.dtype.kind in "biuf":
         y = column.to_numpy(dtype=np.float64)
         if not np.isfinite(y).all():
             raise DataError(f"{path}: the label column contains NaN or infinite values")
         return y
-    return column.astype(str).str.strip().to_numpy(dtype=str)
+    return column.to_numpy(dtype=str)
 
 
 # -- dispatch -----------------------------------------------------------------------------------
