@@ -103,6 +103,25 @@ def test_outputs_never_replace_inputs(capsys, wine, tmp_path):
     assert "is the data being read" in refused(capsys, "train", "--data", "wine.csv", "--plot", "wine.csv", *FAST)
 
 
+def test_replacing_the_default_model_file_is_said(capsys, wine):
+    assert "replacing" not in cli(capsys, "train", "--data", "wine.csv", *FAST)[1]
+    assert (
+        "model saved to gpubp-model.npz (replacing the file of an earlier run)"
+        in cli(capsys, "train", "--data", "wine.csv", *FAST)[1]
+    )
+
+
+def test_a_tab_file_with_the_delimiter_named(capsys, wine):
+    wine.to_csv("wine.txt", sep="\t", index=False)
+    code, out, _ = cli(capsys, "train", "--data", "wine.txt", "--delimiter", "tab", *FAST, "--no-save")
+    assert code == 0
+    assert "13 features, 3 classes, label: 'target'" in out
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--data", "wine.txt", "--delimiter", "ab"])
+    assert stop.value.code == 2
+    assert "expected one character such as ',' ';' or 'tab', got 'ab'" in capsys.readouterr().err
+
+
 def test_the_predictions_csv_is_quoted_and_says_what_its_numbers_are(capsys, wine):
     # a class named 'Iris setosa, L.' had split the header (#9); mse outputs had been called p_ (#10)
     names = np.array(["Iris setosa, L.", 'say "hi"', "plain"])
