@@ -1,7 +1,7 @@
 """Early stopping: the best validation loss so far, its epoch and weights, and the patience rule.
 
-Whenever there are validation rows the best epoch is tracked; with ``patience`` its weights θ are
-kept (one flat copy) and put back when training stops, keeping the weights training had reached
+Whenever there are validation rows the best epoch is tracked; with ``patience`` (or ``keep_best``)
+its weights θ are kept (one flat copy) and put back when training stops, keeping the weights training had reached
 (``live``) so that a checkpoint of the best weights can still resume the run.
 """
 
@@ -14,14 +14,14 @@ from typing import Any
 class EarlyStopping:
     """The stopping state over ``store`` (a ParamStore: θ and flat copies of it)."""
 
-    def __init__(self, store: Any, patience: int | None) -> None:
+    def __init__(self, store: Any, patience: int | None, keep_best: bool = False) -> None:
         self.store = store
         self.patience = patience
         self.best_val = math.inf
         self.best_epoch = 0
         self.bad_epochs = 0
         self.stopped = False
-        self.best = store.zeros() if patience is not None else None  # θ of the best epoch
+        self.best = store.zeros() if patience is not None or keep_best else None  # θ of the best epoch
         self.live: Any = None  # the training weights (flat θ), when the best ones were restored
 
     def update(self, epoch: int, val_loss: float) -> None:

@@ -75,7 +75,7 @@ class Trainer:
             self.store = store = net.params  # θ and its gradient, flat; weight decay on W only, never on b
             self.optimizer = make_optimizer(store, settings)
             self._last_good = store.zeros()  # θ to fall back on if the loss blows up: one flat copy
-            self.stopping = EarlyStopping(store, settings.patience)
+            self.stopping = EarlyStopping(store, settings.patience, settings.keep_best)
         self.interrupted = False
         self.history: dict[str, list] = {k: [] for k in _history_keys(net, self.validation is not None)}
         net.history = self.history

@@ -23,6 +23,7 @@ from ..network import MLP
 from ..network import load as load_network
 from ..optim import OPTIMIZERS
 from ..parallel import StopOnInterrupt
+from ..settings import COMMAND_EPOCHS, COMMAND_LR, COMMAND_MOMENTUM, COMMAND_REGRESS, TrainSettings
 from ..training import TrainingDivergedError, make_trainer
 from ._common import (
     EXIT_INTERRUPTED,
@@ -45,20 +46,14 @@ from ._ranks import Ranks
 DEFAULT_SAVE = "gpubp-model.npz"
 NOTHING_SCORED = "no test rows held out (--test-fraction 0): nothing scored"
 
-TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "lr": None, "optimizer": "sgd", "momentum": None,
-                                  "nesterov": False, "weight_decay": 0.0, "patience": None, "shuffle": True,
-                                  "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0,
-                                  "keep_last": False}  # fmt: skip
-# --task regress trains with Adam, a small step and weight decay for 100 epochs, keeping the best
-# validation epoch: on diabetes and make_regression this reaches RidgeCV's test R² minus 0.05 for
-# split seeds 0-3 (tests/test_regression_defaults.py), where SGD at 0.01 for 30 epochs, keeping the
-# last, had ended at R² -0.25 on diabetes
-REGRESS_DEFAULTS: dict[str, Any] = {"optimizer": "adam", "epochs": 100, "weight_decay": 0.01}
-# measured on the embedded digits and a regression CSV (README): squared error has no softmax to
-# bound the output delta, so it needs a smaller step than cross-entropy
-DEFAULT_LR = {"classify": 0.05, "classify-mse": 0.002, "regress": 0.01, "regress-adam": 0.003}
-# what a resume may change: how far to go, where, and what is printed or written
-RESUME_FREE = ("epochs", "device", "save", "no_save", "plot", "json", "quiet", "resume")
+# the library's training defaults, except where the command differs on purpose (gpubp.settings says why);
+# lr and momentum: None here, decided by the task and the optimiser in resolve()
+_LIBRARY = TrainSettings()
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": COMMAND_EPOCHS, "batch_size": _LIBRARY.batch_size, "lr": None,
+                                  "optimizer": _LIBRARY.optimizer, "momentum": None, "nesterov": _LIBRARY.nesterov,
+                                  "weight_decay": _LIBRARY.weight_decay, "patience": _LIBRARY.patience,
+                                  "shuffle": _LIBRARY.shuffle, "val_fraction": 0.1, "test_fraction": 0.2,
+                                  "split_seed": 0, "keep_last": False}  # fmt: skip
 
 
 def add_parser(sub: Any) -> None:
@@ -69,19 +64,24 @@ def add_parser(sub: Any) -> None:
     )
     add_data_options(t)
     add_network_options(t)
-    t.add_argument("--epochs", type=positive(int), default=None, help="(default: 30; with --task regress 100)")
-    t.add_argument("--batch-size", type=positive(int), default=None, help="(default: 32)")
+    t.add_argument("--epochs", type=positive(int), default=None,
+                   help=f"(default: {COMMAND_EPOCHS}; with --task regress {COMMAND_REGRESS['epochs']})")  # fmt: skip
+    t.add_argument("--batch-size", type=positive(int), default=None, help=f"(default: {_LIBRARY.batch_size})")
     t.add_argument(
         "--lr",
         type=positive(float),
         default=None,
-        help="learning rate η (default: 0.05; with loss mse 0.002, with --task regress 0.003 (adam), 0.01 (sgd))",
+        help=f"learning rate η (default: {COMMAND_LR['classify']}; with loss mse {COMMAND_LR['classify-mse']}, "
+        f"with --task regress {COMMAND_LR['regress-adam']} (adam), {COMMAND_LR['regress']} (sgd))",
     )
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="(default: sgd; with --task regress adam)")
-    t.add_argument("--momentum", type=fraction, default=None, help="(sgd only; default: 0.9)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                   help=f"(default: {_LIBRARY.optimizer}; with --task regress "
+                        f"{COMMAND_REGRESS['optimizer']})")  # fmt: skip
+    t.add_argument("--momentum", type=fraction, default=None, help=f"(sgd only; default: {COMMAND_MOMENTUM})")
     t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd only)")
     t.add_argument("--weight-decay", type=float, default=None,
-                   help="λ, on weights only (default: 0; with --task regress 0.01)")  # fmt: skip
+                   help=f"λ, on weights only (default: {_LIBRARY.weight_decay:g}; with --task regress "
+                        f"{COMMAND_REGRESS['weight_decay']})")  # fmt: skip
     t.add_argument(
         "--patience",
         type=positive(int),
@@ -133,11 +133,11 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     """The run's settings from the options given: defaults in one place, contradictions refused."""
     given = {k: getattr(args, k) for k in SETTING_KEYS}
     s = resolve_network(given)
-    defaults = {**TRAIN_DEFAULTS, **(REGRESS_DEFAULTS if s["task"] == "regress" else {})}
+    defaults = {**TRAIN_DEFAULTS, **(COMMAND_REGRESS if s["task"] == "regress" else {})}
     s.update({k: (given[k] if given[k] is not None else v) for k, v in defaults.items()})
     if s["lr"] is None:
         kind = "regress" if s["task"] == "regress" else "classify-mse" if s["loss"] == "mse" else "classify"
-        s["lr"] = DEFAULT_LR.get(f"{kind}-{s['optimizer']}", DEFAULT_LR[kind])
+        s["lr"] = COMMAND_LR.get(f"{kind}-{s['optimizer']}", COMMAND_LR[kind])
     if s["optimizer"] == "adam":
         chosen = "" if given["optimizer"] else " (--task regress trains with adam unless --optimizer sgd is given)"
         for option, value in (("--momentum", given["momentum"]), ("--nesterov", given["nesterov"])):
@@ -145,7 +145,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
                 raise UsageError(f"{option} applies to --optimizer sgd; adam keeps its own moment estimates{chosen}")
         s["momentum"] = 0.0
     elif s["momentum"] is None:
-        s["momentum"] = 0.9
+        s["momentum"] = COMMAND_MOMENTUM
     if s["nesterov"] and s["momentum"] == 0:
         raise UsageError("--nesterov needs --momentum > 0")
     if given["patience"] is not None and s["val_fraction"] == 0:
@@ -329,12 +329,11 @@ def build_trainer(args: argparse.Namespace, settings: dict[str, Any], ds: Datase
     comm = ranks.together(ranks.attach, net)
     has_val = ds.size("val") > 0
     validation = (ds.features("val"), ds.targets("val", net.sizes[-1], net.loss)) if has_val else None
+    options = {k: settings[k] for k in TRAIN_DEFAULTS if k in TrainSettings.__dataclass_fields__}
+    options["patience"] = settings["patience"] if validation else None
+    options["keep_best"] = has_val and not settings.get("keep_last")
     trainer = make_trainer(net, ds.features("train"), ds.targets("train", net.sizes[-1], net.loss), comm,
-                           batch_size=settings["batch_size"], lr=settings["lr"], optimizer=settings["optimizer"],
-                           momentum=settings["momentum"], nesterov=settings["nesterov"],
-                           weight_decay=settings["weight_decay"], shuffle=settings["shuffle"],
-                           validation_data=validation, patience=settings["patience"] if validation else None,
-                           keep_best=has_val and not settings.get("keep_last"))  # fmt: skip
+                           TrainSettings(**options), validation_data=validation)  # fmt: skip
     if args.resume:  # every rank reads it; the first epoch starts from rank 0's copy
         ranks.together(trainer.restore, args.resume)
     return trainer
