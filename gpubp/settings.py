@@ -111,8 +111,6 @@ def _betas(value: Any) -> tuple[float, float]:
 # and η by task, 0.05 for classification (not 0.1: with momentum 0.9 the effective step is 10η), as
 # measured on the embedded digits and a regression CSV (docs/): squared error has no softmax to bound
 # the output delta, so it needs a smaller step than cross-entropy. Everything else is the library's.
-
-#
 # --task regress trains with Adam, η 0.003 and weight decay 0.01 for 100 epochs, keeping the best
 # validation epoch (as every run with validation rows does): on diabetes and make_regression this
 # reaches RidgeCV's test R² minus 0.05 for split seeds 0-3 (tests/test_regression_defaults.py), where

@@ -1,8 +1,8 @@
 """Early stopping: the best validation loss so far, its epoch and weights, and the patience rule.
 
 Whenever there are validation rows the best epoch is tracked; with ``patience`` (or ``keep_best``)
-its weights θ are kept (one flat copy) and put back when training stops, keeping the weights training had reached
-(``live``) so that a checkpoint of the best weights can still resume the run.
+its weights θ are kept (one flat copy) and put back when training stops, keeping the weights
+training had reached (``live``) so that a checkpoint of the best weights can still resume the run.
 """
 
 from __future__ import annotations
