@@ -109,6 +109,13 @@ def read_checkpoint(path: str) -> tuple[dict[str, Any], dict[str, Any], dict[str
     config, params, meta, extra = read_file(path)
     if "trainer" not in meta:
         raise ValueError(f"{path} is a model but not a training checkpoint (no training state)")
+    state = meta["trainer"]
+    if "data" not in state or "_arrays" not in state.get("optimizer", {}):
+        # layouts of earlier gpubp versions (no rows' fingerprint, per-parameter optimiser lists): their
+        # run cannot be shown to continue exactly, so it is refused; the weights still load as a model
+        raise ValueError(f"{path} is a training checkpoint from an earlier gpubp (no fingerprint of its rows "
+                         "or an older layout of the optimiser's state): it cannot be resumed; load it as a "
+                         "model with gpubp.load, or start a new run")  # fmt: skip
     return config, params, meta, extra
 
 

@@ -202,3 +202,26 @@ def test_a_cli_style_model_round_trips_with_its_preprocessing(tmp_path, rng):
     assert set(back.predict(X)) <= {"hi", "lo"}
     assert back.score(X, y) > 0.9
     np.testing.assert_allclose(back.predict_proba(X).sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("age", ["no rows' fingerprint", "per-parameter optimiser lists"])
+def test_a_checkpoint_of_an_earlier_layout_is_refused_by_name_and_still_loads_as_a_model(tmp_path, rng, age):
+    from gpubp.checkpoint import read_file, save_model
+    from gpubp.training import Trainer
+
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, 40)
+    net = gpubp.MLP([4, 6, 3], "tanh", device="cpu", dtype="float64", seed=1)
+    trainer = Trainer(net, X, y, batch_size=16, lr=0.05, momentum=0.9)
+    trainer.run(2)
+    path = tmp_path / "run.npz"
+    trainer.save(path)
+    _, _, meta, arrays = read_file(path)
+    if age == "no rows' fingerprint":
+        del meta["trainer"]["data"]
+    else:
+        del meta["trainer"]["optimizer"]["_arrays"]
+    old = tmp_path / "old.npz"
+    save_model(net, old, meta=meta, arrays=arrays)
+    with pytest.raises(ValueError, match=r"from an earlier gpubp .* cannot be resumed"):
+        Trainer.resume(old, X, y, load=gpubp.network.load, device="cpu")
+    np.testing.assert_array_equal(gpubp.load(old, device="cpu").predict(X), net.predict(X))
