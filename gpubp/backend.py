@@ -393,20 +393,24 @@ _notified = False
 def get_device(spec: str | Device | None = "auto") -> Device:
     """Resolve a device name: ``auto``, ``cpu``, ``gpu`` or ``gpu:N`` (``cuda`` is an alias).
 
-    ``None`` means the ``GPUBP_DEVICE`` environment variable, or ``auto``. ``auto`` takes the GPU
-    when CuPy imports and a CUDA device answers, else the CPU with one logged line saying why.
-    Asking for a GPU that is not usable raises ``RuntimeError`` naming the cause.
+    ``auto`` (the default everywhere) and ``None`` mean the ``GPUBP_DEVICE`` environment variable
+    when it is set, else the GPU when CuPy imports and a CUDA device answers, else the CPU with one
+    logged line saying why (none when the CPU was chosen). Asking for a GPU that is not usable raises
+    ``RuntimeError`` naming the cause.
     """
     global _notified
     if isinstance(spec, Device):
         return spec
-    if spec is None:
-        spec = os.environ.get("GPUBP_DEVICE", "auto") or "auto"
+    source = ""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "auto"):
+        # the environment decides what "auto" means, so that a script's default can be set from outside
+        spec = os.environ.get("GPUBP_DEVICE", "").strip() or "auto"
+        source = " (from GPUBP_DEVICE)" if spec != "auto" else ""
     if not isinstance(spec, str):
         raise TypeError(f"device must be a string such as 'cpu', 'gpu' or 'gpu:0', got {type(spec).__name__}")
     match = _DEVICE_RE.match(spec.strip().lower())
     if match is None:
-        raise ValueError(f"unknown device {spec!r}: expected 'auto', 'cpu', 'gpu' or 'gpu:N'")
+        raise ValueError(f"unknown device {spec!r}{source}: expected 'auto', 'cpu', 'gpu' or 'gpu:N'")
     kind, index = match.group(1), match.group(2)
     if kind == "cpu":
         if index is not None:

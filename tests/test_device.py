@@ -13,8 +13,9 @@ from gpubp import backend
 
 
 @pytest.fixture
-def fresh_probe():
-    """Forget the cached CuPy probe and the one-time notice, before and after."""
+def fresh_probe(monkeypatch):
+    """Forget the cached CuPy probe and the one-time notice, before and after; no GPUBP_DEVICE."""
+    monkeypatch.delenv("GPUBP_DEVICE", raising=False)
     backend._cupy_status.cache_clear()
     backend._notified = False
     yield
@@ -72,6 +73,45 @@ def test_cupy_installed_without_a_device_is_reported_for_real(fresh_probe, caplo
 def test_environment_variable_sets_the_default(monkeypatch):
     monkeypatch.setenv("GPUBP_DEVICE", "cpu")
     assert gpubp.MLP([2, 2], device=None).device is backend.CPU
+
+
+def test_environment_variable_decides_auto_in_every_entry_point(no_cupy, monkeypatch, tmp_path, caplog):
+    """MLP, gpubp.load and the estimators default to "auto", which GPUBP_DEVICE decides; a CPU chosen
+    by the user logs no fallback line."""
+    monkeypatch.setenv("GPUBP_DEVICE", "cpu")
+    with caplog.at_level(logging.INFO, logger="gpubp"):
+        net = gpubp.MLP([2, 2], seed=0)
+        net.save(tmp_path / "net.npz")
+        loaded = gpubp.load(tmp_path / "net.npz")
+    assert net.device is backend.CPU
+    assert loaded.device is backend.CPU
+    assert caplog.records == []
+    # the variable is really read: asking it for the GPU (absent here) fails in each entry point
+    monkeypatch.setenv("GPUBP_DEVICE", "gpu")
+    with pytest.raises(RuntimeError, match="no usable GPU"):
+        gpubp.MLP([2, 2])
+    with pytest.raises(RuntimeError, match="no usable GPU"):
+        gpubp.load(tmp_path / "net.npz")
+    assert gpubp.MLP([2, 2], device="cpu").device is backend.CPU  # a device named in code wins
+
+
+def test_environment_variable_decides_auto_for_the_estimators(no_cupy, monkeypatch, caplog):
+    pytest.importorskip("sklearn", reason="the sklearn extra is not installed")
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    monkeypatch.setenv("GPUBP_DEVICE", "gpu")
+    with pytest.raises(RuntimeError, match="no usable GPU"):
+        gpubp.MLPClassifier().partial_fit(X, y, classes=[0, 1])
+    monkeypatch.setenv("GPUBP_DEVICE", "cpu")
+    with caplog.at_level(logging.INFO, logger="gpubp"):
+        clf = gpubp.MLPClassifier().partial_fit(X, y, classes=[0, 1])
+    assert clf._net.device is backend.CPU
+    assert not [r for r in caplog.records if "using the CPU" in r.getMessage()]
+
+
+def test_a_bad_environment_variable_is_named(monkeypatch):
+    monkeypatch.setenv("GPUBP_DEVICE", "banana")
+    with pytest.raises(ValueError, match=r"'banana' \(from GPUBP_DEVICE\)"):
+        gpubp.MLP([2, 2])
 
 
 @pytest.mark.parametrize("spec", ["tpu", "gpu:x", "cpu:1", ""])
