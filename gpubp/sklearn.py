@@ -20,6 +20,14 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
+
+try:
+    import sklearn  # noqa: F401  (the one extra this module needs: say which, in one line)
+except ModuleNotFoundError as exc:
+    if exc.name != "sklearn":
+        raise
+    hint = "gpubp.MLPClassifier and gpubp.MLPRegressor need scikit-learn: pip install 'gpubp[sklearn]'"
+    raise ModuleNotFoundError(hint, name="sklearn") from None
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score

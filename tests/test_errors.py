@@ -115,3 +115,19 @@ def test_failed_fit_leaves_weights_untouched(net):
         net.fit(np.ones((4, 3)), [0, 1, 5, 1])
     for W, W0 in zip(net.weights, before):
         np.testing.assert_array_equal(W, W0)
+
+
+@pytest.mark.parametrize("statement", ["from gpubp import MLPClassifier", "from gpubp.sklearn import MLPRegressor"])
+def test_the_estimators_without_scikit_learn_say_what_to_install(statement):
+    """As the other extras do: one line naming the extra, not a bare ModuleNotFoundError."""
+    import subprocess
+    import sys
+
+    code = f"import sys; sys.modules['sklearn'] = None; {statement}"  # None: as if not installed
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        "ModuleNotFoundError: gpubp.MLPClassifier and gpubp.MLPRegressor need scikit-learn: "
+        "pip install 'gpubp[sklearn]'"
+    ), done.stderr
