@@ -1,24 +1,40 @@
-"""gpubp: feed-forward networks trained by hand-written batched backprop, on CuPy or NumPy."""
+"""gpubp: feed-forward networks trained by hand-written batched backprop, on CuPy or NumPy.
+
+The public names are imported on first use, so ``import gpubp`` loads no NumPy: the command can
+catch a Ctrl-C from its first instant on (no traceback while NumPy loads), ``import gpubp.network``
+(which runs this file) loads nothing above the network, and the scikit-learn estimators load
+scikit-learn only when asked for.
+"""
 
 import sys
 import types
 from importlib import import_module
-
-from .backend import devices
-from .network import MLP
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["MLP", "MLPClassifier", "MLPRegressor", "Model", "TrainingDivergedError", "devices", "gradcheck", "load"]
 
-# the rest only when asked for: ``import gpubp.network`` (which runs this file) then loads nothing above
-# the network (no files, no training loop), and the scikit-learn estimators load scikit-learn
-_LAZY = {"gradcheck": "gradcheck", "Model": "model", "load": "model", "TrainingDivergedError": "training",
-         "MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}  # fmt: skip
+# each public name and the module that defines it
+_LAZY = {"MLP": "network", "devices": "backend", "gradcheck": "gradcheck", "Model": "model", "load": "model",
+         "TrainingDivergedError": "training", "MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}  # fmt: skip
+
+if TYPE_CHECKING:
+    from .backend import devices
+    from .gradcheck import gradcheck
+    from .model import Model, load
+    from .network import MLP
+    from .sklearn import MLPClassifier, MLPRegressor
+    from .training import TrainingDivergedError
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    try:  # a submodule, as `gpubp.data` was reachable when this file imported everything
+        return import_module(f".{name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
     raise AttributeError(f"module 'gpubp' has no attribute {name!r}")
 
 

@@ -636,3 +636,21 @@ def test_training_with_no_test_rows_says_nothing_was_scored(quiet):
         assert proc.stdout.count("\n") == 1  # the result line alone
     else:
         assert "train loss" in proc.stdout  # after the table
+
+
+def test_ctrl_c_while_the_command_starts_prints_one_line(tmp_path):
+    """Ctrl-C while NumPy and the rest load (the first ~0.2 s) ends in one line and 130, no traceback.
+    The interpreter's own start-up (before any gpubp code runs) is timed first and left out."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import gpubp.__main__"], env=ENV, check=True)
+    bare = time.perf_counter() - start
+    for delay in (0.0, 0.03, 0.06, 0.1, 0.15, 0.2):
+        proc = subprocess.Popen([str(BIN), "train", "--no-save", "--epochs", "1"], cwd=tmp_path, env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        time.sleep(bare + delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, f"Ctrl-C {bare + delay:.2f} s after the start:\n{err}"
+        if proc.returncode != 0:  # 0: it had finished before the signal came
+            assert proc.returncode == 130, err
+            assert err.strip().splitlines()[-1].endswith("interrupted"), err
