@@ -654,3 +654,24 @@ def test_ctrl_c_while_the_command_starts_prints_one_line(tmp_path):
         if proc.returncode != 0:  # 0: it had finished before the signal came
             assert proc.returncode == 130, err
             assert err.strip().splitlines()[-1].endswith("interrupted"), err
+
+
+def test_evaluate_and_predict_quiet(tmp_path):
+    env = {"GPUBP_DEVICE": ""}  # auto: a CPU-fallback line would be due
+    model = tmp_path / "m.npz"
+    run("train", "--epochs", "1", "--hidden", "8", "--save", str(model), "--quiet")
+    proc = run("evaluate", str(model), "--quiet", env=env)
+    assert proc.stderr == ""
+    assert proc.stdout.startswith("accuracy: ")
+    assert proc.stdout.count("\n") == 1
+    proc = run("predict", str(model), "--data", "digits", "--out", str(tmp_path / "p.csv"), "--quiet", env=env)
+    assert (proc.stdout, proc.stderr) == ("", "")
+    assert (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "gradcheck", "bench"])
+def test_a_wrong_option_names_the_subcommand(command):
+    given = {"evaluate": ["m.npz"], "predict": ["m.npz", "--out", "p.csv"]}.get(command, [])
+    proc = run(command, *given, "--no-such-option", check=None)
+    assert_one_line_error(proc, f"gpubp {command}: error: unrecognized arguments: --no-such-option",
+                          f"see gpubp {command} --help")  # fmt: skip

@@ -33,6 +33,7 @@ def build_parser() -> Parser:
     evaluate.add_parsers(sub)
     gradcheck.add_parser(sub)
     info.add_parsers(sub)
+    parser.commands = sub.choices  # type: ignore[attr-defined]
     return parser
 
 
@@ -50,7 +51,9 @@ def _log_to_stderr(quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand's parser, so that the message names it (gpubp evaluate: error: ...)
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

@@ -20,21 +20,23 @@ from ._common import UsageError, add_data_options, check_output, data_files
 
 def add_parsers(sub: Any) -> None:
     e = sub.add_parser("evaluate", help="accuracy (or R²), per-class precision/recall, confusion matrix")
-    e.add_argument("model")
+    e.add_argument("model", help="a model file written by gpubp train")
     add_data_options(e, default=None)
     e.add_argument("--split", choices=("test", "all"), default=None,
                    help="rows to use (default: the data's own test files; else, on the model's own data, the rows "
                         "held out from training; else every row)")  # fmt: skip
-    e.add_argument("--device", default=None)
+    e.add_argument("--device", default=None, help="auto, cpu, gpu or gpu:N (default: $GPUBP_DEVICE or auto)")
     e.add_argument("--plot", default=None, metavar="PNG", help="write the confusion matrix here")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    e.add_argument("--quiet", action="store_true", help="print the accuracy (or R²) line alone, and no notices")
     e.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="write a prediction for every row of a data file to CSV, in order")
-    pr.add_argument("model")
+    pr.add_argument("model", help="a model file written by gpubp train")
     add_data_options(pr, default=None)
     pr.add_argument("--out", required=True, metavar="CSV", help="the CSV to write, or - for standard output")
-    pr.add_argument("--device", default=None)
+    pr.add_argument("--device", default=None, help="auto, cpu, gpu or gpu:N (default: $GPUBP_DEVICE or auto)")
+    pr.add_argument("--quiet", action="store_true", help="write the predictions and print nothing else")
     pr.set_defaults(func=cmd_predict)
 
 
@@ -93,7 +95,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(to_json(result, strict=True))
     else:
-        print(f"accuracy: {100 * acc:.2f}% on {why} of {source}\n")
+        print(f"accuracy: {100 * acc:.2f}% on {why} of {source}" + ("" if args.quiet else "\n"))
+    if not args.json and not args.quiet:
         width = max(5, *(len(str(c)) for c in classes.tolist()))
         print(f"{'class':>{width}}  precision  recall  support")
         for c, p, r, n in zip(classes.tolist(), precision, recall, cm.sum(axis=1)):
@@ -107,7 +110,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from ..plots import confusion_matrix as draw
 
         draw(cm, [str(c) for c in classes.tolist()], args.plot)
-        if not args.json:
+        if not args.json and not args.quiet:
             print(f"\nconfusion matrix image: {args.plot}")
     return 0
 
@@ -123,10 +126,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     what = f"{len(raw.X)} predictions, one per row of {raw.source} in its order,"
     if to_stdout:  # the table alone on standard output; what was done goes to standard error
         sys.stdout.write(text)
-        print(f"wrote {what} to standard output", file=sys.stderr)
+        if not args.quiet:
+            print(f"wrote {what} to standard output", file=sys.stderr)
         return 0
     atomic_write(args.out, lambda f: f.write(text.encode()))
-    print(f"wrote {what} to {args.out}")
+    if not args.quiet:
+        print(f"wrote {what} to {args.out}")
     return 0
 
 
