@@ -63,13 +63,26 @@ def learning_curves(history: dict[str, list], path: str) -> None:
 
 
 def confusion_matrix(cm: np.ndarray, classes: list[str], path: str) -> None:
-    """Counts with true classes as rows and predictions as columns."""
+    """Counts with true classes as rows and predictions as columns.
+
+    The figure grows with the class count (a fixed size per cell, never below a readable minimum),
+    so counts and labels keep their size at 3 classes and at 26; long labels are turned on the x axis.
+    """
     plt = _pyplot()
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.55 * k))
+    cm = np.asarray(cm)
+    digits = len(str(int(cm.max()))) if cm.size else 1
+    cell = max(0.42, 0.12 * digits + 0.1)  # inches: room for the widest count at 8 pt
+    longest = max((len(c) for c in classes), default=1)
+    turn = longest > 3  # wider than a cell at 9 pt: turned, so that neighbours never overlap
+    margin = 0.8 + 0.07 * min(longest, 30)  # room for the y labels (and the turned x labels)
+    side = max(2.5, cell * k)
+    fig, ax = plt.subplots(figsize=(side + margin + 1.0, side + (margin if turn else 0.6) + 0.5))
     im = ax.imshow(cm, cmap="Blues")
-    ax.set(xticks=range(k), yticks=range(k), xticklabels=classes, yticklabels=classes,
-           xlabel="predicted", ylabel="true", title="confusion matrix")  # fmt: skip
+    ax.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="true", title="confusion matrix")
+    ax.set_xticklabels(classes, rotation=90 if turn else 0)
+    ax.set_yticklabels(classes)
+    ax.tick_params(labelsize=9)
     threshold = cm.max() / 2 if cm.size else 0
     for i in range(k):
         for j in range(k):
