@@ -114,20 +114,29 @@ def _time(fn: Any, seconds: float) -> tuple[int, float]:
         n = max(n * 2, int(n * seconds / max(elapsed, 1e-9) * 1.1))
 
 
+# rounds whose best and worst step times differ by more than this: the machine was too busy to measure
+NOISY_SPREAD = 1.25
+
+
 def measure(cfg: Config, device: Device, seconds: float = 0.5, rounds: int = 3) -> dict[str, Any]:
     """Samples/s of steady-state training steps, and the FLOP rate against the GEMM ceiling: the best of
     ``rounds`` rounds that alternate the step and its bare GEMMs, so that a busy spell on a shared machine
-    slows neither alone (timed one after the other, a loaded run once showed a step at 154 % of its GEMMs)."""
+    slows neither alone. A step cannot outrun its own GEMMs: a step faster than the ceiling means the
+    ceiling was measured in a busy spell, and ``fraction_of_gemm`` is then None, not a figure above 100 %.
+    ``noisy`` is true when that happened or the rounds' step times spread by more than ``NOISY_SPREAD``."""
     runner = StepRunner(cfg, device)
     threads = None if device.is_gpu else threads_for(cfg.sizes, cfg.batch)
-    step_s, ceiling = float("inf"), 0.0
+    step_times, ceiling = [], 0.0
     with blas_threads(threads):
         runner.steps(3)  # warm-up: kernels compiled, buffers made
         for _ in range(rounds):
             n, elapsed = _time(lambda: runner.steps(1), seconds / rounds)
-            step_s = min(step_s, elapsed / n)
+            step_times.append(elapsed / n)
             ceiling = max(ceiling, gemm_rate(cfg, device, seconds=min(seconds, 0.3) / rounds))
+    step_s = min(step_times)
     flops = step_flops(cfg.sizes, cfg.batch)
+    fraction = flops / step_s / ceiling
+    spread = max(step_times) / step_s
     return {
         "config": cfg.label,
         "device": device.name,
@@ -136,8 +145,21 @@ def measure(cfg: Config, device: Device, seconds: float = 0.5, rounds: int = 3) 
         "step_ms": 1e3 * step_s,
         "gflops": flops / step_s / 1e9,
         "gemm_gflops": ceiling / 1e9,
-        "fraction_of_gemm": flops / step_s / ceiling,
+        "fraction_of_gemm": fraction if fraction <= 1.0 else None,
+        "round_spread": spread,
+        "noisy": fraction > 1.0 or spread > NOISY_SPREAD,
     }
+
+
+def noise_note(rows: list[dict[str, Any]]) -> str | None:
+    """One line saying that the figures are not to be trusted, when a row was measured on a busy machine."""
+    noisy = [r for r in rows if r.get("noisy")]
+    if not noisy:
+        return None
+    worst = max(r["round_spread"] for r in noisy)
+    return (f"too noisy to measure: other work competed for the machine (rounds differed by up to "
+            f"{100 * (worst - 1):.0f} %, or a step outran its own GEMMs); run again when it is quiet, "
+            f"or with more --seconds")  # fmt: skip
 
 
 def format_table(rows: list[dict[str, Any]], header: bool = True) -> str:
@@ -147,5 +169,10 @@ def format_table(rows: list[dict[str, Any]], header: bool = True) -> str:
                      f"{'GFLOP/s':>8} {'GEMM GFLOP/s':>13} {'of GEMM':>8}")  # fmt: skip
     for r in rows:
         lines.append(f"{r['config']:<36} {r['device']:<7} {r['samples_per_s']:>11,.0f} {r['step_ms']:>9.3f} "
-                     f"{r['gflops']:>8.1f} {r['gemm_gflops']:>13.1f} {100 * r['fraction_of_gemm']:>7.0f}%")  # fmt: skip
+                     f"{r['gflops']:>8.1f} {r['gemm_gflops']:>13.1f} {_percent(r['fraction_of_gemm']):>8}"
+                     + (" noisy" if r.get("noisy") else ""))  # fmt: skip
     return "\n".join(lines)
+
+
+def _percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.0f}%"

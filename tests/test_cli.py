@@ -304,7 +304,9 @@ def test_bench_prints_a_quick_table():
     proc = run("bench", "--seconds", "0.05", "--json")
     rows = json.loads(proc.stdout)
     assert next(r["config"] for r in rows) == "64-32-10 B32 relu float32"
-    assert all(r["samples_per_s"] > 0 and 0 < r["fraction_of_gemm"] for r in rows)
+    assert all(r["samples_per_s"] > 0 for r in rows)
+    # never above 100 % of the GEMM ceiling: a busy machine gives None and says it was noisy
+    assert all((r["fraction_of_gemm"] is None and r["noisy"]) or 0 < r["fraction_of_gemm"] <= 1 for r in rows)
 
 
 def test_npz_with_one_hot_targets(tmp_path):

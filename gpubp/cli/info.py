@@ -12,20 +12,20 @@ import numpy as np
 from .. import __version__
 from .._io import to_json
 from ..backend import blas_info, devices, get_device
-from ..bench import QUICK_CONFIGS, format_table, measure
+from ..bench import QUICK_CONFIGS, format_table, measure, noise_note
 from ..parallel import status as parallel_status
 from ._common import positive
 
 
 def add_parsers(sub: Any) -> None:
     i = sub.add_parser("info", help="versions, array backend, BLAS, CUDA and GPUs")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("--json", action="store_true", help="print the facts as one JSON object")
     i.set_defaults(func=cmd_info)
 
     b = sub.add_parser("bench", help="a quick training-throughput table for the device at hand (< 1 minute)")
-    b.add_argument("--device", default=None)
+    b.add_argument("--device", default=None, help="auto, cpu, gpu or gpu:N (default: $GPUBP_DEVICE or auto)")
     b.add_argument("--seconds", type=positive(float), default=0.5, help="time per measurement (default: 0.5)")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--json", action="store_true", help="print the rows as JSON")
     b.set_defaults(func=cmd_bench)
 
 
@@ -81,4 +81,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(format_table(rows[-1:], header=len(rows) == 1), flush=True)
     if args.json:
         print(to_json(rows, strict=True))
+    elif noise_note(rows):
+        print(noise_note(rows))
     return 0
