@@ -275,10 +275,13 @@ class _BaseMLP(BaseEstimator):
     # -- prediction --------------------------------------------------------------------------------
 
     def _forward(self, X: Any, check_input: bool = True) -> np.ndarray:
+        """The output layer's values on the host, in X's float dtype as scikit-learn's are (float64 for
+        float64 or integer X, float32 for float32 X), whatever dtype the network computes in."""
         check_is_fitted(self)
         if check_input:
             X = validate_X(self, X, reset=False)
-        return to_numpy(self._net.forward(X))
+        dtype = X.dtype if getattr(X, "dtype", None) in (np.float32, np.float64) else np.float64
+        return to_numpy(self._net.forward(X)).astype(dtype, copy=False)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _BaseMLP:
         """Fit to (X, y); ``sample_weight`` (n_samples,) makes each batch mean a weighted mean."""

@@ -718,3 +718,20 @@ def test_the_estimator_hands_the_trainer_its_shuffle_and_leaves_the_network_alon
     assert isinstance(est._net.rng, np.random.Generator)
     est._trainer.save(str(tmp_path / "run.npz"))
     assert (tmp_path / "run.npz").exists()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_outputs_follow_the_input_dtype_as_scikit_learns(dtype):
+    """float64 (or integer) X gives float64 probabilities and predictions, float32 X float32, whatever the
+    network computes in: what scikit-learn's own MLPs return."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), np.arange(40) % 3
+    clf = MLPClassifier(hidden_layer_sizes=(4,), dtype=dtype, random_state=0).partial_fit(X, y, classes=[0, 1, 2])
+    reg = MLPRegressor(hidden_layer_sizes=(4,), dtype=dtype, random_state=0).partial_fit(X, X[:, 0])
+    for given, expected in [(X, np.float64), (X.astype(np.float32), np.float32), (np.rint(X).astype(int), np.float64)]:
+        assert clf.predict_proba(given).dtype == expected
+        assert clf.predict_log_proba(given).dtype == expected
+        assert reg.predict(given).dtype == expected
+    assert (
+        SkClassifier(hidden_layer_sizes=(4,)).partial_fit(X, y, classes=[0, 1, 2]).predict_proba(X).dtype == np.float64
+    )
