@@ -16,12 +16,24 @@ $(error PYTHON=$(PYTHON) does not run: install Python 3.10+ or name one, e.g. ma
 endif
 STAMP := $(VENV)/.installed-py$(PYVER)-$(CUDA_EXTRA)
 
-$(STAMP): pyproject.toml
+# `make train` needs NumPy alone: its own stamp, so that the demo does not wait for CuPy, Numba, MPI and the test tools
+BASE_STAMP := $(VENV)/.installed-base-py$(PYVER)
+
+define make_venv
 	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then \
 		echo "$(VENV) was made by another Python; rebuilding it with $(PYTHON) ($(PYVER))"; rm -rf $(VENV); fi
-	$(PYTHON) -m venv $(VENV)
+	@[ -x $(PY) ] || { echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV); }
+endef
+
+$(STAMP): pyproject.toml
+	$(make_venv)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $@ $(BASE_STAMP)
+
+$(BASE_STAMP): pyproject.toml
+	$(make_venv)
+	$(PY) -m pip install -q -e .
 	touch $@
 
 install: $(STAMP)
@@ -44,7 +56,7 @@ bench: install
 	$(PY) -m benchmarks.mpi_scaling
 	$(PY) -m benchmarks.report benchmarks/results.json
 
-train: install
+train: $(BASE_STAMP)
 	$(VENV)/bin/gpubp train
 
 clean:
