@@ -189,3 +189,17 @@ def test_to_numpy_reads_another_librarys_gpu_array_through_cupy(monkeypatch):
     monkeypatch.setattr(backend, "_cupy_status", lambda: (None, "CuPy is not installed"))
     with pytest.raises(TypeError, match=r"_CudaTensor is an array on a CUDA GPU; reading it needs CuPy"):
         backend.to_numpy(_CudaTensor())
+
+
+def test_the_one_thread_choice_is_a_core_dependency():
+    """threads_for picks one BLAS thread for small steps, and only threadpoolctl can enforce it: without it
+    `make train` (NumPy alone) ran the demo 10-20x slower on a busy 2-core machine, OpenBLAS's second
+    thread spinning. So it is installed with gpubp itself, not with an extra."""
+    from importlib.metadata import requires
+
+    core = [r for r in requires("gpubp") or [] if "extra ==" not in r]
+    assert any(r.startswith("threadpoolctl") for r in core), core
+    with backend.blas_threads(1):
+        from threadpoolctl import threadpool_info
+
+        assert all(lib["num_threads"] == 1 for lib in threadpool_info() if lib["user_api"] == "blas")
