@@ -180,3 +180,15 @@ def test_importing_the_network_loads_nothing_above_it():
     assert above == []
     assert "checkpoint" not in loaded  # files only when asked (save/load import it inside those functions)
     assert "network" in loaded
+
+
+def test_import_gpubp_loads_nothing_heavy_and_keeps_its_names():
+    """The command's Ctrl-C guard needs `import gpubp` to load no NumPy; the names still resolve, and
+    importing the submodule gpubp.gradcheck leaves gpubp.gradcheck the function."""
+    code = ("import sys, gpubp; assert 'numpy' not in sys.modules, 'numpy'; import gpubp.gradcheck; "
+            "assert callable(gpubp.gradcheck), 'gradcheck'; "
+            "print(gpubp.MLP.__name__, gpubp.load.__name__, gpubp.data.__name__, sorted(gpubp.__all__) == "
+            "sorted(n for n in gpubp.__all__ if hasattr(gpubp, n)))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["MLP", "load", "gpubp.data", "True"]
