@@ -206,3 +206,14 @@ def test_every_option_has_help_text():
             for name, p in sub.choices.items() for a in p._actions
             if not a.help and not isinstance(a, argparse._HelpAction)]  # fmt: skip
     assert bare == []
+
+
+@pytest.mark.parametrize("name", ["install.md", "contributing.md"])
+def test_the_extras_make_test_installs_are_the_ones_listed(name):
+    makefile = (ROOT / "Makefile").read_text()
+    cuda = re.search(r"^CUDA_EXTRA \?= (\S+)", makefile, flags=re.M).group(1)
+    extras = re.search(r"^EXTRAS := (\S+)", makefile, flags=re.M).group(1).replace("$(CUDA_EXTRA)", cuda)
+    text = " ".join((ROOT / "docs" / name).read_text(encoding="utf-8").split())
+    sentence = re.search(r"installs (?:the package with its |the )?(`[^.]*?) extras", text)
+    assert sentence is not None, f"docs/{name} does not say which extras `make test` installs"
+    assert set(re.findall(r"`([\w\-]+)`", sentence.group(1))) == set(extras.split(","))
