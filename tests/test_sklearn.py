@@ -34,7 +34,7 @@ from gpubp.gradcheck import central_differences
 from gpubp.sklearn import MLPClassifier, MLPRegressor
 from gpubp.training import Trainer
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ESTIMATORS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "estimators.md"
 
 # scikit-learn runs its own MLPs through these checks with max_iter=100. In float64 every check passes
 # as it is. The float32 default passes all but one, check_sample_weight_equivalence_on_dense_data, which
@@ -42,7 +42,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # rows in another order there and differs by about one unit in the last place (the classifier: 12 of 45
 # probabilities off by up to 8.7e-7 relative; the regressor happens to pass with the check's data, but
 # fails it on 9 of 10 other seeds). That one check is run below for float32 at float32's tolerance
-# (rtol 1e-5, atol 1e-7), which both estimators pass on every seed tried (20); the README says so too.
+# (rtol 1e-5, atol 1e-7), which both estimators pass on every seed tried (20); docs/estimators.md says so too.
 CHECKED = [MLPClassifier(max_iter=100, dtype="float64"), MLPRegressor(max_iter=100, dtype="float64"),
            MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)]  # fmt: skip
 FLOAT64_ONLY = "check_sample_weight_equivalence_on_dense_data"
@@ -425,13 +425,11 @@ def test_mlp_pickles_and_falls_back_to_the_cpu(monkeypatch):
     np.testing.assert_array_equal(other.forward(X), net.forward(X))
 
 
-def test_pipeline_gridsearch_readme_example(capsys):
-    """The README's Pipeline + GridSearchCV(n_jobs=2) example, run as written there."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## scikit-learn estimators\n") :]
-    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+def test_pipeline_gridsearch_example_of_the_estimators_page(capsys):
+    """docs/estimators.md's Pipeline + GridSearchCV(n_jobs=2) example, run as written there, and what it found."""
+    code = re.search(r"```python\n(.*?)```", ESTIMATORS_PAGE.read_text(encoding="utf-8"), flags=re.S).group(1)
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/estimators.md", "exec"), namespace)
     accuracy = float(re.search(r"test accuracy ([\d.]+)", capsys.readouterr().out).group(1))
     assert accuracy > 0.9
     assert namespace["search"].best_estimator_[-1].coefs_[0].shape[0] == 64
