@@ -71,7 +71,7 @@ class MLP:
         for the loss's match: softmax for cross_entropy, sigmoid for bce, identity for mse.
     loss : ``cross_entropy`` (needs softmax), ``bce`` (needs sigmoid) or ``mse`` (any output).
     init : ``xavier``, ``he`` or ``normal``; None picks He for relu, Xavier otherwise.
-    device : ``auto``, ``cpu``, ``gpu`` or ``gpu:N``; None reads ``GPUBP_DEVICE``.
+    device : ``auto``, ``cpu``, ``gpu`` or ``gpu:N``; ``auto`` (and None) means ``GPUBP_DEVICE`` when set.
     dtype : ``float32`` (default) or ``float64``. Inputs are converted to it; nothing is upcast.
     seed : seeds the initial weights and the shuffling; same seed, device and dtype → same run.
 

@@ -385,8 +385,9 @@ class _StoppingRules:
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """scikit-learn's MLPClassifier (same parameters and attributes) trained by gpubp.
 
-    ``device``: ``auto`` (the GPU when one answers), ``cpu``, ``gpu`` or ``gpu:N``. ``dtype``:
-    ``float32`` (default) or ``float64``. Binary targets train one logistic output, multilabel
+    ``device``: ``auto`` (``GPUBP_DEVICE`` when set, else the GPU when one answers), ``cpu``, ``gpu`` or
+    ``gpu:N``. ``dtype``: ``float32`` (default) or ``float64``, what the network computes in; outputs
+    follow X's float dtype. Binary targets train one logistic output, multilabel
     indicator targets one per label, multiclass a softmax.
     """
 
