@@ -307,7 +307,7 @@ def status() -> dict[str, Any]:
         ok = bool(getattr(nccl, "available", False))
         info["nccl"] = {"available": ok}
         if not ok:
-            info["nccl"]["reason"] = "CuPy was built or installed without NCCL (see README: Install)"
+            info["nccl"]["reason"] = "CuPy was built or installed without NCCL (see docs/distributed.md: GPUs and NCCL)"
     else:
         info["nccl"] = {"available": False, "reason": f"needs a usable GPU ({reason})"}
     return info

@@ -43,13 +43,16 @@ count() { grep -c -- "$1" <<< "$2" || true; }  # count PATTERN LISTING: matching
 t_plan=$SECONDS
 gpu_tests=$(collect tests -m gpu) || exit 2
 bench=$(collect benchmarks -k "$BENCH_K") || exit 2
-sk_tests=$(collect tests/test_sklearn.py tests/test_readme.py) || exit 2
+# the estimator tests, and the README's and the estimators page's examples (tests/test_docs.py runs them)
+SK_ARGS=(tests/test_sklearn.py tests/test_docs.py -k "test_sklearn or (test_every_block and (README or estimators))")
+sk_tests=$(collect "${SK_ARGS[@]}") || exit 2
 N_GPU_TESTS=$(count '::' "$gpu_tests")
 N_BENCH_GPU=$(count 'test_gpubp_step\[gpu-.*float32' "$bench")  # float64 rows skip on a GPU
 N_BENCH_CPU=$(count 'test_gpubp_step\[cpu-' "$bench")
 N_BENCH_TORCH=$(count 'test_torch_step\[' "$bench")
 N_BENCH_SK=$(count 'bench_sklearn' "$bench")
 N_SK_TESTS=$(count '::' "$sk_tests")
+N_DOC_PAGES=$(count 'test_docs.py::' "$sk_tests")
 
 # Seconds per selected item, estimated for the H200 host (16 cores) and rounded up; summary.txt records each
 # step's actual time, so a run shows where an estimate was wrong. A GPU row: calibration, 15 timed rounds of
@@ -63,7 +66,7 @@ LIMIT_TRAIN_GPU=30  # the default run: CuPy import, kernels compiled, ~2 s of ep
 LIMIT_BENCH=$((15 + 4 * N_BENCH_GPU + 2 * N_BENCH_TORCH + 10 * N_BENCH_CPU + 20 * N_BENCH_SK))
 LIMIT_BENCH_CHECK=15
 LIMIT_REPORT=20
-LIMIT_SKLEARN=$((20 + N_SK_TESTS * 3 / 10))
+LIMIT_SKLEARN=$((20 + N_SK_TESTS * 3 / 10 + 8 * N_DOC_PAGES))  # a page: a training run, a grid search
 SUM=$((PLAN_S + LIMIT_INFO + LIMIT_GPU_TESTS + LIMIT_TRAIN_GPU + LIMIT_BENCH + LIMIT_BENCH_CHECK + LIMIT_REPORT
        + LIMIT_SKLEARN))
 
@@ -115,9 +118,9 @@ step bench $LIMIT_BENCH $PY -m pytest benchmarks --benchmark-only -p no:cachepro
 # every selected row ran (none skipped for want of a GPU) and measured something plausible
 step bench-check $LIMIT_BENCH_CHECK $PY scripts/check_bench.py "$OUT/results.json"
 step report $LIMIT_REPORT $PY -m benchmarks.report "$OUT/results.json"
-# the estimators with a GPU visible: their device="auto" takes it (scikit-learn's checks on a GPU, the README's
-# example); the rest of the CPU suite is CI's
-step sklearn-on-gpu $LIMIT_SKLEARN $PY -m pytest tests/test_sklearn.py tests/test_readme.py -q -p no:cacheprovider
+# the estimators with a GPU visible: their device="auto" takes it (scikit-learn's checks on a GPU, the docs'
+# examples); the rest of the CPU suite is CI's
+step sklearn-on-gpu $LIMIT_SKLEARN $PY -m pytest "${SK_ARGS[@]}" -q -p no:cacheprovider
 
 if [ $DRY -eq 1 ]; then
     echo "plan (collecting the tests above): $PLAN_S s"
