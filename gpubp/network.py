@@ -50,10 +50,12 @@ class Workspace:
     def __init__(self, device: Device, sizes: list[int], batch: int, dtype: np.dtype) -> None:
         xp = device.xp
         with device.use():
-            self.A = [xp.empty((batch, n), dtype) for n in sizes]
-            self.delta = [None] + [xp.empty((batch, n), dtype) for n in sizes[1:]]
-            self.Y = xp.empty((batch, sizes[-1]), dtype)
-            self.terms = xp.empty((batch, sizes[-1]), dtype)
+            # zeros, not empty: made once per batch size, and a buffer never holds leftover NaN that a
+            # BLAS call given it as out= could raise a spurious "invalid value" warning over
+            self.A = [xp.zeros((batch, n), dtype) for n in sizes]
+            self.delta = [None] + [xp.zeros((batch, n), dtype) for n in sizes[1:]]
+            self.Y = xp.zeros((batch, sizes[-1]), dtype)
+            self.terms = xp.zeros((batch, sizes[-1]), dtype)
             self.ones = xp.ones((1, batch), dtype)  # a row: 1ᵀΔ is a plain 2-D matmul on both devices
         self.batch = batch
         self.inv_b = dtype.type(1.0 / max(batch, 1))  # a rank may get an empty share of a batch
