@@ -172,7 +172,9 @@ def launched_rank() -> int:
 def world() -> World:
     """(rank, size, local rank) of this process in the MPI world (imports mpi4py). With several ranks it
     also installs :func:`abort_on_uncaught_exception`, so that a script whose rank fails alone (before
-    or outside training) ends the job instead of leaving the others waiting in a collective."""
+    or outside training) ends the job instead of leaving the others waiting in a collective.
+    It is itself collective (the local rank comes from splitting the world by node): call it on every
+    rank, never on rank 0 alone, or the job hangs."""
     mpi = _mpi()
     comm = mpi.COMM_WORLD
     if comm.Get_size() > 1:
