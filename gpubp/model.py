@@ -151,6 +151,15 @@ class Model:
         self.net.to(device)
         return self
 
+    def to_onnx(self, path: str | os.PathLike | None = None) -> Any:
+        """This model as one ONNX graph: raw float32 rows (N, d) in; ``label`` and ``probabilities``
+        (classifiers) or ``value`` (regression) out, as :meth:`predict` and :meth:`predict_proba`.
+        Written to ``path`` when given; the ``onnx.ModelProto`` is returned. Needs
+        ``pip install 'gpubp[onnx]'``; see gpubp.export."""
+        from .export import model_to_onnx  # a tool above the model, reached only when asked
+
+        return model_to_onnx(self, path)
+
     def _unscale(self, A: np.ndarray) -> np.ndarray:
         return A if self.target is None else self.target.inverse(A)
 

@@ -465,6 +465,14 @@ class MLP:
             self._set_parameters(weights, biases)
         return self
 
+    def to_onnx(self, path: str | None = None, feature_names: Any = None) -> Any:
+        """The bare network as an ONNX graph (written to ``path`` when given; the ``onnx.ModelProto``
+        returned): X (N, n_0) float32, already scaled, in; ``outputs`` A_L and, for classifiers,
+        ``label`` as :meth:`predict` out. Needs ``pip install 'gpubp[onnx]'``; see gpubp.export."""
+        from .export import network_to_onnx  # a tool above the network, reached only when asked
+
+        return network_to_onnx(self, path, feature_names)
+
     def save(self, path: str) -> None:
         """Write weights, config and format version to an ``.npz``, atomically."""
         from .checkpoint import save_model  # files only when asked: importing the network opens none

@@ -48,7 +48,7 @@ from .network import MLP
 from .settings import TrainSettings
 from .training import Trainer, TrainingDivergedError
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "register_onnx_converters"]
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _SOLVERS = ("sgd", "adam")
@@ -480,3 +480,65 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if not np.isfinite(y_pred).all():
             return np.nan
         return float(r2_score(y, y_pred, sample_weight=sample_weight))
+
+
+# -- ONNX: skl2onnx's own MLP converters, given the fitted attributes they read ----------------------------------
+
+
+class _SklearnMLPView:
+    """What skl2onnx's MLP converters read from a scikit-learn MLP, taken from a fitted gpubp estimator (the
+    same attributes, as scikit-learn has them: ``coefs_[i]`` (n_in, n_out), the activation's scikit-learn name)."""
+
+    def __init__(self, est: _BaseMLP) -> None:
+        check_is_fitted(est)
+        self.coefs_, self.intercepts_, self.n_layers_ = est.coefs_, est.intercepts_, est.n_layers_
+        self.activation, self.out_activation_ = est.activation, est.out_activation_
+        if is_classifier(est):
+            self.classes_ = est.classes_
+            multilabel = est._labels.multilabel
+            self._label_binarizer = _BinarizerType("multilabel-indicator" if multilabel else "multiclass")
+
+
+class _BinarizerType:
+    def __init__(self, y_type: str) -> None:
+        self.y_type_ = y_type
+
+
+def register_onnx_converters() -> None:
+    """Let skl2onnx convert :class:`MLPClassifier` and :class:`MLPRegressor` (alone or inside a Pipeline) with
+    the converters it has for scikit-learn's MLPs: call once, then ``skl2onnx.to_onnx(pipe, X[:1])``.
+    Needs ``pip install 'gpubp[onnx]'``. A regressor with several outputs is refused (skl2onnx's converter
+    makes one column)."""
+    try:
+        from skl2onnx import update_registered_converter
+        from skl2onnx.common.shape_calculator import (
+            calculate_linear_classifier_output_shapes,
+            calculate_linear_regressor_output_shapes,
+        )
+        from skl2onnx.operator_converters.multilayer_perceptron import (
+            convert_sklearn_mlp_classifier,
+            convert_sklearn_mlp_regressor,
+        )
+    except ImportError:
+        raise RuntimeError("converting with skl2onnx needs it: pip install 'gpubp[onnx]'") from None
+
+    def viewed(convert: Any) -> Any:
+        def converter(scope: Any, operator: Any, container: Any) -> None:
+            est = operator.raw_operator
+            if not is_classifier(est) and est.n_outputs_ != 1:
+                raise ValueError(f"skl2onnx's MLPRegressor converter makes one output column; this regressor "
+                                 f"has {est.n_outputs_} (export est._net with gpubp.export instead)")  # fmt: skip
+            operator.raw_operator = _SklearnMLPView(est)
+            try:
+                convert(scope, operator, container)
+            finally:
+                operator.raw_operator = est
+
+        return converter
+
+    update_registered_converter(MLPClassifier, "GpubpMLPClassifier", calculate_linear_classifier_output_shapes,
+                                viewed(convert_sklearn_mlp_classifier),
+                                options={"zipmap": [True, False, "columns"], "output_class_labels": [False, True],
+                                         "nocl": [True, False]})  # fmt: skip
+    update_registered_converter(MLPRegressor, "GpubpMLPRegressor", calculate_linear_regressor_output_shapes,
+                                viewed(convert_sklearn_mlp_regressor))  # fmt: skip

@@ -1,4 +1,4 @@
-"""The ``gpubp`` command: train, evaluate, predict, gradcheck, info, bench.
+"""The ``gpubp`` command: train, evaluate, predict, export, gradcheck, info, bench.
 
 One module per subcommand group (parsing and printing only; the work is done by the library).
 Every user mistake ends in one line on stderr and exit status 2; Ctrl-C during training stops at
@@ -16,7 +16,7 @@ from .. import __version__
 from ..data import DataError
 from ..parallel import launched_rank, launched_size
 from ..training import TrainingDivergedError
-from . import evaluate, gradcheck, info, train
+from . import evaluate, export, gradcheck, info, train
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError, one_line
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "UsageError", "build_parser", "main"]
@@ -31,6 +31,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     train.add_parser(sub)
     evaluate.add_parsers(sub)
+    export.add_parser(sub)
     gradcheck.add_parser(sub)
     info.add_parsers(sub)
     parser.commands = sub.choices  # type: ignore[attr-defined]
