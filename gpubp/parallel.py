@@ -328,6 +328,7 @@ class DataParallel:
         self.comm = comm
         self.size, self.rank = comm.size, comm.rank
         self._inv_b: dict[int, Any] = {}
+        self.probe: Any = None  # probe(ws) between the summed gradient and the update (Trainer.probe)
 
     def share(self, batch: int) -> slice:
         """This rank's contiguous part of a global batch: the first ``batch mod R`` ranks take one row
@@ -343,6 +344,8 @@ class DataParallel:
         so the sum is the gradient of the global batch mean."""
         if self.size == 1:  # nothing to sum: Local's allreduce is a no-op (a call saved per step)
             net.backprop(ws, loss_acc)
+            if self.probe is not None:
+                self.probe(ws)
             optimizer.step()
             return
         inv_b = self._inv_b.get(batch)
@@ -350,6 +353,8 @@ class DataParallel:
             inv_b = self._inv_b[batch] = net.dtype.type(1.0 / batch)
         net.backprop(ws, loss_acc, inv_b)
         self.comm.allreduce(net.params.grad)  # one call over the flat gradient buffer
+        if self.probe is not None:
+            self.probe(ws)
         optimizer.step()
 
     def ask(self, fn: Any, *args: Any) -> bool:

@@ -35,14 +35,17 @@ def _save(fig: Any, path: str) -> None:
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
 
 
-def learning_curves(history: dict[str, list], path: str) -> None:
-    """Loss (train and validation) and validation accuracy or R² per epoch."""
+def learning_curves(history: dict[str, list], path: str, gradients: dict[str, list] | None = None) -> None:
+    """Loss (train and validation) and validation accuracy or R² per epoch; with ``gradients`` (a
+    :class:`gpubp.monitor.GradientStats` history) a panel of each layer's ‖∂L/∂W_l‖ and mean |Δ_l|."""
     plt = _pyplot()
     metric = "val_accuracy" if "val_accuracy" in history else ("val_r2" if "val_r2" in history else None)
-    fig, axes = plt.subplots(1, 2 if metric else 1, figsize=(10 if metric else 5.5, 4))
-    axes = np.atleast_1d(axes)
+    has_grads = bool(gradients and gradients.get("epoch"))
+    panels = 1 + bool(metric) + has_grads
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 + 4.5 * (panels - 1), 4))
+    axes = list(np.atleast_1d(axes))
     epochs = history["epoch"]
-    ax = axes[0]
+    ax = axes.pop(0)
     ax.plot(epochs, history["train_loss"], marker="o", ms=3, label="train")
     if "val_loss" in history:
         ax.plot(epochs, history["val_loss"], marker="o", ms=3, label="validation")
@@ -50,16 +53,41 @@ def learning_curves(history: dict[str, list], path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     if metric:
-        ax = axes[1]
+        ax = axes.pop(0)
         values = np.asarray(history[metric]) * (100 if metric == "val_accuracy" else 1)
         ax.plot(epochs, values, marker="o", ms=3, color="tab:green", label="validation")
         ax.set(xlabel="epoch", ylabel="accuracy (%)" if metric == "val_accuracy" else "R²",
                title="validation accuracy" if metric == "val_accuracy" else "validation R²")  # fmt: skip
         ax.grid(alpha=0.3)
         ax.legend()
+    if has_grads:
+        _gradient_panel(axes.pop(0), gradients)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+def _gradient_panel(ax: Any, gradients: dict[str, list]) -> None:
+    """Per layer l (one colour each): ‖∂L/∂W_l‖ solid, mean |Δ_l| dashed, on a log scale, so the δ
+    recursion's shrinking (or not) from the output layer down is visible."""
+    epochs = gradients["epoch"]
+    W = np.asarray(gradients["W_norm"])  # (epochs, L)
+    delta = np.asarray(gradients["delta_mean_abs"])
+    colours = _layer_colours(W.shape[1])
+    for l in range(W.shape[1]):
+        ax.plot(epochs, W[:, l], color=colours[l], marker="o", ms=3, label=f"‖∂L/∂W_{l + 1}‖")
+        ax.plot(epochs, delta[:, l], color=colours[l], ls="--", label=f"mean |Δ_{l + 1}|")
+    ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="mean over the epoch's batches", title="per-layer gradients (δ recursion)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+
+
+def _layer_colours(L: int) -> list[Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(0.85 * l / max(L - 1, 1)) for l in range(L)]
 
 
 def confusion_matrix(cm: np.ndarray, classes: list[str], path: str) -> None:

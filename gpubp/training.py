@@ -108,6 +108,17 @@ class Trainer:
     best_epoch = property(lambda self: self.stopping.best_epoch, doc="Its epoch (0: none yet).")
 
     @property
+    def probe(self) -> Any:
+        """``probe(ws)``, called in each step after the batch's gradient (summed over the ranks), before
+        the update: it may read ``ws.delta`` and the store's gradient on the device, never on the host
+        (gpubp.monitor's GradientStats sets it). None: no probe."""
+        return self.dp.probe
+
+    @probe.setter
+    def probe(self, fn: Any) -> None:
+        self.dp.probe = fn
+
+    @property
     def stopped_early(self) -> bool:
         """A stopping rule (patience or a callback) ended the run; False lets ``run`` go on."""
         return self.stopping.stopped
@@ -131,6 +142,8 @@ class Trainer:
         """Train until ``epochs`` epochs are complete (or a stopping rule fires). ``callback(net, row)``
         runs after each epoch, ``on_batch(batch, n_batches)`` after each batch; True from either stops."""
         epochs = check_int("epochs", epochs)
+        if hasattr(callback, "attach"):  # a callback object that watches the run (gpubp.monitor)
+            callback.attach(self)
         net, dev = self.net, self.net.device
         self.interrupted = False
         if net.params is not self.store:

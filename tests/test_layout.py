@@ -21,7 +21,7 @@ LEVELS = {
     "loaders": 2, "data": 2, "validation": 2, "rows": 2, "settings": 2, "columns": 2,
     "network": 3, "checkpoint": 3, "batches": 3, "stopping": 3,
     "training": 4, "parallel": 4, "model": 4, "state": 4,
-    "bench": 5, "gradcheck": 5, "plots": 5, "export": 5,
+    "bench": 5, "gradcheck": 5, "plots": 5, "export": 5, "monitor": 5,
     "cli": 6, "sklearn": 6, "_sklearn_checks": 6, "__init__": 7, "__main__": 7,
 }  # fmt: skip
 # within a level, a module may import a sibling (pairs are (imported, importer)); the graph stays acyclic

@@ -19,6 +19,7 @@ from ..labels import class_index
 from ..loaders import is_csv
 from ..metrics import accuracy
 from ..model import Model, preprocessing
+from ..monitor import GradientStats, TensorBoard, require_tensorboardx
 from ..network import MLP
 from ..network import load as load_network
 from ..optim import OPTIMIZERS
@@ -119,6 +120,12 @@ def add_parser(sub: Any) -> None:
         "(only --epochs, --device, --save and the output options may be given)",
     )
     t.add_argument("--plot", default=None, metavar="PNG", help="write the learning curves here")
+    t.add_argument("--logdir", default=None, metavar="DIR",
+                   help="write TensorBoard logs of every epoch here (tensorboard --logdir DIR; needs "
+                        "pip install 'gpubp[tensorboard]'); a --resume run continues the same log")  # fmt: skip
+    t.add_argument("--log-gradients", action="store_true",
+                   help="also log, per layer, the gradient norms, the mean |Δ_l| and histograms of W_l "
+                        "(to --logdir and as a panel of --plot)")  # fmt: skip
     t.add_argument("--json", action="store_true", help="print metrics as JSON on stdout (tables go to stderr)")
     t.add_argument("--quiet", action="store_true", help="print only the final result")
     t.set_defaults(func=cmd_train)
@@ -279,11 +286,26 @@ def _label_note(ds: Dataset) -> str:
     return f", label: {column}"
 
 
+def check_logdir(logdir: str | None) -> None:
+    """Refuse, before any work, a --logdir that cannot be a folder, or any --logdir without tensorboardX."""
+    if logdir is None:
+        return
+    if not logdir or (os.path.exists(logdir) and not os.path.isdir(logdir)):
+        raise UsageError(f"--logdir {logdir!r}: not a folder (give a folder for the TensorBoard event files)")
+    try:
+        require_tensorboardx()
+    except RuntimeError as exc:
+        raise UsageError(f"--logdir: {exc}") from None
+
+
 def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Dataset, MLP]:
     """(settings, data set, network) of the run: a new one from the options, or the checkpoint's.
     Output paths are checked first (by the rank that ``writes``), before any work."""
+    if args.log_gradients and not (args.logdir or args.plot):
+        raise UsageError("--log-gradients needs somewhere to show them: --logdir DIR and/or --plot PNG")
     if writes:
         check_outputs(args)
+        check_logdir(args.logdir)
     if args.resume:
         settings, _, extra = from_checkpoint(args)
     else:
@@ -386,15 +408,29 @@ class EpochTable:
         self.say(_format_row(row, self.metric, net.device.name))
 
 
+def watchers(args: argparse.Namespace, trainer: Any, ranks: Ranks) -> tuple[GradientStats | None, TensorBoard | None]:
+    """--log-gradients and --logdir: per-layer gradient statistics and TensorBoard logs, attached to the
+    trainer; rank 0 alone watches (its trainer's probe) and writes."""
+    stats = GradientStats() if args.log_gradients and ranks.root else None
+    board = TensorBoard(args.logdir, gradients=stats or False) if args.logdir and ranks.root else None
+    watcher = board or stats
+    if watcher is not None:
+        watcher.attach(trainer)
+    return stats, board
+
+
 def run_epochs(args: argparse.Namespace, settings: dict[str, Any], trainer: Any, table: EpochTable,
-               save: Any, result: dict[str, Any], ranks: Ranks) -> float:  # fmt: skip
-    """Train to the last epoch (or Ctrl-C), a table row and a checkpoint per epoch; the seconds taken."""
+               save: Any, result: dict[str, Any], ranks: Ranks, watcher: Any = None) -> float:  # fmt: skip
+    """Train to the last epoch (or Ctrl-C), a table row and a checkpoint per epoch (and ``watcher(net,
+    row)``: the TensorBoard log or gradient statistics); the seconds taken."""
     progress = _Progress(enabled=not args.quiet and ranks.root)
     current = {"epoch": trainer.epoch + 1}
 
     def on_epoch(m: MLP, row: dict[str, float]) -> bool:
         progress.close()
         table.row(m, row)
+        if watcher is not None:
+            watcher(m, row)
         current["epoch"] = int(row["epoch"]) + 1
         save()
         return False
@@ -497,7 +533,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             trainer.save(save_path, meta={"cli": settings}, arrays=model.arrays())
 
     result: dict[str, Any] = {"status": "running", "device": net.device.name, "model": save_path}
-    wall = run_epochs(args, settings, trainer, table, save, result, ranks)
+    stats, board = watchers(args, trainer, ranks)
+    try:
+        wall = run_epochs(args, settings, trainer, table, save, result, ranks, watcher=board or stats)
+    finally:
+        if board is not None:
+            board.close()
 
     def finish() -> int:
         """Rank 0: the last checkpoint, the test score, plots and the result; the exit status."""
@@ -513,7 +554,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.plot:
             from ..plots import learning_curves
 
-            learning_curves(trainer.history, args.plot)
+            learning_curves(trainer.history, args.plot, gradients=None if stats is None else stats.history)
             say(f"learning curves: {args.plot}")
         if save_path:
             say(f"model saved to {save_path}" + (" (replacing the file of an earlier run)" if replaces else ""))
