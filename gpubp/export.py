@@ -26,7 +26,7 @@ from ._io import atomic_write
 from .backend import to_numpy
 
 OPSET = 17  # ai.onnx opset: Softmax over one axis (13+), Squeeze with axes as an input (13+)
-IR_VERSION = 8  # the oldest IR that carries opset 17: runtimes from ONNX Runtime 1.11 on load it
+IR_VERSION = 8  # the oldest IR that carries opset 17 (ONNX 1.12): ONNX Runtime 1.12 and later load it
 INSTALL_HINT = "ONNX export needs the onnx package: pip install 'gpubp[onnx]'"
 
 _ACTIVATION_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softmax": "Softmax", "identity": None}

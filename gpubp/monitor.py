@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -123,7 +124,10 @@ class TensorBoard:
         if self.writer is None:
             from tensorboardX import SummaryWriter
 
-            self.writer = SummaryWriter(logdir=self.logdir, purge_step=self._purge, flush_secs=30)
+            # tensorboardX names the file by the second and the host: a resumed run starting in the second the
+            # last one started would truncate its file; the nanoseconds keep both, and sort them in time
+            self.writer = SummaryWriter(logdir=self.logdir, purge_step=self._purge, flush_secs=30,
+                                        filename_suffix=f".{time.time_ns()}")  # fmt: skip
             if self.gradients is not None:
                 self.writer.add_custom_scalars(_layout(net.L))
         return self.writer

@@ -381,7 +381,9 @@ class MLP:
         ``patience`` (needs ``validation_data``), training stops after that many epochs without a
         lower validation loss, and the best weights are restored. ``callback(net, metrics)`` runs
         after each epoch and stops training by returning True; ``on_batch(batch, n_batches)`` runs
-        after each batch and stops at the end of that batch by returning True.
+        after each batch and stops at the end of that batch by returning True. A callback object with
+        an ``attach(trainer)`` method (gpubp.monitor's TensorBoard and GradientStats) is handed the
+        trainer before the first batch.
 
         History keys: ``epoch``, ``train_loss``, ``seconds``, ``samples_per_s`` and, with
         validation data, ``val_loss`` and ``val_accuracy`` (``val_r2`` for mse).
