@@ -209,3 +209,19 @@ def test_under_mpiexec_rank_0_alone_writes(tmp_path):
     history = json.loads(proc.stdout)["history"]
     np.testing.assert_allclose(values(scalars, "loss/train"), history["train_loss"], rtol=1e-6)
     assert [s for s, _ in scalars["gradients/W_1"]] == [1, 2]
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_same_statistics_and_one_read_per_epoch(tmp_path, data):
+    X, y = data
+    runs = {}
+    for device in ("cpu", "gpu"):
+        net = gpubp.MLP([5, 8, 8, 3], "sigmoid", device=device, dtype="float64", seed=0)
+        before = net.device.host_reads
+        board = TensorBoard(tmp_path / device, gradients=True)
+        net.fit(X, y, epochs=3, batch_size=10, shuffle=False, callback=board)
+        board.close()
+        assert net.device.host_reads - before == 3 * (1 + 2)
+        runs[device] = board.gradients.history
+    for key in GradientStats.KEYS:
+        np.testing.assert_allclose(runs["gpu"][key], runs["cpu"][key], rtol=1e-9)
