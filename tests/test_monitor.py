@@ -133,7 +133,7 @@ def test_a_resumed_run_continues_the_same_log(tmp_path, data, monkeypatch):
         trainer.run(2, callback=board)
         trainer.save(ckpt)
         trainer.run(3, callback=board)  # epoch 3 logged, then the run is lost: its checkpoint says 2
-    resumed = Trainer.resume(ckpt, X, y)
+    resumed = Trainer.resume(ckpt, X, y, load=gpubp.network.load, device="cpu")
     with TensorBoard(logdir) as board:
         resumed.run(4, callback=board)
     scalars, _ = events(logdir)
