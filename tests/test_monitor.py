@@ -112,12 +112,13 @@ def test_no_extra_host_read_per_batch(tmp_path, data):
     net = gpubp.MLP([5, 8, 3], device="cpu", seed=0)
     dev = net.device
     before = dev.host_reads
-    net.fit(X, y, epochs=3, batch_size=10, validation_data=val, callback=TensorBoard(tmp_path / "a"))
+    with TensorBoard(tmp_path / "a") as board:  # closed: no writer thread outlives the test
+        net.fit(X, y, epochs=3, batch_size=10, validation_data=val, callback=board)
     assert dev.host_reads - before == 3 * 2  # the loss and the validation metrics: nothing more
     for batch_size in (10, 5):  # 10 and 20 batches an epoch: the same reads
         before = dev.host_reads
-        net.fit(X, y, epochs=3, batch_size=batch_size, validation_data=val,
-                callback=TensorBoard(tmp_path / f"b{batch_size}", gradients=True))  # fmt: skip
+        with TensorBoard(tmp_path / f"b{batch_size}", gradients=True) as board:
+            net.fit(X, y, epochs=3, batch_size=batch_size, validation_data=val, callback=board)
         assert dev.host_reads - before == 3 * (2 + 2)  # + the gradient sums and θ for the histograms
 
 
