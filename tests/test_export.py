@@ -274,3 +274,14 @@ def test_a_network_trained_on_a_gpu_exports_the_same(rng):
     np.testing.assert_array_equal(out["label"], on_gpu.predict(X))
     close(out["probabilities"], on_gpu.predict_proba(X))
     assert outputs(model.to_onnx(), X)["label"].tolist() == out["label"].tolist()
+
+
+def test_cli_exports_a_bare_network_file(tmp_path, rng):
+    net = MLP([4, 5, 3], "tanh", device="cpu", seed=0)
+    net.save(str(tmp_path / "net.npz"))
+    proc = run("export", "net.npz", "--onnx", "net.onnx", cwd=tmp_path)
+    assert "bare network" in proc.stdout
+    X = rng.normal(size=(20, 4)).astype(np.float32)
+    out = outputs(onnx.load(str(tmp_path / "net.onnx")), X)
+    close(out["outputs"], net.forward(X))
+    np.testing.assert_array_equal(out["label"], net.predict(X))
