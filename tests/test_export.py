@@ -173,7 +173,7 @@ def test_cli_export_equals_gpubp_predict_on_every_row(tmp_path):
     proc = run("export", "m.npz", "--onnx", "m.onnx", cwd=tmp_path)
     assert "m.onnx" in proc.stdout
     assert f"opset {OPSET}" in proc.stdout
-    run("predict", "m.npz", "--data", "d.npz", "--split", "all", "--out", "p.csv", cwd=tmp_path)
+    run("predict", "m.npz", "--data", "d.npz", "--out", "p.csv", cwd=tmp_path)  # every row of the file
     with open(tmp_path / "p.csv") as f:
         predicted = [int(r["prediction"]) for r in csv.DictReader(f)]
     out = outputs(onnx.load(str(tmp_path / "m.onnx")), X)
