@@ -359,7 +359,10 @@ class MLP:
         and ``loss``. The weights are not changed."""
         with self.device.use():
             ws, loss = self._one_pass(X, Y)
-            host = self.device.to_host
+
+            def host(a: Any) -> np.ndarray:  # a copy: on the CPU to_host is the live buffer itself
+                return np.array(self.device.to_host(a))
+
             return {
                 "loss": loss,
                 "A": [host(A) for A in ws.A],

@@ -145,6 +145,17 @@ def test_trace_shows_the_lecture_quantities(cpu):
         np.testing.assert_array_equal(t["db"][l], db)
 
 
+def test_a_trace_is_a_copy_that_training_does_not_change(cpu):
+    net = hand_worked_net(cpu)
+    t = net.trace(X_HAND, Y_HAND)
+    kept = {key: [None if a is None else a.copy() for a in t[key]] for key in ("A", "delta", "dW", "db")}
+    net.fit(np.vstack([X_HAND, -X_HAND]), np.concatenate([Y_HAND, 1 - Y_HAND]), epochs=2, batch_size=1)
+    for key, arrays in kept.items():
+        for a, b in zip(arrays, t[key]):
+            if a is not None:
+                np.testing.assert_array_equal(b, a, err_msg=key)
+
+
 def test_set_parameters_checks_shapes_and_values():
     net = gpubp.MLP([2, 3, 1], loss="mse", device="cpu")
     with pytest.raises(ValueError, match=r"W_1 must have shape \(3, 2\), got \(2, 3\)"):
