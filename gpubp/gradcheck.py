@@ -12,7 +12,11 @@ from .rows import materialise
 
 
 def _float64_copy(net: Any) -> Any:
-    twin = MLP(net.sizes, net.activation, net.output, net.loss, net.init, device=CPU, dtype="float64")
+    """``net`` in float64 on the CPU. A CPU network's copy keeps its device and so its kernel set (the NumPy
+    twins or the compiled loops): the check must run the kernels the network trains with. A GPU network's
+    copy runs the CPU's default set (the CUDA bodies are compared with the twins in the GPU tests)."""
+    device = CPU if net.device.is_gpu else net.device
+    twin = MLP(net.sizes, net.activation, net.output, net.loss, net.init, device=device, dtype="float64")
     twin.set_parameters([to_numpy(W) for W in net.weights], [to_numpy(b) for b in net.biases])
     return twin
 
@@ -41,7 +45,8 @@ def central_differences(param: np.ndarray, loss: Any, eps: float) -> np.ndarray:
 def gradcheck_layers(net: Any, X: Any, Y: Any, eps: float = 1e-6) -> list[dict[str, Any]]:
     """Per layer: relative error of ∂L/∂W_l and ∂L/∂b_l, backprop vs central differences.
 
-    Computed on a float64 CPU copy of ``net`` (the network itself is not changed).
+    Computed on a float64 CPU copy of ``net`` that runs the same CPU kernels as ``net`` (the network itself
+    is not changed).
     """
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
@@ -49,7 +54,7 @@ def gradcheck_layers(net: Any, X: Any, Y: Any, eps: float = 1e-6) -> list[dict[s
     X = twin.checked_X(materialise(X.get() if is_cupy_array(X) else X))  # the twin is on the CPU
     Y = twin.checked_Y(materialise(Y.get() if is_cupy_array(Y) else Y), X.shape[0])
     _, grads = twin.loss_and_gradients(X, Y)
-    ws = Workspace(CPU, twin.sizes, X.shape[0], twin.dtype)
+    ws = Workspace(twin.device, twin.sizes, X.shape[0], twin.dtype)
     ws.A[0][...] = X
 
     def loss() -> float:

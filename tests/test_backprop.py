@@ -50,6 +50,25 @@ def test_gradcheck_detects_a_wrong_gradient(rng, monkeypatch):
     assert gpubp.gradcheck(net, X, Y) <= 1e-7
 
 
+def test_gradcheck_runs_the_networks_own_kernels(cpu, rng, monkeypatch):
+    """tanh' = 1 + a² planted in one kernel set: the check of a network running that set fails, the check of
+    one running the other set passes. The float64 copy must keep the network's kernels, not the CPU's default."""
+    from gpubp import kernels
+
+    def wrong(a, delta):
+        delta *= 1 + a * a
+
+    X, Y = rng.normal(size=(4, 3)), rng.integers(0, 2, 4)
+    planted_in_own = "_host" if cpu.jit else "numpy"
+    monkeypatch.setattr(kernels.delta_tanh, planted_in_own, wrong)
+    assert gpubp.gradcheck(gpubp.MLP([3, 4, 2], "tanh", device=cpu, dtype="float64", seed=0), X, Y) > 1e-2
+    monkeypatch.undo()
+    if cpu.jit:
+        kernels.delta_tanh.host()  # compiled before the twin is swapped, so the loop is the real one
+    monkeypatch.setattr(kernels.delta_tanh, "numpy" if cpu.jit else "_host", wrong)
+    assert gpubp.gradcheck(gpubp.MLP([3, 4, 2], "tanh", device=cpu, dtype="float64", seed=0), X, Y) <= 1e-7
+
+
 def test_integer_labels_give_the_same_gradients_as_one_hot(rng):
     net = gpubp.MLP([4, 5, 3], "tanh", device="cpu", dtype="float64", seed=3)
     X, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
