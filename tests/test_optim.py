@@ -88,5 +88,3 @@ def test_weight_decay_leaves_biases_alone(rule, cpu, rng):
         np.testing.assert_array_equal(ba, bb)
     for Wa, Wb in zip(a.weights, b.weights):
         assert not np.allclose(Wa, Wb)
-
-
