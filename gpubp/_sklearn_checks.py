@@ -71,7 +71,7 @@ def validate_Xy(est: Any, X: Any, y: Any, reset: bool, y_numeric: bool) -> tuple
 
 
 def _check_gpu_X(est: Any, Xg: Any, reset: bool) -> Any:
-    """The checks a GPU array gets without a host copy (not run on a GPU)."""
+    """The checks a GPU array gets without a host copy."""
     if Xg.ndim != 2:
         raise ValueError(f"Expected a 2D array, got an array of shape {Xg.shape}")
     if reset:

@@ -4,7 +4,8 @@ Each activation is two kernels from :mod:`gpubp.kernels`: ``forward`` computes A
 place (bias add fused in), and ``derivative`` turns an upstream gradient into δ in place,
 δ ← δ ⊙ g'(Z), with g' written from the output A (σ' = a(1 − a), tanh' = 1 − a², relu' = [a > 0]).
 Identity has no derivative kernel (g' = 1). Softmax is row-wise, not elementwise: it is written
-here over ``xp`` and only allowed as an output layer.
+here over ``xp`` and only allowed as an output layer, and its "derivative" is the product with its
+Jacobian, δ ← J_softmaxᵀ δ, not δ ⊙ g'.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def softmax_forward(device: Device, b: Any, a: Any) -> None:
 
 
 def _divide_by_row_sums(device: Device, a: Any) -> None:
-    """A ← A / Σ_row A. NumPy's rows up to _SHORT_ROWS long are summed as one matrix-vector product (~5×
-    faster than np.sum; rounding may differ): the twins and the compiled path share this, so they agree."""
+    """A ← A / Σ_row A. NumPy's rows up to _SHORT_ROWS long are summed as one matrix-vector product (faster
+    there than np.sum; rounding may differ): the twins and the compiled path share this, so they agree."""
     row = device.scratch((a.shape[0], 1), a.dtype, "softmax_row")
     if not device.is_gpu and a.shape[1] <= _SHORT_ROWS:
         np.matmul(a, K.ones_column(a.shape[1], a.dtype), out=row)
@@ -124,7 +125,7 @@ def forward_runner(device: Device, name: str):
 
 
 def derivative_runner(device: Device, name: str):
-    """f(A, δ): δ ← δ ⊙ g'(Z) in place, or None when g' = 1."""
+    """f(A, δ): δ ← δ ⊙ g'(Z) in place (softmax: δ ← J_softmaxᵀ δ, see softmax_backward), or None when g' = 1."""
     act = ACTIVATIONS[name]
     if name == "softmax":
         return lambda a, delta: softmax_backward(device, a, delta)

@@ -2,7 +2,8 @@
 
 Everything else in gpubp is written once over a :class:`Device`, which carries ``xp``, the
 kernel runner for that device, and the few operations that differ (moving arrays, reading a
-value back to the host). This module and :mod:`gpubp.kernels` are the only places that touch CuPy.
+value back to the host). This module, :mod:`gpubp.kernels` and, for NCCL, :mod:`gpubp.parallel` are the
+only places that touch CuPy.
 
 Two facts are kept apart, as they fail for different reasons: "CuPy imports" and "a CUDA device
 answers". When either fails, the reason is kept so that errors can say exactly why.

@@ -6,8 +6,9 @@
 
 For the matched pairs (softmax + cross_entropy, sigmoid + bce, identity + mse), g'(Z_L) cancels
 against the loss derivative and Δ_L = (A_L − Y)/B exactly; otherwise (mse with another output)
-Δ_L = (A_L − Y)/B ⊙ g'(Z_L). Logs are clipped at the dtype's smallest normal number so a loss
-value is never NaN; the gradient does not go through the clip.
+Δ_L = (A_L − Y)/B ⊙ g'(Z_L) for an elementwise output, and for softmax the product with its Jacobian,
+Δ_L = A_L ⊙ (G − Σ_j G_j a_j) row by row with G = (A_L − Y)/B. Logs are clipped at the dtype's smallest
+normal number so a loss value is never NaN; the gradient does not go through the clip.
 """
 
 from __future__ import annotations

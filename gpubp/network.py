@@ -3,12 +3,17 @@
 Rows of every matrix are examples. With A_0 = X and l = 1..L::
 
     Z_l = A_{l-1} W_lᵀ + b_l          A_l = g_l(Z_l)                    (forward)
-    Δ_L = ∇_{A_L} L ⊙ g'_L(Z_L)       (= (A_L − Y)/B for the matched output/loss pairs)
+    Δ_L = ∇_{A_L} L ⊙ g'_L(Z_L)       (= (A_L − Y)/B for the matched output/loss pairs; for a
+                                       softmax output with mse the product with softmax's Jacobian,
+                                       A_L ⊙ (∇ − Σ_j ∇_j a_j) row by row, as no elementwise g' exists)
     ∂L/∂W_l = Δ_lᵀ A_{l-1}            ∂L/∂b_l = Σ_rows Δ_l
     Δ_{l-1} = (Δ_l W_l) ⊙ g'_{l-1}(Z_{l-1})                               (backward)
 
 W_l has shape (n_l, n_{l-1}) and b_l shape (n_l,), as on the slides; ``weights[l-1]`` is W_l.
 L is the mean loss over the B examples of the batch. The same code runs on NumPy and CuPy.
+:mod:`gpubp.reference` writes the same equations with plain lists Z, A and delta, to read beside the slides;
+here no Z is kept (each g' is taken from A_l), the bias add is fused into the activation and every buffer is
+allocated once per batch size.
 """
 
 from __future__ import annotations
@@ -245,14 +250,15 @@ class MLP:
             self._g[l](b[l - 1], A[l])  # A_l = g_l(Z_l + b_l), bias fused in
 
     def _output_delta(self, ws: Workspace, inv_b: Any = None) -> None:
-        """Δ_L = ∇_{A_L} L ⊙ g'_L(Z_L), with the 1/B of the batch mean folded in (B is ws.batch
-        unless ``inv_b`` says otherwise: a rank's share of a global batch takes 1/B_global)."""
+        """Δ_L = ∇_{A_L} L ⊙ g'_L(Z_L) (a Jacobian-vector product for softmax with mse), with the 1/B of
+        the batch mean folded in (B is ws.batch unless ``inv_b`` says otherwise: a rank's share of a global
+        batch takes 1/B_global)."""
         L = self.L
         self._delta_output(ws.A[L], ws.Y, ws.inv_b if inv_b is None else inv_b, ws.delta[L])  # (A_L − Y) / B
         if ws.w is not None:
             ws.delta[L] *= ws.w  # a weighted mean: row i scaled by w_i/Σw instead of 1/B
         if not self._matched and self._g_prime[L] is not None:
-            self._g_prime[L](ws.A[L], ws.delta[L])  # ⊙ g'_L(Z_L)
+            self._g_prime[L](ws.A[L], ws.delta[L])  # ⊙ g'_L(Z_L), or J_softmaxᵀ(·) for softmax
 
     def _backward(self, ws: Workspace) -> None:
         """The δ recursion: from Δ_L in ws.delta[L], fill self.dW and self.db."""

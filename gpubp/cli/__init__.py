@@ -2,7 +2,7 @@
 
 One module per subcommand group (parsing and printing only; the work is done by the library).
 Every user mistake ends in one line on stderr and exit status 2; Ctrl-C during training stops at
-the end of the current batch, writes the checkpoint (with ``--save``) and exits with 130; a closed
+the end of the current batch, writes the checkpoint (unless ``--no-save``) and exits with 130; a closed
 pipe (``gpubp train | head``) ends quietly.
 """
 
