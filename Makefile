@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CUDA_EXTRA ?= cuda12
 EXTRAS := test,plot,progress,bench,dev,mpi,sklearn,csv,numba,onnx,tensorboard,$(CUDA_EXTRA)
 
-.PHONY: install test lint bench train clean
+.PHONY: install test lint bench train mutate clean
 
 # The venv remembers which Python made it: `make test PYTHON=python3.13` rebuilds a .venv made by
 # another interpreter instead of quietly testing with the old one.
@@ -60,8 +60,16 @@ bench: install
 	$(PY) -m benchmarks.mpi_scaling
 	$(PY) -m benchmarks.report benchmarks/results.json
 
+# Mutation testing (docs/testing.md): not part of test or CI. Numba's JIT is off so the CPU runs the NumPy
+# twins and each loop as plain Python; results are kept in mutants/ (rm -rf mutants for a fresh run).
+MUTATE_JOBS ?= 2
+mutate: install
+	$(PY) -m pip install -q -e '.[mutation]'
+	NUMBA_DISABLE_JIT=1 nice $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
+	$(VENV)/bin/mutmut results
+
 train: $(BASE_STAMP)
 	$(VENV)/bin/gpubp train
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks mutants

@@ -413,6 +413,12 @@ def test_loop_matches_twin_on_nan_inf_zeros_and_subnormals(kernel, which, dtype,
             assert_ieee_match(run_loop(loop, kernel, args), run_twin(kernel, args), kernel, dtype, exact=True)
 
 
+def test_a_kernel_parameter_list_is_read_or_refused():
+    assert K._names("T a, T  b ") == ("a", "b")
+    with pytest.raises(ValueError, match=r"^kernel parameter must read 'T name', got 'float x'$"):
+        K._names("T a,float x")
+
+
 def test_cpu_kernels_follow_gpubp_cpu_kernels(monkeypatch):
     from gpubp import backend
 

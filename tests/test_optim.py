@@ -88,3 +88,61 @@ def test_weight_decay_leaves_biases_alone(rule, cpu, rng):
         np.testing.assert_array_equal(ba, bb)
     for Wa, Wb in zip(a.weights, b.weights):
         assert not np.allclose(Wa, Wb)
+
+
+def adam_on(w, g, **kw):
+    from cpu_kernels import CPU_NUMPY
+
+    from gpubp.optim import Adam
+
+    return Adam(CPU_NUMPY, [w], [g], **{"lr": 0.1, **kw})
+
+
+def test_adam_defaults_are_pytorchs_and_decay_nothing():
+    """Built directly (no ParamStore): β 0.9/0.999, ε 1e-8, no weight decay: a zero gradient moves nothing."""
+    w, g = np.arange(1.0, 7.0).reshape(2, 3), np.zeros((2, 3))
+    adam = adam_on(w, g)
+    assert (adam.beta1, adam.beta2, float(adam.eps), adam.eps_before_correction) == (0.9, 0.999, 1e-8, False)
+    adam.step()
+    np.testing.assert_array_equal(w, np.arange(1.0, 7.0).reshape(2, 3))
+
+
+def test_adam_with_eps_before_the_correction_is_scikit_learns_step():
+    """scikit-learn's Adam: lr_t = η √(1−β2ᵗ)/(1−β1ᵗ), W −= lr_t m / (√v + ε), with ε outside the correction."""
+    g0 = np.array([3e-8, -1e-7, 2e-9])  # gradients near ε, so where ε sits shows
+    w, g = np.zeros(3), g0.copy()
+    adam = adam_on(w, g, lr=0.01)
+    adam.eps_before_correction = True
+    m, v = np.zeros(3), np.zeros(3)
+    want = np.zeros(3)
+    for t in (1, 2):
+        g[...] = g0
+        adam.step()
+        m = 0.9 * m + 0.1 * g0
+        v = 0.999 * v + 0.001 * g0 * g0
+        want -= 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
+        np.testing.assert_allclose(w, want, rtol=1e-12)
+
+
+def test_reset_and_state_dict_round_trip(rng):
+    from gpubp.optim import make_optimizer
+
+    X, y = data(rng)
+    net = gpubp.MLP([4, 5, 3], "tanh", device="cpu", dtype="float64", seed=1)
+    opt = make_optimizer("adam", net.params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0)
+    for _ in range(3):
+        net.loss_and_gradients(X, y)
+        opt.step()
+    state = opt.state_dict()
+    twin = make_optimizer("adam", net.params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0)
+    twin.load_state_dict({"t": state["t"], **{k: state[k].reshape(1, -1) for k in ("m", "v")}})  # any shape
+    assert twin.t == 3
+    for k in ("m", "v"):
+        assert twin.flat[k].dtype == np.float64
+        np.testing.assert_array_equal(twin.flat[k], state[k])
+    with pytest.raises(ValueError, match=r"^optimiser state 'm' has 3 values, expected 43$"):
+        twin.load_state_dict({"t": 1, "m": np.zeros(3), "v": np.zeros(3)})
+    opt.reset()
+    assert opt.t == 0
+    assert not opt.flat["m"].any()
+    assert not opt.flat["v"].any()

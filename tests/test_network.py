@@ -1,0 +1,66 @@
+"""MLP's small contracts: parameters in and out, its config, probabilities, weighted losses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpubp
+
+
+def small(loss: str = "cross_entropy", **kw) -> gpubp.MLP:
+    return gpubp.MLP([4, 5, 3], "tanh", loss=loss, device="cpu", dtype="float64", seed=3, **kw)
+
+
+def test_set_parameters_refuses_wrong_counts_and_shapes():
+    net = small()
+    W, b = list(net.weights), list(net.biases)
+    with pytest.raises(ValueError, match=r"^expected 2 weight matrices and 2 bias vectors, got 1 and 2$"):
+        net.set_parameters(W[:1], b)
+    with pytest.raises(ValueError, match=r"^expected 2 weight matrices and 2 bias vectors, got 2 and 1$"):
+        net.set_parameters(W, b[:1])
+    with pytest.raises(ValueError, match=r"^b_2 must have shape \(3,\), got \(4,\)$"):
+        net.set_parameters(W, [b[0], np.zeros(4)])
+    with pytest.raises(ValueError, match=r"^W_1 contains NaN or infinite values$"):
+        net.set_parameters([np.full_like(W[0], np.inf), W[1]], b)
+
+
+def test_config_rebuilds_the_network():
+    net = small(init="normal")
+    twin = gpubp.MLP(**net.config(), device="cpu")
+    assert twin.config() == net.config()
+    assert set(net.config()) == {"sizes", "activation", "output", "loss", "init", "dtype", "seed"}
+    for W, V in zip(net.weights, twin.weights):
+        np.testing.assert_array_equal(W, V)  # same seed, same init: the same weights
+
+
+def test_predict_proba_is_the_classifiers_output(rng):
+    net, X = small(), rng.normal(size=(5, 4))
+    np.testing.assert_array_equal(net.predict_proba(X), net.forward(X))
+    with pytest.raises(ValueError, match=r"^predict_proba needs a classifier \(loss 'cross_entropy' or 'bce'\); use"):
+        small("mse").predict_proba(X)
+
+
+def test_sample_weights_give_the_weighted_mean(rng):
+    """L = Σ w_i ℓ_i / Σ w and its gradient, against one-row passes; float32 weights are read in float64."""
+    net = small()
+    X, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
+    w = np.array([0.1, 0.7, 0.3, 0.0, 1.9, 0.2], dtype=np.float32)
+    rows = [net.loss_and_gradients(X[i : i + 1], y[i : i + 1]) for i in range(6)]
+    w64 = w.astype(np.float64) / w.astype(np.float64).sum()
+    loss, grads = net.loss_and_gradients(X, y, sample_weight=w)
+    assert loss == pytest.approx(sum(wi * r[0] for wi, r in zip(w64, rows)), rel=1e-14)
+    for l, (dW, db) in enumerate(grads):
+        np.testing.assert_allclose(dW, sum(wi * r[1][l][0] for wi, r in zip(w64, rows)), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(db, sum(wi * r[1][l][1] for wi, r in zip(w64, rows)), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "w",
+    [[1.0] * 5, [1.0, 1.0, np.nan, 1.0, 1.0, 1.0], [1.0, 1.0, -0.5, 1.0, 1.0, 1.0], [0.0] * 6],
+    ids=["length", "nan", "negative", "zero-sum"],
+)
+def test_bad_sample_weights_are_refused(w, rng):
+    X, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
+    with pytest.raises(ValueError, match=r"^sample_weight must be 6 finite weights >= 0 with a positive sum$"):
+        small().loss_and_gradients(X, y, sample_weight=np.array(w))
