@@ -61,11 +61,12 @@ bench: install
 	$(PY) -m benchmarks.report benchmarks/results.json
 
 # Mutation testing (docs/testing.md): not part of test or CI. Numba's JIT is off so the CPU runs the NumPy
-# twins and each loop as plain Python; results are kept in mutants/ (rm -rf mutants for a fresh run).
+# twins and each loop as plain Python; one BLAS thread, as mutmut forks a child per mutant and a child
+# forked beside BLAS's worker threads can hang. Results are kept in mutants/ (rm -rf mutants for a fresh run).
 MUTATE_JOBS ?= 2
 mutate: install
 	$(PY) -m pip install -q -e '.[mutation]'
-	NUMBA_DISABLE_JIT=1 nice $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 NUMBA_DISABLE_JIT=1 nice $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
 	$(VENV)/bin/mutmut results
 
 train: $(BASE_STAMP)
