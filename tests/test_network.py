@@ -64,3 +64,30 @@ def test_bad_sample_weights_are_refused(w, rng):
     X, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
     with pytest.raises(ValueError, match=r"^sample_weight must be 6 finite weights >= 0 with a positive sum$"):
         small().loss_and_gradients(X, y, sample_weight=np.array(w))
+
+
+def test_to_moves_between_devices_and_keeps_the_weights():
+    """Two CPU devices (the NumPy twins, the compiled loops) stand in for two GPUs."""
+    from cpu_kernels import CPU_NUMBA, CPU_NUMPY
+
+    net = gpubp.MLP([4, 5, 3], "tanh", device=CPU_NUMPY, dtype="float64", seed=3)
+    W, b, store = [W.copy() for W in net.weights], [b.copy() for b in net.biases], net.params
+    assert net.to(CPU_NUMPY) is net
+    assert net.params is store  # the same device: nothing rebuilt, optimisers made before keep working
+    net.to(CPU_NUMBA)
+    assert net.device is CPU_NUMBA
+    assert net.params is not store
+    for got, want in zip(net.weights + net.biases, W + b):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_load_gives_back_the_saved_network(tmp_path, rng):
+    from cpu_kernels import CPU_NUMPY
+
+    net = gpubp.MLP([4, 5, 3], "relu", "tanh", "mse", init="normal", device="cpu", dtype="float64", seed=4)
+    net.save(str(tmp_path / "m.npz"))
+    for loaded in (gpubp.network.load(str(tmp_path / "m.npz")), gpubp.network.load(str(tmp_path / "m.npz"), CPU_NUMPY)):
+        assert loaded.config() == net.config()
+        X = rng.normal(size=(3, 4))
+        np.testing.assert_array_equal(loaded.forward(X), net.forward(X))
+    assert loaded.device is CPU_NUMPY

@@ -63,3 +63,16 @@ def test_softmax_with_mse_is_a_jacobian_product_not_an_elementwise_derivative(rn
 def test_unknown_names_are_refused(call, args):
     with pytest.raises(ValueError, match=r"unknown|no elementwise"):
         call(*args)
+
+
+def test_softmax_backward_stays_in_float32(rng):
+    """The Jacobian product of a float32 network is float32 arithmetic throughout (no float64 temporaries)."""
+    from gpubp.activations import softmax_backward
+    from gpubp.backend import CPU
+
+    a = reference.g("softmax", rng.normal(size=(7, 5))).astype(np.float32)
+    delta = rng.normal(size=(7, 5)).astype(np.float32)
+    want = (delta - (delta * a).sum(axis=1, keepdims=True)) * a  # the same operations in float32
+    softmax_backward(CPU, a, delta)
+    assert delta.dtype == np.float32
+    np.testing.assert_array_equal(delta, want)
