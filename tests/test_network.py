@@ -96,11 +96,11 @@ def test_load_gives_back_the_saved_network(tmp_path, rng):
 def test_r2_follows_scikit_learn_on_constant_and_small_targets(rng):
     """Per output, then averaged: constant targets score 1 when fitted exactly and 0 otherwise; small
     targets (Σ(y − ȳ)² < 1) score 1 − Σ(y − a)²/Σ(y − ȳ)² as any others."""
-    net = gpubp.MLP([2, 3], "identity", "identity", "mse", device="cpu", dtype="float64")
-    net.set_parameters([np.zeros((3, 2))], [np.array([0.5, 0.25, 0.0])])  # A_L = b on every row
-    Y = np.column_stack([np.full(8, 0.5), np.full(8, 0.75), rng.normal(scale=0.01, size=8)])
-    y2 = Y[:, 2]
-    want = np.mean([1.0, 0.0, 1 - np.sum(y2**2) / np.sum((y2 - y2.mean()) ** 2)])
+    net = gpubp.MLP([2, 4], "identity", "identity", "mse", device="cpu", dtype="float64")
+    net.set_parameters([np.zeros((4, 2))], [np.array([0.5, -2.0, 0.25, 0.0])])  # A_L = b on every row
+    Y = np.column_stack([np.full(8, 0.5), np.full(8, -2.0), np.full(8, 0.75), rng.normal(scale=0.01, size=8)])
+    y3 = Y[:, 3]
+    want = np.mean([1.0, 1.0, 0.0, 1 - np.sum(y3**2) / np.sum((y3 - y3.mean()) ** 2)])
     assert net.evaluate(rng.normal(size=(8, 2)), Y)["r2"] == pytest.approx(want, rel=1e-12)
 
 
