@@ -109,3 +109,34 @@ def test_sample_weights_summing_below_one_are_fine(rng):
     X, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
     loss, _ = net.loss_and_gradients(X, y, sample_weight=np.full(6, 0.1))
     assert loss == pytest.approx(net.loss_and_gradients(X, y)[0], rel=1e-14)  # equal weights: the plain mean
+
+
+def test_pickle_keeps_config_weights_generator_and_history(rng):
+    import pickle
+
+    net = small(init="normal")
+    X, y = rng.normal(size=(12, 4)), rng.integers(0, 3, 12)
+    net.fit(X, y, epochs=2, batch_size=4)
+    twin = pickle.loads(pickle.dumps(net))
+    assert twin.config() == net.config()
+    assert twin.device is net.device
+    assert twin.history == net.history
+    assert twin.rng.bit_generator.state == net.rng.bit_generator.state
+    for got, want in zip(twin.weights + twin.biases, net.weights + net.biases):
+        np.testing.assert_array_equal(got, want)
+    assert repr(twin) == ("MLP([4, 5, 3], activation='tanh', output='softmax', loss='cross_entropy', "
+                          "device='cpu', dtype='float64')")  # fmt: skip
+
+
+def test_unpickling_where_the_device_is_missing_warns_and_uses_the_cpu():
+    from gpubp.backend import gpu_unavailable_reason
+
+    if gpu_unavailable_reason() is None:
+        pytest.skip("a GPU answers here, so a network saved on gpu:0 is restored there")
+    state = small().__getstate__()
+    state["device"] = "gpu:0"
+    net = gpubp.MLP.__new__(gpubp.MLP)
+    with pytest.warns(UserWarning, match=r"saved on gpu:0, which is not usable here .*; it runs on the CPU"):
+        net.__setstate__(state)
+    assert net.device.name == "cpu"
+    assert net.config() == small().config()
