@@ -510,3 +510,13 @@ def test_softmax_forward_matches_its_formula(k, dtype, rng, cpu):
     forward_runner(cpu, "softmax")(b, got)
     assert got.dtype == dtype
     np.testing.assert_allclose(got, want, **tolerance(dtype))
+
+
+def test_ones_column_is_made_once_and_read_only():
+    ones = K.ones_column(29, np.float32)  # a length no network of the suite uses, so made here
+    assert ones.shape == (29, 1)
+    assert ones.dtype == np.float32
+    assert (ones == 1).all()
+    assert not ones.flags.writeable
+    assert K.ones_column(29, np.float32) is ones
+    assert K.ones_column(29, np.float64).dtype == np.float64

@@ -140,3 +140,16 @@ def test_unpickling_where_the_device_is_missing_warns_and_uses_the_cpu():
         net.__setstate__(state)
     assert net.device.name == "cpu"
     assert net.config() == small().config()
+
+
+def test_fit_defaults_are_ten_epochs_of_32_rows_at_lr_0_1(rng):
+    X, y = rng.normal(size=(70, 4)), rng.integers(0, 3, 70)
+    a, b = small(), small()
+    history = a.fit(X, y)
+    assert history is a.history
+    b.fit(X, y, epochs=10, batch_size=32, lr=0.1, optimizer="sgd", momentum=0.0, shuffle=True, distributed=False)
+    assert len(history["epoch"]) == 10
+    for got, want in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match=r"^distributed must be"):
+        small().fit(X, y, distributed="yes")

@@ -146,3 +146,28 @@ def test_reset_and_state_dict_round_trip(rng):
     assert opt.t == 0
     assert not opt.flat["m"].any()
     assert not opt.flat["v"].any()
+
+
+def test_sgd_defaults_are_plain_and_steps_are_counted():
+    from cpu_kernels import CPU_NUMPY
+
+    from gpubp.optim import SGD
+
+    w, g = np.arange(1.0, 7.0).reshape(2, 3), np.full((2, 3), 0.5)
+    sgd = SGD(CPU_NUMPY, [w], [g], lr=0.1)
+    for _ in range(2):
+        g[...] = 0.5  # the twins use the gradient as scratch
+        sgd.step()
+    np.testing.assert_allclose(w, np.arange(1.0, 7.0).reshape(2, 3) - 2 * 0.1 * 0.5, rtol=1e-15)
+    assert sgd.t == 2
+    assert sgd.state_dict() == {"t": 2}
+
+
+def test_make_optimizer_refuses_what_it_cannot_build():
+    from gpubp.optim import make_optimizer
+
+    store = gpubp.MLP([4, 5, 3], device="cpu").params
+    with pytest.raises(ValueError, match=r"^unknown optimizer 'rmsprop': expected one of sgd, adam$"):
+        make_optimizer("rmsprop", store, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
+    with pytest.raises(ValueError, match=r"^momentum and nesterov apply to optimizer='sgd'; Adam has its own moments$"):
+        make_optimizer("adam", store, lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0)
