@@ -18,7 +18,7 @@ LEVELS = {
     "kernels": 0, "_io": 0,
     "backend": 1,
     "params": 2, "optim": 2, "activations": 2, "losses": 2, "initializers": 2, "labels": 2, "metrics": 2,
-    "loaders": 2, "data": 2, "validation": 2, "rows": 2, "settings": 2, "columns": 2,
+    "loaders": 2, "data": 2, "validation": 2, "rows": 2, "settings": 2, "columns": 2, "reference": 2,
     "network": 3, "checkpoint": 3, "batches": 3, "stopping": 3,
     "training": 4, "parallel": 4, "model": 4, "state": 4,
     "bench": 5, "gradcheck": 5, "plots": 5, "export": 5, "monitor": 5,
