@@ -512,8 +512,9 @@ def test_softmax_forward_matches_its_formula(k, dtype, rng, cpu):
     np.testing.assert_allclose(got, want, **tolerance(dtype))
 
 
-def test_ones_column_is_made_once_and_read_only():
-    ones = K.ones_column(29, np.float32)  # a length no network of the suite uses, so made here
+def test_ones_column_is_made_once_and_read_only(monkeypatch):
+    monkeypatch.setattr(K, "_ones", {})  # made here, not found made by an earlier test
+    ones = K.ones_column(29, np.float32)
     assert ones.shape == (29, 1)
     assert ones.dtype == np.float32
     assert (ones == 1).all()
