@@ -111,12 +111,13 @@ def test_sample_weights_summing_below_one_are_fine(rng):
     assert loss == pytest.approx(net.loss_and_gradients(X, y)[0], rel=1e-14)  # equal weights: the plain mean
 
 
-def test_pickle_keeps_config_weights_generator_and_history(rng):
+def test_pickle_keeps_config_weights_generator_and_history(rng, monkeypatch):
     import pickle
 
     net = small(init="normal")
     X, y = rng.normal(size=(12, 4)), rng.integers(0, 3, 12)
     net.fit(X, y, epochs=2, batch_size=4)
+    monkeypatch.setenv("GPUBP_DEVICE", "gpu:7")  # the pickled device is used, not the default
     twin = pickle.loads(pickle.dumps(net))
     assert twin.config() == net.config()
     assert twin.device is net.device
@@ -128,16 +129,18 @@ def test_pickle_keeps_config_weights_generator_and_history(rng):
                           "device='cpu', dtype='float64')")  # fmt: skip
 
 
-def test_unpickling_where_the_device_is_missing_warns_and_uses_the_cpu():
+def test_unpickling_where_the_device_is_missing_warns_and_uses_the_cpu(monkeypatch):
     from gpubp.backend import gpu_unavailable_reason
 
     if gpu_unavailable_reason() is None:
         pytest.skip("a GPU answers here, so a network saved on gpu:0 is restored there")
     state = small().__getstate__()
     state["device"] = "gpu:0"
+    monkeypatch.setenv("GPUBP_DEVICE", "gpu:7")  # the CPU, not the default device
     net = gpubp.MLP.__new__(gpubp.MLP)
-    with pytest.warns(UserWarning, match=r"saved on gpu:0, which is not usable here .*; it runs on the CPU"):
+    with pytest.warns(UserWarning, match=r"saved on gpu:0, which is not usable here .*; it runs on the CPU") as seen:
         net.__setstate__(state)
+    assert seen[0].filename == __file__  # the warning points at the caller
     assert net.device.name == "cpu"
     assert net.config() == small().config()
 
@@ -153,3 +156,6 @@ def test_fit_defaults_are_ten_epochs_of_32_rows_at_lr_0_1(rng):
         np.testing.assert_array_equal(got, want)
     with pytest.raises(TypeError, match=r"^distributed must be"):
         small().fit(X, y, distributed="yes")
+    seen = []
+    small().fit(X, y, epochs=1, batch_size=10, on_batch=lambda batch, n: seen.append((batch, n)))
+    assert seen == [(b, 7) for b in range(1, 8)]
