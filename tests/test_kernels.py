@@ -521,3 +521,16 @@ def test_ones_column_is_made_once_and_read_only(monkeypatch):
     assert not ones.flags.writeable
     assert K.ones_column(29, np.float32) is ones
     assert K.ones_column(29, np.float64).dtype == np.float64
+
+
+def test_full_like_is_made_once_and_read_only(monkeypatch):
+    monkeypatch.setattr(K, "_full", {})  # made here, not found made by an earlier test
+    x = np.empty((3, 2), np.float32)
+    z = K.full_like(x, 0.5)
+    assert z.shape == (3, 2)
+    assert z.dtype == np.float32
+    assert (z == 0.5).all()
+    assert not z.flags.writeable
+    assert K.full_like(x, 0.5) is z
+    assert (K.full_like(x, 2.0) == 2.0).all()
+    assert K.full_like(np.empty(4), 0.5).shape == (4,)
