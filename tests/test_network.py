@@ -159,3 +159,8 @@ def test_fit_defaults_are_ten_epochs_of_32_rows_at_lr_0_1(rng):
     seen = []
     small().fit(X, y, epochs=1, batch_size=10, on_batch=lambda batch, n: seen.append((batch, n)))
     assert seen == [(b, 7) for b in range(1, 8)]
+
+
+def test_an_unknown_dtype_is_named_with_the_choices():
+    with pytest.raises(ValueError, match=r"^unknown dtype 'float16': expected one of float32, float64$"):
+        gpubp.MLP([2, 2], dtype="float16")
