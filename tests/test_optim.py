@@ -90,51 +90,55 @@ def test_weight_decay_leaves_biases_alone(rule, cpu, rng):
         assert not np.allclose(Wa, Wb)
 
 
-def adam_on(w, g, **kw):
+def tiny_store():
+    """θ of a 3-2 float64 network on the NumPy twins: W (2, 3) and b (2,), eight values."""
     from cpu_kernels import CPU_NUMPY
 
-    from gpubp.optim import Adam
-
-    return Adam(CPU_NUMPY, [w], [g], **{"lr": 0.1, **kw})
+    return gpubp.MLP([3, 2], device=CPU_NUMPY, dtype="float64", seed=0).params
 
 
 def test_adam_defaults_are_pytorchs_and_decay_nothing():
-    """Built directly (no ParamStore): β 0.9/0.999, ε 1e-8, no weight decay: a zero gradient moves nothing."""
-    w, g = np.arange(1.0, 7.0).reshape(2, 3), np.zeros((2, 3))
-    adam = adam_on(w, g)
+    """Built directly: β 0.9/0.999, ε 1e-8, no weight decay: a zero gradient moves nothing."""
+    from gpubp.optim import Adam
+
+    store = tiny_store()
+    theta0 = store.theta.copy()
+    store.grad[...] = 0
+    adam = Adam(store, lr=0.1)
     assert (adam.beta1, adam.beta2, float(adam.eps), adam.eps_before_correction) == (0.9, 0.999, 1e-8, False)
     adam.step()
-    np.testing.assert_array_equal(w, np.arange(1.0, 7.0).reshape(2, 3))
+    np.testing.assert_array_equal(store.theta, theta0)
 
 
 def test_adam_with_eps_before_the_correction_is_scikit_learns_step():
     """scikit-learn's Adam: lr_t = η √(1−β2ᵗ)/(1−β1ᵗ), W −= lr_t m / (√v + ε), with ε outside the correction."""
-    g0 = np.array([3e-8, -1e-7, 2e-9])  # gradients near ε, so where ε sits shows
-    w, g = np.zeros(3), g0.copy()
-    adam = adam_on(w, g, lr=0.01)
-    adam.eps_before_correction = True
-    m, v = np.zeros(3), np.zeros(3)
-    want = np.zeros(3)
+    from gpubp.optim import Adam
+
+    store = tiny_store()
+    g0 = np.array([3e-8, -1e-7, 2e-9, 5e-8, -4e-9, 1e-8, 2e-8, -6e-8])  # near ε, so where ε sits shows
+    want = store.theta.copy()
+    adam = Adam(store, lr=0.01, eps_before_correction=True)
+    m, v = np.zeros(8), np.zeros(8)
     for t in (1, 2):
-        g[...] = g0
+        store.grad[...] = g0  # the twins use the gradient as scratch
         adam.step()
         m = 0.9 * m + 0.1 * g0
         v = 0.999 * v + 0.001 * g0 * g0
         want -= 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
-        np.testing.assert_allclose(w, want, rtol=1e-12)
+        np.testing.assert_allclose(store.theta, want, rtol=1e-12)
 
 
 def test_reset_and_state_dict_round_trip(rng):
-    from gpubp.optim import make_optimizer
+    from gpubp.optim import Adam
 
     X, y = data(rng)
     net = gpubp.MLP([4, 5, 3], "tanh", device="cpu", dtype="float64", seed=1)
-    opt = make_optimizer("adam", net.params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0)
+    opt = Adam(net.params, lr=0.01)
     for _ in range(3):
         net.loss_and_gradients(X, y)
         opt.step()
     state = opt.state_dict()
-    twin = make_optimizer("adam", net.params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0)
+    twin = Adam(net.params, lr=0.01)
     twin.load_state_dict({"t": state["t"], **{k: state[k].reshape(1, -1) for k in ("m", "v")}})  # any shape
     assert twin.t == 3
     for k in ("m", "v"):
@@ -149,25 +153,14 @@ def test_reset_and_state_dict_round_trip(rng):
 
 
 def test_sgd_defaults_are_plain_and_steps_are_counted():
-    from cpu_kernels import CPU_NUMPY
-
     from gpubp.optim import SGD
 
-    w, g = np.arange(1.0, 7.0).reshape(2, 3), np.full((2, 3), 0.5)
-    sgd = SGD(CPU_NUMPY, [w], [g], lr=0.1)
+    store = tiny_store()
+    theta0 = store.theta.copy()
+    sgd = SGD(store, lr=0.1)
     for _ in range(2):
-        g[...] = 0.5  # the twins use the gradient as scratch
+        store.grad[...] = 0.5  # the twins use the gradient as scratch
         sgd.step()
-    np.testing.assert_allclose(w, np.arange(1.0, 7.0).reshape(2, 3) - 2 * 0.1 * 0.5, rtol=1e-15)
+    np.testing.assert_allclose(store.theta, theta0 - 2 * 0.1 * 0.5, rtol=1e-15)
     assert sgd.t == 2
     assert sgd.state_dict() == {"t": 2}
-
-
-def test_make_optimizer_refuses_what_it_cannot_build():
-    from gpubp.optim import make_optimizer
-
-    store = gpubp.MLP([4, 5, 3], device="cpu").params
-    with pytest.raises(ValueError, match=r"^unknown optimizer 'rmsprop': expected one of sgd, adam$"):
-        make_optimizer("rmsprop", store, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
-    with pytest.raises(ValueError, match=r"^momentum and nesterov apply to optimizer='sgd'; Adam has its own moments$"):
-        make_optimizer("adam", store, lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0)
