@@ -17,6 +17,7 @@ import numpy as np
 
 from . import kernels as K
 from .backend import CPU, Device
+from .kernelkit import jit, ones_column, scratch
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def _divide_by_row_sums(device: Device, a: Any) -> None:
     there than np.sum; rounding may differ): the twins and the compiled path share this, so they agree."""
     row = device.scratch((a.shape[0], 1), a.dtype, "softmax_row")
     if not device.is_gpu and a.shape[1] <= _SHORT_ROWS:
-        np.matmul(a, K.ones_column(a.shape[1], a.dtype), out=row)
+        np.matmul(a, ones_column(a.shape[1], a.dtype), out=row)
     else:
         device.xp.sum(a, axis=1, keepdims=True, out=row)
     a /= row
@@ -71,8 +72,8 @@ def _softmax_short_rows(b: np.ndarray, a: np.ndarray) -> None:
     """softmax_forward on NumPy for rows up to _SHORT_ROWS long, where NumPy's own row reductions
     (one row at a time) cost more than the arithmetic."""
     a += b
-    row = K.scratch((a.shape[0], 1), a.dtype, "softmax_row")
-    aT = K.scratch(a.shape[::-1], a.dtype, "softmax_t")
+    row = scratch((a.shape[0], 1), a.dtype, "softmax_row")
+    aT = scratch(a.shape[::-1], a.dtype, "softmax_t")
     np.copyto(aT, a.T)  # over a transposed copy the same row max is ~5× faster
     np.maximum.reduce(aT, axis=0, out=row[:, 0])
     K._exp_shift(row, a)
@@ -95,7 +96,7 @@ def _softmax_jit(b: np.ndarray, a: np.ndarray) -> None:
     """softmax_forward with the bias add, row max and shift as one compiled loop, then NumPy's vectorised
     exp (a loop's exp is scalar, several times slower on long rows) and the twins' row sums: four calls
     instead of seven, the twins' numbers bit for bit (max is exact in any order; a sum is not)."""
-    K.jit(_shift_rows_loop, (1, 2))(b, a)
+    jit(_shift_rows_loop, (1, 2))(b, a)
     np.exp(a, out=a)
     _divide_by_row_sums(CPU, a)
 
@@ -116,7 +117,7 @@ def forward_runner(device: Device, name: str):
     act = ACTIVATIONS[name]
     if act.forward is None:
         if device.jit:
-            K.jit(_shift_rows_loop, (1, 2))  # compiled now, not in epoch 1
+            jit(_shift_rows_loop, (1, 2))  # compiled now, not in epoch 1
             return lambda b, a: _softmax_jit(b, a) if a.size <= _JIT_SOFTMAX else softmax_forward(device, b, a)
         if device.is_gpu:
             return device.row_kernel(K.softmax_rows)  # compiled now, when the network binds

@@ -2,7 +2,7 @@
 
 Everything else in gpubp is written once over a :class:`Device`, which carries ``xp``, the
 kernel runner for that device, and the few operations that differ (moving arrays, reading a
-value back to the host). This module, :mod:`gpubp.kernels` and, for NCCL, :mod:`gpubp.parallel` are the
+value back to the host). This module, :mod:`gpubp.kernelkit` and, for NCCL, :mod:`gpubp.parallel` are the
 only places that touch CuPy.
 
 Two facts are kept apart, as they fail for different reasons: "CuPy imports" and "a CUDA device
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels as _kernels
+from . import kernelkit as _kernelkit
 
 log = logging.getLogger("gpubp")
 
@@ -132,7 +132,7 @@ class Device:
             self.kernels = cpu_kernels()
         return self.kernels == "numba"
 
-    def kernel(self, k: _kernels.Kernel):
+    def kernel(self, k: _kernelkit.Kernel):
         """The runner of kernel ``k`` on this device: its CUDA build, its compiled loop or its NumPy twin."""
         if self.is_gpu:
             compiled = self._compiled_kernels
@@ -142,7 +142,7 @@ class Device:
             return compiled[k.name]
         return k.host() if k.loop is not None and self.jit else k.numpy
 
-    def row_kernel(self, k: _kernels.RowKernel):
+    def row_kernel(self, k: _kernelkit.RowKernel):
         """The runner f(b, A) of row kernel ``k`` on this GPU (one launch, compiled now for both dtypes on this
         device); on the CPU its NumPy twin."""
         if not self.is_gpu:
@@ -153,7 +153,7 @@ class Device:
                 compiled[k.name] = k.compile(self.xp)
         return compiled[k.name]
 
-    def loss_sum(self, k: _kernels.Kernel, dtype: Any):
+    def loss_sum(self, k: _kernelkit.Kernel, dtype: Any):
         """On a GPU, f(A_L, Y, tiny, w) = Σ of loss kernel ``k``'s terms times w (a (B, 1) array, or None for 1) as
         a 0-d array of ``dtype``, one launch (compiled now on this device); None on the CPU (terms, then a sum)."""
         if not self.is_gpu:
@@ -223,7 +223,7 @@ class Device:
         training step allocates nothing. Callers that may hold two at once use different tags.
         On the GPU reuse is safe because every kernel runs in order on one stream."""
         if not self.is_gpu:
-            return _kernels.scratch(shape, dtype, tag)
+            return _kernelkit.scratch(shape, dtype, tag)
         mine = self._buffers()  # per thread, as on the CPU
         key = (shape, np.dtype(dtype).str, tag)
         buf = mine.get(key)

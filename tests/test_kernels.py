@@ -13,11 +13,12 @@ from cpu_kernels import need_numba
 from kernel_sources import cuda_source, host_source
 
 import gpubp
+from gpubp import kernelkit
 from gpubp import kernels as K
 from gpubp.backend import Device
 
 DTYPES = [np.float32, np.float64]
-_SCALAR_NAMES = K._SCALARS
+_SCALAR_NAMES = kernelkit._SCALARS
 SHAPE = (37, 23)  # odd sizes: no accidental alignment
 # every kernel on random inputs; activations and losses also on extreme ones (saturation, log 0)
 CASES = [(k, False) for k in K.ALL] + [(k, True) for k in K.ALL if k.name.startswith(("bias_", "loss_"))]
@@ -414,9 +415,9 @@ def test_loop_matches_twin_on_nan_inf_zeros_and_subnormals(kernel, which, dtype,
 
 
 def test_a_kernel_parameter_list_is_read_or_refused():
-    assert K._names("T a, T  b ") == ("a", "b")
+    assert kernelkit._names("T a, T  b ") == ("a", "b")
     with pytest.raises(ValueError, match=r"^kernel parameter must read 'T name', got 'float x'$"):
-        K._names("T a,float x")
+        kernelkit._names("T a,float x")
 
 
 def test_cpu_kernels_follow_gpubp_cpu_kernels(monkeypatch):
@@ -473,7 +474,7 @@ def test_loops_compile_without_a_writable_cache(monkeypatch):
 
     monkeypatch.setattr(numba, "njit", no_cache)
     a = np.arange(4.0)
-    K.jit(_triple_loop, (1,))(a)
+    kernelkit.jit(_triple_loop, (1,))(a)
     assert a.tolist() == [0.0, 3.0, 6.0, 9.0]
 
 
@@ -513,24 +514,24 @@ def test_softmax_forward_matches_its_formula(k, dtype, rng, cpu):
 
 
 def test_ones_column_is_made_once_and_read_only(monkeypatch):
-    monkeypatch.setattr(K, "_ones", {})  # made here, not found made by an earlier test
-    ones = K.ones_column(29, np.float32)
+    monkeypatch.setattr(kernelkit, "_ones", {})  # made here, not found made by an earlier test
+    ones = kernelkit.ones_column(29, np.float32)
     assert ones.shape == (29, 1)
     assert ones.dtype == np.float32
     assert (ones == 1).all()
     assert not ones.flags.writeable
-    assert K.ones_column(29, np.float32) is ones
-    assert K.ones_column(29, np.float64).dtype == np.float64
+    assert kernelkit.ones_column(29, np.float32) is ones
+    assert kernelkit.ones_column(29, np.float64).dtype == np.float64
 
 
 def test_full_like_is_made_once_and_read_only(monkeypatch):
-    monkeypatch.setattr(K, "_full", {})  # made here, not found made by an earlier test
+    monkeypatch.setattr(kernelkit, "_full", {})  # made here, not found made by an earlier test
     x = np.empty((3, 2), np.float32)
-    z = K.full_like(x, 0.5)
+    z = kernelkit.full_like(x, 0.5)
     assert z.shape == (3, 2)
     assert z.dtype == np.float32
     assert (z == 0.5).all()
     assert not z.flags.writeable
-    assert K.full_like(x, 0.5) is z
-    assert (K.full_like(x, 2.0) == 2.0).all()
-    assert K.full_like(np.empty(4), 0.5).shape == (4,)
+    assert kernelkit.full_like(x, 0.5) is z
+    assert (kernelkit.full_like(x, 2.0) == 2.0).all()
+    assert kernelkit.full_like(np.empty(4), 0.5).shape == (4,)
