@@ -13,8 +13,9 @@ import os
 import pytest
 
 from benchmarks.peers import SETTLE_S, TorchStep, calibrate, cpu_threads, interleaved, torch_or_reason
-from gpubp.backend import get_device, step_flops, threads_for
+from gpubp.backend import get_device
 from gpubp.bench import Config, StepRunner, gemm_runner
+from gpubp.blas import step_flops, threads_for
 
 CPU_THREADS = int(os.environ.get("GPUBP_BENCH_THREADS", os.cpu_count() or 1))
 

@@ -48,7 +48,8 @@ def others_cpu_load() -> float | None:
 def pytest_benchmark_update_machine_info(config, machine_info):
     import numpy as np
 
-    from gpubp.backend import blas_info, devices
+    from gpubp.backend import devices
+    from gpubp.blas import blas_info
 
     machine_info["gpubp_commit"] = _commit()
     machine_info["numpy"] = np.__version__

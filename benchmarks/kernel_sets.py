@@ -15,8 +15,9 @@ import time
 import numpy as np
 
 from benchmarks.peers import TorchStep, cpu_threads, interleaved, torch_or_reason
-from gpubp.backend import Device, threads_for
+from gpubp.backend import Device
 from gpubp.bench import Config, StepRunner
+from gpubp.blas import threads_for
 
 CONFIGS = [
     Config("tiny", (64, 32, 10), 32, "relu"),

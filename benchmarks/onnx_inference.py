@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from gpubp import MLP, Model
-from gpubp.backend import blas_threads
+from gpubp.blas import blas_threads
 from gpubp.data import Scaler, load_digits
 from gpubp.labels import Labels
 

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from gpubp.backend import blas_threads
 from gpubp.bench import Config
+from gpubp.blas import blas_threads
 
 
 def torch_or_reason():

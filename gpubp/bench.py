@@ -1,7 +1,7 @@
 """Measuring training throughput: one steady-state training step, timed after warm-up.
 
 Shared by ``gpubp bench`` (a quick table) and the pytest-benchmark suite in ``benchmarks/``.
-FLOPs per step: :func:`gpubp.backend.step_flops`.
+FLOPs per step: :func:`gpubp.blas.step_flops`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Device, blas_threads, step_flops, threads_for
+from .backend import Device
+from .blas import blas_threads, step_flops, threads_for
 from .network import MLP
 from .optim import make_optimizer
 from .settings import TrainSettings

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import blas_threads, threads_for
 from .batches import BatchSource
+from .blas import blas_threads, threads_for
 from .optim import make_optimizer
 from .parallel import Communicator, DataParallel, Local, agree, on_every_rank
 from .rows import is_row_source

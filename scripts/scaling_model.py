@@ -22,7 +22,7 @@ import argparse
 import itertools
 from dataclasses import dataclass
 
-from gpubp.backend import step_flops
+from gpubp.blas import step_flops
 
 NETS = {  # the benchmark networks, with the batch each is benchmarked at
     "784-1024-1024-10": ((784, 1024, 1024, 10), 256),

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gpubp import backend, bench
+from gpubp import backend, bench, blas
 
 CFG = bench.Config("tiny", (8, 4, 2), 4)
 
@@ -24,7 +24,7 @@ def timings(monkeypatch):
 
 
 def _flops_per_s(step_s: float) -> float:
-    return backend.step_flops(CFG.sizes, CFG.batch) / step_s
+    return blas.step_flops(CFG.sizes, CFG.batch) / step_s
 
 
 def test_a_quiet_measurement_gives_its_fraction(timings):

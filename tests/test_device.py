@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gpubp
-from gpubp import backend
+from gpubp import backend, blas
 
 
 @pytest.fixture
@@ -151,18 +151,16 @@ def test_gpu_network_lives_on_the_gpu():
 def test_blas_threads_follow_the_kernels_openblas_picked(arch, threads, monkeypatch):
     """One thread below 2 MFLOP a step on AVX2 kernels, below 20 MFLOP on AVX-512 ones (measured)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from gpubp import backend
+    from gpubp import blas
 
     monkeypatch.setattr(threadpoolctl, "threadpool_info",
                         lambda: [{"user_api": "blas", "internal_api": "openblas", "architecture": arch}])  # fmt: skip
-    backend._one_thread_below.cache_clear()
+    blas._one_thread_below.cache_clear()
     try:
         # 64-32-10 B32 (0.2 MFLOP), 64-100-10 B200 (6.3), 784-128-10 B64 (26)
-        got = [
-            backend.threads_for(s, b, 2) for s, b in [((64, 32, 10), 32), ((64, 100, 10), 200), ((784, 128, 10), 64)]
-        ]
+        got = [blas.threads_for(s, b, 2) for s, b in [((64, 32, 10), 32), ((64, 100, 10), 200), ((784, 128, 10), 64)]]
     finally:
-        backend._one_thread_below.cache_clear()
+        blas._one_thread_below.cache_clear()
     assert got == threads
 
 
@@ -199,7 +197,7 @@ def test_the_one_thread_choice_is_a_core_dependency():
 
     core = [r for r in requires("gpubp") or [] if "extra ==" not in r]
     assert any(r.startswith("threadpoolctl") for r in core), core
-    with backend.blas_threads(1):
+    with blas.blas_threads(1):
         from threadpoolctl import threadpool_info
 
         assert all(lib["num_threads"] == 1 for lib in threadpool_info() if lib["user_api"] == "blas")
