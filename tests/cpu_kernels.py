@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpubp.backend import Device, _numba_status
+from gpubp.backend import Device
+from gpubp.probe import _numba_status
 
 CPU_NUMPY = Device("cpu", np, kernels="numpy")
 CPU_NUMBA = Device("cpu", np, kernels="numba")

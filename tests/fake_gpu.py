@@ -378,7 +378,7 @@ def fake_device(fake: FakeCupy, index: int = 1):
     return Device(f"gpu:{index}", fake, index)
 
 
-FakeArray.__module__ = "cupy_fake"  # gpubp.backend.is_cupy_array tells CuPy arrays by their class's module
+FakeArray.__module__ = "cupy_fake"  # gpubp.device.is_cupy_array tells CuPy arrays by their class's module
 
 
 def pytest_configure(config: Any) -> None:
@@ -390,11 +390,11 @@ def pytest_configure(config: Any) -> None:
     import sys
     import types
 
-    from gpubp import backend
+    from gpubp import probe
 
     fake = FakeCupy(2, current=int(os.environ.get("GPUBP_FAKE_CURRENT", "0")))
     fake.cupy = fake
-    backend._cupy_status = lambda: (fake, None)
+    probe._cupy_status = lambda: (fake, None)
     sys.modules["cupy"] = fake  # type: ignore[assignment]
     sys.modules["cupyx"] = types.SimpleNamespace(allow_synchronize=_allow_synchronize)  # type: ignore[assignment]
 

@@ -71,11 +71,11 @@ def main(mode: str, out: str) -> int:
     elif mode == "rank-device":  # two GPUs seen by both ranks (a fake CuPy): each builds on its own, before anything
         from fake_gpu import FakeCupy
 
-        from gpubp import backend
+        from gpubp import probe
         from gpubp.parallel import rank_device
 
         fake = FakeCupy(2)
-        backend._cupy_status = lambda: (fake, None)
+        probe._cupy_status = lambda: (fake, None)
         chosen = [rank_device(spec) for spec in ("gpu", "cuda", None, "cpu", "gpu:0")]
         np.save(f"{out}/chosen{me.rank}.npy", np.array([str(c) for c in chosen]))
     elif mode == "visible":  # a launcher that gives each rank its own GPU: each sees one, as its gpu:0

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 
 import gpubp
-from gpubp import backend, blas
+from gpubp import backend, blas, probe
 
 
 @pytest.fixture
 def fresh_probe(monkeypatch):
     """Forget the cached CuPy probe and the one-time notice, before and after; no GPUBP_DEVICE."""
     monkeypatch.delenv("GPUBP_DEVICE", raising=False)
-    backend._cupy_status.cache_clear()
+    probe._cupy_status.cache_clear()
     backend._notified = False
     yield
-    backend._cupy_status.cache_clear()
+    probe._cupy_status.cache_clear()
     backend._notified = False
 
 
@@ -182,9 +182,9 @@ def test_to_numpy_reads_another_librarys_gpu_array_through_cupy(monkeypatch):
     from gpubp import backend
 
     stand_in = SimpleNamespace(asarray=lambda x: SimpleNamespace(get=lambda: np.arange(3.0)))
-    monkeypatch.setattr(backend, "_cupy_status", lambda: (stand_in, None))
+    monkeypatch.setattr(probe, "_cupy_status", lambda: (stand_in, None))
     np.testing.assert_array_equal(backend.to_numpy(_CudaTensor()), [0.0, 1.0, 2.0])
-    monkeypatch.setattr(backend, "_cupy_status", lambda: (None, "CuPy is not installed"))
+    monkeypatch.setattr(probe, "_cupy_status", lambda: (None, "CuPy is not installed"))
     with pytest.raises(TypeError, match=r"_CudaTensor is an array on a CUDA GPU; reading it needs CuPy"):
         backend.to_numpy(_CudaTensor())
 

@@ -13,7 +13,7 @@ import pytest
 from fake_gpu import FakeCupy, WrongDevice, fake_device
 
 import gpubp
-from gpubp import backend
+from gpubp import backend, probe
 from gpubp.backend import to_numpy
 from gpubp.training import Trainer
 
@@ -27,7 +27,7 @@ def fake() -> FakeCupy:
 def gpu1(fake, monkeypatch):
     """gpu:1 of the fake, which get_device("gpu:1") (pickles, the estimators) resolves to as well."""
     devices = {i: fake_device(fake, i) for i in range(fake.count)}
-    monkeypatch.setattr(backend, "_cupy_status", lambda: (fake, None))
+    monkeypatch.setattr(probe, "_cupy_status", lambda: (fake, None))
     monkeypatch.setattr(backend, "_gpu_device", lambda index: devices[index])
     return devices[1]
 

@@ -421,7 +421,7 @@ def test_a_kernel_parameter_list_is_read_or_refused():
 
 
 def test_cpu_kernels_follow_gpubp_cpu_kernels(monkeypatch):
-    from gpubp import backend
+    from gpubp import backend, probe
 
     monkeypatch.setenv("GPUBP_CPU_KERNELS", "numpy")
     assert backend.cpu_kernels() == "numpy"
@@ -429,7 +429,7 @@ def test_cpu_kernels_follow_gpubp_cpu_kernels(monkeypatch):
     monkeypatch.setenv("GPUBP_CPU_KERNELS", "fast")
     with pytest.raises(ValueError, match=r"GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy"):
         backend.cpu_kernels()
-    monkeypatch.setattr(backend, "_numba_status", lambda: (None, "Numba is not installed (no numba)"))
+    monkeypatch.setattr(probe, "_numba_status", lambda: (None, "Numba is not installed (no numba)"))
     monkeypatch.setenv("GPUBP_CPU_KERNELS", "numba")
     with pytest.raises(RuntimeError, match=r"GPUBP_CPU_KERNELS=numba, but Numba is not installed"):
         backend.cpu_kernels()
@@ -443,17 +443,17 @@ def test_numba_disable_jit_means_the_twins(monkeypatch):
     need_numba()
     import numba
 
-    from gpubp import backend
+    from gpubp import backend, probe
 
     monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
-    backend._numba_status.cache_clear()
+    probe._numba_status.cache_clear()
     try:
         monkeypatch.setenv("GPUBP_CPU_KERNELS", "auto")
         assert backend.cpu_kernels() == "numpy"
         assert "NUMBA_DISABLE_JIT is set" in backend.cpu_kernels_info()["kernels_note"]
     finally:
         monkeypatch.undo()
-        backend._numba_status.cache_clear()
+        probe._numba_status.cache_clear()
 
 
 def test_loops_compile_without_a_writable_cache(monkeypatch):

@@ -406,9 +406,9 @@ def test_gpu_estimator_unpickled_without_a_gpu_runs_on_the_cpu_saying_so_once(mo
 
 def _no_gpu_here(monkeypatch) -> None:
     """Make this machine one where no GPU answers (a GPU machine runs these tests too)."""
-    from gpubp import backend
+    from gpubp import probe
 
-    monkeypatch.setattr(backend, "_cupy_status", lambda: (None, "CuPy is not installed (faked by the test)"))
+    monkeypatch.setattr(probe, "_cupy_status", lambda: (None, "CuPy is not installed (faked by the test)"))
 
 
 def test_mlp_pickles_and_falls_back_to_the_cpu(monkeypatch):
