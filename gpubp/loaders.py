@@ -10,11 +10,8 @@ reads; a problem raises :class:`DataError`, a ``ValueError`` whose message names
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .columns import Columns, match
+from .csvfiles import DECIMAL_COMMA, LABEL_NAMES, CsvLayout, csv_layout, is_number, sample_lines
 from .rows import chunk_rows, chunks, open_npy
 
 
@@ -262,12 +260,6 @@ def load_npy_pair(x_path: str, y_path: str | None) -> RawData:
 # -- CSV ----------------------------------------------------------------------------------------
 # The rules below (header, index column, label column, delimiter) are docs/data-formats.md's.
 
-_LABEL_NAMES = ("label", "labels", "class", "target", "y")
-_DELIMITERS = (",", ";", "\t")
-_SAMPLE_LINES = 50
-_DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+(?:[eE][-+]?\d+)?$")
-
-
 def _pandas() -> Any:
     try:
         import pandas
@@ -276,115 +268,39 @@ def _pandas() -> Any:
     return pandas
 
 
-def _is_number(cell: str, decimal: str = ".") -> bool:
-    try:
-        float(cell.replace(",", ".") if decimal == "," else cell)
-    except ValueError:
-        return False
-    return True
-
-
-@dataclass
-class CsvLayout:
-    """What :func:`csv_layout` found in a CSV's first lines: the ``delimiter``, the ``decimal``
-    mark, the ``header`` (its cells, or None when the first row is data) and whether the first
-    column is a pandas ``index``."""
-
-    delimiter: str
-    decimal: str
-    header: list[str] | None
-    index: bool = False
-
-
-def _sample(path: str, compression: str | None) -> str:
-    opener = gzip.open if compression == "gzip" else open
-    try:
-        with opener(path, "rb") as fh:
-            raw = fh.read(1 << 16)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
-    if b"\x00" in raw:
-        raise DataError(f"{path}: not a text CSV file (binary content)")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(raw) - 4:  # not just a character cut by the sample's end
-            raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
-        text = raw[: exc.start].decode("utf-8-sig")
-    lines = text.splitlines()
-    return "\n".join(lines[: _SAMPLE_LINES + 1] if len(raw) < 1 << 16 else lines[:-1][: _SAMPLE_LINES + 1])
-
-
-def _rows(sample: str, delimiter: str) -> list[list[str]]:
-    return [[c.strip() for c in row] for row in csv.reader(io.StringIO(sample), delimiter=delimiter) if row]
-
-
-def csv_layout(path: str, sample: str, delimiter: str | None = None) -> CsvLayout:
-    """The delimiter (``delimiter``, else the one of , ; tab that splits every sampled line into
-    the same number of cells, the most), the decimal mark (',' when the delimiter is not a comma
-    and numbers are written 1,5), the header and the index column (see docs/data-formats.md)."""
-    if delimiter is None:
-        best = (1, ",")
-        for candidate in _DELIMITERS:
-            widths = {len(r) for r in _rows(sample, candidate)}
-            if len(widths) == 1 and widths.pop() > best[0]:
-                best = (len(_rows(sample, candidate)[0]), candidate)
-        delimiter = best[1]
-    rows = _rows(sample, delimiter)
-    if not rows:
-        raise DataError(f"{path}: empty CSV file")
-    cells = [c for r in rows[1:] for c in r]
-    decimal = "," if delimiter != "," and any(_DECIMAL_COMMA.match(c) for c in cells) else "."
-    first, below = rows[0], rows[1:]
-    header = first if _is_header(first, below, decimal) else None
-    index = False
-    if header is not None and header[0] == "" and below:
-        column = [r[0] for r in below if r]
-        index = all(c.isdigit() for c in column) and len(set(column)) == len(column)
-    return CsvLayout(delimiter, decimal, header, index)
-
-
-def _is_header(first: list[str], below: list[list[str]], decimal: str) -> bool:
-    numeric = [_is_number(c, decimal) for c in first]
-    if all(n or c == "" for n, c in zip(numeric, first)):
-        # all numbers: a header only as pandas writes one for unnamed columns (0..k-1, after an index's empty cell)
-        named = first[1:] if first and first[0] == "" else first
-        return bool(named) and named == [str(j) for j in range(len(named))]
-    if not below:
-        return True
-    # a cell that is text where the column below holds numbers (or an empty one) makes the row a header
-    for j, cell in enumerate(first):
-        column = [r[j] for r in below if j < len(r)]
-        column_numeric = bool(column) and all(_is_number(c, decimal) for c in column)
-        if cell == "" or _is_number(cell, decimal) != column_numeric:
-            return True
-    return False
-
-
-def read_csv(path: str, delimiter: str | None = None) -> tuple[Any, CsvLayout, list[str]]:
+def read_csv(path: str, delimiter: str | None = None, header: bool | None = None,
+             columns: Columns | None = None) -> tuple[Any, CsvLayout, list[str]]:  # fmt: skip
     """A CSV as a pandas DataFrame with column names as strings (the header's, else "0", "1", …;
-    an index column dropped), its :class:`CsvLayout` and notes for the log."""
+    an index column dropped), its :class:`CsvLayout` and notes for the log. ``header`` True/False:
+    the first row is/is not a header (None: detected); ``columns``: a model's, whose names
+    recognise a header of numbers. Only an empty cell is missing: ``NA`` or ``None`` is a label."""
     pd = _pandas()
     with open(path, "rb") if os.path.exists(path) else _missing(path) as probe:
         compression = "gzip" if probe.read(2) == b"\x1f\x8b" else None
-    layout = csv_layout(path, _sample(path, compression), delimiter)
+    try:
+        names = columns.features if columns is not None and columns.named else ()
+        label = columns.label if columns is not None else None
+        layout = csv_layout(path, sample_lines(path, compression == "gzip"), delimiter, header, names, label)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     notes = []
     if layout.decimal == ",":
         notes.append("decimal commas (1,5 read as 1.5)")
-    names = None
+    if layout.thousands:
+        notes.append("commas between digit groups are thousands separators (1,250 read as 1250)")
+    header_names = None
     if layout.header is not None:
-        names = [c if c else f"Unnamed: {j}" for j, c in enumerate(layout.header)]
-        repeated = sorted({n for n in names if names.count(n) > 1})
+        header_names = [c if c else f"Unnamed: {j}" for j, c in enumerate(layout.header)]
+        repeated = sorted({n for n in header_names if header_names.count(n) > 1})
         if repeated:
             raise DataError(f"{path}: the header names column {repeated[0]!r} more than once")
     try:
         with warnings.catch_warnings():  # a column of numbers and text: found and named below, cell by cell
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-            frame = pd.read_csv(path, sep=layout.delimiter, decimal=layout.decimal, header=None,
-                                skiprows=1 if names else 0, names=names, encoding="utf-8-sig",
-                                compression=compression, quotechar='"')  # fmt: skip
+            frame = pd.read_csv(path, sep=layout.delimiter, decimal=layout.decimal, thousands=layout.thousands,
+                                header=None, skiprows=1 if header_names else 0, names=header_names,
+                                encoding="utf-8-sig", compression=compression, quotechar='"',
+                                skipinitialspace=True, keep_default_na=False, na_values=[""])  # fmt: skip
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
     except pd.errors.EmptyDataError:
@@ -394,11 +310,13 @@ def read_csv(path: str, delimiter: str | None = None) -> tuple[Any, CsvLayout, l
         raise DataError(f"{path}: {text} (delimiter {layout.delimiter!r}; choose another with --delimiter)") from None
     frame.columns = [str(c) for c in frame.columns]
     if layout.index:
-        first = frame.columns[0]
-        values = frame[first]
-        if values.dtype.kind in "iu" and values.is_unique:
-            frame = frame.drop(columns=first)
-            notes.append("the first column (no name, whole numbers 0..n-1 or a subset) is a pandas index: dropped")
+        values = frame[frame.columns[0]]
+        if values.dtype.kind not in "iu":
+            raise DataError(f"{path}: the first column has no name in the header and does not hold whole numbers "
+                            "(a pandas index would): name it in the header, or remove it")  # fmt: skip
+        frame = frame.drop(columns=frame.columns[0])
+        repeated = "" if values.is_unique else ", with repeated values as pd.concat leaves them"
+        notes.append(f"the first column (no name, whole numbers{repeated}) is a pandas index: dropped")
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows")
     return frame, layout, notes
@@ -409,17 +327,18 @@ def _missing(path: str) -> Any:
 
 
 def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str | None = None,
-             columns: Columns | None = None) -> RawData:  # fmt: skip
+             columns: Columns | None = None, header: bool | None = None) -> RawData:  # fmt: skip
     """A CSV of numbers, one sample a row, read by pandas. Without ``columns`` (training): the
     label column is ``label_column`` (a header name or an index, negative counts from the end),
-    else a column named label/class/target/y, else the last one. With a model's ``columns``: its
-    features found by name (or position) and the label column if present (:func:`gpubp.columns.match`)."""
+    else the first of the names label/labels/target/class/y, else the last one. With a model's
+    ``columns``: its features found by name (or position) and the label column if present
+    (:func:`gpubp.columns.match`). ``header``: see :func:`read_csv`."""
     check_fits(path, 2 * os.path.getsize(path) if os.path.exists(path) else 0)
-    frame, layout, notes = read_csv(path, delimiter)
+    frame, layout, notes = read_csv(path, delimiter, header, columns)
     names = list(frame.columns) if layout.header is not None else None
     width = frame.shape[1]
     if columns is None:
-        label = _training_label(path, names, width, label_column)
+        label = _training_label(path, names, width, label_column, notes)
         features = [j for j in range(width) if j != label]
     else:
         try:
@@ -437,12 +356,16 @@ def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str
                    notes=notes)  # fmt: skip
 
 
-def _training_label(path: str, names: list[str] | None, width: int, label_column: str | int | None) -> int:
+def _training_label(path: str, names: list[str] | None, width: int, label_column: str | int | None,
+                    notes: list[str]) -> int:  # fmt: skip
     if label_column is None:
-        for j, name in enumerate(names or []):
-            if name.lower() in _LABEL_NAMES:
-                return j
-        return width - 1
+        lower = [n.lower() for n in names or []]
+        found = [n for n in LABEL_NAMES if n in lower]
+        if len(found) > 1:  # x,y,class: 'y' is a coordinate as often as a target
+            chosen = (names or [])[lower.index(found[0])]
+            notes.append(f"label column {chosen!r}, chosen over {', '.join(repr(n) for n in found[1:])} "
+                         f"(preferred in the order {', '.join(LABEL_NAMES)}; another with --label-column)")  # fmt: skip
+        return lower.index(found[0]) if found else width - 1
     try:
         return match(Columns.of(None, width - 1), names or [str(j) for j in range(width)], label_column, path).label
     except ValueError as exc:
@@ -455,23 +378,27 @@ def _line(layout: CsvLayout, row: int) -> int:
     return row + 1 + (layout.header is not None)
 
 
+_MISSING = {"na", "n/a", "nan", "-nan", "null", "none", "#n/a", "<na>"}  # a feature's missing value, as pandas reads them
+
+
 def _numbers(path: str, frame: Any, features: list[int], layout: CsvLayout) -> np.ndarray:
     """The feature columns as float64 (n, d); a cell that is no number, or NaN, named by line and column."""
-    part = frame.iloc[:, features]
+    part = frame.iloc[:, features].copy()
     for j, kind in enumerate(part.dtypes):
         if kind.kind not in "biuf":
-            column = part.iloc[:, j]
-            bad = ~column.astype(str).str.strip().map(lambda c: _is_number(c, layout.decimal))
-            row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
-            cell = str(column.iloc[row]).strip()
-            if _DECIMAL_COMMA.match(cell) and layout.delimiter != ";":
-                hint = " (a decimal comma: write the file with ';' between cells, or give --delimiter ';')"
-            elif layout.delimiter not in cell and "," in cell and layout.delimiter != ",":
-                hint = ""
-            else:
-                hint = " (if that column holds the labels, choose it with --label-column)"
+            column = part.iloc[:, j].astype(str).str.strip()
+            missing = column.str.lower().isin(_MISSING)
+            bad = ~(missing | column.map(lambda c: is_number(c, layout.decimal, layout.thousands)))
+            if not bad.any():
+                text = column.where(~missing, "nan")
+                if layout.thousands:
+                    text = text.str.replace(",", "", regex=False)
+                part.isetitem(j, text.str.replace(",", ".", regex=False).astype(np.float64))
+                continue
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            cell = column.iloc[row]
             raise DataError(f"{path}: line {_line(layout, row)}, column {part.columns[j]!r}: not a number: "
-                            f"{cell!r}{hint}")  # fmt: skip
+                            f"{cell!r}{_hint(cell, layout)}")  # fmt: skip
     X = part.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(X)
     if bad.any():
@@ -481,16 +408,30 @@ def _numbers(path: str, frame: Any, features: list[int], layout: CsvLayout) -> n
     return X
 
 
+def _hint(cell: str, layout: CsvLayout) -> str:
+    """Why a feature cell may not read as a number: the delimiter, the decimal mark, or the labels."""
+    others = [d for d in (",", ";", "\t") if d != layout.delimiter and d in cell]
+    if DECIMAL_COMMA.match(cell) and layout.delimiter == ",":
+        return " (a decimal comma: write the file with ';' between cells, or give --delimiter ';')"
+    if others and not DECIMAL_COMMA.match(cell):
+        shown = "tab" if others[0] == "\t" else repr(others[0])
+        return f" (the cell holds {shown}: choose the delimiter with --delimiter)"
+    if layout.decimal == "," and is_number(cell):
+        return " (the file's other numbers have decimal commas: write it with one decimal mark)"
+    return " (if that column holds the labels, choose it with --label-column)"
+
+
 def _labels(path: str, column: Any, layout: CsvLayout) -> np.ndarray:
-    """Numbers as float64, else the cells as text; an empty or non-finite label refused."""
+    """Numbers as float64, else the cells as text, as written (True/False, NA, None are text); an
+    empty or non-finite label refused."""
     empty = column.isna().to_numpy().copy()
-    if column.dtype.kind not in "biuf":
+    if column.dtype.kind not in "iuf":
         column = column.astype(str).str.strip()
         empty |= (column == "").to_numpy()  # a blank cell would become a class named ''
     if empty.any():
         name = repr(column.name) if layout.header is not None else column.name
         raise DataError(f"{path}: line {_line(layout, int(np.flatnonzero(empty)[0]))}, label column {name}: empty cell")
-    if column.dtype.kind in "biuf":
+    if column.dtype.kind in "iuf":
         y = column.to_numpy(dtype=np.float64)
         if not np.isfinite(y).all():
             raise DataError(f"{path}: the label column contains NaN or infinite values")
@@ -507,19 +448,20 @@ def is_csv(spec: str) -> bool:
 
 
 def load_data(spec: str, label_column: str | int | None = None, *, delimiter: str | None = None,
-              columns: Columns | None = None) -> RawData:  # fmt: skip
+              columns: Columns | None = None, header: bool | None = None) -> RawData:  # fmt: skip
     """Load ``spec``: ``digits``, a folder of IDX files, ``A,B`` (an IDX or .npy pair), ``.npz``,
     ``.npy`` or ``.csv`` (also ``.tsv``, ``.txt``, gzipped or not). ``label_column`` and
     ``delimiter`` are a CSV's (refused for other formats, never ignored); with a model's
     ``columns``, a CSV's columns are matched by name and other formats must have its width."""
     if not is_csv(spec):
-        for option, value in (("label_column (--label-column)", label_column), ("delimiter (--delimiter)", delimiter)):
+        for option, value in (("label_column (--label-column)", label_column), ("delimiter (--delimiter)", delimiter),
+                              ("header (--header/--no-header)", header)):
             if value is not None:
                 raise DataError(f"{spec}: {option} applies to CSV files, and this is not one (.csv, .tsv, .txt)")
     if is_csv(spec):
         if not os.path.exists(spec):
             raise DataError(f"{spec}: file not found")
-        return load_csv(spec, label_column, delimiter=delimiter, columns=columns)
+        return load_csv(spec, label_column, delimiter=delimiter, columns=columns, header=header)
     data = _load_other(spec)
     if columns is not None and data.X.shape[1] != len(columns.features):
         raise DataError(f"{data.source}: {data.X.shape[1]} features per row, the model was trained on "
