@@ -68,8 +68,8 @@ def match(columns: Columns, names: list[str] | None, label_column: str | int | N
     With names (and a model whose names came from data): each feature by its name, in any order;
     the label column is ``label_column`` when given (refused when absent), else the model's stored
     label name when present; other columns are extra. A missing feature is refused, naming it.
-    Without names: exactly the model's width, or one more when the label column's position is
-    known (``label_column`` given as a position, or the model's stored one)."""
+    Without names: exactly the model's width, or one more when ``label_column`` gives the label's
+    position (one more without it is refused: an id column is as likely as the label)."""
     if names is not None and columns.named:
         position = {n: j for j, n in enumerate(names)}
         missing = [n for n in columns.features if n not in position]
@@ -99,12 +99,15 @@ def _by_width(columns: Columns, width: int | None, label_column: str | int | Non
         label = _position(label_column, names, source)
     elif label_column is not None:
         label = _position(label_column, names or [str(j) for j in range(width)], source)
-    elif width == d + 1 and columns.label_index is not None and columns.label_index < width:
-        label = columns.label_index
     else:
-        label = None
+        label = None  # one column more is an id as often as the label: never guessed by position
     have = width - (label is not None)
     if have != d:
+        if label is None and width == d + 1:
+            known = "" if columns.label_index is None else f" (it was column {columns.label_index} at training)"
+            raise ValueError(f"{source}: {width} columns and no names to match them by, the model was trained on "
+                             f"{d} features: say which column is the label with --label-column INDEX{known}, "
+                             "or remove the extra column")  # fmt: skip
         if label is None:
             raise ValueError(f"{source}: {width} columns and no names to match them by, the model was trained "
                              f"on {d} features: give exactly those (or {d + 1}, the label's named by "

@@ -96,12 +96,11 @@ class Model:
         return np.concatenate([self._outputs(np.asarray(X[part])) for part in chunks(len(X), step)])
 
     def _by_name(self, frame: Any) -> np.ndarray:
-        """A DataFrame's feature columns in the model's order (names that are not all text: by position)."""
-        names = [str(c) for c in frame.columns] if all(isinstance(c, str) for c in frame.columns) else None
+        """A DataFrame's feature columns in the model's order, matched by ``str(name)`` stripped of
+        spaces, as the command reads a header (pandas' integer names 0, 1, … match '0', '1', …)."""
+        names = [str(c).strip() for c in frame.columns]
         chosen = match(self.columns, names, None, "X", frame.shape[1])
-        if chosen.label is not None and names is None:
-            raise ValueError(f"X has {frame.shape[1]} columns, the model was trained on {self.net.sizes[0]} features")
-        ignored = chosen.extra + ([names[chosen.label]] if chosen.label is not None and names else [])
+        ignored = chosen.extra + ([names[chosen.label]] if chosen.label is not None else [])
         if ignored:
             log.info("columns not among the model's features, ignored: %s", ", ".join(ignored))
         return frame.iloc[:, chosen.features].to_numpy(dtype=np.float64)

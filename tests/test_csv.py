@@ -193,7 +193,9 @@ def test_rule_9_without_names_exactly_the_width(tmp_path, iris):
     assert raw.X.shape == (150, 4)
     assert raw.y is None
     iris.to_csv(tmp_path / "l.csv", header=False, index=False)  # the label where the training file had it
-    assert load_data(str(tmp_path / "l.csv"), columns=cols).y[0] == "setosa"
+    with pytest.raises(DataError, match=r"--label-column INDEX \(it was column 4 at training\)"):
+        load_data(str(tmp_path / "l.csv"), columns=cols)  # one more column may be an id as well: not guessed
+    assert load_data(str(tmp_path / "l.csv"), 4, columns=cols).y[0] == "setosa"
     iris.iloc[:, :3].to_csv(tmp_path / "s.csv", header=False, index=False)
     with pytest.raises(DataError, match="3 columns and no names to match them by, the model was trained on 4"):
         load_data(str(tmp_path / "s.csv"), columns=cols)

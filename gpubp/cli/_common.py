@@ -120,6 +120,10 @@ def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits")
     )
     p.add_argument("--delimiter", type=delimiter, default=None, metavar="CHAR",
                    help="CSV cell delimiter: ',', ';' or 'tab' (default: detected from the first lines)")  # fmt: skip
+    p.add_argument("--header", dest="header", action="store_true", default=None,
+                   help="the CSV's first line is a header (default: detected; asked for when it cannot be told)")
+    p.add_argument("--no-header", dest="header", action="store_false",
+                   help="the CSV's first line is data, a sample like the lines below")
 
 
 def add_network_options(p: argparse.ArgumentParser) -> None:
@@ -153,7 +157,8 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-NETWORK_DEFAULTS: dict[str, Any] = {"data": "digits", "label_column": None, "delimiter": None, "task": "classify",
+NETWORK_DEFAULTS: dict[str, Any] = {"data": "digits", "label_column": None, "delimiter": None, "header": None,
+                                    "task": "classify",
                                     "hidden": [256], "activation": "relu", "output": None, "loss": None, "init": None,
                                     "dtype": "float32", "seed": 0, "scale": "standard"}  # fmt: skip
 

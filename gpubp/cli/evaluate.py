@@ -60,8 +60,13 @@ def read(model: Model, args: argparse.Namespace) -> RawData:
     """--data (else the model's own data), its columns matched to the model's; what was decided is logged."""
     s = model.settings
     delimiter = args.delimiter if args.delimiter is not None else (s.get("delimiter") if not args.data else None)
-    raw = load_data(args.data or s["data"], args.label_column, delimiter=delimiter, columns=model.columns)
-    for note in raw.notes:
+    header = args.header if args.header is not None else (s.get("header") if not args.data else None)
+    label = args.label_column
+    if label is None and not args.data and model.columns.label_index is not None and not model.columns.named:
+        label = model.columns.label_index  # the model's own headerless file: its label is where it was
+    raw = load_data(args.data or s["data"], label, delimiter=delimiter, columns=model.columns,
+                    header=header)  # fmt: skip
+    for note in [] if args.quiet else raw.notes:
         print(f"{raw.source}: {note}", file=sys.stderr)
     return raw
 
