@@ -104,7 +104,12 @@ def csv_layout(path: str, sample: str, delimiter: str | None = None, header: boo
     decimal, thousands = _decimal(path, rows[1:] or rows, delimiter)
     first, below = rows[0], rows[1:]
     if header is None:
-        header = _is_header(path, first, below, decimal, thousands, names, label)
+        try:
+            header = _is_header(path, first, below, decimal, thousands, names, label)
+        except ValueError:
+            if not any(d in c for c in first for d in DELIMITERS if d != delimiter):
+                raise
+            header = False  # cells holding another delimiter: the numbers' error names --delimiter instead
     index = False
     if header and first[0] == "" and len(first) > 1 and below:
         index = True  # an unnamed first column: read_csv drops it as an index or refuses it, by its values

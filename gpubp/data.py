@@ -39,7 +39,7 @@ from .rows import chunk_rows, chunks, is_row_source, where
 
 __all__ = ["TASKS", "DataError", "Dataset", "RawData", "Rows", "Scaler", "available_memory", "check_fits",
            "fingerprint", "load_csv", "load_data", "load_digits", "load_idx_folder", "load_npy_pair", "load_npz",
-           "read_idx", "scored_rows", "split_rows", "stratified_split"]  # fmt: skip
+           "read_idx", "scored_rows", "split_rows", "stratified_split", "FEATURES_DTYPE"]  # fmt: skip
 
 
 # -- splits and scaling -------------------------------------------------------------------------
@@ -176,14 +176,18 @@ def sample_rows(n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, FINGERPRINT_ROWS)).astype(np.int64)) if n else np.empty(0, np.int64)
 
 
-def fingerprint(X: Any, y: Any = None) -> str:
+FEATURES_DTYPE = "float32"  # features are fingerprinted as float32: a CSV and its float32 .npz agree
+
+
+def fingerprint(X: Any, y: Any = None, dtype: str = "float64") -> str:
     """``"n x d:hash"``: the shape and a hash of up to FINGERPRINT_ROWS evenly spaced rows (and their
-    targets). The same file gives the same fingerprint wherever it lies; shuffled or edited rows
-    (almost always) give another."""
+    targets), the values rounded to ``dtype`` first. The same file gives the same fingerprint wherever
+    it lies; shuffled or edited rows (almost always) give another."""
     n = len(X)
     idx = sample_rows(n)
     h = hashlib.sha256(str(tuple(X.shape)).encode())
-    h.update(np.ascontiguousarray(np.asarray(X[idx], dtype=np.float64)).tobytes())
+    rows = np.asarray(X[idx]).astype(dtype).astype(np.float64)  # float64 bytes, as models before float32 hashed
+    h.update(np.ascontiguousarray(rows).tobytes())
     if y is not None:
         h.update("\x00".join(map(str, np.asarray(y)[idx].tolist())).encode())
     return f"{n}x{X.shape[1] if X.ndim > 1 else 1}:{h.hexdigest()[:16]}"
@@ -283,7 +287,7 @@ class Dataset:
         return cls(raw.source, task, raw.X, y, train, val, test, scaler, labels, target,
                    raw.X_test if has_test else None, y_test, rule, raw.label_column,
                    fingerprint(raw.X, raw.y), raw.note, raw.label_index, raw.feature_names,
-                   fingerprint(raw.X), list(raw.notes))  # fmt: skip
+                   fingerprint(raw.X, dtype=FEATURES_DTYPE), list(raw.notes))  # fmt: skip
 
     @staticmethod
     def _check_classes(source: str, y: np.ndarray, labels: Labels, val_fraction: float,
@@ -383,7 +387,8 @@ def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None
               split: str | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, str, str]:  # fmt: skip
     """The one rule for which rows of ``data`` a model is tested on (evaluate and predict alike).
 
-    ``trained_on``: the model's training settings (``features_fingerprint``, ``task``, ``val_fraction``,
+    ``trained_on``: the model's training settings (``features_fingerprint`` and its
+    ``features_fingerprint_dtype``, float64 when absent, ``task``, ``val_fraction``,
     ``test_fraction``, ``split_seed``). Returns (X rows, y rows or None, row numbers in the file,
     "test" or "all", why in words). By default: the data's own test files if it has them; else, when the rows are
     the ones the model was trained on (the same features in the model's column order, whatever the
@@ -405,7 +410,8 @@ def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None
         return (data.X, data.y, np.arange(len(data.X)), "all",
                 f"all {len(data.X)} rows (the model stores no fingerprint of its training rows: gpubp cannot tell "
                 "whether these are they)")  # fmt: skip
-    if fingerprint(data.X) == stored:
+    # models saved before FEATURES_DTYPE hashed float64 values: a float32 copy of their rows is not recognised
+    if fingerprint(data.X, dtype=trained_on.get("features_fingerprint_dtype", "float64")) == stored:
         if not trained_on.get("test_fraction"):
             raise DataError(f"{data.source}: the model was trained on all of these rows (no test split): "
                             "use --split all to score them anyway")  # fmt: skip
