@@ -177,3 +177,21 @@ def test_the_same_rows_stored_as_float32_are_recognised(tmp_path):
     del old["features_fingerprint_dtype"]
     assert scored_rows(RawData(X, y, "x64"), old)[3] == "test"
     assert scored_rows(RawData(X.astype(np.float32).astype(np.float64), y, "x32"), old)[3] == "all"
+
+
+def test_model_predict_matches_integer_column_names_as_the_command_does(tmp_path, monkeypatch):
+    import gpubp
+    from gpubp.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(120, 4))
+    frame = pd.DataFrame(X).assign(label=(X[:, 0] > 0).astype(int))  # columns 0, 1, 2, 3, 'label'
+    frame.to_csv("f.csv", index=False)
+    assert main(["train", "--data", "f.csv", "--epochs", "5", "--hidden", "8", "--save", "m.npz", "--quiet"]) == 0
+    model = gpubp.load("m.npz", device="cpu")
+    reordered = frame[[3, 2, 1, 0]]  # integer names, reordered: matched by str(name), not by position
+    np.testing.assert_array_equal(model.predict(reordered), model.predict(X))
+    reordered.to_csv("r.csv", index=False)
+    assert main(["predict", "m.npz", "--data", "r.csv", "--out", "p.csv", "--quiet"]) == 0
+    np.testing.assert_array_equal(pd.read_csv("p.csv")["prediction"], model.predict(X))
