@@ -187,3 +187,30 @@ def test_test_fraction_is_refused_where_the_data_has_its_own_test_files(capsys, 
     line = refused(capsys, "train", "--data", tmp_path, "--test-fraction", "0.3", "--no-save")
     assert "--test-fraction: " in line
     assert "has its own test files" in line
+
+
+def test_after_divergence_the_saved_model_is_the_best_validation_epoch(capsys, wine, monkeypatch):
+    import gpubp.training as T
+
+    original = T.Trainer._epoch_loss
+
+    def diverge_in_epoch_12(self, acc, t0):
+        loss = original(self, acc, t0)
+        if self.epoch == 11:
+            self.net.xp.copyto(self.store.theta, self._last_good)
+            raise T.TrainingDivergedError("training diverged: injected; the weights from the start were kept")
+        return loss
+
+    monkeypatch.setattr(T.Trainer, "_epoch_loss", diverge_in_epoch_12)
+    code, out, err = cli(capsys, "train", "--data", "wine.csv", "--epochs", "25", "--hidden", "16", "--lr", "0.5",
+                         "--save", "m.npz", "--json")  # fmt: skip
+    assert code == 1
+    result = json.loads(out)
+    val = result["history"]["val_loss"]
+    best = int(np.argmin(val)) + 1
+    assert best < 11, "the test needs a run whose last epoch is not its best (raise --lr)"
+    assert (result["kept_epoch"], result["kept"]) == (best, "best validation loss")
+    assert f"m.npz holds the weights of epoch {best}, the best validation loss" in err
+    model = gpubp.load("m.npz", device="cpu")
+    ds = gpubp.data.Dataset.prepare("wine.csv")
+    assert model.net.evaluate(ds.features("val"), ds.targets("val"))["loss"] == pytest.approx(min(val), rel=1e-5)

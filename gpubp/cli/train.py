@@ -447,8 +447,18 @@ def run_epochs(args: argparse.Namespace, settings: dict[str, Any], trainer: Any,
         try:
             trainer.run(settings["epochs"], callback=on_epoch, on_batch=on_batch)
         except TrainingDivergedError as exc:
-            result.update(status="diverged", error=" ".join(str(exc).split()), epochs=trainer.epoch,
-                          history=trainer.history)  # fmt: skip
+            message = " ".join(str(exc).split())
+            if trainer.best_epoch and trainer.stopping.best is not None:
+                # the model the docs promise: the best validation epoch's weights, not the last checkpoint's
+                trainer.stopping.finish()
+                save()
+                result.update(kept_epoch=trainer.best_epoch, kept="best validation loss")
+                message = message.split("; the weights from")[0] + (
+                    f"; {result.get('model') or 'the model'} holds the weights of epoch {trainer.best_epoch}, the "
+                    "best validation loss (try a smaller lr)"
+                )
+                exc.args = (message,)  # the same error (every rank raised it), saying what was kept
+            result.update(status="diverged", error=message, epochs=trainer.epoch, history=trainer.history)
             if args.json and ranks.root:
                 print(to_json(result, strict=True))
             raise
