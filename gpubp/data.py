@@ -37,9 +37,9 @@ from .loaders import (
 )
 from .rows import chunk_rows, chunks, is_row_source, where
 
-__all__ = ["TASKS", "DataError", "Dataset", "RawData", "Rows", "Scaler", "available_memory", "check_fits",
-           "fingerprint", "load_csv", "load_data", "load_digits", "load_idx_folder", "load_npy_pair", "load_npz",
-           "read_idx", "scored_rows", "split_rows", "stratified_split", "FEATURES_DTYPE"]  # fmt: skip
+__all__ = ["FEATURES_DTYPE", "TASKS", "DataError", "Dataset", "RawData", "Rows", "Scaler", "available_memory",
+           "check_fits", "fingerprint", "load_csv", "load_data", "load_digits", "load_idx_folder", "load_npy_pair",
+           "load_npz", "read_idx", "scored_rows", "split_rows", "stratified_split"]  # fmt: skip
 
 
 # -- splits and scaling -------------------------------------------------------------------------

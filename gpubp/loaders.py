@@ -260,6 +260,7 @@ def load_npy_pair(x_path: str, y_path: str | None) -> RawData:
 # -- CSV ----------------------------------------------------------------------------------------
 # The rules below (header, index column, label column, delimiter) are docs/data-formats.md's.
 
+
 def _pandas() -> Any:
     try:
         import pandas
@@ -378,7 +379,8 @@ def _line(layout: CsvLayout, row: int) -> int:
     return row + 1 + (layout.header is not None)
 
 
-_MISSING = {"na", "n/a", "nan", "-nan", "null", "none", "#n/a", "<na>"}  # a feature's missing value, as pandas reads them
+# a feature's missing values, as pandas reads them (a label's are text: NA is a region, None a class)
+_MISSING = {"na", "n/a", "nan", "-nan", "null", "none", "#n/a", "<na>"}
 
 
 def _numbers(path: str, frame: Any, features: list[int], layout: CsvLayout) -> np.ndarray:
@@ -454,8 +456,11 @@ def load_data(spec: str, label_column: str | int | None = None, *, delimiter: st
     ``delimiter`` are a CSV's (refused for other formats, never ignored); with a model's
     ``columns``, a CSV's columns are matched by name and other formats must have its width."""
     if not is_csv(spec):
-        for option, value in (("label_column (--label-column)", label_column), ("delimiter (--delimiter)", delimiter),
-                              ("header (--header/--no-header)", header)):
+        for option, value in (
+            ("label_column (--label-column)", label_column),
+            ("delimiter (--delimiter)", delimiter),
+            ("header (--header/--no-header)", header),
+        ):
             if value is not None:
                 raise DataError(f"{spec}: {option} applies to CSV files, and this is not one (.csv, .tsv, .txt)")
     if is_csv(spec):

@@ -104,7 +104,7 @@ def test_a_first_line_that_cannot_be_told_is_refused_naming_header(tmp_path):
     # 0,1,2 above whole numbers: pandas' names or a sample; names of numbers and a new text cell over integers
     for text in ("0,1,2\n3,4,1\n5,6,0\n", "0,1,2,kind\n1,2,3,a\n4,5,6,b\n"):
         path = write(tmp_path, "u.csv", text)
-        with pytest.raises(DataError, match="cannot tell whether the first line .* --header or --no-header"):
+        with pytest.raises(DataError, match=r"cannot tell whether the first line .* --header or --no-header"):
             load_data(path)
         assert load_data(path, header=False).X.shape[0] == 3
         assert load_data(path, header=True).X.shape[0] == 2
@@ -141,7 +141,8 @@ def test_an_unnamed_first_column_is_dropped_as_an_index_or_refused(tmp_path):
 
 def test_the_label_name_is_chosen_in_an_order_of_preference_and_said(tmp_path):
     raw = load_data(write(tmp_path, "xy.csv", "x,y,class\n0.1,0.5,0\n0.2,0.7,1\n0.3,0.9,0\n"))
-    assert raw.label_column == "class" and raw.feature_names == ["x", "y"]
+    assert raw.label_column == "class"
+    assert raw.feature_names == ["x", "y"]
     assert any("label column 'class', chosen over 'y'" in n for n in raw.notes)
 
 
@@ -171,7 +172,8 @@ def test_the_same_rows_stored_as_float32_are_recognised(tmp_path):
     trained_on = {"features_fingerprint": ds.features_fingerprint, "features_fingerprint_dtype": FEATURES_DTYPE,
                   "task": "classify", "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}  # fmt: skip
     _, _, rows, which, _ = scored_rows(RawData(X.astype(np.float32).astype(np.float64), y, "x32"), trained_on)
-    assert which == "test" and len(rows) < 60
+    assert which == "test"
+    assert len(rows) < 60
     # a model saved before: float64 values hashed, as it did then (a float32 copy is not recognised)
     old = {**trained_on, "features_fingerprint": fingerprint(X)}
     del old["features_fingerprint_dtype"]

@@ -120,10 +120,19 @@ def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits")
     )
     p.add_argument("--delimiter", type=delimiter, default=None, metavar="CHAR",
                    help="CSV cell delimiter: ',', ';' or 'tab' (default: detected from the first lines)")  # fmt: skip
-    p.add_argument("--header", dest="header", action="store_true", default=None,
-                   help="the CSV's first line is a header (default: detected; asked for when it cannot be told)")
-    p.add_argument("--no-header", dest="header", action="store_false",
-                   help="the CSV's first line is data, a sample like the lines below")
+    p.add_argument(
+        "--header",
+        dest="header",
+        action="store_true",
+        default=None,
+        help="the CSV's first line is a header (default: detected; asked for when it cannot be told)",
+    )
+    p.add_argument(
+        "--no-header",
+        dest="header",
+        action="store_false",
+        help="the CSV's first line is data, a sample like the lines below",
+    )
 
 
 def add_network_options(p: argparse.ArgumentParser) -> None:
