@@ -197,3 +197,14 @@ def test_model_predict_matches_integer_column_names_as_the_command_does(tmp_path
     reordered.to_csv("r.csv", index=False)
     assert main(["predict", "m.npz", "--data", "r.csv", "--out", "p.csv", "--quiet"]) == 0
     np.testing.assert_array_equal(pd.read_csv("p.csv")["prediction"], model.predict(X))
+
+
+def test_gradcheck_reads_the_csv_with_the_options_given(tmp_path, monkeypatch, capsys):
+    from gpubp.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "s.csv", "".join(f"{i},5;{i % 3},25;{i % 2}\n" for i in range(30)))
+    # --delimiter and --header had been dropped by gradcheck: ';' read here, ',' refused as two readings
+    assert main(["gradcheck", "--data", "s.csv", "--delimiter", ",", "--hidden", "4"]) == 2
+    assert "choose the delimiter with --delimiter" in capsys.readouterr().err
+    assert main(["gradcheck", "--data", "s.csv", "--delimiter", ";", "--no-header", "--hidden", "4"]) == 0

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Dataset
+from ..data import Dataset, load_data
 from ..gradcheck import gradcheck_layers
 from ..labels import targets
 from ..network import MLP
@@ -29,8 +29,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     if args.dtype not in (None, "float64"):
         raise UsageError("gradcheck runs in float64 (central differences need it); leave --dtype out")
     # every row is a candidate: no split is made, the scaler is fitted on all rows
-    ds = Dataset.prepare(s["data"], task=s["task"], label_column=s["label_column"], val_fraction=0.0,
-                         test_fraction=0.0, scale=s["scale"])  # fmt: skip
+    raw = load_data(s["data"], s["label_column"], delimiter=args.delimiter, header=args.header)  # none ignored
+    ds = Dataset.prepare(raw, task=s["task"], val_fraction=0.0, test_fraction=0.0, scale=s["scale"])
     rng = np.random.default_rng(s["seed"])
     rows = np.sort(rng.choice(len(ds), size=min(args.rows, len(ds)), replace=False))
     X = ds.scaler.transform(ds.X[rows])
