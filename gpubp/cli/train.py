@@ -304,13 +304,13 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
     Output paths are checked first (by the rank that ``writes``), before any work."""
     if args.log_gradients and not (args.logdir or args.plot):
         raise UsageError("--log-gradients needs somewhere to show them: --logdir DIR and/or --plot PNG")
-    if writes:
-        check_outputs(args)
-        check_logdir(args.logdir)
-    if args.resume:
+    if args.resume:  # read first: the data it names is an input that no output may replace
         settings, _, extra = from_checkpoint(args)
     else:
         settings, extra = resolve(args), {}
+    if writes:
+        check_outputs(args, None if args.data is not None else settings.get("data"))
+        check_logdir(args.logdir)
     ds = prepare(settings, extra, args.resume, args.data)
     if args.test_fraction is not None and ds.X_test is not None:
         raise UsageError(f"--test-fraction: {ds.source} has its own test files, which are the test rows")
@@ -335,10 +335,11 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
     return settings, ds, net
 
 
-def check_outputs(args: argparse.Namespace) -> None:
+def check_outputs(args: argparse.Namespace, stored_data: str | None = None) -> None:
     """Refuse, before any work, a model or picture path that cannot be written or would replace the
-    data or a model being read (a resumed run saves to its own checkpoint unless --save says otherwise)."""
-    data = args.data if args.data is not None else (None if args.resume else "digits")
+    data or a model being read (a resumed run saves to its own checkpoint unless --save says otherwise).
+    ``stored_data``: the data a resumed checkpoint names (read when --data is not given)."""
+    data = args.data if args.data is not None else (stored_data if args.resume else "digits")
     inputs = [("the data", f) for f in data_files(data)]
     save = _save_path(args)
     if args.resume and not (save and same_file(save, args.resume)):

@@ -1,0 +1,50 @@
+"""What a new user's trial of the command found (#18): outputs against every input, the rows an
+evaluation scores, messages that name the option or file and give advice that works."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gpubp.cli import main
+
+FAST = ("--epochs", "5", "--hidden", "8")
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def refused(capsys, *args: str) -> str:
+    code, out, err = cli(capsys, *args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture
+def iris(tmp_path, monkeypatch):
+    from sklearn.datasets import load_iris
+
+    monkeypatch.setenv("GPUBP_DEVICE", "cpu")
+    monkeypatch.chdir(tmp_path)
+    frame = load_iris(as_frame=True).frame
+    frame.columns = ["a", "b", "c", "d", "species"]
+    frame.to_csv("iris.csv", index=False)
+    return frame
+
+
+def test_a_resumed_run_never_writes_over_the_data_its_checkpoint_names(capsys, iris, tmp_path):
+    # train --resume m.npz --save data.csv had replaced the training data with the model, exit 0
+    assert cli(capsys, "train", "--data", "iris.csv", *FAST, "--save", "m.npz")[0] == 0
+    before = (tmp_path / "iris.csv").read_bytes()
+    line = refused(capsys, "train", "--resume", "m.npz", "--epochs", "6", "--save", "iris.csv")
+    assert "--save iris.csv is the data being read" in line
+    line = refused(capsys, "train", "--resume", "m.npz", "--epochs", "6", "--plot", "iris.csv")
+    assert "--plot iris.csv is the data being read" in line
+    assert (tmp_path / "iris.csv").read_bytes() == before
