@@ -304,13 +304,15 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
     Output paths are checked first (by the rank that ``writes``), before any work."""
     if args.log_gradients and not (args.logdir or args.plot):
         raise UsageError("--log-gradients needs somewhere to show them: --logdir DIR and/or --plot PNG")
-    if args.resume:  # read first: the data it names is an input that no output may replace
+    if writes:
+        check_outputs(args)
+        check_logdir(args.logdir)
+    if args.resume:
         settings, _, extra = from_checkpoint(args)
+        if writes and args.data is None:  # the data it names is an input too, which no output may replace
+            check_outputs(args, settings.get("data"))
     else:
         settings, extra = resolve(args), {}
-    if writes:
-        check_outputs(args, None if args.data is not None else settings.get("data"))
-        check_logdir(args.logdir)
     ds = prepare(settings, extra, args.resume, args.data)
     if args.test_fraction is not None and ds.X_test is not None:
         raise UsageError(f"--test-fraction: {ds.source} has its own test files, which are the test rows")
