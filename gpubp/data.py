@@ -39,7 +39,7 @@ from .rows import chunk_rows, chunks, is_row_source, where
 
 __all__ = ["FEATURES_DTYPE", "TASKS", "DataError", "Dataset", "RawData", "Rows", "Scaler", "available_memory",
            "check_fits", "fingerprint", "load_csv", "load_data", "load_digits", "load_idx_folder", "load_npy_pair",
-           "load_npz", "read_idx", "scored_rows", "split_rows", "stratified_split"]  # fmt: skip
+           "load_npz", "read_idx", "row_hashes", "scored_rows", "split_rows", "stratified_split"]  # fmt: skip
 
 
 # -- splits and scaling -------------------------------------------------------------------------
@@ -191,6 +191,42 @@ def fingerprint(X: Any, y: Any = None, dtype: str = "float64") -> str:
     if y is not None:
         h.update("\x00".join(map(str, np.asarray(y)[idx].tolist())).encode())
     return f"{n}x{X.shape[1] if X.ndim > 1 else 1}:{h.hexdigest()[:16]}"
+
+
+# -- which rows a model was trained on, by content ---------------------------------------------
+
+_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, in place on uint64: every input bit reaches every output bit."""
+    h ^= h >> np.uint64(30)
+    h *= _MIX[0]
+    h ^= h >> np.uint64(27)
+    h *= _MIX[1]
+    h ^= h >> np.uint64(31)
+    return h
+
+
+def row_hashes(X: Any, rows: np.ndarray | None = None) -> np.ndarray:
+    """A 64-bit hash per row of ``X[rows]`` (all rows when None), shape (n,) uint64, of the row's
+    values rounded to float32 in column order: the same row gives the same hash whatever its
+    position, file format, label or dtype (a float32 and a float64 copy of the data agree; -0 is 0).
+    Read in chunks of rows, so a memory-mapped file is never read whole."""
+    n = len(X) if rows is None else len(rows)
+    d = int(X.shape[1]) if len(X.shape) > 1 else 1
+    out = np.empty(n, dtype=np.uint64)
+    for part in chunks(n, chunk_rows(d, 16)):
+        block = np.asarray(X[part] if rows is None else X[np.asarray(rows[part])]).reshape(-1, d)
+        words = (block.astype(np.float32) + np.float32(0)).view(np.uint32)  # + 0 turns -0 into 0
+        h = np.full(len(block), np.uint64(d), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for j in range(d):  # a loop over columns, each step vectorised over the chunk's rows
+                h ^= _mix(words[:, j].astype(np.uint64) + _GOLDEN * np.uint64(j + 1))
+                h = _mix(h)
+        out[part] = h
+    return out
 
 
 def split_rows(y: np.ndarray | None, n: int, val_fraction: float, test_fraction: float | None,
@@ -384,55 +420,69 @@ class Dataset:
 
 
 def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None = None,
-              split: str | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, str, str]:  # fmt: skip
-    """The one rule for which rows of ``data`` a model is tested on (evaluate and predict alike).
+                split: str | None = None, hashes: dict[str, np.ndarray] | None = None,
+                ) -> tuple[Any, np.ndarray | None, np.ndarray, str, str]:  # fmt: skip
+    """The one rule for which rows of ``data`` a model is tested on.
 
-    ``trained_on``: the model's training settings (``features_fingerprint`` and its
-    ``features_fingerprint_dtype``, float64 when absent, ``task``, ``val_fraction``,
-    ``test_fraction``, ``split_seed``). Returns (X rows, y rows or None, row numbers in the file,
-    "test" or "all", why in words). By default: the data's own test files if it has them; else, when the rows are
-    the ones the model was trained on (the same features in the model's column order, whatever the
-    file's format, path or label encoding), the rows held out from training; else every row (also
-    when the model stores no fingerprint: it cannot tell). ``split="all"``: every row of the main files;
-    ``split="test"``: refuse data that has no test rows for this model."""
+    ``hashes``: the model's ``heldout`` and ``trained`` row hashes (:func:`row_hashes` of the rows
+    held out from training and of the training and validation rows), None for a model saved before
+    they were stored. Returns (X rows, y rows or None, row numbers in the file, "test" or "all", why
+    in words). By default: the data's own test files if it has them; else, found by content (whatever
+    the rows' order, the file's format or the labels), the model's held-out rows in the file, never
+    one of its training rows; a file with none of them: every row that is not a training row. A model
+    without hashes cannot tell: every row. ``split="all"``: every row of the main files;
+    ``split="test"``: refuse data that holds none of the model's held-out rows.
+    ``trained_on`` (the model's settings) is kept for the caller's wording; ``labels`` is unused."""
     if split not in (None, "test", "all"):
         raise ValueError(f"unknown split {split!r}: expected 'test' or 'all'")
+    n = len(data.X)
     if split == "all":
-        return data.X, data.y, np.arange(len(data.X)), "all", f"all {len(data.X)} rows (--split all)"
+        return data.X, data.y, np.arange(n), "all", f"all {n} rows (--split all)"
     if data.X_test is not None:
         return (data.X_test, data.y_test, np.arange(len(data.X_test)), "test",
                 f"the {len(data.X_test)} rows of the data's own test files")  # fmt: skip
-    stored = trained_on.get("features_fingerprint")
-    if stored is None:  # a model saved before features were fingerprinted alone
+    if not hashes or "heldout" not in hashes or "trained" not in hashes:
         if split == "test":
-            raise DataError(f"{data.source}: --split test: the model stores no fingerprint of its training rows, so "
-                            "gpubp cannot tell whether these are they; leave --split out to use every row")  # fmt: skip
-        return (data.X, data.y, np.arange(len(data.X)), "all",
-                f"all {len(data.X)} rows (the model stores no fingerprint of its training rows: gpubp cannot tell "
-                "whether these are they)")  # fmt: skip
-    # models saved before FEATURES_DTYPE hashed float64 values: a float32 copy of their rows is not recognised
-    if fingerprint(data.X, dtype=trained_on.get("features_fingerprint_dtype", "float64")) == stored:
-        if not trained_on.get("test_fraction"):
-            raise DataError(f"{data.source}: the model was trained on all of these rows (no test split): "
-                            "use --split all to score them anyway")  # fmt: skip
-        if data.y is None:
-            raise DataError(f"{data.source}: the model's own rows without their labels: the held-out rows cannot be "
-                            "found (the split is stratified by label); use --split all")  # fmt: skip
-        y = None
-        if trained_on.get("task", "classify") == "classify":
-            names = as_labels(data.y, data.source)
-            y = (labels or Labels.of(names)).encode(names, data.source)
-        _, _, test = split_rows(y, len(data.X), trained_on["val_fraction"], trained_on["test_fraction"],
-                                trained_on["split_seed"])  # fmt: skip
-        rows = Rows(data.X, test) if is_row_source(data.X) else data.X[test]  # a mapped file: no copy
-        return (rows, data.y[test], test, "test",
-                f"the {len(test)} rows held out from training (the model's own data, split seed "
-                f"{trained_on['split_seed']})")  # fmt: skip
+            raise DataError(f"{data.source}: --split test: the model stores no hashes of its rows, so gpubp cannot "
+                            "tell which rows were held out; leave --split out to use every row")  # fmt: skip
+        return (data.X, data.y, np.arange(n), "all",
+                f"all {n} rows (the model stores no hashes of its training rows: gpubp cannot tell whether these "
+                "are they)")  # fmt: skip
+    h = row_hashes(data.X)
+    heldout, trained = np.asarray(hashes["heldout"]), np.asarray(hashes["trained"])
+    # a held-out row equal to a training row (a duplicate in the data) counts as a training row
+    is_trained = np.isin(h, trained)
+    is_held = np.isin(h, heldout) & ~is_trained
+    expected = len(np.setdiff1d(heldout, trained))
+    n_held, n_trained = int(is_held.sum()), int(is_trained.sum())
+    n_other = n - n_held - n_trained
+    if n_held:
+        rows = np.flatnonzero(is_held)
+        found = (f"all {expected}" if len(np.unique(h[rows])) >= expected
+                 else f"only {len(np.unique(h[rows]))} of the {expected}")  # fmt: skip
+        also = [f"{n_trained} training rows" if n_trained else "", f"{n_other} other rows" if n_other else ""]
+        also_text = " and ".join(a for a in also if a)
+        why = (f"the {n_held} rows held out from training ({found} held-out rows of the model, found by content"
+               + (f"; the file's {also_text} are not scored" if also_text else "") + ")")  # fmt: skip
+        return (*_take(data, rows), "test", why)
     if split == "test":
-        raise DataError(f"{data.source}: --split test: these are not the rows the model was trained on, so none were "
-                        "held out; leave --split out to use every row")  # fmt: skip
-    why = f"all {len(data.X)} rows (not the data the model was trained on)"
-    return data.X, data.y, np.arange(len(data.X)), "all", why
+        raise DataError(f"{data.source}: --split test: the file holds none of the rows the model held out from "
+                        "training; leave --split out to use its other rows")  # fmt: skip
+    if n_trained == n:
+        none = "" if len(heldout) else " (it was trained with no test split)"
+        raise DataError(f"{data.source}: all {n} rows are rows the model was trained on{none}, none held out: "
+                        "use --split all to score them anyway")  # fmt: skip
+    if n_trained:
+        rows = np.flatnonzero(~is_trained)
+        why = (f"the {len(rows)} rows that are not among the model's training rows (the file's {n_trained} "
+               "training rows are not scored)")  # fmt: skip
+        return (*_take(data, rows), "all", why)
+    return data.X, data.y, np.arange(n), "all", f"all {n} rows (none is among the model's training rows)"
+
+
+def _take(data: RawData, rows: np.ndarray) -> tuple[Any, np.ndarray | None, np.ndarray]:
+    X = Rows(data.X, rows) if is_row_source(data.X) else data.X[rows]  # a mapped file: no copy
+    return X, None if data.y is None else np.asarray(data.y)[rows], rows
 
 
 class Rows:

@@ -47,12 +47,16 @@ class Model:
     as they are in the data file (shape (n, d)), and returns NumPy arrays."""
 
     def __init__(self, net: MLP, scaler: Scaler, labels: Labels | None = None, target: Scaler | None = None,
-                 settings: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 settings: dict[str, Any] | None = None,
+                 row_hashes: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
         self.net = net
         self.scaler = scaler
         self.labels = labels
         self.target = target
         self.settings = dict(settings or {})
+        # gpubp.data.row_hashes of the rows held out from training ("heldout") and of the training
+        # and validation rows ("trained"): which rows of a file are which, by content; {} when unknown
+        self.row_hashes = dict(row_hashes or {})
 
     @property
     def task(self) -> str:
@@ -169,6 +173,7 @@ class Model:
             out["classes"] = self.labels.classes
         if self.target is not None:
             out.update(self.target.arrays("target"))
+        out.update({f"{k}_row_hashes": v for k, v in self.row_hashes.items()})
         return out
 
     def save(self, path: str | os.PathLike, meta: dict[str, Any] | None = None,
@@ -186,7 +191,8 @@ class Model:
             raise BareNetworkError(f"{os.fspath(path)} holds a bare network (no scaler or classes): load it with "
                                    "gpubp.load")  # fmt: skip
         net = load_network(path, device=device)
-        return cls(net, *preprocessing(settings, extra), settings)
+        hashes = {k: extra[f"{k}_row_hashes"] for k in ("heldout", "trained") if f"{k}_row_hashes" in extra}
+        return cls(net, *preprocessing(settings, extra), settings, hashes)
 
 
 def load(path: str | os.PathLike, device: str | None = "auto") -> MLP | Model:

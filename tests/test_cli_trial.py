@@ -46,3 +46,23 @@ def test_a_resumed_run_never_writes_over_the_data_its_checkpoint_names(capsys, i
     line = refused(capsys, "train", "--resume", "m.npz", "--epochs", "6", "--save", "iris.csv")
     assert "--save iris.csv is the data being read" in line
     assert (tmp_path / "iris.csv").read_bytes() == before
+
+
+def test_the_held_out_rows_are_found_by_content(capsys, iris):
+    # edited labels had moved the stratified split (training rows scored as held out); the same rows
+    # shuffled had been "not the data the model was trained on" and every row scored (#18)
+    cli(capsys, "train", "--data", "iris.csv", *FAST, "--save", "m.npz")
+    first = json.loads(cli(capsys, "evaluate", "m.npz", "--data", "iris.csv", "--json")[1])
+    assert (first["rows"], first["split"]) == (30, "test")
+    edited = iris.copy()
+    edited.loc[::7, "species"] = (edited.loc[::7, "species"] + 1) % 3
+    edited.to_csv("edited.csv", index=False)
+    shuffled = iris.sample(frac=1, random_state=1)
+    shuffled.to_csv("shuffled.csv", index=False)
+    np.savez("iris32.npz", X=iris.drop(columns="species").to_numpy(np.float32), y=iris["species"].to_numpy())
+    for data in ("edited.csv", "shuffled.csv", "iris32.npz"):
+        result = json.loads(cli(capsys, "evaluate", "m.npz", "--data", data, "--json")[1])
+        assert (result["rows"], result["split"]) == (30, "test"), data
+        assert "held out from training" in result["which_rows"], data
+    held = json.loads(cli(capsys, "evaluate", "m.npz", "--data", "shuffled.csv", "--json")[1])
+    assert held["accuracy"] == first["accuracy"]

@@ -202,7 +202,7 @@ def test_dataset_refuses_what_cannot_be_split_or_classified(rng):
 
 
 def test_labels_encode_decode_and_refuse_strangers():
-    from gpubp.labels import Labels, as_labels, class_index
+    from gpubp.labels import as_labels, class_index
 
     labels = Labels.of(np.array([9, 7, 8, 7]))
     np.testing.assert_array_equal(labels.encode(np.array([7, 9])), [0, 2])
@@ -216,7 +216,7 @@ def test_labels_encode_decode_and_refuse_strangers():
 
 
 def test_one_rule_for_the_test_rows(mnist_folder, tmp_path, rng):
-    from gpubp.data import RawData, fingerprint, scored_rows
+    from gpubp.data import RawData, row_hashes, scored_rows
 
     folder, _, _ = mnist_folder
     raw = load_data(str(folder))
@@ -224,26 +224,53 @@ def test_one_rule_for_the_test_rows(mnist_folder, tmp_path, rng):
     assert (len(X), split) == (10, "test")
     assert "own test files" in why
     data = RawData(rng.normal(size=(50, 3)), rng.integers(0, 2, 50), "a.csv")
-    trained = {"features_fingerprint": fingerprint(data.X), "task": "classify", "val_fraction": 0.1,
-               "test_fraction": 0.2, "split_seed": 0}  # fmt: skip
-    X, _, rows, split, why = scored_rows(RawData(data.X, data.y, "./a.csv"), trained)
-    assert (len(X), split) == (10, "test")
+    test, train = np.arange(40, 50), np.arange(40)
+    hashes = {"heldout": np.sort(row_hashes(data.X, test)), "trained": np.sort(row_hashes(data.X, train))}
+    X, _, rows, split, why = scored_rows(RawData(data.X, data.y, "./a.csv"), {}, hashes=hashes)
+    assert (split, rows.tolist()) == ("test", test.tolist())
+    assert "all 10 held-out rows" in why
     np.testing.assert_array_equal(X, data.X[rows])
-    # the same features with the labels as text (another file format): the same held-out rows (#7)
-    as_text = RawData(data.X.copy(), np.array(["no", "yes"])[data.y], "a.npz")
-    _, _, again, split, _ = scored_rows(as_text, trained, Labels(["no", "yes"]))
+    # shuffled, labels edited, as float32: the same held-out rows, found by content (#18)
+    order = rng.permutation(50)
+    other = RawData(data.X[order].astype(np.float32), 1 - data.y[order], "b.npz")
+    X, y, rows, split, _ = scored_rows(other, {}, hashes=hashes)
     assert split == "test"
-    np.testing.assert_array_equal(again, rows)
-    # a model that stores no fingerprint of its features cannot tell: every row, and it says so (#7)
-    old = {k: v for k, v in trained.items() if k != "features_fingerprint"} | {"fingerprint": "50x3:0123"}
-    X, _, _, split, why = scored_rows(RawData(data.X, data.y, "a.csv"), old)
+    assert sorted(order[rows].tolist()) == test.tolist()
+    np.testing.assert_array_equal(y, 1 - data.y[order[rows]])
+    # part of the held-out rows with training rows: only the held-out ones, and it says so
+    part = RawData(data.X[35:45], data.y[35:45], "c.csv")
+    X, _, rows, split, why = scored_rows(part, {}, hashes=hashes)
+    assert (split, rows.tolist()) == ("test", list(range(5, 10)))
+    assert "only 5 of the 10 held-out rows" in why
+    assert "5 training rows are not scored" in why
+    # training rows and new rows: the new rows alone
+    new = RawData(np.vstack([data.X[:5], rng.normal(size=(3, 3))]), np.zeros(8, int), "d.csv")
+    X, _, rows, split, why = scored_rows(new, {}, hashes=hashes)
+    assert (split, rows.tolist()) == ("all", [5, 6, 7])
+    with pytest.raises(DataError, match="--split test"):
+        scored_rows(new, {}, split="test", hashes=hashes)
+    with pytest.raises(DataError, match="all 5 rows are rows the model was trained on"):
+        scored_rows(RawData(data.X[:5], data.y[:5], "e.csv"), {}, hashes=hashes)
+    # a model that stores no row hashes cannot tell: every row, and it says so
+    X, _, _, split, why = scored_rows(RawData(data.X, data.y, "a.csv"), {"features_fingerprint": "50x3:0"})
     assert (len(X), split) == (50, "all")
     assert "cannot tell" in why
-    other = RawData(data.X[::-1].copy(), data.y[::-1].copy(), "a.csv")  # same name, rows in another order
-    X, _, _, split, why = scored_rows(other, trained)
-    assert (len(X), split) == (50, "all")
-    with pytest.raises(DataError, match="--split test"):
-        scored_rows(other, trained, split="test")
+
+
+def test_row_hashes_are_per_row_content(rng):
+    from gpubp.data import row_hashes
+
+    X = rng.normal(size=(1000, 7))
+    h = row_hashes(X)
+    assert h.dtype == np.uint64
+    assert len(np.unique(h)) == 1000
+    np.testing.assert_array_equal(row_hashes(X[::-1]), h[::-1])
+    np.testing.assert_array_equal(row_hashes(X.astype(np.float32)), h)
+    np.testing.assert_array_equal(row_hashes(X, np.array([3, 1])), h[[3, 1]])
+    swapped = X[:, [1, 0, 2, 3, 4, 5, 6]]
+    assert not np.isin(row_hashes(swapped), h).any()  # the column order is part of a row
+    zero = np.zeros((1, 7))
+    assert row_hashes(-zero)[0] == row_hashes(zero)[0]
 
 
 # -- memory-mapped inputs: index sets, chunked statistics, rows scaled per batch --------------------

@@ -14,7 +14,7 @@ from .. import __version__
 from .._io import to_json
 from ..checkpoint import read_file
 from ..columns import Columns
-from ..data import FEATURES_DTYPE, Dataset, fingerprint, load_data
+from ..data import FEATURES_DTYPE, Dataset, fingerprint, load_data, row_hashes
 from ..labels import class_index
 from ..loaders import is_csv
 from ..metrics import accuracy
@@ -337,6 +337,14 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
     return settings, ds, net
 
 
+def trained_rows(ds: Dataset) -> dict[str, np.ndarray]:
+    """The row hashes the model stores: of the rows held out for testing (none when the data has its
+    own test files) and, sorted, of the training and validation rows, so that evaluate finds them by content."""
+    own_test = ds.X_test is not None
+    heldout = np.empty(0, np.uint64) if own_test else np.sort(row_hashes(ds.X, ds.test))
+    return {"heldout": heldout, "trained": np.sort(row_hashes(ds.X, np.concatenate([ds.train, ds.val])))}
+
+
 def check_outputs(args: argparse.Namespace, stored_data: str | None = None) -> None:
     """Refuse, before any work, a model or picture path that cannot be written or would replace the
     data or a model being read (a resumed run saves to its own checkpoint unless --save says otherwise).
@@ -539,7 +547,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     replaces = bool(save_path) and save_path == DEFAULT_SAVE and os.path.exists(save_path) and not args.resume
     settings, ds, net = ranks.together(setup, args, ranks.root)
     trainer = build_trainer(args, settings, ds, net, ranks)
-    model = Model(net, ds.scaler, ds.labels, ds.target, settings)
+    model = Model(net, ds.scaler, ds.labels, ds.target, settings, trained_rows(ds))
     describe(say, args, settings, ds, net, ranks, trainer)
     table = EpochTable(say, ds, net, trainer)
 
