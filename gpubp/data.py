@@ -292,6 +292,19 @@ class Dataset:
             raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
         if raw.y is None:
             raise DataError(f"{raw.source}: no labels or targets found: training and evaluation need them")
+        if raw.X.ndim != 2 or raw.X.shape[1] == 0:
+            named = isinstance(raw.label_column, str)
+            label = (
+                ""
+                if raw.label_column is None
+                else (
+                    f" than the label column {raw.label_column!r}"
+                    if named
+                    else f" than the label (column {raw.label_column})"
+                )
+            )
+            raise DataError(f"{raw.source}: no feature columns: the file holds no column other{label}, and a "
+                            "network needs at least one feature")  # fmt: skip
         has_test = raw.X_test is not None and raw.y_test is not None
         y, y_test = cls._encode(raw, task, labels)
         if task == "classify" and labels is None:

@@ -14,7 +14,10 @@ FAST = ("--epochs", "5", "--hidden", "8")
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's refusals of an option's value
+        code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -66,3 +69,26 @@ def test_the_held_out_rows_are_found_by_content(capsys, iris):
         assert "held out from training" in result["which_rows"], data
     held = json.loads(cli(capsys, "evaluate", "m.npz", "--data", "shuffled.csv", "--json")[1])
     assert held["accuracy"] == first["accuracy"]
+
+
+def test_messages_name_the_file_the_option_and_advice_that_works(capsys, iris):
+    iris[["species"]].to_csv("labels.csv", index=False)
+    line = refused(capsys, "train", "--data", "labels.csv", *FAST, "--no-save")
+    assert "labels.csv: no feature columns" in line
+    assert "sizes" not in line
+    line = refused(capsys, "train", "--weight-decay", "-1", *FAST, "--no-save")
+    assert line.startswith("gpubp train: error: argument --weight-decay: ")
+    assert line.endswith("(see gpubp train --help)")
+    cli(capsys, "train", "--data", "iris.csv", *FAST, "--save", "m.npz")
+    iris.rename(columns={"species": "target"}).to_csv("renamed.csv", index=False)
+    code, _, err = cli(capsys, "evaluate", "m.npz", "--data", "renamed.csv")  # a notice of the ignored column first
+    line = err.strip().splitlines()[-1]
+    assert code == 2
+    assert "give --label-column target" in line
+    code, out, _ = cli(capsys, "evaluate", "m.npz", "--data", "renamed.csv", "--label-column", "target", "--json")
+    assert code == 0
+    assert json.loads(out)["rows"] == 30
+    iris.drop(columns="species").to_csv("unlabelled.csv", index=False)
+    line = refused(capsys, "evaluate", "m.npz", "--data", "unlabelled.csv")
+    assert "--split all" not in line
+    assert "use predict" in line

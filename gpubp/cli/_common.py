@@ -76,6 +76,17 @@ def positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+def non_negative(text: str) -> float:
+    """A finite number >= 0 (a penalty such as the weight decay λ)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def seed(text: str) -> int:
     """A seed: a whole number >= 0."""
     try:

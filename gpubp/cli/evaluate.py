@@ -71,6 +71,21 @@ def read(model: Model, args: argparse.Namespace) -> RawData:
     return raw
 
 
+IGNORED = "columns not in the model, ignored: "  # the note the loader writes for a model's extra columns
+
+
+def _label_advice(model: Model, raw: RawData) -> str:
+    """Advice that works when a file's labels were not found: the column to name with --label-column
+    (the one column the model does not know, when there is one), else predict."""
+    label = model.columns.label
+    extra = [c for note in raw.notes if note.startswith(IGNORED) for c in note[len(IGNORED) :].split(", ")]
+    theirs = f"the model's label column is {label!r}" if isinstance(label, str) else ""
+    if len(extra) == 1:
+        return f" ({theirs}{'; ' if theirs else ''}is it {extra[0]!r}? give --label-column {extra[0]})"
+    named = f"{theirs}: " if theirs else ""
+    return f" ({named}name the file's label column with --label-column NAME, or use predict, which needs none)"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     check_outputs(args, ("--plot", args.plot))
     model = load_model(args.model, args.device)
@@ -82,7 +97,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if len(rows) == 0:
         raise UsageError(f"{source}: no rows to use ({why})")
     if y is None:
-        raise UsageError(f"{source}: no labels or targets found: evaluate needs them (predict does not)")
+        raise UsageError(f"{source}: no labels or targets found: evaluate needs them{_label_advice(model, raw)}")
     result: dict[str, Any] = {"model": args.model, "data": source, "rows": len(y), "split": split, "which_rows": why}
     if model.labels is None:
         r2 = r2_score(np.asarray(y, dtype=np.float64), model.predict(X))
