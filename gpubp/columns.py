@@ -73,6 +73,9 @@ def match(columns: Columns, names: list[str] | None, label_column: str | int | N
     if names is not None and columns.named:
         position = {n: j for j, n in enumerate(names)}
         missing = [n for n in columns.features if n not in position]
+        if missing and len(missing) == len(columns.features):  # not one of them: a list would mislead
+            raise ValueError(f"{source}: no column in common with the model: the file has {_few(names)}, the "
+                             f"model needs {_few(columns.features)}")  # fmt: skip
         if missing:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             shown = ", ".join(repr(n) for n in missing[:5]) + more

@@ -92,3 +92,26 @@ def test_messages_name_the_file_the_option_and_advice_that_works(capsys, iris):
     line = refused(capsys, "evaluate", "m.npz", "--data", "unlabelled.csv")
     assert "--split all" not in line
     assert "use predict" in line
+
+
+def test_a_model_without_column_names_says_it_takes_a_header_by_position(capsys, iris):
+    iris.to_csv("nohdr.csv", index=False, header=False)
+    cli(capsys, "train", "--data", "nohdr.csv", *FAST, "--save", "m.npz")
+    code, _, err = cli(capsys, "predict", "m.npz", "--data", "iris.csv", "--out", "p.csv")
+    assert code == 0
+    assert "no column names: the columns are taken by position" in err
+    iris.drop(columns=["a", "b"]).to_csv("narrow.csv", index=False)  # a header of another width: refused
+    assert cli(capsys, "predict", "m.npz", "--data", "narrow.csv", "--out", "p.csv")[0] == 2
+
+
+def test_one_prediction_and_a_file_sharing_no_column(capsys, iris):
+    cli(capsys, "train", "--data", "iris.csv", *FAST, "--save", "m.npz")
+    iris.iloc[:1].to_csv("one.csv", index=False)
+    assert (
+        "wrote 1 prediction, one per row" in cli(capsys, "predict", "m.npz", "--data", "one.csv", "--out", "p.csv")[1]
+    )
+    iris.iloc[:3].set_axis(["p", "q", "r", "s", "species"], axis=1).to_csv("other.csv", index=False)
+    line = refused(capsys, "predict", "m.npz", "--data", "other.csv", "--out", "p.csv")
+    assert (
+        "other.csv: no column in common with the model: the file has p, q, r, s, species, the model needs a, b" in line
+    )

@@ -66,7 +66,11 @@ def read(model: Model, args: argparse.Namespace) -> RawData:
         label = model.columns.label_index  # the model's own headerless file: its label is where it was
     raw = load_data(args.data or s["data"], label, delimiter=delimiter, columns=model.columns,
                     header=header)  # fmt: skip
-    for note in [] if args.quiet else raw.notes:
+    notes = list(raw.notes)
+    if not model.columns.named and raw.feature_names is not None:
+        notes.append("the model was trained on a file without a header, so it has no column names: the columns "
+                     "are taken by position (the header's names are not matched)")  # fmt: skip
+    for note in [] if args.quiet else notes:
         print(f"{raw.source}: {note}", file=sys.stderr)
     return raw
 
@@ -143,7 +147,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.device)
     raw = read(model, args)
     text = predictions_csv(model, raw.X)
-    what = f"{len(raw.X)} predictions, one per row of {raw.source} in its order,"
+    n = len(raw.X)
+    what = f"{n} prediction{'s' if n != 1 else ''}, one per row of {raw.source} in its order,"
     if to_stdout:  # the table alone on standard output; what was done goes to standard error
         sys.stdout.write(text)
         if not args.quiet:
