@@ -251,6 +251,13 @@ def test_one_rule_for_the_test_rows(mnist_folder, tmp_path, rng):
         scored_rows(new, {}, split="test", hashes=hashes)
     with pytest.raises(DataError, match="all 5 rows are rows the model was trained on"):
         scored_rows(RawData(data.X[:5], data.y[:5], "e.csv"), {}, hashes=hashes)
+    # a held-out row equal to a training row is a training row: never scored as held out
+    dup = data.X.copy()
+    dup[45] = dup[0]
+    dup_hashes = {"heldout": row_hashes(dup, test), "trained": row_hashes(dup, train)}
+    _, _, rows, _, why = scored_rows(RawData(dup, data.y, "f.csv"), {}, hashes=dup_hashes)
+    assert 45 not in rows.tolist()
+    assert "all 9 held-out rows" in why
     # a model that stores no row hashes cannot tell: every row, and it says so
     X, _, _, split, why = scored_rows(RawData(data.X, data.y, "a.csv"), {"features_fingerprint": "50x3:0"})
     assert (len(X), split) == (50, "all")
