@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from gpubp.columns import Columns
-from gpubp.data import FEATURES_DTYPE, DataError, Dataset, RawData, fingerprint, load_data, scored_rows
+from gpubp.data import DataError, Dataset, RawData, fingerprint, load_data, row_hashes, scored_rows
 
 
 def write(tmp_path, name: str, text: str) -> str:
@@ -169,16 +169,14 @@ def test_the_same_rows_stored_as_float32_are_recognised(tmp_path):
     X = rng.normal(size=(60, 3))
     y = np.arange(60) % 2
     ds = Dataset.prepare(RawData(X, y, "x64"), test_fraction=0.2)
-    trained_on = {"features_fingerprint": ds.features_fingerprint, "features_fingerprint_dtype": FEATURES_DTYPE,
-                  "task": "classify", "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}  # fmt: skip
-    _, _, rows, which, _ = scored_rows(RawData(X.astype(np.float32).astype(np.float64), y, "x32"), trained_on)
+    # the held-out rows are found by their row hashes (features rounded to float32), stored in the model
+    hashes = {"heldout": row_hashes(ds.X, ds.test), "trained": row_hashes(ds.X, np.concatenate([ds.train, ds.val]))}
+    _, _, rows, which, _ = scored_rows(RawData(X.astype(np.float32).astype(np.float64), y, "x32"), {}, hashes=hashes)
     assert which == "test"
-    assert len(rows) < 60
-    # a model saved before: float64 values hashed, as it did then (a float32 copy is not recognised)
-    old = {**trained_on, "features_fingerprint": fingerprint(X)}
-    del old["features_fingerprint_dtype"]
-    assert scored_rows(RawData(X, y, "x64"), old)[3] == "test"
-    assert scored_rows(RawData(X.astype(np.float32).astype(np.float64), y, "x32"), old)[3] == "all"
+    assert rows.tolist() == ds.test.tolist()
+    # a model saved before the hashes (a fingerprint alone) cannot tell: every row
+    old = {"features_fingerprint": fingerprint(X)}
+    assert scored_rows(RawData(X, y, "x64"), old)[3] == "all"
 
 
 def test_model_predict_matches_integer_column_names_as_the_command_does(tmp_path, monkeypatch):
