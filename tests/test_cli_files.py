@@ -9,25 +9,12 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from cli_calls import cli, refused
 
 import gpubp
 from gpubp.cli import main
 
 FAST = ("--epochs", "20", "--hidden", "16")
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def refused(capsys, *args: str) -> str:
-    code, out, err = cli(capsys, *args)
-    assert code == 2, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.fixture

@@ -7,27 +7,9 @@ import json
 
 import numpy as np
 import pytest
-
-from gpubp.cli import main
+from cli_calls import cli, refused
 
 FAST = ("--epochs", "5", "--hidden", "8")
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:  # argparse's refusals of an option's value
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def refused(capsys, *args: str) -> str:
-    code, out, err = cli(capsys, *args)
-    assert code == 2, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.fixture
