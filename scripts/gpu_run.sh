@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Everything a CUDA machine must prove, in one go, most important first, within one device command (600 s) on
-# the lent H200 (CuPy, PyTorch, scikit-learn, pytest, pytest-benchmark and matplotlib already there, no network):
+# an H200 (CuPy, PyTorch, scikit-learn, pandas, onnx, onnxruntime, tensorboard, pytest, pytest-benchmark and
+# matplotlib already there, no network; skl2onnx and tensorboardX are not: bring their wheels, or the export and
+# TensorBoard tests, their gpu-marked ones included, skip):
 #
 #     GPUBP_COMMIT=$(git rev-parse --short HEAD) bash scripts/gpu_run.sh      # the commit: .git does not travel
 #     bash scripts/gpu_run.sh --dry-run      # the steps, their limits and the files it returns; runs nothing
 #
 # Each step has its own time limit, computed below from what the step selects (pytest counts its tests first),
-# so one hang costs that step, not the run; the limits add up to at most GPUBP_RUN_TOTAL_S (560 s: the device
-# tool allows 600 s a command, the rest is start-up and packing). A plan over that total is refused before
+# so one hang costs that step, not the run; the limits add up to at most GPUBP_RUN_TOTAL_S (560 s: a remote
+# command may run 600 s, the rest is start-up and packing). A plan over that total is refused before
 # anything runs. Every step's status is its own command's: a crash in `gpubp info`, a missing CuPy wheel, a
 # skipped GPU test, a benchmark row that did not run or measured nonsense each fail the run.
 #
-# At most 8 files come back from the device tool's $OUT, so this leaves 5 there: summary.txt (every step's
+# At most 8 files come back from the remote run's $OUT, so this leaves 5 there: summary.txt (every step's
 # tail and exit status), logs.tgz (every step's whole log), results.json, RESULTS.md and throughput.png.
 set -uo pipefail
 cd "$(dirname "$0")/.."
