@@ -82,7 +82,7 @@ class MLP:
     dtype : ``float32`` (default) or ``float64``. Inputs are converted to it; nothing is upcast.
     seed : seeds the initial weights and the shuffling; same seed, device and dtype → same run.
 
-    One class of ~390 lines on purpose: it is the object of the lecture, and a student finds its
+    One class of ~440 lines on purpose: it is the object of the lecture, and a student finds its
     forward pass, δ recursion, inference and one-call ``fit`` in one place; the training loop, the
     files and the other ranks live elsewhere (gpubp.training, gpubp.checkpoint, gpubp.parallel).
     """

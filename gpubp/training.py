@@ -48,6 +48,10 @@ class Trainer:
 
     The state (epoch, position within the epoch, row order, optimiser buffers, RNG) can be saved
     and restored, so a run that is stopped and resumed matches one that never stopped.
+
+    About 260 lines: what is left is the loop itself (begin epoch, run batches, finish epoch) and the
+    public face of its parts; the data, early stopping, the state on disk and the other ranks are
+    gpubp.batches, gpubp.stopping, gpubp.state and gpubp.parallel.DataParallel.
     """
 
     def __init__(self, net: Any, X: Any, Y: Any, settings: TrainSettings | None = None, *,

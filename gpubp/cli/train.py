@@ -59,6 +59,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {"epochs": COMMAND_EPOCHS, "batch_size": _LIBRA
 
 
 def add_parser(sub: Any) -> None:
+    """The train subcommand's options (a long function: one add_argument per option, in --help's order)."""
     t = sub.add_parser(
         "train",
         help="train a network (default: on the embedded digits)",
