@@ -37,7 +37,7 @@ from .loaders import (
 )
 from .rows import chunk_rows, chunks, is_row_source, where
 
-__all__ = ["FEATURES_DTYPE", "TASKS", "DataError", "Dataset", "RawData", "Rows", "Scaler", "available_memory",
+__all__ = ["TASKS", "DataError", "Dataset", "RawData", "Rows", "Scaler", "available_memory",
            "check_fits", "fingerprint", "load_csv", "load_data", "load_digits", "load_idx_folder", "load_npy_pair",
            "load_npz", "read_idx", "row_hashes", "scored_rows", "split_rows", "stratified_split"]  # fmt: skip
 
@@ -176,18 +176,14 @@ def sample_rows(n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, FINGERPRINT_ROWS)).astype(np.int64)) if n else np.empty(0, np.int64)
 
 
-FEATURES_DTYPE = "float32"  # features are fingerprinted as float32: a CSV and its float32 .npz agree
-
-
-def fingerprint(X: Any, y: Any = None, dtype: str = "float64") -> str:
+def fingerprint(X: Any, y: Any = None) -> str:
     """``"n x d:hash"``: the shape and a hash of up to FINGERPRINT_ROWS evenly spaced rows (and their
-    targets), the values rounded to ``dtype`` first. The same file gives the same fingerprint wherever
+    targets). The same file gives the same fingerprint wherever
     it lies; shuffled or edited rows (almost always) give another."""
     n = len(X)
     idx = sample_rows(n)
     h = hashlib.sha256(str(tuple(X.shape)).encode())
-    rows = np.asarray(X[idx]).astype(dtype).astype(np.float64)  # float64 bytes, as models before float32 hashed
-    h.update(np.ascontiguousarray(rows).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(X[idx], dtype=np.float64)).tobytes())
     if y is not None:
         h.update("\x00".join(map(str, np.asarray(y)[idx].tolist())).encode())
     return f"{n}x{X.shape[1] if X.ndim > 1 else 1}:{h.hexdigest()[:16]}"
@@ -276,7 +272,6 @@ class Dataset:
     note: str = ""
     label_index: int | None = None  # the label's position among the file's columns (CSV)
     feature_names: list[str] | None = None  # the header's names of X's columns (CSV)
-    features_fingerprint: str = ""  # of X alone: the same rows whatever their format or label encoding
     notes: list[str] = field(default_factory=list)  # what reading the file decided (an index column dropped, ...)
 
     @classmethod
@@ -339,7 +334,7 @@ class Dataset:
         return cls(raw.source, task, raw.X, y, train, val, test, scaler, labels, target,
                    raw.X_test if has_test else None, y_test, rule, raw.label_column,
                    fingerprint(raw.X, raw.y), raw.note, raw.label_index, raw.feature_names,
-                   fingerprint(raw.X, dtype=FEATURES_DTYPE), list(raw.notes))  # fmt: skip
+                   list(raw.notes))  # fmt: skip
 
     @staticmethod
     def _check_classes(source: str, y: np.ndarray, labels: Labels, val_fraction: float,

@@ -14,7 +14,7 @@ from .. import __version__
 from .._io import to_json
 from ..checkpoint import read_file
 from ..columns import Columns
-from ..data import FEATURES_DTYPE, Dataset, fingerprint, load_data, row_hashes
+from ..data import Dataset, fingerprint, load_data, row_hashes
 from ..labels import class_index
 from ..loaders import is_csv
 from ..metrics import accuracy
@@ -322,8 +322,6 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
         settings["data"] = absolute(args.data)  # the same rows found elsewhere: remember where
     settings.update(
         fingerprint=ds.fingerprint,
-        features_fingerprint=ds.features_fingerprint,
-        features_fingerprint_dtype=FEATURES_DTYPE,
         label_column=ds.label_column,
         label_index=ds.label_index,
         columns=Columns.of(ds.feature_names, ds.X.shape[1], ds.label_column, ds.label_index).to_dict(),
