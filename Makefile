@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Which CuPy the test environment gets: without a GPU it still exercises "CuPy installed, no device".
 CUDA_EXTRA ?= cuda12
-EXTRAS := test,plot,progress,bench,dev,mpi,sklearn,csv,numba,onnx,tensorboard,$(CUDA_EXTRA)
+EXTRAS := test,docs,plot,progress,bench,dev,mpi,sklearn,csv,numba,onnx,tensorboard,$(CUDA_EXTRA)
 
 .PHONY: install test lint bench train mutate clean
 
