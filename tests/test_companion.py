@@ -45,7 +45,7 @@ def execute(nb):
     pieces of one stream merged into one output, as the committed file has them."""
     from nbclient import NotebookClient
 
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", coalesce_streams=True,
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", coalesce_streams=True, record_timing=False,
                             resources={"metadata": {"path": str(NOTEBOOK.parent)}})  # fmt: skip
     return client.execute()
 
