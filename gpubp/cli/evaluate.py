@@ -13,7 +13,7 @@ import numpy as np
 from .._io import atomic_write, to_json
 from ..data import RawData, load_data, scored_rows
 from ..labels import as_labels, class_index
-from ..metrics import accuracy, confusion_matrix, precision_recall, r2_score
+from ..metrics import classification_report, majority_warning, number, regression_report, summary
 from ..model import BareNetworkError, Model
 from ._common import UsageError, add_data_options, check_output, data_files
 
@@ -104,27 +104,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{source}: no labels or targets found: evaluate needs them{_label_advice(model, raw)}")
     result: dict[str, Any] = {"model": args.model, "data": source, "rows": len(y), "split": split, "which_rows": why}
     if model.labels is None:
-        r2 = r2_score(np.asarray(y, dtype=np.float64), model.predict(X))
-        result["r2"] = r2
-        print(to_json(result, strict=True) if args.json else f"R²: {r2:.4f} on {why} of {source}")
+        report = regression_report(np.asarray(y, dtype=np.float64), model.predict(X))
+        result.update(report)
+        line = (f"R²: {report['r2']:.4f}, MAE {report['mae']:.4g}, RMSE {report['rmse']:.4g} on {why} of "
+                f"{source}")  # fmt: skip
+        print(to_json(result, strict=True) if args.json else line)
         return 0
     classes = model.labels.classes
     truth = model.labels.encode(as_labels(y, source), source)
-    pred = class_index(model.outputs(X))
-    cm = confusion_matrix(truth, pred, len(classes))
-    acc = accuracy(truth, pred)
-    precision, recall = precision_recall(cm)
-    result.update(accuracy=acc, classes=classes.tolist(), precision=precision.tolist(), recall=recall.tolist(),
-                  confusion=cm.tolist())  # fmt: skip
+    A = model.outputs(X)
+    proba = model.labels.proba(A) if model.gives_probabilities and len(classes) == 2 else None
+    report = classification_report(truth, class_index(A), len(classes), proba)
+    cm = np.asarray(report["confusion"])
+    result.update(report, majority_class=classes[report["majority_class"]].item(), classes=classes.tolist())
+    warning = majority_warning(report, classes.tolist(), "retrain with --class-weight balanced for the rare classes")
     if args.json:
         print(to_json(result, strict=True))
     else:
-        print(f"accuracy: {100 * acc:.2f}% on {why} of {source}" + ("" if args.quiet else "\n"))
+        print(f"accuracy: {100 * report['accuracy']:.2f}% (majority rate {100 * report['majority_rate']:.2f}%) on "
+              f"{why} of {source}")  # fmt: skip
+        if not args.quiet:
+            print(summary(report))
+    if warning and not args.quiet:
+        print(warning, file=sys.stderr if args.json else sys.stdout)
+    if not args.json and not args.quiet:
+        print()
     if not args.json and not args.quiet:
         width = max(5, *(len(str(c)) for c in classes.tolist()))
-        print(f"{'class':>{width}}  precision  recall  support")
-        for c, p, r, n in zip(classes.tolist(), precision, recall, cm.sum(axis=1)):
-            print(f"{c!s:>{width}}  {p:9.3f}  {r:6.3f}  {n:7d}")
+        print(f"{'class':>{width}}  precision  recall     F1  support")
+        for c, p, r, f, n in zip(classes.tolist(), report["precision"], report["recall"], report["f1"],
+                                 report["support"]):  # fmt: skip
+            print(f"{c!s:>{width}}  {number(p):>9}  {number(r):>6}  {number(f):>5}  {n:7d}")
         print("\nconfusion matrix (rows: true class, columns: predicted)")
         cell = max(4, len(str(cm.max())), width) + 1  # a space before every column, also the widest label
         print(" " * width + "".join(f"{c!s:>{cell}}" for c in classes.tolist()))
