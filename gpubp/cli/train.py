@@ -205,9 +205,9 @@ def _show(value: Any) -> str:
 
 
 def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str | None,
-            data_option: str | None) -> Dataset:  # fmt: skip
+            data_option: str | None, task_chosen: bool = True) -> Dataset:  # fmt: skip
     """The data set of the run: a new split and scaling, or (resuming) the checkpoint's preprocessing
-    on the same rows."""
+    on the same rows. ``task_chosen`` False: --task was not given (an ambiguous target is refused)."""
     spec = data_option or settings["data"]
     # a resumed CSV run's label column and delimiter are its file's: the same rows in another format have none
     csv_file = is_csv(spec) or not resume  # a new run's options are checked against the format, never dropped
@@ -217,7 +217,7 @@ def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str 
     if not resume:
         return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                                test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
-                               scale=settings["scale"])  # fmt: skip
+                               scale=settings["scale"], task_chosen=task_chosen)  # fmt: skip
     if "fingerprint" in settings and fingerprint(raw.X, raw.y) != settings["fingerprint"]:
         raise UsageError(f"{raw.source} is not the data {resume} was trained on ({settings['data']}: rows "
                          "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
@@ -320,7 +320,7 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
             check_outputs(args, settings.get("data"))
     else:
         settings, extra = resolve(args), {}
-    ds = prepare(settings, extra, args.resume, args.data)
+    ds = prepare(settings, extra, args.resume, args.data, task_chosen=args.task is not None)
     if args.test_fraction is not None and ds.X_test is not None:
         raise UsageError(f"--test-fraction: {ds.source} has its own test files, which are the test rows")
     if args.resume and args.data:
