@@ -15,7 +15,7 @@ from ..data import RawData, load_data, scored_rows
 from ..labels import as_labels, class_index
 from ..metrics import classification_report, majority_warning, number, regression_report, summary
 from ..model import BareNetworkError, Model
-from ._common import UsageError, add_data_options, check_output, data_files
+from ._common import UsageError, add_data_options, check_output, data_files, read_options
 
 
 def add_parsers(sub: Any) -> None:
@@ -59,13 +59,13 @@ def check_outputs(args: argparse.Namespace, *outputs: tuple[str, str | None]) ->
 def read(model: Model, args: argparse.Namespace) -> RawData:
     """--data (else the model's own data), its columns matched to the model's; what was decided is logged."""
     s = model.settings
-    delimiter = args.delimiter if args.delimiter is not None else (s.get("delimiter") if not args.data else None)
-    header = args.header if args.header is not None else (s.get("header") if not args.data else None)
+    given, stored = read_options(args), read_options(s)
+    # the model's own file is read as it was; another file as its options say (or detected)
+    options = {k: v if v is not None or args.data else stored[k] for k, v in given.items()}
     label = args.label_column
     if label is None and not args.data and model.columns.label_index is not None and not model.columns.named:
         label = model.columns.label_index  # the model's own headerless file: its label is where it was
-    raw = load_data(args.data or s["data"], label, delimiter=delimiter, columns=model.columns,
-                    header=header)  # fmt: skip
+    raw = load_data(args.data or s["data"], label, columns=model.columns, **options)
     notes = list(raw.notes)
     if not model.columns.named and raw.feature_names is not None:
         notes.append("the model was trained on a file without a header, so it has no column names: the columns "

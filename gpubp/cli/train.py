@@ -39,6 +39,7 @@ from ._common import (
     non_negative,
     positive,
     printer,
+    read_options,
     resolve_network,
     same_file,
     seed,
@@ -211,9 +212,8 @@ def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str 
     spec = data_option or settings["data"]
     # a resumed CSV run's label column and delimiter are its file's: the same rows in another format have none
     csv_file = is_csv(spec) or not resume  # a new run's options are checked against the format, never dropped
-    raw = load_data(spec, settings["label_column"] if csv_file else None,
-                    delimiter=settings.get("delimiter") if csv_file else None,
-                    header=settings.get("header") if csv_file else None)  # fmt: skip
+    options = read_options(settings) if csv_file else {}
+    raw = load_data(spec, settings["label_column"] if csv_file else None, **options)
     if not resume:
         return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                                test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
