@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .labels import Labels, as_labels, output_count, targets
+from .limits import scale_overflow
 from .loaders import (
     DataError,
     RawData,
@@ -66,6 +67,14 @@ def stratified_split(y: np.ndarray, fractions: tuple[float, ...], seed: int = 0)
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
+class ScaleOverflowError(ValueError):
+    """A column's scaling statistics overflowed float64; ``column`` is its index."""
+
+    def __init__(self, message: str, column: int) -> None:
+        super().__init__(message)
+        self.column = column
+
+
 class Scaler:
     """Feature scaling fitted on training rows: ``standard`` (zero mean, unit variance), ``minmax``
     (to [0, 1]) or ``none``. Constant features are left centred but not divided by zero."""
@@ -101,9 +110,9 @@ class Scaler:
         bad = ~(np.isfinite(self.shift) & np.isfinite(spread))
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"column {j}: values too large to scale ({self.kind} scaling overflows float64: "
+            raise ScaleOverflowError(f"column {j}: values too large to scale ({self.kind} scaling overflows float64: "
                              f"mean {self.shift[j]:.3g}, spread {spread[j]:.3g}); divide the data by a "
-                             f"large constant first")  # fmt: skip
+                             f"large constant first", j)  # fmt: skip
         self.scale = np.where(spread > 0, spread, 1.0)
         return self
 
@@ -216,7 +225,8 @@ def row_hashes(X: Any, rows: np.ndarray | None = None) -> np.ndarray:
     for part in chunks(n, chunk_rows(d, 16)):
         block = np.asarray(X[part] if rows is None else X[np.asarray(rows[part])]).reshape(-1, d)
         values = np.zeros((len(block), d + d % 2), dtype=np.float32)
-        values[:, :d] = block
+        with np.errstate(over="ignore"):  # a value past float32 (a float64 run may hold 1e39) hashes as inf
+            values[:, :d] = block
         values += np.float32(0)  # turns -0 into 0
         words = values.view(np.uint64)  # two float32 per 64-bit word: half the steps below
         h = np.full(len(block), np.uint64(d), dtype=np.uint64)
@@ -327,10 +337,18 @@ class Dataset:
         else:
             rule = (f"the {len(test)} rows held out from training (--test-fraction {test_fraction:g}, "
                     f"--split-seed {split_seed})")  # fmt: skip
-        scaler = scaler if scaler is not None else Scaler(scale).fit(raw.X, train)
+        try:
+            scaler = scaler if scaler is not None else Scaler(scale).fit(raw.X, train)
+        except ScaleOverflowError as exc:  # named by the file's line and column, not the matrix's index
+            raise scale_overflow(raw.source, raw.X, train, exc.column, raw.feature_names, raw.label_index,
+                                 "feature", scale) from None  # fmt: skip
         if task == "regress":
             if target is None:
-                target = Scaler("standard").fit(y[train].reshape(-1, 1))
+                try:
+                    target = Scaler("standard").fit(y[train].reshape(-1, 1))
+                except ScaleOverflowError:
+                    raise scale_overflow(raw.source, y, train, 0, raw.feature_names, None, "target", "standard",
+                                         raw.label_column) from None  # fmt: skip
             if target is not None:
                 y = target.transform(y.reshape(-1, 1))[:, 0]
                 y_test = None if y_test is None else target.transform(y_test.reshape(-1, 1))[:, 0]

@@ -16,6 +16,7 @@ from ..checkpoint import read_file
 from ..columns import Columns
 from ..data import Dataset, fingerprint, load_data, row_hashes
 from ..labels import Labels, class_index
+from ..limits import check_dtype
 from ..loaders import is_csv
 from ..metrics import REPORTED, accuracy, classification_report, majority_warning, regression_report, summary
 from ..model import Model, preprocessing
@@ -321,6 +322,7 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
     else:
         settings, extra = resolve(args), {}
     ds = prepare(settings, extra, args.resume, args.data, task_chosen=args.task is not None)
+    check_dtype(ds, settings["dtype"])  # a value the network cannot hold: refused now, not after training
     if args.test_fraction is not None and ds.X_test is not None:
         raise UsageError(f"--test-fraction: {ds.source} has its own test files, which are the test rows")
     if args.resume and args.data:
