@@ -152,6 +152,7 @@ def test_class_weight_balanced_finds_the_rare_class(capsys, rare):
         assert code == 0, err
         runs[weighted] = json.loads(out)
     assert runs[False]["test_balanced_accuracy"] < 0.7  # the majority class nearly always
+    assert "--class-weight balanced trades accuracy for the rare classes" in err  # not advice to do what was done
     assert runs[True]["test_balanced_accuracy"] > runs[False]["test_balanced_accuracy"] + 0.1
     # evaluate reads the class weights nowhere: the model is scored as any other
     code, out, _ = cli(capsys, "evaluate", "m1.npz", "--json")

@@ -540,7 +540,9 @@ def test_score(say: Any, ds: Dataset, net: MLP, trainer: Any, wall: float, resul
     say(f"test accuracy: {100 * report['accuracy']:.2f}% (majority rate {100 * report['majority_rate']:.2f}%) on "
         f"{ds.test_rule}, after {trainer.epoch} epochs, {wall:.1f} s")  # fmt: skip
     say(f"test {summary(report)}")
-    warning = majority_warning(report, classes, "--class-weight balanced trains for the rare classes")
+    advice = ("--class-weight balanced trades accuracy for the rare classes" if trainer.settings.class_weight
+              else "--class-weight balanced trains for the rare classes")  # fmt: skip
+    warning = majority_warning(report, classes, advice)
     if warning:
         say(warning)
 
