@@ -155,8 +155,9 @@ def test_class_weight_balanced_finds_the_rare_class(capsys, rare):
     assert "--class-weight balanced trades accuracy for the rare classes" in err  # not advice to do what was done
     assert runs[True]["test_balanced_accuracy"] > runs[False]["test_balanced_accuracy"] + 0.1
     # evaluate reads the class weights nowhere: the model is scored as any other
-    code, out, _ = cli(capsys, "evaluate", "m1.npz", "--json")
+    code, out, err = cli(capsys, "evaluate", "m1.npz", "--json")
     assert json.loads(out)["balanced_accuracy"] == pytest.approx(runs[True]["test_balanced_accuracy"])
+    assert "the model's --class-weight trades accuracy for the rare classes" in err
 
 
 def test_class_weight_with_regress_is_refused(capsys, rare):

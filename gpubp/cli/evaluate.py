@@ -117,7 +117,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = classification_report(truth, class_index(A), len(classes), proba)
     cm = np.asarray(report["confusion"])
     result.update(report, majority_class=classes[report["majority_class"]].item(), classes=classes.tolist())
-    warning = majority_warning(report, classes.tolist(), "retrain with --class-weight balanced for the rare classes")
+    weighted = model.settings.get("class_weight") is not None
+    advice = ("the model's --class-weight trades accuracy for the rare classes" if weighted
+              else "retrain with --class-weight balanced for the rare classes")  # fmt: skip
+    warning = majority_warning(report, classes.tolist(), advice)
     if args.json:
         print(to_json(result, strict=True))
     else:
