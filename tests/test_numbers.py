@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from cli_calls import cli, refused
 
@@ -109,6 +110,11 @@ def test_the_options_are_checked_and_the_model_reads_its_file_as_trained(capsys,
     assert json.loads(out)["test_accuracy"] > 0.9  # 3249 against 5000: the amounts read as thousands
     code, out, err = cli(capsys, "evaluate", "m.npz", "--json")  # the model's file, read as it was trained
     assert code == 0, err
+    (tmp_path / "next.csv").write_text(text)  # a new file in the same notation: read as the model's was
+    code, out, err = cli(capsys, "predict", "m.npz", "--data", "next.csv", "--out", "p.csv")
+    assert code == 0, err
+    predicted = pd.read_csv("p.csv")["prediction"].to_numpy()
+    assert (predicted == label).mean() > 0.9  # 3.249 read as 3249 again: below 5000, 'low'
     assert "--thousands" in refused(capsys, "train", "--data", "eu.csv", "--thousands", "x")
     assert "--encoding: unknown encoding 'nope'" in refused(capsys, "train", "--data", "eu.csv", "--encoding", "nope")
     assert "same mark" in refused(capsys, "train", "--data", "eu.csv", "--thousands", ".", "--decimal", ".")
