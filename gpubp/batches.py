@@ -15,6 +15,7 @@ import numpy as np
 from .backend import is_cupy_array, to_numpy
 from .data import sample_rows
 from .rows import Feeder, is_row_source, to_device
+from .settings import class_row_weights
 from .validation import check_bool, check_sample_weight, check_X, check_Y, label_width
 
 DEVICE_SHARE = 0.8  # on a GPU, data is copied whole when it needs at most this share of the free memory
@@ -26,11 +27,12 @@ class BatchSource:
 
     ``load(rows, ws)`` puts the rows ``rows`` (indices, as :meth:`device_order` returns them) into
     the workspace's A[0] and Y. ``sample_weight`` (n,) ≥ 0 makes each batch's loss and gradient a
-    weighted mean, Σ w_i ℓ_i / Σ w over the batch.
+    weighted mean, Σ w_i ℓ_i / Σ w over the batch. ``class_weight`` (a TrainSettings value) weighs
+    each row by its class as well: the row weights are the product of the two, as scikit-learn's.
     """
 
     def __init__(self, net: Any, X: Any, Y: Any, batch_size: int, sample_weight: Any = None,
-                 stream: bool | None = None) -> None:  # fmt: skip
+                 stream: bool | None = None, class_weight: Any = None) -> None:  # fmt: skip
         self.net = net
         dev = net.device
         with dev.use():
@@ -60,6 +62,9 @@ class BatchSource:
         self._rows_hash: str | None = None  # that fingerprint, once taken (a save every epoch reuses it)
         self.batch = min(batch_size, self.n)
         self.sample_weight = None if sample_weight is None else check_sample_weight(sample_weight, self.n)
+        by_class = class_weights_of(net, Y, class_weight, self.sample_weight)
+        if by_class is not None:
+            self.sample_weight = by_class if self.sample_weight is None else self.sample_weight * by_class
 
     @property
     def n_batches(self) -> int:
@@ -137,3 +142,26 @@ class BatchSource:
             h.update(np.ascontiguousarray(ys).tobytes())
             self._rows_hash = f"{self.n} rows:{h.hexdigest()[:16]}"
         return self._rows_hash
+
+
+def class_weights_of(net: Any, Y: Any, class_weight: Any, sample_weight: np.ndarray | None = None) -> np.ndarray | None:
+    """Each row's class weight (n,) for ``net``'s checked targets ``Y`` (None without class weights);
+    "balanced" counts the rows by their ``sample_weight``."""
+    if class_weight is None:
+        return None
+    return class_row_weights(class_weight, *_class_indices(Y, net.loss, net.sizes[-1]), sample_weight)
+
+
+def _class_indices(Y: Any, loss: str, n_outputs: int) -> tuple[np.ndarray, int]:
+    """(each row's class index (n,), the number of classes) of checked targets ``Y``: labels, 0/1
+    for one output, or one-hot rows; other targets have no class to weigh by (a ValueError)."""
+    Y = to_numpy(Y[:] if is_row_source(Y) else Y)
+    if Y.ndim == 1 and loss == "cross_entropy":
+        return Y.astype(np.int64), n_outputs
+    Y = Y.reshape(len(Y), -1)
+    if Y.shape[1] == 1 and np.isin(Y, (0, 1)).all():
+        return Y[:, 0].astype(np.int64), 2
+    if Y.shape[1] > 1 and np.isin(Y, (0, 1)).all() and (Y.sum(axis=1) == 1).all():
+        return Y.argmax(axis=1), Y.shape[1]
+    raise ValueError("class_weight needs one class per row (class labels, 0/1 targets or one-hot rows); these "
+                     "targets are numbers or several labels per row")  # fmt: skip

@@ -15,6 +15,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 LABEL_NAMES = ("label", "labels", "target", "class", "y")  # in order of preference
 DELIMITERS = (",", ";", "\t")
@@ -23,12 +24,20 @@ SAMPLE_LINES = 50
 DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+(?:[eE][-+]?\d+)?$")
 THOUSANDS = re.compile(r"^[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")
 _INTEGER = re.compile(r"^[-+]?\d+$")
+MARKS = (".", ",")  # the decimal marks; each is the other's thousands separator where both are used
+# per mark m: a whole number in groups of three separated by m (1,250 or 1.250.000) ...
+GROUPS = {m: re.compile(rf"^[-+]?[1-9]\d{{0,2}}(?:{re.escape(m)}\d{{3}})+$") for m in MARKS}
+# ... a fraction written with m as the decimal mark (7.4, 0,076) ...
+FRACTION = {m: re.compile(rf"^[-+]?\d*{re.escape(m)}\d+(?:[eE][-+]?\d+)?$") for m in MARKS}
+# ... and a number with both marks, m the decimal one (1.022,64 for ',', 1,022.64 for '.')
+BOTH = {m: re.compile(rf"^[-+]?[1-9]\d{{0,2}}(?:{re.escape(o)}\d{{3}})+{re.escape(m)}\d+$")
+        for m, o in zip(MARKS, MARKS[::-1], strict=True)}  # fmt: skip
 
 
 @dataclass
 class CsvLayout:
     """What :func:`csv_layout` found in a CSV's first lines: the ``delimiter``, the ``decimal``
-    mark, the ``thousands`` separator (None or ','), the ``header`` (its cells, or None when the
+    mark, the ``thousands`` separator (None, ',' or '.'), the ``header`` (its cells, or None when the
     first row is data) and whether the first column is a pandas ``index``."""
 
     delimiter: str
@@ -38,8 +47,9 @@ class CsvLayout:
     thousands: str | None = None
 
 
-def sample_lines(path: str, gzipped: bool) -> str:
-    """The first SAMPLE_LINES + 1 non-blank lines, whole however long (decoded, a BOM removed)."""
+def sample_lines(path: str, gzipped: bool, encoding: str | None = None) -> str:
+    """The first SAMPLE_LINES + 1 non-blank lines, whole however long (decoded as ``encoding``,
+    default UTF-8, a BOM removed)."""
     opener = gzip.open if gzipped else open
     lines: list[str] = []
     try:
@@ -50,11 +60,14 @@ def sample_lines(path: str, gzipped: bool) -> str:
                     break
                 if b"\x00" in raw:
                     raise ValueError(f"{path}: not a text CSV file (binary content)")
-                text = raw.decode("utf-8-sig" if not lines else "utf-8")
+                text = raw.decode(encoding or ("utf-8-sig" if not lines else "utf-8"))
                 if text.strip():
                     lines.append(text.rstrip("\r\n"))
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(undecodable(path, encoding, exc, len(lines) + 1)) from None
+    except LookupError:
+        raise ValueError(f"{path}: unknown encoding {encoding!r} (--encoding): give one Python knows, such as "
+                         "utf-8, latin-1 or cp1252") from None  # fmt: skip
     except FileNotFoundError:
         raise ValueError(f"{path}: file not found") from None
     except (OSError, EOFError) as exc:
@@ -62,22 +75,43 @@ def sample_lines(path: str, gzipped: bool) -> str:
     return "\n".join(lines)
 
 
+def undecodable(path: str, encoding: str | None, exc: UnicodeDecodeError, line: int | None = None) -> str:
+    """The refusal of a file that is not text in ``encoding`` (None: UTF-8), with the option that reads it."""
+    at = f" (line {line}: byte 0x{exc.object[exc.start]:02x})" if line else ""
+    if encoding:
+        return f"{path}: cannot decode as {encoding}{at}: give the file's encoding with --encoding"
+    return (f"{path}: not a text CSV file in UTF-8{at}: if it is text, give its encoding with --encoding (a "
+            "spreadsheet's export is often cp1252 or latin-1)")  # fmt: skip
+
+
 def rows_of(sample: str, delimiter: str) -> list[list[str]]:
     return [[c.strip() for c in row] for row in csv.reader(io.StringIO(sample), delimiter=delimiter) if row]
 
 
-def is_number(cell: str, decimal: str = ".", thousands: str | None = None) -> bool:
-    if thousands == "," and THOUSANDS.match(cell):
-        return True
+def number_text(cell: str, decimal: str = ".", thousands: str | None = None) -> str | None:
+    """``cell`` as Python's float() reads it (the thousands separators taken out, the decimal mark a
+    point), or None when it is no number written with this ``decimal`` mark and ``thousands``
+    separator: separators only between groups of three digits before the decimal mark, never two marks
+    read loosely (pandas' own thousands= reads '3.2.49' as 3249)."""
+    if thousands and thousands in cell:
+        whole, _, fraction = cell.partition(decimal) if decimal in cell else (cell, "", "")
+        if not GROUPS[thousands].match(whole) or not (fraction == "" or fraction.isdigit()):
+            return None
+        cell = cell.replace(thousands, "")
+    other = "," if decimal == "." else "."
+    if other in cell:
+        return None
     if decimal == ",":
-        if "." in cell:
-            return False
         cell = cell.replace(",", ".")
     try:
         float(cell)
     except ValueError:
-        return False
-    return True
+        return None
+    return cell
+
+
+def is_number(cell: str, decimal: str = ".", thousands: str | None = None) -> bool:
+    return number_text(cell, decimal, thousands) is not None
 
 
 def _shown(name: str) -> str:
@@ -85,12 +119,13 @@ def _shown(name: str) -> str:
 
 
 def csv_layout(path: str, sample: str, delimiter: str | None = None, header: bool | None = None,
-               names: Sequence[str] = (), label: str | None = None) -> CsvLayout:  # fmt: skip
-    """The delimiter, decimal mark, header and index column of a CSV from its first lines (see
-    docs/data-formats.md). ``delimiter``/``header`` given: used as they are. ``names`` and
-    ``label``: a model's feature names and label column name, which recognise a header of numbers
-    (pandas' integer column names, reordered or a subset). Raises ValueError where the file can
-    be read two ways, naming the option that decides."""
+               names: Sequence[str] = (), label: str | None = None, decimal: str | None = None,
+               thousands: str | None = None) -> CsvLayout:  # fmt: skip
+    """The delimiter, decimal mark, thousands separator, header and index column of a CSV from its
+    first lines (see docs/data-formats.md). ``delimiter``/``header``/``decimal``/``thousands`` given:
+    used as they are (``thousands`` "" for none). ``names`` and ``label``: a model's feature names and
+    label column name, which recognise a header of numbers (pandas' integer column names, reordered
+    or a subset). Raises ValueError where the file can be read two ways, naming the option that decides."""
     if delimiter is None:
         delimiter = _delimiter(path, sample)
     rows = rows_of(sample, delimiter)
@@ -101,7 +136,7 @@ def csv_layout(path: str, sample: str, delimiter: str | None = None, header: boo
         # pandas would make the extra cells of every row a hidden index
         raise ValueError(f"{path}: the first line has {widths[0]} cells, the second {widths[1]} (delimiter "
                          f"{_shown(delimiter)}): choose the delimiter with --delimiter")  # fmt: skip
-    decimal, thousands = _decimal(path, rows[1:] or rows, delimiter)
+    decimal, thousands = _marks(path, rows, delimiter, decimal, thousands)
     first, below = rows[0], rows[1:]
     if header is None:
         try:
@@ -154,10 +189,10 @@ def _commas(rows: list[list[str]]) -> bool:
 def _plausible(rows: list[list[str]], delimiter: str, others: set[str]) -> bool:
     """A reading is plausible when every column but at most one (the labels) holds numbers and no
     text cell holds another delimiter that splits the lines alike ('5;2' read with ',')."""
-    decimal = "," if delimiter != "," else "."
+    notations = [(".", None)] if delimiter == "," else [(".", None), (",", None), (",", "."), (".", ",")]
 
     def number(c: str) -> bool:
-        return c == "" or is_number(c) or (decimal == "," and bool(DECIMAL_COMMA.match(c) or THOUSANDS.match(c)))
+        return c == "" or any(is_number(c, d, t) for d, t in notations)
 
     text_columns = set()
     for i, r in enumerate(rows):
@@ -171,28 +206,79 @@ def _plausible(rows: list[list[str]], delimiter: str, others: set[str]) -> bool:
     return len(text_columns) <= 1
 
 
-def _decimal(path: str, rows: list[list[str]], delimiter: str) -> tuple[str, str | None]:
-    """(decimal mark, thousands separator) of the cells: ',' decimals only between ';' or tabs, and
-    only when every cell written with a comma reads one way (docs/data-formats.md)."""
+def _marks(path: str, rows: list[list[str]], delimiter: str, decimal: str | None,
+           thousands: str | None) -> tuple[str, str | None]:  # fmt: skip
+    """(decimal mark, thousands separator or None) of the sampled cells, or of the options given
+    (docs/data-formats.md, "Numbers"). A file has one decimal mark: a fraction (7.4, 0,076) or a
+    number with both marks (1.022,64) shows which; a thousands separator is the other mark. A whole
+    number in groups of three with one separator (3.249, 130,285) is never read as a fraction on a
+    guess: in a ';' or tab file with nothing else to tell, it is refused naming --decimal and
+    --thousands; between ',' (where decimal commas are not written bare) the comma is read as
+    thousands and the point as the decimal mark."""
+    if thousands == "":
+        thousands = None
+        if decimal is None:  # no separators: a mark between digits is the decimal one
+            decimal = next((m for m in MARKS if _cells(rows, lambda c, m=m: FRACTION[m].match(c))), ".")
+    if decimal is not None and thousands is not None:
+        if decimal == thousands:
+            raise ValueError(f"--decimal {decimal!r} and --thousands {thousands!r} are the same mark: give two")
+        return decimal, thousands
+    if decimal is None and thousands is not None:
+        return ("," if thousands == "." else "."), thousands
+    found = {m: _cells(rows, lambda c, m=m: _decimal_evidence(c, m)) for m in MARKS}
     if delimiter == ",":
-        return ".", None
-    cells = [c for r in rows for c in r]
-    commas = [c for c in cells if "," in c and (DECIMAL_COMMA.match(c) or THOUSANDS.match(c))]
-    if not commas:
-        return ".", None
-    dots = [c for c in cells if "." in c and "," not in c and is_number(c)]
-    decimal = [c for c in commas if DECIMAL_COMMA.match(c) and not THOUSANDS.match(c)]
-    grouped = [c for c in commas if THOUSANDS.match(c) and not DECIMAL_COMMA.match(c)]
-    if decimal and (grouped or dots):
-        other = grouped[0] if grouped else dots[0]
-        raise ValueError(f"{path}: numbers are written both as {decimal[0]!r} (a decimal comma) and {other!r}: "
-                         "write the file with one decimal mark")  # fmt: skip
-    if decimal:
-        return ",", None
-    if grouped or dots:  # '.' is the decimal mark, so a comma between digit groups separates thousands
-        return ".", ","
-    raise ValueError(f"{path}: {commas[0]!r} may be a decimal comma or a thousands separator: write the numbers "
-                     "without thousands separators, or with '.' as the decimal mark")  # fmt: skip
+        found[","] = None  # bare decimal commas would split the cells: a quoted '1,5' is named by the number check
+    if decimal is None:
+        if found["."] and found[","]:
+            comma, point = found[","], found["."]
+            raise ValueError(f"{path}: numbers are written both as {comma[0]!r} (a decimal comma) on "
+                             f"{_at(rows, comma)} and {point[0]!r} on {_at(rows, point)}: write the file with one "
+                             "decimal mark")  # fmt: skip
+        decimal = "," if found[","] else "." if found["."] else None
+    if decimal is None:  # nothing tells: only whole numbers, some perhaps in groups of three
+        grouped = {m: _cells(rows, lambda c, m=m: GROUPS[m].match(c)) for m in MARKS}
+        if delimiter == "," or not (grouped["."] or grouped[","]):
+            return ".", ("," if grouped[","] else None)
+        m = "," if grouped[","] else "."
+        cell = grouped[m]
+        reads = f"{cell[0].replace(m, '.')} or {cell[0].replace(m, '')}"
+        name = "a decimal comma" if m == "," else "a decimal point"
+        raise ValueError(f"{path}: {cell[0]!r} may be {name} or a thousands separator ({reads}; {_at(rows, cell)}): "
+                         f"say which with --decimal '{m}' or --thousands '{m}'")  # fmt: skip
+    other = "," if decimal == "." else "."
+    grouped = _cells(rows, lambda c: GROUPS[other].match(c) or BOTH[decimal].match(c))
+    return decimal, (other if grouped else None)
+
+
+def _decimal_evidence(cell: str, m: str) -> bool:
+    """Whether ``cell`` shows ``m`` as the decimal mark: a fraction with it (not three digits in
+    a group after a first group: 3.249 may be thousands), both marks with ``m`` last, or the other
+    mark between several groups (1,250,000)."""
+    other = "," if m == "." else "."
+    return bool(
+        (FRACTION[m].match(cell) and not GROUPS[m].match(cell))
+        or BOTH[m].match(cell)
+        or (GROUPS[other].match(cell) and cell.count(other) > 1)
+    )
+
+
+def _cells(rows: list[list[str]], test: Any) -> tuple[str, int, int] | None:
+    """The first cell below the first row (or in it, for a file of one row) that passes ``test``:
+    (cell, row, column), or None."""
+    for i, r in enumerate(rows[1:] or rows, start=1 if len(rows) > 1 else 0):
+        for j, c in enumerate(r):
+            if test(c):
+                return c, i, j
+    return None
+
+
+def _at(rows: list[list[str]], found: tuple[str, int, int]) -> str:
+    """Where a sampled cell is: its line (blank lines not counted) and its column, by the first row's
+    name when that is text."""
+    _, i, j = found
+    name = rows[0][j] if j < len(rows[0]) and i > 0 and not is_number(rows[0][j], ",", ".") and not is_number(
+        rows[0][j]) else None  # fmt: skip
+    return f"line {i + 1}, column {name!r}" if name else f"line {i + 1}, column {j + 1}"
 
 
 def _is_header(path: str, first: list[str], below: list[list[str]], decimal: str, thousands: str | None,
@@ -206,7 +292,8 @@ def _is_header(path: str, first: list[str], below: list[list[str]], decimal: str
         return [r[j] for r in below if j < len(r) and r[j] != ""]
 
     def whole(c: str) -> bool:
-        return number(c) and float(c.replace(",", "") if thousands else c.replace(",", ".")).is_integer()
+        text = number_text(c, decimal, thousands)
+        return text is not None and float(text).is_integer()
 
     unsure = (f"{path}: cannot tell whether the first line ({','.join(first)[:60]}) is a header or data: "
               "say which with --header or --no-header")  # fmt: skip

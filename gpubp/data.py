@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .labels import Labels, as_labels, output_count, targets
+from .limits import scale_overflow
 from .loaders import (
     DataError,
     RawData,
@@ -66,6 +67,14 @@ def stratified_split(y: np.ndarray, fractions: tuple[float, ...], seed: int = 0)
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
+class ScaleOverflowError(ValueError):
+    """A column's scaling statistics overflowed float64; ``column`` is its index."""
+
+    def __init__(self, message: str, column: int) -> None:
+        super().__init__(message)
+        self.column = column
+
+
 class Scaler:
     """Feature scaling fitted on training rows: ``standard`` (zero mean, unit variance), ``minmax``
     (to [0, 1]) or ``none``. Constant features are left centred but not divided by zero."""
@@ -101,9 +110,9 @@ class Scaler:
         bad = ~(np.isfinite(self.shift) & np.isfinite(spread))
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"column {j}: values too large to scale ({self.kind} scaling overflows float64: "
+            raise ScaleOverflowError(f"column {j}: values too large to scale ({self.kind} scaling overflows float64: "
                              f"mean {self.shift[j]:.3g}, spread {spread[j]:.3g}); divide the data by a "
-                             f"large constant first")  # fmt: skip
+                             f"large constant first", j)  # fmt: skip
         self.scale = np.where(spread > 0, spread, 1.0)
         return self
 
@@ -216,7 +225,8 @@ def row_hashes(X: Any, rows: np.ndarray | None = None) -> np.ndarray:
     for part in chunks(n, chunk_rows(d, 16)):
         block = np.asarray(X[part] if rows is None else X[np.asarray(rows[part])]).reshape(-1, d)
         values = np.zeros((len(block), d + d % 2), dtype=np.float32)
-        values[:, :d] = block
+        with np.errstate(over="ignore"):  # a value past float32 (a float64 run may hold 1e39) hashes as inf
+            values[:, :d] = block
         values += np.float32(0)  # turns -0 into 0
         words = values.view(np.uint64)  # two float32 per 64-bit word: half the steps below
         h = np.full(len(block), np.uint64(d), dtype=np.uint64)
@@ -278,12 +288,13 @@ class Dataset:
     def prepare(cls, data: RawData | str, *, task: str = "classify", label_column: str | int | None = None,
                 val_fraction: float = 0.1, test_fraction: float = 0.2, split_seed: int = 0,
                 scale: str = "standard", labels: Labels | None = None, scaler: Scaler | None = None,
-                target: Scaler | None = None) -> Dataset:  # fmt: skip
+                target: Scaler | None = None, task_chosen: bool = True) -> Dataset:  # fmt: skip
         """Encode, split and scale ``data`` (a :class:`RawData` or a spec for :func:`load_data`).
 
         ``labels``/``scaler``/``target``: reuse a model's (when resuming or evaluating) instead of
         fitting new ones. Regression targets are standardised on the training rows; predictions are
-        mapped back with ``target.inverse``.
+        mapped back with ``target.inverse``. ``task_chosen`` False (the command without ``--task``):
+        a target of many whole numbers with few rows each is refused as ambiguous (a number or classes?).
         Raises :class:`DataError` when the rows cannot make the split or the targets the task."""
         raw = load_data(data, label_column) if isinstance(data, str) else data
         if task not in TASKS:
@@ -311,6 +322,8 @@ class Dataset:
                 only = labels.classes.tolist()[0]
                 raise DataError(f"{raw.source}: only one class ({only!r}) in the labels: nothing to learn")
             cls._check_classes(raw.source, y, labels, val_fraction, None if has_test else test_fraction)
+            if not task_chosen:
+                _check_task(raw, y, labels)
         if labels is not None:
             y = labels.encode(y, raw.source)
             y_test = None if y_test is None else labels.encode(y_test, raw.source)
@@ -324,10 +337,18 @@ class Dataset:
         else:
             rule = (f"the {len(test)} rows held out from training (--test-fraction {test_fraction:g}, "
                     f"--split-seed {split_seed})")  # fmt: skip
-        scaler = scaler if scaler is not None else Scaler(scale).fit(raw.X, train)
+        try:
+            scaler = scaler if scaler is not None else Scaler(scale).fit(raw.X, train)
+        except ScaleOverflowError as exc:  # named by the file's line and column, not the matrix's index
+            raise scale_overflow(raw.source, raw.X, train, exc.column, raw.feature_names, raw.label_index,
+                                 "feature", scale) from None  # fmt: skip
         if task == "regress":
             if target is None:
-                target = Scaler("standard").fit(y[train].reshape(-1, 1))
+                try:
+                    target = Scaler("standard").fit(y[train].reshape(-1, 1))
+                except ScaleOverflowError:
+                    raise scale_overflow(raw.source, y, train, 0, raw.feature_names, None, "target", "standard",
+                                         raw.label_column) from None  # fmt: skip
             if target is not None:
                 y = target.transform(y.reshape(-1, 1))[:, 0]
                 y_test = None if y_test is None else target.transform(y_test.reshape(-1, 1))[:, 0]
@@ -428,6 +449,26 @@ class Dataset:
         if self.task == "regress" or self.labels is None:
             return 1
         return output_count(len(self.labels), loss)
+
+
+# a numeric target with more distinct values than this, and fewer rows per value on average than
+# ROWS_PER_CLASS, is as likely a number (a price in steps, a count) as classes: the command asks
+MANY_CLASSES = 20
+ROWS_PER_CLASS = 50
+
+
+def _check_task(raw: RawData, y: np.ndarray, labels: Labels) -> None:
+    """Refuse a target of many whole numbers with few rows each when the task was not chosen: a
+    54-class classifier of prices in $10k steps scores 9 %, the same column regressed R² 0.88."""
+    k, n = len(labels), len(y)
+    if labels.classes.dtype.kind not in "biuf" or k <= MANY_CLASSES or n / k >= ROWS_PER_CLASS:
+        return
+    values = labels.classes
+    shown = ", ".join(f"{v:g}" for v in values[:3].tolist()) + f", ..., {values[-1]:g}"
+    column = f" {raw.label_column!r}" if isinstance(raw.label_column, str) else ""
+    raise DataError(f"{raw.source}: the target{column} holds {k} distinct whole numbers ({shown}), {n / k:.1f} rows "
+                    f"per value: a number to predict, or {k} classes? say which with --task regress or "
+                    f"--task classify")  # fmt: skip
 
 
 def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None = None,

@@ -20,7 +20,17 @@ from typing import Any
 import numpy as np
 
 from .columns import Columns, match
-from .csvfiles import DECIMAL_COMMA, LABEL_NAMES, CsvLayout, csv_layout, is_number, sample_lines
+from .csvfiles import (
+    DECIMAL_COMMA,
+    GROUPS,
+    LABEL_NAMES,
+    CsvLayout,
+    csv_layout,
+    is_number,
+    number_text,
+    sample_lines,
+    undecodable,
+)
 from .rows import chunk_rows, chunks, open_npy
 
 
@@ -270,25 +280,32 @@ def _pandas() -> Any:
 
 
 def read_csv(path: str, delimiter: str | None = None, header: bool | None = None,
-             columns: Columns | None = None) -> tuple[Any, CsvLayout, list[str]]:  # fmt: skip
+             columns: Columns | None = None, *, decimal: str | None = None, thousands: str | None = None,
+             encoding: str | None = None) -> tuple[Any, CsvLayout, list[str]]:  # fmt: skip
     """A CSV as a pandas DataFrame with column names as strings (the header's, else "0", "1", …;
     an index column dropped), its :class:`CsvLayout` and notes for the log. ``header`` True/False:
     the first row is/is not a header (None: detected); ``columns``: a model's, whose names
-    recognise a header of numbers. Only an empty cell is missing: ``NA`` or ``None`` is a label."""
+    recognise a header of numbers. ``decimal``/``thousands`` ("" for none): the numbers' marks
+    (None: detected); ``encoding``: the file's (None: UTF-8). Only an empty cell is missing: ``NA``
+    or ``None`` is a label. Numbers with thousands separators stay text here, read strictly by
+    :func:`gpubp.csvfiles.number_text` where the features and labels are taken."""
     pd = _pandas()
     with open(path, "rb") if os.path.exists(path) else _missing(path) as probe:
         compression = "gzip" if probe.read(2) == b"\x1f\x8b" else None
     try:
         names = columns.features if columns is not None and columns.named else ()
         label = columns.label if columns is not None else None
-        layout = csv_layout(path, sample_lines(path, compression == "gzip"), delimiter, header, names, label)
+        layout = csv_layout(path, sample_lines(path, compression == "gzip", encoding), delimiter, header, names, label,
+                            decimal, thousands)  # fmt: skip
     except ValueError as exc:
         raise DataError(str(exc)) from None
     notes = []
     if layout.decimal == ",":
         notes.append("decimal commas (1,5 read as 1.5)")
-    if layout.thousands:
+    if layout.thousands == ",":
         notes.append("commas between digit groups are thousands separators (1,250 read as 1250)")
+    elif layout.thousands:
+        notes.append("points between digit groups are thousands separators (1.250 read as 1250)")
     header_names = None
     if layout.header is not None:
         header_names = [c if c else f"Unnamed: {j}" for j, c in enumerate(layout.header)]
@@ -298,12 +315,12 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
     try:
         with warnings.catch_warnings():  # a column of numbers and text: found and named below, cell by cell
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-            frame = pd.read_csv(path, sep=layout.delimiter, decimal=layout.decimal, thousands=layout.thousands,
+            frame = pd.read_csv(path, sep=layout.delimiter, decimal=layout.decimal, thousands=None,
                                 header=None, skiprows=1 if header_names else 0, names=header_names,
-                                encoding="utf-8-sig", compression=compression, quotechar='"',
+                                encoding=encoding or "utf-8-sig", compression=compression, quotechar='"',
                                 skipinitialspace=True, keep_default_na=False, na_values=[""])  # fmt: skip
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(undecodable(path, encoding, exc)) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: no data rows") from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -328,14 +345,16 @@ def _missing(path: str) -> Any:
 
 
 def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str | None = None,
-             columns: Columns | None = None, header: bool | None = None) -> RawData:  # fmt: skip
+             columns: Columns | None = None, header: bool | None = None, decimal: str | None = None,
+             thousands: str | None = None, encoding: str | None = None) -> RawData:  # fmt: skip
     """A CSV of numbers, one sample a row, read by pandas. Without ``columns`` (training): the
     label column is ``label_column`` (a header name or an index, negative counts from the end),
     else the first of the names label/labels/target/class/y, else the last one. With a model's
     ``columns``: its features found by name (or position) and the label column if present
-    (:func:`gpubp.columns.match`). ``header``: see :func:`read_csv`."""
+    (:func:`gpubp.columns.match`). ``header``, ``decimal``, ``thousands``, ``encoding``: see :func:`read_csv`."""
     check_fits(path, 2 * os.path.getsize(path) if os.path.exists(path) else 0)
-    frame, layout, notes = read_csv(path, delimiter, header, columns)
+    frame, layout, notes = read_csv(path, delimiter, header, columns, decimal=decimal, thousands=thousands,
+                                    encoding=encoding)  # fmt: skip
     names = list(frame.columns) if layout.header is not None else None
     width = frame.shape[1]
     if columns is None:
@@ -390,12 +409,10 @@ def _numbers(path: str, frame: Any, features: list[int], layout: CsvLayout) -> n
         if kind.kind not in "biuf":
             column = part.iloc[:, j].astype(str).str.strip()
             missing = column.str.lower().isin(_MISSING)
-            bad = ~(missing | column.map(lambda c: is_number(c, layout.decimal, layout.thousands)))
+            text = column.map(lambda c: number_text(c, layout.decimal, layout.thousands))
+            bad = ~(missing | text.notna())
             if not bad.any():
-                text = column.where(~missing, "nan")
-                if layout.thousands:
-                    text = text.str.replace(",", "", regex=False)
-                part.isetitem(j, text.str.replace(",", ".", regex=False).astype(np.float64))
+                part.isetitem(j, text.where(~missing, "nan").astype(np.float64))
                 continue
             row = int(np.flatnonzero(bad.to_numpy())[0])
             cell = column.iloc[row]
@@ -413,8 +430,14 @@ def _numbers(path: str, frame: Any, features: list[int], layout: CsvLayout) -> n
 def _hint(cell: str, layout: CsvLayout) -> str:
     """Why a feature cell may not read as a number: the delimiter, the decimal mark, or the labels."""
     others = [d for d in (",", ";", "\t") if d != layout.delimiter and d in cell]
+    if layout.thousands is None and (GROUPS[","].match(cell) or GROUPS["."].match(cell)):
+        mark = "," if "," in cell else "."
+        return f" (a thousands separator? give --thousands '{mark}')"
     if DECIMAL_COMMA.match(cell) and layout.delimiter == ",":
-        return " (a decimal comma: write the file with ';' between cells, or give --delimiter ';')"
+        return " (a decimal comma: give --decimal ',' to read it as a number)"
+    if is_number(cell, "," if layout.decimal == "." else ".", None):
+        other = "," if layout.decimal == "." else "."
+        return f" (the file's decimal mark is {layout.decimal!r}: give --decimal '{other}' if it is {other!r})"
     if others and not DECIMAL_COMMA.match(cell):
         shown = "tab" if others[0] == "\t" else repr(others[0])
         return f" (the cell holds {shown}: choose the delimiter with --delimiter)"
@@ -424,12 +447,17 @@ def _hint(cell: str, layout: CsvLayout) -> str:
 
 
 def _labels(path: str, column: Any, layout: CsvLayout) -> np.ndarray:
-    """Numbers as float64, else the cells as text, as written (True/False, NA, None are text); an
-    empty or non-finite label refused."""
+    """Numbers as float64 (also written with the file's thousands separators or decimal commas),
+    else the cells as text, as written (True/False, NA, None are text); an empty or non-finite
+    label refused."""
     empty = column.isna().to_numpy().copy()
     if column.dtype.kind not in "iuf":
         column = column.astype(str).str.strip()
         empty |= (column == "").to_numpy()  # a blank cell would become a class named ''
+        if layout.thousands or layout.decimal == ",":
+            text = column.map(lambda c: number_text(c, layout.decimal, layout.thousands))
+            if text[~empty].notna().all() and (~empty).any():
+                column = text.where(~empty, "nan").astype(np.float64).rename(column.name)
     if empty.any():
         name = repr(column.name) if layout.header is not None else column.name
         raise DataError(f"{path}: line {_line(layout, int(np.flatnonzero(empty)[0]))}, label column {name}: empty cell")
@@ -450,7 +478,8 @@ def is_csv(spec: str) -> bool:
 
 
 def load_data(spec: str, label_column: str | int | None = None, *, delimiter: str | None = None,
-              columns: Columns | None = None, header: bool | None = None) -> RawData:  # fmt: skip
+              columns: Columns | None = None, header: bool | None = None, decimal: str | None = None,
+              thousands: str | None = None, encoding: str | None = None) -> RawData:  # fmt: skip
     """Load ``spec``: ``digits``, a folder of IDX files, ``A,B`` (an IDX or .npy pair), ``.npz``,
     ``.npy`` or ``.csv`` (also ``.tsv``, ``.txt``, gzipped or not). ``label_column`` and
     ``delimiter`` are a CSV's (refused for other formats, never ignored); with a model's
@@ -460,13 +489,17 @@ def load_data(spec: str, label_column: str | int | None = None, *, delimiter: st
             ("label_column (--label-column)", label_column),
             ("delimiter (--delimiter)", delimiter),
             ("header (--header/--no-header)", header),
+            ("decimal (--decimal)", decimal),
+            ("thousands (--thousands)", thousands),
+            ("encoding (--encoding)", encoding),
         ):
             if value is not None:
                 raise DataError(f"{spec}: {option} applies to CSV files, and this is not one (.csv, .tsv, .txt)")
     if is_csv(spec):
         if not os.path.exists(spec):
             raise DataError(f"{spec}: file not found")
-        return load_csv(spec, label_column, delimiter=delimiter, columns=columns, header=header)
+        return load_csv(spec, label_column, delimiter=delimiter, columns=columns, header=header, decimal=decimal,
+                        thousands=thousands, encoding=encoding)  # fmt: skip
     data = _load_other(spec)
     if columns is not None and data.X.shape[1] != len(columns.features):
         raise DataError(f"{data.source}: {data.X.shape[1]} features per row, the model was trained on "

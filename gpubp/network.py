@@ -388,7 +388,9 @@ class MLP:
         seeded shuffle unless ``shuffle=False``; the last partial batch is kept and averaged over its
         own size. ``weight_decay`` λ adds λW to the gradient of the weights (not the biases). With
         ``patience`` (needs ``validation_data``), training stops after that many epochs without a
-        lower validation loss, and the best weights are restored. ``callback(net, metrics)`` runs
+        lower validation loss, and the best weights are restored. ``class_weight="balanced"`` (or
+        ``{class index: weight}``) weighs each row by its class, scikit-learn's n / (classes × rows of
+        the class), in the training and the validation loss alike. ``callback(net, metrics)`` runs
         after each epoch and stops training by returning True; ``on_batch(batch, n_batches)`` runs
         after each batch and stops at the end of that batch by returning True. A callback object with
         an ``attach(trainer)`` method (gpubp.monitor's TensorBoard and GradientStats) is handed the
@@ -434,16 +436,18 @@ class MLP:
             X = self.checked_X(X)
             return self.evaluate_checked(X, self.checked_Y(Y, X.shape[0], host=is_row_source(X)))
 
-    def evaluate_checked(self, X: Any, Y: Any) -> dict[str, float]:
-        """evaluate() on checked X and Y: sums accumulated over chunks on the device, read once."""
+    def evaluate_checked(self, X: Any, Y: Any, w: np.ndarray | None = None) -> dict[str, float]:
+        """evaluate() on checked X and Y: sums accumulated over chunks on the device, read once.
+        ``w`` (n,) host row weights (the training's class weights): the loss is Σ w_i ℓ_i / Σ w."""
         xp, n, n_out = self.xp, X.shape[0], self.sizes[-1]
         sums = xp.zeros(1 + (1 if self.is_classifier else 3 * n_out), np.float64)  # loss, then hits or R² sums
         shift = None  # R²: Σ(y − K) and Σ(y − K)² about the first target row K, for accuracy
-        for _, ws, A0, Yc in self._chunks(X, Y):
+        for part, ws, A0, Yc in self._chunks(X, Y):
             A = [A0, *ws.A[1:]]
             self.forward_into(A)
             A_L = A[self.L]
-            sums[0] += self.loss_sum(A_L, Yc, ws.terms)
+            wc = None if w is None else self.device.asarray(w[part].reshape(-1, 1), dtype=self.dtype)
+            sums[0] += self.loss_sum(A_L, Yc, ws.terms, wc)
             if self.is_classifier:
                 sums[1] += correct(A_L, Yc, self.loss).sum()
             else:
@@ -453,11 +457,12 @@ class MLP:
                 sums[1 + n_out : 1 + 2 * n_out] += D.sum(axis=0)
                 sums[1 + 2 * n_out :] += (D * D).sum(axis=0)
         values = self.device.to_host(sums)
+        loss = float(values[0]) / (n if w is None else float(np.sum(w)))
         if self.is_classifier:
-            return {"loss": float(values[0]) / n, "accuracy": float(values[1]) / n}
+            return {"loss": loss, "accuracy": float(values[1]) / n}
         res, s1, s2 = values[1 : 1 + n_out], values[1 + n_out : 1 + 2 * n_out], values[1 + 2 * n_out :]
         tot = np.maximum(s2 - s1 * s1 / n, 0.0)
-        return {"loss": float(values[0]) / n, "r2": r2_of_sums(res, tot)}
+        return {"loss": loss, "r2": r2_of_sums(res, tot)}
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy for classifiers (labels or one-hot/0-1 targets), R² for mse."""

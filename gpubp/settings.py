@@ -8,8 +8,12 @@ all read them from here.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .optim import OPTIMIZERS
 from .validation import check_bool, check_choice, check_float, check_int
@@ -29,7 +33,9 @@ class TrainSettings:
     many epochs without a lower validation loss and restores the best weights; ``keep_best`` ends
     every run with validation data on its best epoch's weights, as ``patience`` does. ``betas``, ``eps``
     and ``eps_before_correction`` are Adam's: ε after the bias correction of √v (PyTorch) or before
-    it (scikit-learn).
+    it (scikit-learn). ``class_weight`` (classifiers): ``"balanced"`` weighs each row by
+    n / (classes × rows of its class), scikit-learn's formula, or ``{class index: weight}`` (a class
+    not named weighs 1); each row's weight multiplies its sample weight (:func:`class_row_weights`).
     """
 
     batch_size: int = 32
@@ -45,6 +51,7 @@ class TrainSettings:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     eps_before_correction: bool = False
+    class_weight: str | tuple[tuple[int, float], ...] | None = None
 
     def __post_init__(self) -> None:
         checked = {
@@ -61,6 +68,7 @@ class TrainSettings:
             "betas": _betas(self.betas),
             "eps": check_float("eps", self.eps, inclusive=False),
             "eps_before_correction": check_bool("eps_before_correction", self.eps_before_correction),
+            "class_weight": _class_weight(self.class_weight),
         }
         if checked["nesterov"] and checked["momentum"] == 0:
             raise ValueError("nesterov=True needs momentum > 0 (as in torch.optim.SGD)")
@@ -92,6 +100,7 @@ class TrainSettings:
         values = dataclasses.asdict(self)
         values["optimizer"] = OPTIMIZERS.index(self.optimizer)
         values["patience"] = -1 if self.patience is None else self.patience
+        values["class_weight"] = _class_weight_number(self.class_weight)
         beta1, beta2 = values.pop("betas")
         return {**values, "beta1": beta1, "beta2": beta2}
 
@@ -103,6 +112,57 @@ def _betas(value: Any) -> tuple[float, float]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
         raise TypeError(f"betas must be a pair (beta1, beta2), got {value!r}")
     return (check_float("betas[0]", value[0], maximum=1.0), check_float("betas[1]", value[1], maximum=1.0))
+
+
+def _class_weight(value: Any) -> str | tuple[tuple[int, float], ...] | None:
+    """None, "balanced", or {class index: weight} (also as pairs, as a checkpoint's JSON holds it)
+    as sorted (index, weight) pairs."""
+    if value is None or value == "balanced":
+        return value
+    if isinstance(value, str):
+        raise ValueError(f"class_weight must be None, 'balanced' or a dict {{class index: weight}}, got {value!r}")
+    pairs = value.items() if isinstance(value, Mapping) else value
+    try:
+        pairs = [(k, w) for k, w in pairs]
+    except (TypeError, ValueError):
+        raise TypeError(f"class_weight must be None, 'balanced' or a dict {{class index: weight}}, got "
+                        f"{type(value).__name__} {value!r}") from None  # fmt: skip
+    out = {}
+    for k, w in pairs:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise TypeError(f"class_weight's keys are class indices (integers >= 0), got {k!r}")
+        out[int(k)] = check_float(f"class_weight[{k}]", w)
+    return tuple(sorted(out.items()))
+
+
+def _class_weight_number(value: str | tuple[tuple[int, float], ...] | None) -> float:
+    """The class weights as one number, to compare across ranks: -1 None, -2 balanced, else a digest."""
+    if value is None or value == "balanced":
+        return -1.0 if value is None else -2.0
+    return float(int(hashlib.sha256(repr(value).encode()).hexdigest()[:12], 16))
+
+
+def class_row_weights(class_weight: str | tuple[tuple[int, float], ...] | None, y: np.ndarray, n_classes: int,
+                      sample_weight: np.ndarray | None = None) -> np.ndarray | None:  # fmt: skip
+    """Each row's weight (n,) from its class index ``y`` (n,) in 0..n_classes-1: "balanced" gives
+    n / (classes present × rows of the class), scikit-learn's compute_class_weight (rows counted by
+    their ``sample_weight`` when given, as scikit-learn >= 1.8 counts them); pairs (index, weight)
+    give that weight, 1 to a class not named. None: no class weights."""
+    if class_weight is None:
+        return None
+    y = np.asarray(y, dtype=np.int64)
+    if class_weight == "balanced":
+        counts = np.bincount(y, weights=sample_weight, minlength=n_classes).astype(np.float64)
+        present = int((np.bincount(y, minlength=n_classes) > 0).sum())
+        per_class = np.divide(counts.sum(), present * counts, out=np.zeros(n_classes), where=counts > 0)
+    else:
+        per_class = np.ones(n_classes)
+        for k, w in class_weight:
+            if k >= n_classes:
+                raise ValueError(f"class_weight names class index {k}, and the targets have {n_classes} classes "
+                                 f"(indices 0..{n_classes - 1})")  # fmt: skip
+            per_class[k] = w
+    return per_class[y]
 
 
 # -- ``gpubp train``'s defaults --------------------------------------------------------------------

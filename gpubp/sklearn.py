@@ -34,6 +34,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -150,6 +151,7 @@ class _BaseMLP(BaseEstimator):
         X, y, Y, n_outputs = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X if isinstance(X, np.ndarray) else Y)
+        sample_weight = self._weigh_classes(y, sample_weight, incremental)
         sizes = [X.shape[1], *hidden, n_outputs]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
@@ -160,6 +162,10 @@ class _BaseMLP(BaseEstimator):
         self._fit_stochastic(X, y, Y, sample_weight, incremental)
         self._copy_out()
         return self
+
+    def _weigh_classes(self, y: Any, sample_weight: Any, incremental: bool) -> Any:
+        """The rows' weights with the classifier's class weights multiplied in (the regressor has none)."""
+        return sample_weight
 
     def _initialize(self, sizes: list[int]) -> None:
         """Fresh network and fitted state, with scikit-learn's Glorot-uniform initialisation."""
@@ -389,7 +395,54 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``gpu:N``. ``dtype``: ``float32`` (default) or ``float64``, what the network computes in; outputs
     follow X's float dtype. Binary targets train one logistic output, multilabel
     indicator targets one per label, multiclass a softmax.
+
+    ``class_weight`` (scikit-learn's own MLPClassifier has none): None (default: every row weighs 1,
+    the numbers equal scikit-learn's MLPClassifier), ``"balanced"`` (n_samples / (n_classes ×
+    rows of the class)) or ``{label: weight}``, as scikit-learn's other classifiers take it: each
+    row's class weight multiplies its ``sample_weight`` (sklearn.utils.class_weight's
+    compute_class_weight; "balanced" counts each class by its rows' sample weights).
+    ``partial_fit`` with "balanced" balances the rows of each call (SGDClassifier refuses it; a dict
+    weighs every call alike).
     """
+
+    _parameter_constraints: ClassVar[dict] = {**_CONSTRAINTS, "class_weight": [dict, StrOptions({"balanced"}), None]}
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, device="auto",
+                 dtype="float32", class_weight=None):  # fmt: skip
+        super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+                         batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+                         power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+                         verbose=verbose, warm_start=warm_start, momentum=momentum,
+                         nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         n_iter_no_change=n_iter_no_change, max_fun=max_fun, device=device, dtype=dtype)  # fmt: skip
+        self.class_weight = class_weight
+
+    def _weigh_classes(self, y: Any, sample_weight: Any, incremental: bool) -> Any:
+        """``sample_weight`` times each row's class weight ("balanced": of the rows given, so
+        ``partial_fit`` balances each call's rows)."""
+        if self.class_weight is None:
+            return sample_weight
+        if np.ndim(y) != 1:  # multilabel indicators: one weight per output, multiplied (scikit-learn's rule)
+            by_class = compute_sample_weight(self.class_weight, y)
+        else:
+            # "balanced" counts each class by its rows' sample weights (scikit-learn >= 1.8), so that a weight
+            # of 2 and a repeated row stay the same fit
+            classes, idx = np.unique(y, return_inverse=True)
+            with np.errstate(divide="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a class whose rows all weigh 0: inf, made 0 below
+                try:
+                    per_class = compute_class_weight(self.class_weight, classes=classes, y=y,
+                                                     sample_weight=sample_weight)  # fmt: skip
+                except TypeError:  # scikit-learn < 1.8: counts by rows
+                    per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
+            per_class = np.asarray(per_class, dtype=np.float64)
+            by_class = np.where(np.isfinite(per_class), per_class, 0.0)[idx]  # such rows weigh 0 anyway
+        return by_class if sample_weight is None else sample_weight * by_class
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any, np.ndarray, int]:
         """X, y checked; the network's targets for y (gpubp.labels) and its number of outputs."""

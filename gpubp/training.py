@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .batches import BatchSource
+from .batches import BatchSource, class_weights_of
 from .blas import blas_threads, threads_for
 from .optim import make_optimizer
 from .parallel import Communicator, DataParallel, Local, agree, on_every_rank
@@ -74,6 +74,10 @@ class Trainer:
             raise ValueError("patience (early stopping) needs validation_data=(X_val, Y_val)")
         self.set_data(X, Y, sample_weight, stream)
         self.validation = _validation_rows(net, validation_data)
+        # the validation loss weighs rows as the training loss does, so the kept epoch follows the same objective
+        self.validation_weights = (
+            None if self.validation is None else class_weights_of(net, self.validation[1], settings.class_weight)
+        )
         self.permutation = permutation  # None: net.rng's, looked up each epoch (a restore sets its state)
         with net.device.use():
             self.store = store = net.params  # θ and its gradient, flat; weight decay on W only, never on b
@@ -91,7 +95,9 @@ class Trainer:
         loss and gradient a weighted mean, Σ w_i ℓ_i / Σ w over the batch. ``batch_size``: a new one."""
         if batch_size is not None:
             self.settings = self.settings.replace(batch_size=batch_size)
-        self.data = BatchSource(self.net, X, Y, self.settings.batch_size, sample_weight, stream)
+        self.data = BatchSource(
+            self.net, X, Y, self.settings.batch_size, sample_weight, stream, self.settings.class_weight
+        )
         epoch = self.progress.epoch if hasattr(self, "progress") else 0
         self.progress = Progress(epoch=epoch)
 
@@ -275,7 +281,7 @@ class Trainer:
 
         def evaluate() -> dict[str, float]:
             with net.device.use():
-                return net.evaluate_checked(*self.validation)
+                return net.evaluate_checked(*self.validation, w=self.validation_weights)
 
         return self.dp.on_root(evaluate, ("loss", "accuracy" if net.is_classifier else "r2"))
 

@@ -55,8 +55,14 @@ def test_a_cell_holding_another_delimiter_hints_at_delimiter(tmp_path):
     ("text", "match"),
     [
         ("a\tb\tlabel\n1,234\t2\t0\n2,345\t3\t1\n", "'1,234' may be a decimal comma or a thousands separator"),
-        ("a\tb\tlabel\n1,5\t0.5\t0\n2,5\t1.5\t1\n", r"both as '1,5' \(a decimal comma\) and '0.5'"),
-        ("a\tb\tlabel\n1,5\t2\t0\n1,250,000\t3\t1\n", r"both as '1,5' \(a decimal comma\) and '1,250,000'"),
+        (
+            "a\tb\tlabel\n1,5\t0.5\t0\n2,5\t1.5\t1\n",
+            r"both as '1,5' \(a decimal comma\) on line 2, column 'a' and '0.5' on line 2, column 'b'",
+        ),
+        (
+            "a\tb\tlabel\n1,5\t2\t0\n1,250,000\t3\t1\n",
+            r"both as '1,5' \(a decimal comma\) on line 2, column 'a' and '1,250,000' on line 3, column 'a'",
+        ),
     ],
 )
 def test_decimal_commas_must_read_one_way(tmp_path, text, match):

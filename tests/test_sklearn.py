@@ -102,16 +102,18 @@ def test_sample_weight_equivalence_float32(Est, monkeypatch):
 @pytest.mark.parametrize(("Ours", "Theirs"), [(MLPClassifier, SkClassifier), (MLPRegressor, SkRegressor)])
 def test_parameters_are_sklearns(Ours, Theirs):
     """Every constructor parameter of scikit-learn's MLP, same name, default, order and kind (positional or
-    keyword-only); gpubp adds device and dtype at the end."""
+    keyword-only); gpubp adds device and dtype at the end (and class_weight, the classifier's, #26)."""
     import inspect
 
+    added = ["device", "dtype", *(["class_weight"] if Ours is MLPClassifier else [])]
     ours, theirs = Ours().get_params(), Theirs().get_params()
-    assert {k: v for k, v in ours.items() if k not in ("device", "dtype")} == theirs
-    assert (ours["device"], ours["dtype"]) == ("auto", "float32")
+    assert {k: v for k, v in ours.items() if k not in added} == theirs
+    assert [ours[k] for k in added] == ["auto", "float32", None][: len(added)]
     sig_ours = list(inspect.signature(Ours).parameters.values())
     sig_theirs = list(inspect.signature(Theirs).parameters.values())
-    assert [(q.name, q.kind, q.default) for q in sig_ours[:-2]] == [(q.name, q.kind, q.default) for q in sig_theirs]
-    assert [q.name for q in sig_ours[-2:]] == ["device", "dtype"]
+    mine = len(added)
+    assert [(q.name, q.kind, q.default) for q in sig_ours[:-mine]] == [(q.name, q.kind, q.default) for q in sig_theirs]
+    assert [q.name for q in sig_ours[-mine:]] == added
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

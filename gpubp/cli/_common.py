@@ -116,6 +116,33 @@ def delimiter(text: str) -> str:
     return value
 
 
+def encoding(text: str) -> str:
+    """A text encoding Python knows (utf-8, latin-1, cp1252, ...)."""
+    import codecs
+
+    try:
+        return codecs.lookup(text).name
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown encoding {text!r}: expected e.g. utf-8, latin-1, cp1252") from None
+
+
+def thousands(text: str) -> str:
+    """A thousands separator: ',' or '.', or 'none' (returned as "")."""
+    if text not in (",", ".", "none"):
+        raise argparse.ArgumentTypeError(f"expected ',' or '.' or 'none', got {text!r}")
+    return "" if text == "none" else text
+
+
+def read_options(source: Any) -> dict[str, Any]:
+    """How a CSV is read, from the options or a model's stored settings: delimiter, header, decimal mark,
+    thousands separator, encoding (None: detected; UTF-8)."""
+    get = source.get if isinstance(source, dict) else lambda key: getattr(source, key, None)
+    return {k: get(k) for k in READ_OPTIONS}
+
+
+READ_OPTIONS = ("delimiter", "header", "decimal", "thousands", "encoding")
+
+
 # -- option groups (every default is None: "not given" is detected, defaults resolved in one place)
 
 
@@ -144,6 +171,13 @@ def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits")
         action="store_false",
         help="the CSV's first line is data, a sample like the lines below",
     )
+    p.add_argument("--decimal", choices=(".", ","), default=None,
+                   help="the CSV's decimal mark (default: detected; ',' only between ';' or tabs)")  # fmt: skip
+    p.add_argument("--thousands", type=thousands, default=None, metavar="{',','.',none}",
+                   help="the CSV's thousands separator (default: detected from numbers such as 1,250,000 or "
+                        "1.022,64; a number such as 3.249 that may be either is asked about)")  # fmt: skip
+    p.add_argument("--encoding", type=encoding, default=None, metavar="NAME",
+                   help="the CSV's text encoding, e.g. latin-1 or cp1252 (default: UTF-8)")  # fmt: skip
 
 
 def add_network_options(p: argparse.ArgumentParser) -> None:
@@ -178,7 +212,7 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
 
 
 NETWORK_DEFAULTS: dict[str, Any] = {"data": "digits", "label_column": None, "delimiter": None, "header": None,
-                                    "task": "classify",
+                                    "decimal": None, "thousands": None, "encoding": None, "task": "classify",
                                     "hidden": [256], "activation": "relu", "output": None, "loss": None, "init": None,
                                     "dtype": "float32", "seed": 0, "scale": "standard"}  # fmt: skip
 

@@ -13,9 +13,10 @@ import numpy as np
 from .._io import atomic_write, to_json
 from ..data import RawData, load_data, scored_rows
 from ..labels import as_labels, class_index
-from ..metrics import accuracy, confusion_matrix, precision_recall, r2_score
+from ..loaders import is_csv
+from ..metrics import classification_report, majority_warning, number, regression_report, summary
 from ..model import BareNetworkError, Model
-from ._common import UsageError, add_data_options, check_output, data_files
+from ._common import UsageError, add_data_options, check_output, data_files, read_options
 
 
 def add_parsers(sub: Any) -> None:
@@ -59,13 +60,16 @@ def check_outputs(args: argparse.Namespace, *outputs: tuple[str, str | None]) ->
 def read(model: Model, args: argparse.Namespace) -> RawData:
     """--data (else the model's own data), its columns matched to the model's; what was decided is logged."""
     s = model.settings
-    delimiter = args.delimiter if args.delimiter is not None else (s.get("delimiter") if not args.data else None)
-    header = args.header if args.header is not None else (s.get("header") if not args.data else None)
+    given, stored = read_options(args), read_options(s)
+    # the model's own file is read as it was; another CSV with the numbers written as the model's were
+    # (its delimiter and header detected), unless the options say otherwise
+    same_numbers = ("decimal", "thousands", "encoding") if args.data and is_csv(args.data) else ()
+    options = {k: v if v is not None or (args.data and k not in same_numbers) else stored[k]
+               for k, v in given.items()}  # fmt: skip
     label = args.label_column
     if label is None and not args.data and model.columns.label_index is not None and not model.columns.named:
         label = model.columns.label_index  # the model's own headerless file: its label is where it was
-    raw = load_data(args.data or s["data"], label, delimiter=delimiter, columns=model.columns,
-                    header=header)  # fmt: skip
+    raw = load_data(args.data or s["data"], label, columns=model.columns, **options)
     notes = list(raw.notes)
     if not model.columns.named and raw.feature_names is not None:
         notes.append("the model was trained on a file without a header, so it has no column names: the columns "
@@ -104,27 +108,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{source}: no labels or targets found: evaluate needs them{_label_advice(model, raw)}")
     result: dict[str, Any] = {"model": args.model, "data": source, "rows": len(y), "split": split, "which_rows": why}
     if model.labels is None:
-        r2 = r2_score(np.asarray(y, dtype=np.float64), model.predict(X))
-        result["r2"] = r2
-        print(to_json(result, strict=True) if args.json else f"R²: {r2:.4f} on {why} of {source}")
+        report = regression_report(np.asarray(y, dtype=np.float64), model.predict(X))
+        result.update(report)
+        line = (f"R²: {report['r2']:.4f}, MAE {report['mae']:.4g}, RMSE {report['rmse']:.4g} on {why} of "
+                f"{source}")  # fmt: skip
+        print(to_json(result, strict=True) if args.json else line)
         return 0
     classes = model.labels.classes
     truth = model.labels.encode(as_labels(y, source), source)
-    pred = class_index(model.outputs(X))
-    cm = confusion_matrix(truth, pred, len(classes))
-    acc = accuracy(truth, pred)
-    precision, recall = precision_recall(cm)
-    result.update(accuracy=acc, classes=classes.tolist(), precision=precision.tolist(), recall=recall.tolist(),
-                  confusion=cm.tolist())  # fmt: skip
+    A = model.outputs(X)
+    proba = model.labels.proba(A) if model.gives_probabilities and len(classes) == 2 else None
+    report = classification_report(truth, class_index(A), len(classes), proba)
+    cm = np.asarray(report["confusion"])
+    result.update(report, majority_class=classes[report["majority_class"]].item(), classes=classes.tolist())
+    weighted = model.settings.get("class_weight") is not None
+    advice = ("the model's --class-weight trades accuracy for the rare classes" if weighted
+              else "retrain with --class-weight balanced for the rare classes")  # fmt: skip
+    warning = majority_warning(report, classes.tolist(), advice)
     if args.json:
         print(to_json(result, strict=True))
     else:
-        print(f"accuracy: {100 * acc:.2f}% on {why} of {source}" + ("" if args.quiet else "\n"))
+        print(f"accuracy: {100 * report['accuracy']:.2f}% (majority rate {100 * report['majority_rate']:.2f}%) on "
+              f"{why} of {source}")  # fmt: skip
+        if not args.quiet:
+            print(summary(report))
+    if warning and not args.quiet:
+        print(warning, file=sys.stderr if args.json else sys.stdout)
+    if not args.json and not args.quiet:
+        print()
     if not args.json and not args.quiet:
         width = max(5, *(len(str(c)) for c in classes.tolist()))
-        print(f"{'class':>{width}}  precision  recall  support")
-        for c, p, r, n in zip(classes.tolist(), precision, recall, cm.sum(axis=1)):
-            print(f"{c!s:>{width}}  {p:9.3f}  {r:6.3f}  {n:7d}")
+        print(f"{'class':>{width}}  precision  recall     F1  support")
+        for c, p, r, f, n in zip(classes.tolist(), report["precision"], report["recall"], report["f1"],
+                                 report["support"]):  # fmt: skip
+            print(f"{c!s:>{width}}  {number(p):>9}  {number(r):>6}  {number(f):>5}  {n:7d}")
         print("\nconfusion matrix (rows: true class, columns: predicted)")
         cell = max(4, len(str(cm.max())), width) + 1  # a space before every column, also the widest label
         print(" " * width + "".join(f"{c!s:>{cell}}" for c in classes.tolist()))

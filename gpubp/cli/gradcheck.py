@@ -11,7 +11,7 @@ from ..data import Dataset, load_data
 from ..gradcheck import gradcheck_layers
 from ..labels import targets
 from ..network import MLP
-from ._common import UsageError, add_data_options, add_network_options, positive, resolve_network
+from ._common import UsageError, add_data_options, add_network_options, positive, read_options, resolve_network
 
 
 def add_parser(sub: Any) -> None:
@@ -29,7 +29,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     if args.dtype not in (None, "float64"):
         raise UsageError("gradcheck runs in float64 (central differences need it); leave --dtype out")
     # every row is a candidate: no split is made, the scaler is fitted on all rows
-    raw = load_data(s["data"], s["label_column"], delimiter=args.delimiter, header=args.header)  # none ignored
+    raw = load_data(s["data"], s["label_column"], **read_options(args))  # none ignored
     ds = Dataset.prepare(raw, task=s["task"], val_fraction=0.0, test_fraction=0.0, scale=s["scale"])
     rng = np.random.default_rng(s["seed"])
     rows = np.sort(rng.choice(len(ds), size=min(args.rows, len(ds)), replace=False))

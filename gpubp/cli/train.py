@@ -15,9 +15,10 @@ from .._io import to_json
 from ..checkpoint import read_file
 from ..columns import Columns
 from ..data import Dataset, fingerprint, load_data, row_hashes
-from ..labels import class_index
+from ..labels import Labels, class_index
+from ..limits import check_dtype
 from ..loaders import is_csv
-from ..metrics import accuracy
+from ..metrics import REPORTED, accuracy, classification_report, majority_warning, regression_report, summary
 from ..model import Model, preprocessing
 from ..monitor import GradientStats, TensorBoard, require_tensorboardx
 from ..network import MLP
@@ -39,6 +40,7 @@ from ._common import (
     non_negative,
     positive,
     printer,
+    read_options,
     resolve_network,
     same_file,
     seed,
@@ -55,7 +57,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {"epochs": COMMAND_EPOCHS, "batch_size": _LIBRA
                                   "optimizer": _LIBRARY.optimizer, "momentum": None, "nesterov": _LIBRARY.nesterov,
                                   "weight_decay": _LIBRARY.weight_decay, "patience": _LIBRARY.patience,
                                   "shuffle": _LIBRARY.shuffle, "val_fraction": 0.1, "test_fraction": 0.2,
-                                  "split_seed": 0, "keep_last": False}  # fmt: skip
+                                  "split_seed": 0, "keep_last": False, "class_weight": None}  # fmt: skip
 
 
 def add_parser(sub: Any) -> None:
@@ -91,6 +93,9 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="stop after this many epochs without a better validation loss; keep the best",
     )
+    t.add_argument("--class-weight", choices=("balanced",), default=None,
+                   help="weigh each training row by n / (classes × rows of its class), scikit-learn's 'balanced', "
+                        "so that rare classes count as much as common ones (default: every row weighs 1)")  # fmt: skip
     t.add_argument(
         "--no-shuffle", dest="shuffle", action="store_false", default=None, help="keep the row order each epoch"
     )
@@ -157,6 +162,8 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         s["momentum"] = COMMAND_MOMENTUM
     if s["nesterov"] and s["momentum"] == 0:
         raise UsageError("--nesterov needs --momentum > 0")
+    if s["class_weight"] is not None and s["task"] == "regress":
+        raise UsageError("--class-weight weighs classes, and --task regress has none")
     if given["patience"] is not None and s["val_fraction"] == 0:
         raise UsageError("--patience needs validation rows: --val-fraction > 0")
     if given["split_seed"] is not None and s["val_fraction"] == 0 and s["test_fraction"] == 0:
@@ -200,19 +207,18 @@ def _show(value: Any) -> str:
 
 
 def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str | None,
-            data_option: str | None) -> Dataset:  # fmt: skip
+            data_option: str | None, task_chosen: bool = True) -> Dataset:  # fmt: skip
     """The data set of the run: a new split and scaling, or (resuming) the checkpoint's preprocessing
-    on the same rows."""
+    on the same rows. ``task_chosen`` False: --task was not given (an ambiguous target is refused)."""
     spec = data_option or settings["data"]
     # a resumed CSV run's label column and delimiter are its file's: the same rows in another format have none
     csv_file = is_csv(spec) or not resume  # a new run's options are checked against the format, never dropped
-    raw = load_data(spec, settings["label_column"] if csv_file else None,
-                    delimiter=settings.get("delimiter") if csv_file else None,
-                    header=settings.get("header") if csv_file else None)  # fmt: skip
+    options = read_options(settings) if csv_file else {}
+    raw = load_data(spec, settings["label_column"] if csv_file else None, **options)
     if not resume:
         return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                                test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
-                               scale=settings["scale"])  # fmt: skip
+                               scale=settings["scale"], task_chosen=task_chosen)  # fmt: skip
     if "fingerprint" in settings and fingerprint(raw.X, raw.y) != settings["fingerprint"]:
         raise UsageError(f"{raw.source} is not the data {resume} was trained on ({settings['data']}: rows "
                          "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
@@ -315,7 +321,8 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
             check_outputs(args, settings.get("data"))
     else:
         settings, extra = resolve(args), {}
-    ds = prepare(settings, extra, args.resume, args.data)
+    ds = prepare(settings, extra, args.resume, args.data, task_chosen=args.task is not None)
+    check_dtype(ds, settings["dtype"])  # a value the network cannot hold: refused now, not after training
     if args.test_fraction is not None and ds.X_test is not None:
         raise UsageError(f"--test-fraction: {ds.source} has its own test files, which are the test rows")
     if args.resume and args.data:
@@ -508,7 +515,8 @@ def kept_weights(say: Any, settings: dict[str, Any], trainer: Any, result: dict[
 
 
 def test_score(say: Any, ds: Dataset, net: MLP, trainer: Any, wall: float, result: dict[str, Any]) -> None:
-    """The kept weights scored on the test rows (the one test score of the run)."""
+    """The kept weights scored on the test rows (the one test score of the run): gpubp.metrics' figures,
+    with the majority rate beside the accuracy and a warning when the accuracy does not beat it."""
     if not ds.size("test"):
         say(NOTHING_SCORED)
         return
@@ -516,13 +524,27 @@ def test_score(say: Any, ds: Dataset, net: MLP, trainer: Any, wall: float, resul
     scores = net.evaluate(X_test, ds.targets("test", net.sizes[-1], net.loss))
     result["test_loss"] = scores["loss"]
     result["test_rows"] = ds.test_rule
+    A = net.device.to_host(net.forward(X_test))
     if ds.task == "regress":
-        result["test_r2"] = scores["r2"]
-        say(f"test R²: {scores['r2']:.4f} on {ds.test_rule}")
-    else:
-        pred = class_index(net.device.to_host(net.forward(X_test)))
-        acc = result["test_accuracy"] = accuracy(ds.targets("test"), pred)
-        say(f"test accuracy: {100 * acc:.2f}% on {ds.test_rule}, after {trainer.epoch} epochs, {wall:.1f} s")
+        truth, pred = ds.targets("test").reshape(len(A), -1), A
+        if ds.target is not None:  # the target's own units: MAE and RMSE mean something to the user
+            truth, pred = ds.target.inverse(truth), ds.target.inverse(pred)
+        report = regression_report(truth, pred)
+        result.update({f"test_{k}": v for k, v in report.items()})
+        say(f"test R²: {report['r2']:.4f}, MAE {report['mae']:.4g}, RMSE {report['rmse']:.4g} on {ds.test_rule}")
+        return
+    classes = ds.labels.classes.tolist()
+    proba = Labels.proba(A) if net.output in ("softmax", "sigmoid") and len(classes) == 2 else None
+    report = classification_report(ds.targets("test"), class_index(A), len(classes), proba)
+    result.update({f"test_{k}": report[k] for k in REPORTED if k in report})
+    say(f"test accuracy: {100 * report['accuracy']:.2f}% (majority rate {100 * report['majority_rate']:.2f}%) on "
+        f"{ds.test_rule}, after {trainer.epoch} epochs, {wall:.1f} s")  # fmt: skip
+    say(f"test {summary(report)}")
+    advice = ("--class-weight balanced trades accuracy for the rare classes" if trainer.settings.class_weight
+              else "--class-weight balanced trains for the rare classes")  # fmt: skip
+    warning = majority_warning(report, classes, advice)
+    if warning:
+        say(warning)
 
 
 def print_result(args: argparse.Namespace, result: dict[str, Any]) -> None:
@@ -530,11 +552,18 @@ def print_result(args: argparse.Namespace, result: dict[str, Any]) -> None:
         print(to_json(result, strict=True))
     elif args.quiet:
         if "test_accuracy" in result:
-            print(f"test accuracy: {100 * result['test_accuracy']:.2f}%")
+            print(
+                f"test accuracy: {100 * result['test_accuracy']:.2f}% (majority rate "
+                f"{100 * result['test_majority_rate']:.2f}%), {summary(_unprefixed(result))}"
+            )
         elif "test_r2" in result:
             print(f"test R²: {result['test_r2']:.4f}")
         else:
             print(NOTHING_SCORED)
+
+
+def _unprefixed(result: dict[str, Any]) -> dict[str, Any]:
+    return {k.removeprefix("test_"): v for k, v in result.items()}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
