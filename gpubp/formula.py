@@ -521,12 +521,13 @@ class _Twin:
         mask = f"_scratch({self.first}.shape, _np.bool_, 'kernel_mask')"
         self.lines.append(f"_mask = {mask}")
         self.lines.append(f"{test}, out=_mask)")
-        yb = self.into(y, protect | self.resolve(_reads(x)) | {"_mask"}, dst)
+        # x first, outside dst (y may read dst's present value); then y, into dst where it can be
+        xb = self.into(x, protect | self.resolve(_reads(y)) | {dst, "_mask"})
+        yb = self.into(y, protect | {xb, "_mask"}, dst)
         if yb != dst:
             self.lines.append(f"_np.copyto({dst}, {self.array_operand(y) if self.scalar(y) else yb})")
-        xb = self.into(x, protect | {dst, "_mask"})
         self.lines.append(f"_np.copyto({dst}, {self.array_operand(x) if self.scalar(x) else xb}, where=_mask)")
-        self.release(xb)
+        self.release(xb, yb)
 
     def indent(self, mark: int) -> None:
         self.lines[mark:] = ["    " + line for line in self.lines[mark:]]
@@ -537,12 +538,17 @@ class _Twin:
             later: set[str] = set()
             for _, t, _ in f.statements[i + 1 :]:
                 later |= _reads(t)
-            protect = self.resolve(later)
-            if not local:  # reads of the target after this statement read what it writes
-                protect.discard(target)
-            # outputs whose present value is never read again and that are assigned later (or are scratch)
-            assigned_later = {t for t, _, loc in f.statements[i:] if not loc}
-            self.clobberable = [o for o in f.outputs if o not in f.scalars and (o in f.scratch or o in assigned_later)]
+            # reads of the target after this statement read what it writes; lets keep their buffers
+            protect = self.resolve(later - {target}) if not local else self.resolve(later)
+            if not local and target in protect:
+                raise AssertionError(f"formula {f.name}: a let still to be read lives in {target}")
+            # an output may hold intermediates if it is scratch, or is assigned at or after the last read of
+            # what it would hold (this statement's value; a let's, up to its last reader)
+            last = max([j for j, (_, t, _) in enumerate(f.statements) if target in _reads(t)] + [i]) if local else i
+            assigned = {t: j for j, (t, _, loc) in enumerate(f.statements) if not loc}
+            self.clobberable = [
+                o for o in f.outputs if o not in f.scalars and (o in f.scratch or assigned.get(o, -1) >= last)
+            ]
             self.busy = set()
             if local:
                 if self.compound(tree):
