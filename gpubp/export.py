@@ -31,7 +31,6 @@ IR_VERSION = 8  # the oldest IR that carries opset 17 (ONNX 1.12): ONNX Runtime 
 INSTALL_HINT = "ONNX export needs the onnx package: pip install 'gpubp[onnx]'"
 
 
-
 def require_onnx() -> Any:
     """The ``onnx`` module, or a RuntimeError saying how to install it."""
     try:
