@@ -97,6 +97,10 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
     Activation("relu", lambda z: maximum(z, 0), lambda delta, a: delta * where(a > 0, 1, 0), ("Relu", {}),
                sklearn="relu", init="he"),
     Activation("identity", lambda z: z, None, None, sklearn="identity"),
+    # leaky relu: z for z > 0, else αz with α = 0.01 (PyTorch's default slope), i.e. max(z, αz) as α < 1;
+    # g'(z) = 1 for a > 0, else α (at 0 too, as PyTorch). Not in scikit-learn: its estimators take gpubp's name.
+    Activation("leaky_relu", lambda z: maximum(z, 0.01 * z), lambda delta, a: delta * where(a > 0, 1, 0.01),
+               ("LeakyRelu", {"alpha": 0.01}), init="he"),
     Activation("softmax", None, None, ("Softmax", {"axis": 1}), hidden=False),
 )}  # fmt: skip
 HIDDEN = tuple(name for name, act in ACTIVATIONS.items() if act.hidden)
