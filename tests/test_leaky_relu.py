@@ -106,3 +106,10 @@ def test_the_estimators_take_gpubp_s_name_where_scikit_learn_has_none(rng):
     register_onnx_converters()
     with pytest.raises(ValueError, match=r"skl2onnx converts scikit-learn's activations only, and 'leaky_relu'"):
         skl2onnx.to_onnx(clf, X[:1].astype(np.float32))
+
+
+def test_a_steady_state_step_allocates_nothing(cpu, rng):
+    """The derivative's choice per element (a mask, then two copies) uses kept buffers, on either kernel set."""
+    from test_steady_state import test_a_steady_state_cpu_step_allocates_nothing as allocates_nothing
+
+    allocates_nothing([8, 512, 2], 256, "leaky_relu", {"momentum": 0.9}, cpu, rng)  # a mask per step: 128 KiB
