@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernelkit import _SCALARS, Kernel, full_like, scratch
+from .kernelkit import _SCALARS, Kernel, _names, full_like, scratch
 
 _UFUNC = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
 _CMP = {">": "greater", "<": "less", ">=": "greater_equal", "<=": "less_equal", "!=": "not_equal"}
@@ -150,20 +150,26 @@ def where(cond: Node, x: Any, y: Any) -> Node:
 
 # -- tracing a formula function into statements --------------------------------------------------------
 
-_statements: list[list[tuple[str, Node, bool]]] = []
+_statements: list[list[tuple[str, Node, bool]]] = []  # the formula being traced (innermost last)
+
+
+def _record(target: str, value: Any, local: bool) -> None:
+    if not _statements:
+        raise RuntimeError("assign() and let() belong inside a formula function that kernel() or trace() traces")
+    _statements[-1].append((target, _node(value), local))
 
 
 def assign(target: Node, value: Any) -> Node:
     """Output ``target`` ← ``value``; returns ``target``, which from here on reads the new value."""
     if target.op != "var":
         raise TypeError(f"assign() takes an output's symbol, got {target!r}")
-    _statements[-1].append((target.args[0], _node(value), False))
+    _record(target.args[0], value, False)
     return target
 
 
 def let(name: str, value: Any) -> Node:
     """A named intermediate (``T name = value;`` in C): read it as the returned symbol."""
-    _statements[-1].append((name, _node(value), True))
+    _record(name, value, True)
     return var(name)
 
 
@@ -181,6 +187,9 @@ class Formula:
         for t in assigned:
             if t not in outputs:
                 raise ValueError(f"formula {name}: assigns {t!r}, which is not an output")
+        for t, _, local in statements:
+            if local and (t in inputs + outputs or t in ("i", "j", "math") or t.startswith("_")):
+                raise ValueError(f"formula {name}: let({t!r}) would hide a parameter or a name the renderers use")
 
     @property
     def scalars(self) -> set[str]:
@@ -209,8 +218,6 @@ def _reads(n: Node) -> set[str]:
 def trace(fn: Callable[..., Any], in_params: str, out_params: str, scratch: Sequence[str] = (),
           name: str | None = None) -> Formula:  # fmt: skip
     """Call ``fn`` once with one symbol per parameter and record what it assigns (as kernel ``name``)."""
-    from .kernelkit import _names
-
     inputs, outputs = _names(in_params), _names(out_params)
     _statements.append([])
     try:
@@ -262,8 +269,9 @@ def c_body(f: Formula) -> str:
             text = f"{expr(n.args[0], p)} {op} {expr(n.args[1], p, right=True)}"
             # a right operand of equal precedence keeps its parentheses: a * (b * c) is not (a * b) * c in floats
             return f"({text})" if p < parent or (right and p == parent) else text
-        if op == "neg":
-            return f"-{expr(n.args[0], 3)}"
+        if op == "neg":  # -(…) unless a name: "--a" would be C's decrement
+            x = n.args[0]
+            return f"-{x.args[0]}" if x.op == "var" else f"-({expr(x)})"
         if op in _FUNCS:
             return f"{op}({expr(n.args[0])})"
         if op in _CMP:
@@ -278,7 +286,7 @@ def c_body(f: Formula) -> str:
     def atom(n: Node) -> str:  # an operand that is written more than once: a local unless a name or number
         if n.op in ("var", "const"):
             return expr(n)
-        name = f"_t{next(temps)}"
+        name = f"tmp{next(temps)}"  # CuPy's generated code names its own with a leading _
         lines.append(f"T {name} = {expr(n)};")
         return name
 
@@ -366,10 +374,11 @@ def _cache_folder() -> Path | None:
 def loop(f: Formula) -> Callable[..., None]:
     """The loop as a Python function (Numba compiles it on the CPU's compiled path; it also runs as is)."""
     source = "import math\n\n\n" + loop_source(f)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     filename = f"<gpubp formula {f.name}>"
     folder = _cache_folder()
-    if folder is not None:  # a real file, named by its content, so that Numba can cache the compiled loop
-        path = folder / f"{f.name}_{hashlib.sha256(source.encode()).hexdigest()[:16]}.py"  # never rewritten
+    if folder is not None:  # a real file, named by its content and never rewritten, so that Numba caches the loop
+        path = folder / f"{f.name}_{digest}.py"
         try:
             if not path.exists():
                 with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as tmp:
@@ -377,9 +386,8 @@ def loop(f: Formula) -> Callable[..., None]:
                 os.replace(tmp.name, path)
             filename = str(path)
         except OSError:
-            pass
+            pass  # Numba then compiles the loop per process (kernelkit.jit)
     # a module of its own in sys.modules: Numba's cache, loading the compiled loop, imports it by name
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     module = sys.modules.get(f"_gpubp_loop_{f.name}_{digest}")
     if module is None:
         module = types.ModuleType(f"_gpubp_loop_{f.name}_{digest}")

@@ -140,6 +140,13 @@ def test_a_formula_that_assigns_no_output_or_a_stranger_is_refused():
         formula.trace(lambda b, a: (assign(a, b), assign(b, a)), "T b", "T a", name="f")
     with pytest.raises(TypeError, match="no truth value"):
         formula.trace(lambda b, a: assign(a, b if b > 0 else a), "T b", "T a", name="f")
+    with pytest.raises(ValueError, match=r"formula f: let\('i'\) would hide a parameter or a name the renderers use"):
+        formula.trace(lambda b, a: assign(a, let("i", b)), "T b", "T a", name="f")
+    with pytest.raises(RuntimeError, match=r"assign\(\) and let\(\) belong inside a formula function"):
+        assign(formula.var("a"), 1)
+    # C's "--a" is a decrement: a negated negation keeps its parentheses
+    negated = formula.trace(lambda b, a: assign(a, formula.Node("neg", -a) - -b), "T b", "T a", name="f")
+    assert formula.c_body(negated) == "a = -(-a) - -b"
 
 
 def test_each_formula_is_written_once_in_kernels():
