@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from . import formula
-from .formula import assign, exp, kernel, let, log, maximum, nonzero, sqrt, tanh, where
+from .formula import Node, assign, exp, kernel, let, log, maximum, nonzero, sqrt, tanh, where
 from .kernelkit import Kernel, RowKernel
 
 # ---------------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def __getattr__(name: str) -> Kernel:
 
 # Softmax's numerator exp(z − max_row z); the row max m is broadcast from shape (B, 1).
 @kernel("T m", "T a")
-def exp_shift(m, a):
+def exp_shift(m: Node, a: Node) -> None:
     assign(a, exp(a - m))
 
 
@@ -131,24 +131,24 @@ def exp_shift(m, a):
 # ∇_{A_L} L / B for squared error; Δ_L itself for softmax + cross-entropy, sigmoid + bce and identity + mse,
 # where g'(Z_L) cancels against the loss derivative.
 @kernel("T a, T y, T inv_b", "T delta")
-def delta_output(a, y, inv_b, delta):
+def delta_output(a: Node, y: Node, inv_b: Node, delta: Node) -> None:
     assign(delta, (a - y) * inv_b)
 
 
 @kernel("T a, T y, T tiny", "T t")
-def loss_cross_entropy(a, y, tiny, t):
+def loss_cross_entropy(a: Node, y: Node, tiny: Node, t: Node) -> None:
     assign(t, -(log(maximum(a, tiny)) * y))
 
 
 # −[y log a + (1 − y) log(1 − a)], as −[y (log a − log(1 − a)) + log(1 − a)]: two logs, one buffer
 @kernel("T a, T y, T tiny", "T t")
-def loss_bce(a, y, tiny, t):
+def loss_bce(a: Node, y: Node, tiny: Node, t: Node) -> None:
     s = let("s", log(maximum(1 - a, tiny)))
     assign(t, -((log(maximum(a, tiny)) - s) * y + s))
 
 
 @kernel("T a, T y, T tiny", "T t")
-def loss_mse(a, y, tiny, t):
+def loss_mse(a: Node, y: Node, tiny: Node, t: Node) -> None:
     d = let("d", a - y)
     assign(t, d * d * 0.5)
 
@@ -159,21 +159,21 @@ def loss_mse(a, y, tiny, t):
 # ---------------------------------------------------------------------------------------------
 
 
-def decayed(g, w, wd):
+def decayed(g: Node, w: Node, wd: Node) -> Node:
     """g + λW, the gradient with L2 weight decay; g itself for λ = 0 (the biases: 0 · inf must not make NaN)."""
     return where(nonzero(wd), g + w * wd, g)
 
 
 # W ← W − η (g + λW)
 @kernel("T lr, T wd", "T g, T w", scratch=("g",))
-def sgd_update(lr, wd, g, w):
+def sgd_update(lr: Node, wd: Node, g: Node, w: Node) -> None:
     d = let("d", decayed(g, w, wd))
     assign(w, w - d * lr)
 
 
 # v ← μv + (g + λW); W ← W − ηv
 @kernel("T lr, T wd, T mu", "T g, T w, T v", scratch=("g",))
-def momentum_update(lr, wd, mu, g, w, v):
+def momentum_update(lr: Node, wd: Node, mu: Node, g: Node, w: Node, v: Node) -> None:
     d = let("d", decayed(g, w, wd))
     v = assign(v, v * mu + d)
     assign(w, w - v * lr)
@@ -181,7 +181,7 @@ def momentum_update(lr, wd, mu, g, w, v):
 
 # d = g + λW; v ← μv + d; W ← W − η (d + μv)   (torch.optim.SGD with nesterov=True)
 @kernel("T lr, T wd, T mu", "T g, T w, T v", scratch=("g",))
-def nesterov_update(lr, wd, mu, g, w, v):
+def nesterov_update(lr: Node, wd: Node, mu: Node, g: Node, w: Node, v: Node) -> None:
     d = let("d", decayed(g, w, wd))
     v = assign(v, v * mu + d)
     assign(w, w - (d + v * mu) * lr)
@@ -191,7 +191,8 @@ def nesterov_update(lr, wd, mu, g, w, v):
 # W ← W − (η / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)          (torch.optim.Adam, L2 weight decay),
 # computed as (step_size · c) · m / (√v + ε c) with c = √(1−β2ᵗ): one pass fewer
 @kernel("T step_size, T wd, T beta1, T beta2, T eps, T sqrt_bc2", "T g, T w, T m, T v", scratch=("g",))
-def adam_update(step_size, wd, beta1, beta2, eps, sqrt_bc2, g, w, m, v):
+def adam_update(step_size: Node, wd: Node, beta1: Node, beta2: Node, eps: Node, sqrt_bc2: Node,
+                g: Node, w: Node, m: Node, v: Node) -> None:  # fmt: skip
     d = let("d", decayed(g, w, wd))
     m = assign(m, m * beta1 + d * (1 - beta1))
     v = assign(v, v * beta2 + d * d * (1 - beta2))
@@ -221,7 +222,7 @@ ALL: tuple[Kernel, ...] = tuple(
 # ---------------------------------------------------------------------------------------------
 
 
-def _softmax_rows(b, a):
+def _softmax_rows(b: np.ndarray, a: np.ndarray) -> None:
     # the GPU's former five launches in NumPy: bias add, row max, exp(z − max), row sum, divide
     a += b
     m = np.max(a, axis=1, keepdims=True)
