@@ -30,12 +30,11 @@ the same trees into its own loops (:func:`python_expr` gives the Numba-ready tex
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
-import tempfile
 import types
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -239,10 +238,30 @@ def kernel(in_params: str, out_params: str, scratch: Sequence[str] = ()) -> Call
     return make
 
 
+class FormulaKernel(Kernel):
+    """A :class:`~gpubp.kernelkit.Kernel` whose body, twin and loop are rendered from its formula when first
+    used (rendering and compiling every kernel's forms at import cost ~25 ms a process)."""
+
+    def __init__(self, f: Formula, in_params: str, out_params: str) -> None:  # not the dataclass's: lazy forms
+        self.name, self.in_params, self.out_params, self.formula = f.name, in_params, out_params, f
+        self._compiled, self._host, self._sums = None, None, {}
+
+    @cached_property
+    def body(self) -> str:  # type: ignore[override]
+        return c_body(self.formula)
+
+    @cached_property
+    def numpy(self) -> Callable[..., None]:  # type: ignore[override]
+        return twin(self.formula)
+
+    @cached_property
+    def loop(self) -> Callable[..., None] | None:  # type: ignore[override]
+        return None if self.formula.ops() & _NO_LOOP else loop(self.formula)
+
+
 def build(f: Formula, in_params: str, out_params: str) -> Kernel:
-    """The :class:`~gpubp.kernelkit.Kernel` of formula ``f``."""
-    loopable = not (f.ops() & _NO_LOOP)
-    return Kernel(f.name, in_params, out_params, c_body(f), twin(f), loop(f) if loopable else None, formula=f)
+    """The :class:`~gpubp.kernelkit.Kernel` of formula ``f`` (its forms rendered on first use)."""
+    return FormulaKernel(f, in_params, out_params)
 
 
 # -- C ------------------------------------------------------------------------------------------------
@@ -373,6 +392,9 @@ def _cache_folder() -> Path | None:
 
 def loop(f: Formula) -> Callable[..., None]:
     """The loop as a Python function (Numba compiles it on the CPU's compiled path; it also runs as is)."""
+    import hashlib  # here: `import gpubp.kernels` renders nothing and need not load these
+    import tempfile
+
     source = "import math\n\n\n" + loop_source(f)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     filename = f"<gpubp formula {f.name}>"

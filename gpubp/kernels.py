@@ -201,18 +201,18 @@ def adam_update(step_size: Node, wd: Node, beta1: Node, beta2: Node, eps: Node, 
 
 # The weights' decay alone, g ← g + λW in place: the optimiser's NumPy path decays the weights, then runs one
 # update over all of θ with λ = 0 (the same numbers, half the calls).
-_decay_twin = formula.twin(formula.trace(lambda wd, w, g: assign(g, decayed(g, w, wd)), "T wd, T w", "T g",
-                                         name="add_decay"))  # fmt: skip
+_decay = formula.build(formula.trace(lambda wd, w, g: assign(g, decayed(g, w, wd)), "T wd, T w", "T g",
+                                     name="add_decay"), "T wd, T w", "T g")  # fmt: skip
 
 
 def add_decay(g: np.ndarray, w: np.ndarray, wd: Any) -> None:
     """g += λw, in place (NumPy); nothing for λ = 0."""
-    _decay_twin(wd, w, g)
+    _decay.numpy(wd, w, g)
 
 
 ALL: tuple[Kernel, ...] = tuple(
     [k for act in ACTIVATIONS.values() for k in (act.forward, act.derivative) if k is not None]
-    + [v for v in list(globals().values()) if isinstance(v, Kernel)]
+    + [v for k, v in list(globals().items()) if isinstance(v, Kernel) and not k.startswith("_")]
 )
 
 
