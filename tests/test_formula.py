@@ -122,7 +122,7 @@ def test_loops_are_compiled_from_a_cached_file_or_without_a_cache(monkeypatch, t
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     loop = formula.loop(f)
     assert inspect.getfile(loop).startswith(str(tmp_path / "gpubp" / "loops"))
-    monkeypatch.setattr(formula, "_cache_folder", lambda: None)
+    monkeypatch.setattr(formula.loops, "_cache_folder", lambda: None)
     g = formula.trace(_reread, "T b, T c", "T a", name=f"probe_{uuid.uuid4().hex[:8]}")
     uncached = formula.loop(g)
     assert inspect.getfile(uncached).startswith("<gpubp formula")
