@@ -222,7 +222,7 @@ ALL: tuple[Kernel, ...] = tuple(
 # ---------------------------------------------------------------------------------------------
 
 
-def _softmax_rows(b: np.ndarray, a: np.ndarray) -> None:
+def _softmax_rows(b, a):
     # the GPU's former five launches in NumPy: bias add, row max, exp(z − max), row sum, divide
     a += b
     m = np.max(a, axis=1, keepdims=True)
