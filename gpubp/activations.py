@@ -1,16 +1,15 @@
-"""Activation functions g and their derivatives, by name.
+"""Activation functions g and their derivatives, by name, bound to a device.
 
-Each activation is two kernels from :mod:`gpubp.kernels`: ``forward`` computes A ← g(A + b) in
-place (bias add fused in), and ``derivative`` turns an upstream gradient into δ in place,
-δ ← δ ⊙ g'(Z), with g' written from the output A (σ' = a(1 − a), tanh' = 1 − a², relu' = [a > 0]).
-Identity has no derivative kernel (g' = 1). Softmax is row-wise, not elementwise: it is written
+The registry is :data:`gpubp.kernels.ACTIVATIONS`, where each activation's formulas are written once: its
+``forward`` kernel computes A ← g(A + b) in place (bias add fused in), and ``derivative`` turns an upstream
+gradient into δ in place, δ ← δ ⊙ g'(Z), with g' written from the output A (σ' = a(1 − a), tanh' = 1 − a²,
+relu' = [a > 0]). Identity has no derivative kernel (g' = 1). Softmax is row-wise, not elementwise: it is written
 here over ``xp`` and only allowed as an output layer, and its "derivative" is the product with its
 Jacobian, δ ← J_softmaxᵀ δ, not δ ⊙ g'.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,29 +17,16 @@ import numpy as np
 from . import kernels as K
 from .backend import CPU, Device
 from .kernelkit import jit, ones_column, scratch
+from .kernels import ACTIVATIONS as ACTIVATIONS
+from .kernels import HIDDEN as HIDDEN
+from .kernels import OUTPUTS as OUTPUTS
+from .kernels import Activation as Activation
 
-
-@dataclass(frozen=True)
-class Activation:
-    name: str
-    forward: K.Kernel | None  # None: softmax, done row-wise below
-    derivative: K.Kernel | None  # None: identity (g' = 1) or softmax (a Jacobian, see losses)
-
-
-ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation("sigmoid", K.bias_sigmoid, K.delta_sigmoid),  # σ(z) = 1/(1+e^-z); σ' = a(1-a)
-    "tanh": Activation("tanh", K.bias_tanh, K.delta_tanh),  # tanh(z); tanh' = 1-a²
-    "relu": Activation("relu", K.bias_relu, K.delta_relu),  # max(z, 0); relu' = [a > 0]
-    "identity": Activation("identity", K.bias_identity, None),  # z; identity' = 1
-    "softmax": Activation("softmax", None, None),  # softmax(z)_j = e^z_j / Σ_k e^z_k (rows)
-}
-HIDDEN = ("sigmoid", "tanh", "relu", "identity")
 _SHORT_ROWS = 32  # softmax rows up to this long (classes) take the CPU's faster reductions below
 # up to this many elements the compiled row pass wins (one call for four); beyond, its serial row max loses
 # to NumPy's vectorised reduction (measured with a compiled row sum too: 256×100 17 µs faster, 64×1000 90 µs
 # slower)
 _JIT_SOFTMAX = 32768
-OUTPUTS = (*HIDDEN, "softmax")
 
 
 def softmax_forward(device: Device, b: Any, a: Any) -> None:
@@ -76,7 +62,7 @@ def _softmax_short_rows(b: np.ndarray, a: np.ndarray) -> None:
     aT = scratch(a.shape[::-1], a.dtype, "softmax_t")
     np.copyto(aT, a.T)  # over a transposed copy the same row max is ~5× faster
     np.maximum.reduce(aT, axis=0, out=row[:, 0])
-    K._exp_shift(row, a)
+    K.exp_shift.numpy(row, a)
     _divide_by_row_sums(CPU, a)
 
 

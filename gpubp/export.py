@@ -24,12 +24,11 @@ import numpy as np
 
 from ._io import atomic_write
 from .backend import to_numpy
+from .kernels import ACTIVATIONS
 
 OPSET = 17  # ai.onnx opset: Softmax over one axis (13+), Squeeze with axes as an input (13+)
 IR_VERSION = 8  # the oldest IR that carries opset 17 (ONNX 1.12): ONNX Runtime 1.12 and later load it
 INSTALL_HINT = "ONNX export needs the onnx package: pip install 'gpubp[onnx]'"
-
-_ACTIVATION_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softmax": "Softmax", "identity": None}
 
 
 def require_onnx() -> Any:
@@ -81,9 +80,8 @@ def _layers(g: _Graph, net: Any, A: str) -> str:
         W = np.asarray(to_numpy(net.weights[l - 1]), dtype)  # (n_l, n_{l-1}), as on the slides
         b = np.asarray(to_numpy(net.biases[l - 1]), dtype)
         Z = g.op("Gemm", [A, g.const(f"W_{l}", W), g.const(f"b_{l}", b)], g.name(f"Z_{l}"), transB=1)
-        act = net.output if l == net.L else net.activation
-        op = _ACTIVATION_OPS[act]
-        A = Z if op is None else g.op(op, [Z], g.name(f"A_{l}"), **({"axis": 1} if op == "Softmax" else {}))
+        onnx = ACTIVATIONS[net.output if l == net.L else net.activation].onnx  # (operator, attributes) or None
+        A = Z if onnx is None else g.op(onnx[0], [Z], g.name(f"A_{l}"), **onnx[1])
     return A
 
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import ACTIVATIONS
+
 INITS = ("xavier", "he", "normal")
 
 
 def default_init(activation: str) -> str:
-    """He for relu, Xavier (Glorot) for sigmoid, tanh and identity."""
-    return "he" if activation == "relu" else "xavier"
+    """The hidden activation's own default (:data:`gpubp.kernels.ACTIVATIONS`): He for relu, Xavier (Glorot) for
+    sigmoid, tanh and identity."""
+    act = ACTIVATIONS.get(activation)
+    return "xavier" if act is None else act.init
 
 
 def init_weight(rng: np.random.Generator, scheme: str, n_out: int, n_in: int) -> np.ndarray:

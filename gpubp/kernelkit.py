@@ -48,6 +48,7 @@ class Kernel:
     body: str
     numpy: Callable[..., None]
     loop: Callable[..., None] | None = None  # the formula as a loop over elements, compiled by Numba
+    formula: Any = None  # the one formula all the above were rendered from (gpubp.formula.Formula)
     _compiled: Any = field(default=None, init=False, repr=False)
     _host: Any = field(default=None, init=False, repr=False)
     _sums: dict = field(default_factory=dict, init=False, repr=False)

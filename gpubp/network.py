@@ -73,11 +73,12 @@ class MLP:
     Parameters
     ----------
     sizes : [n_0, n_1, ..., n_L], the input width, the hidden widths and the output width.
-    activation : hidden activation: ``sigmoid``, ``tanh``, ``relu`` or ``identity``.
-    output : output activation (``sigmoid``, ``tanh``, ``relu``, ``identity``, ``softmax``), or None
+    activation : hidden activation, a name of ``gpubp.activations.HIDDEN`` (``sigmoid``, ``tanh``, ``relu``,
+        ``identity``, ...; the registry is ``gpubp.kernels.ACTIVATIONS``).
+    output : output activation, a name of ``gpubp.activations.OUTPUTS`` (the hidden ones and ``softmax``), or None
         for the loss's match: softmax for cross_entropy, sigmoid for bce, identity for mse.
     loss : ``cross_entropy`` (needs softmax), ``bce`` (needs sigmoid) or ``mse`` (any output).
-    init : ``xavier``, ``he`` or ``normal``; None picks He for relu, Xavier otherwise.
+    init : ``xavier``, ``he`` or ``normal``; None picks the activation's own (He for relu, Xavier otherwise).
     device : ``auto``, ``cpu``, ``gpu`` or ``gpu:N``; ``auto`` (and None) means ``GPUBP_DEVICE`` when set.
     dtype : ``float32`` (default) or ``float64``. Inputs are converted to it; nothing is upcast.
     seed : seeds the initial weights and the shuffling; same seed, device and dtype → same run.

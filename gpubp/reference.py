@@ -1,6 +1,7 @@
 """Backprop as the lecture writes it: lists ``Z``, ``A`` and ``delta``, one line per equation, in NumPy.
 
-This module is for reading next to the slides. It keeps every Z_l, computes each derivative from Z, and
+This module is for reading next to the slides. It keeps every Z_l, computes each derivative from Z (with the
+activations' formulas of :data:`gpubp.kernels.ACTIVATIONS`, evaluated on whole arrays), and
 writes the output error as the chain rule gives it, ∇_{A_L} L through g'_L, without the cancellations that
 make it A_L − Y. :class:`gpubp.MLP` computes the same numbers another way, to allocate nothing per step:
 it keeps no Z (each g' is written from A_l), adds the bias inside the activation kernel, reuses
@@ -23,38 +24,39 @@ from typing import Any
 
 import numpy as np
 
+from .formula import evaluate, var
+from .kernels import ACTIVATIONS
+
 __all__ = ["backprop", "forward", "g", "g_prime", "loss_gradient", "loss_value"]
 
 
+def _activation(name: str) -> Any:
+    act = ACTIVATIONS.get(name)
+    if act is None:
+        raise ValueError(f"unknown activation {name!r}: expected one of {', '.join(ACTIVATIONS)}")
+    return act
+
+
 def g(name: str, Z: np.ndarray) -> np.ndarray:
-    """The activation ``name`` applied to Z (softmax row by row)."""
-    if name == "sigmoid":
-        return 1 / (1 + np.exp(-Z))
-    if name == "tanh":
-        return np.tanh(Z)
-    if name == "relu":
-        return np.maximum(Z, 0)
-    if name == "identity":
-        return Z.copy()
-    if name == "softmax":
+    """The activation ``name`` applied to Z (softmax row by row): the formula of :data:`gpubp.kernels.ACTIVATIONS`
+    that the network's kernels are rendered from, evaluated here on whole arrays."""
+    act = _activation(name)
+    if act.g is None:  # softmax
         E = np.exp(Z - Z.max(axis=1, keepdims=True))  # the row max changes nothing but keeps exp finite
         return E / E.sum(axis=1, keepdims=True)
-    raise ValueError(f"unknown activation {name!r}")
+    return np.array(evaluate(act.g(var("z")), {"z": Z}), dtype=Z.dtype)
 
 
 def g_prime(name: str, Z: np.ndarray) -> np.ndarray:
-    """g'(Z) elementwise, from Z as on the slides. Softmax has no elementwise derivative (each output
-    depends on the whole row): :func:`backprop` multiplies by its Jacobian instead."""
-    if name == "sigmoid":
-        s = g("sigmoid", Z)
-        return s * (1 - s)
-    if name == "tanh":
-        return 1 - np.tanh(Z) ** 2
-    if name == "relu":
-        return (Z > 0).astype(Z.dtype)
-    if name == "identity":
+    """g'(Z) elementwise: the registry's δ ⊙ g' with δ = 1 and a = g(Z). Softmax has no elementwise derivative
+    (each output depends on the whole row): :func:`backprop` multiplies by its Jacobian instead."""
+    act = _activation(name)
+    if act.g is None:
+        raise ValueError(f"{name!r} has no elementwise derivative")
+    if act.backward is None:  # g' = 1
         return np.ones_like(Z)
-    raise ValueError(f"{name!r} has no elementwise derivative")
+    ones = np.ones_like(Z)
+    return np.array(evaluate(act.backward(var("delta"), var("a")), {"delta": ones, "a": g(name, Z)}), dtype=Z.dtype)
 
 
 def loss_value(loss: str, A_L: np.ndarray, Y: np.ndarray) -> float:

@@ -44,6 +44,7 @@ from sklearn.utils.validation import (
 
 from ._sklearn_checks import check_hidden, check_known_classes, labels_of, validate_X, validate_Xy
 from .backend import to_numpy
+from .kernels import ACTIVATIONS
 from .labels import Labels
 from .network import MLP
 from .settings import TrainSettings
@@ -51,7 +52,9 @@ from .training import Trainer, TrainingDivergedError
 
 __all__ = ["MLPClassifier", "MLPRegressor", "register_onnx_converters"]
 
-_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+# scikit-learn's activation names → gpubp's (logistic → sigmoid); an activation scikit-learn lacks is taken under
+# gpubp's own name (such an estimator trains, predicts and exports with gpubp.export, but skl2onnx refuses it)
+_ACTIVATIONS = {act.sklearn or name: name for name, act in ACTIVATIONS.items() if act.hidden}
 _SOLVERS = ("sgd", "adam")
 
 # scikit-learn 1.9's constraints for these parameters, less lbfgs, plus device and dtype
@@ -578,6 +581,9 @@ def register_onnx_converters() -> None:
     def viewed(convert: Any) -> Any:
         def converter(scope: Any, operator: Any, container: Any) -> None:
             est = operator.raw_operator
+            if ACTIVATIONS[_ACTIVATIONS[est.activation]].sklearn is None:
+                raise ValueError(f"skl2onnx converts scikit-learn's activations only, and {est.activation!r} is not "
+                                 f"one (export est._net with gpubp.export instead)")  # fmt: skip
             if not is_classifier(est) and est.n_outputs_ != 1:
                 raise ValueError(f"skl2onnx's MLPRegressor converter makes one output column; this regressor "
                                  f"has {est.n_outputs_} (export est._net with gpubp.export instead)")  # fmt: skip

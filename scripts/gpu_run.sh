@@ -49,6 +49,7 @@ bench=$(collect benchmarks -k "$BENCH_K") || exit 2
 SK_ARGS=(tests/test_sklearn.py tests/test_docs.py -k "test_sklearn or (test_every_block and (README or estimators))")
 sk_tests=$(collect "${SK_ARGS[@]}") || exit 2
 N_GPU_TESTS=$(count '::' "$gpu_tests")
+N_KERNEL_TESTS=$(count 'test_cupy_kernel_matches_numpy_twin' "$gpu_tests")  # one kernel, one small launch each
 N_BENCH_GPU=$(count 'test_gpubp_step\[gpu-.*float32' "$bench")  # float64 rows skip on a GPU
 N_BENCH_CPU=$(count 'test_gpubp_step\[cpu-' "$bench")
 N_BENCH_TORCH=$(count 'test_torch_step\[' "$bench")
@@ -63,7 +64,9 @@ N_DOC_PAGES=$(count 'test_docs.py::' "$sk_tests")
 # its 21 alternating rounds: ~10 s. The scikit-learn fit row times 5 alternating 200-epoch fits of 3 fitters.
 PLAN_S=15  # the three collections above
 LIMIT_INFO=20
-LIMIT_GPU_TESTS=$((45 + 1 * N_GPU_TESTS))
+# a kernel comparison is one launch over 37×23 elements plus, the first time per kernel and dtype, an NVRTC
+# compile (~0.5 s, and the random and extreme cases share it): half a second each; every other test one second
+LIMIT_GPU_TESTS=$((45 + 1 * (N_GPU_TESTS - N_KERNEL_TESTS) + N_KERNEL_TESTS / 2))
 LIMIT_TRAIN_GPU=30  # the default run: CuPy import, kernels compiled, ~2 s of epochs
 LIMIT_BENCH=$((15 + 4 * N_BENCH_GPU + 2 * N_BENCH_TORCH + 10 * N_BENCH_CPU + 20 * N_BENCH_SK))
 LIMIT_BENCH_CHECK=15
@@ -81,7 +84,7 @@ if [ $DRY -eq 0 ]; then
     say "commit ${GPUBP_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
     say "plan: $((SECONDS - t_plan)) s (budgeted $PLAN_S s)"
 fi
-say "selected: $N_GPU_TESTS gpu tests; bench rows: $N_BENCH_GPU gpu, $N_BENCH_TORCH PyTorch, $N_BENCH_CPU cpu," \
+say "selected: $N_GPU_TESTS gpu tests ($N_KERNEL_TESTS kernel comparisons); bench rows: $N_BENCH_GPU gpu, $N_BENCH_TORCH PyTorch, $N_BENCH_CPU cpu," \
     "$N_BENCH_SK scikit-learn; $N_SK_TESTS estimator tests"
 status=0
 

@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from test_cli import assert_one_line_error, run
 
 from gpubp import MLP, Model
+from gpubp.activations import HIDDEN
 from gpubp.columns import Columns
 from gpubp.data import Scaler, load_digits
 from gpubp.export import OPSET
@@ -57,7 +58,7 @@ def fitted_model(rng, labels, activation="relu", dtype="float32", loss="cross_en
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "identity"])
+@pytest.mark.parametrize("activation", HIDDEN)
 def test_classifier_every_hidden_activation(rng, activation, dtype):
     model, X = fitted_model(rng, [0, 1, 2], activation, dtype)
     out = outputs(model.to_onnx(), X)

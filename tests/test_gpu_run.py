@@ -38,9 +38,11 @@ def test_dry_run_shows_steps_limits_and_files_and_the_limits_fit_560_s(plan):
     assert total <= 560  # a remote command may run 600 s: 40 s for start-up, packing and the transfer
     files = re.search(r"^files returned in \$OUT \(gpu-run\): (.+)$", plan, flags=re.M).group(1).split()
     assert files == ["summary.txt", "logs.tgz", "results.json", "RESULTS.md", "throughput.png"]  # the tool: 8 at most
-    # the budgets follow what is selected: one second a GPU test, ~3 s a GPU benchmark row, ~10 s a CPU one
-    n_gpu = int(re.search(r"selected: (\d+) gpu tests", plan).group(1))
-    assert limits["gpu-tests"] == 45 + n_gpu
+    # the budgets follow what is selected: one second a GPU test (half for a kernel comparison), ~3 s a GPU
+    # benchmark row, ~10 s a CPU one
+    n_gpu, n_kernel = map(int, re.search(r"selected: (\d+) gpu tests \((\d+) kernel comparisons\)", plan).groups())
+    assert 0 < n_kernel < n_gpu
+    assert limits["gpu-tests"] == 45 + (n_gpu - n_kernel) + n_kernel // 2
     assert not (ROOT / "gpu-run").exists(), "a dry run writes nothing"
 
 

@@ -81,6 +81,9 @@ def reference(k: K.Kernel, args: dict[str, object]) -> dict[str, np.ndarray]:
             return {"a": np.maximum(g["a"] + g["b"], 0)}
         if k.name == "bias_identity":
             return {"a": g["a"] + g["b"]}
+        if k.name == "bias_leaky_relu":
+            z = g["a"] + g["b"]
+            return {"a": np.where(z > 0, z, 0.01 * z)}
         if k.name == "exp_shift":
             return {"a": np.exp(g["a"] - g["m"])}
     if k.name == "delta_sigmoid":
@@ -89,6 +92,8 @@ def reference(k: K.Kernel, args: dict[str, object]) -> dict[str, np.ndarray]:
         return {"delta": g["delta"] * (1 - g["a"] ** 2)}
     if k.name == "delta_relu":
         return {"delta": np.where(g["a"] > 0, g["delta"], 0)}
+    if k.name == "delta_leaky_relu":
+        return {"delta": np.where(g["a"] > 0, g["delta"], 0.01 * g["delta"])}
     if k.name == "delta_output":
         return {"delta": (g["a"] - g["y"]) * g["inv_b"]}
     clip = lambda x: np.maximum(x, g["tiny"])

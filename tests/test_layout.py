@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gpubp"
 
 # HOUSE.md's levels (docs/architecture.md draws the same picture, with what each module holds)
 LEVELS = {
-    "kernelkit": 0, "kernels": 0, "_io": 0, "blas": 0,
+    "kernelkit": 0, "formula": 0, "kernels": 0, "_io": 0, "blas": 0,
     "probe": 0, "device": 1, "backend": 1,
     "params": 2, "optim": 2, "activations": 2, "losses": 2, "initializers": 2, "labels": 2, "metrics": 2,
     "loaders": 2, "data": 2, "validation": 2, "rows": 2, "settings": 2, "columns": 2, "reference": 2,
@@ -29,7 +29,8 @@ LEVELS = {
 SAME_LEVEL = {("labels", "data"), ("rows", "data"), ("loaders", "data"), ("rows", "loaders"), ("rows", "validation"),
               ("columns", "loaders"), ("csvfiles", "loaders"), ("limits", "data"), ("loaders", "limits"),
               ("rows", "limits"),
-              ("kernels", "_io"), ("kernelkit", "kernels"), ("device", "backend"),
+              ("kernels", "_io"), ("kernelkit", "kernels"), ("kernelkit", "formula"), ("formula", "kernels"),
+              ("device", "backend"),
               ("params", "optim"), ("optim", "settings"), ("validation", "settings"),
               ("checkpoint", "network"),
               ("parallel", "training"), ("state", "training"),
