@@ -1,4 +1,4 @@
-"""File plumbing at the bottom of the house: atomic writes and the one JSON encoder."""
+"""File plumbing at the bottom of the house: atomic writes, the memory available, the one JSON encoder."""
 
 from __future__ import annotations
 
@@ -99,6 +99,21 @@ def check_writable(path: str | os.PathLike, what: str) -> None:
         raise ValueError(f"{what} {path}: cannot create a file in {folder}: {exc.strerror}") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _plain(o: Any) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ._io import available_memory
 from .columns import Columns, match
 from .csvfiles import DECIMAL_COMMA, LABEL_NAMES, CsvLayout, csv_layout, is_number, sample_lines
 from .rows import chunk_rows, chunks, open_npy
@@ -50,21 +51,6 @@ class RawData:
 
 def _size(nbytes: int) -> str:
     return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (MemAvailable on Linux), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def check_fits(path: str, need: int) -> None:
