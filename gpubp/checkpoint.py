@@ -78,16 +78,15 @@ def read_file(path: str | os.PathLike) -> Contents:
     except ValueError as exc:
         raise ValueError(f"{path} is not a gpubp model ({exc})") from None
     with npz:
+        objects = "it holds Python objects; gpubp files never do"  # never suggest allow_pickle: pickles run code
         try:
             marker = scalar_text(npz, "format", 16) if "format" in npz.names else ""
-        except ValueError as exc:
-            if "Python objects" in str(exc):  # never suggest allow_pickle: loading pickles runs code
-                raise ValueError(f"{path} is not a gpubp model (it holds Python objects; gpubp files never do)") from None
+        except ValueError:
             marker = ""
         if marker != FORMAT:
-            if any("Python objects" in _declared_error(npz, n) for n in npz.names):
-                raise ValueError(f"{path} is not a gpubp model (it holds Python objects; gpubp files never do)")
-            raise ValueError(f"{path} is not a gpubp model (no gpubp format marker)")
+            pickled = any("Python objects" in _declared_error(npz, n) for n in npz.names)
+            why = objects if pickled else "no gpubp format marker"
+            raise ValueError(f"{path} is not a gpubp model ({why})")
         try:
             version = scalar_int(npz, "format_version")
             if version > FORMAT_VERSION:

@@ -155,7 +155,8 @@ def check(facts: Facts, declared: dict[str, Declared]) -> list[str]:
         if want is None:
             raise ValueError(f"member {name} has no place in this file (config and meta give it none)")
         shape = want.shape
-        if shape is not None and not (len(got.shape) == len(shape) and all(w in (None, g) for w, g in zip(shape, got.shape))):
+        fits = shape is None or (len(got.shape) == len(shape) and all(w in (None, g) for w, g in zip(shape, got.shape)))
+        if not fits:
             shown = tuple("n" if w is None else w for w in shape)
             raise ValueError(f"member {name} declares {got}; this file's config and meta make it shape {shown}")
         if got.dtype.kind not in want.kinds:
