@@ -102,18 +102,39 @@ def check_writable(path: str | os.PathLike, what: str) -> None:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (MemAvailable on Linux), or None if unknown."""
+    """Bytes of memory available to a new allocation: MemAvailable on Linux, less where this process's
+    address-space limit (``ulimit -v``, RLIMIT_AS) leaves less; None if unknown."""
+    have = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    have = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
+    if have is None:
+        try:
+            have = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            pass
+    limit = _address_space_left()
+    return have if limit is None else limit if have is None else min(have, limit)
+
+
+def _address_space_left() -> int | None:
+    """What RLIMIT_AS leaves of this process's address space (None: no limit, or not Linux)."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status") as f:
+            used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    except (ImportError, OSError, ValueError, StopIteration):
         return None
+    return max(soft - used, 0)
 
 
 def _plain(o: Any) -> Any:

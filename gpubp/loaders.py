@@ -10,6 +10,8 @@ reads; a problem raises :class:`DataError`, a ``ValueError`` whose message names
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -321,13 +323,16 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
         repeated = sorted({n for n in header_names if header_names.count(n) > 1})
         if repeated:
             raise DataError(f"{path}: the header names column {repeated[0]!r} more than once")
+    source = _GzipBudget(path) if compression else contextlib.nullcontext(path)
     try:
-        with warnings.catch_warnings():  # a column of numbers and text: found and named below, cell by cell
+        with source as text, warnings.catch_warnings():  # a column of numbers and text: named below, cell by cell
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-            frame = pd.read_csv(path, sep=layout.delimiter, decimal=layout.decimal, thousands=layout.thousands,
+            frame = pd.read_csv(text, sep=layout.delimiter, decimal=layout.decimal, thousands=layout.thousands,
                                 header=None, skiprows=1 if header_names else 0, names=header_names,
-                                encoding="utf-8-sig", compression=compression, quotechar='"',
+                                encoding="utf-8-sig", compression=None, quotechar='"',
                                 skipinitialspace=True, keep_default_na=False, na_values=[""])  # fmt: skip
+    except DataError:
+        raise
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
     except pd.errors.EmptyDataError:
@@ -347,6 +352,39 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows")
     return frame, layout, notes
+
+
+class _GzipBudget(gzip.GzipFile):
+    """A gzipped CSV's text, decompressed as pandas reads it, refused once it passes a quarter of the
+    memory available: its densest text (a digit and a comma a cell) becomes four times its size as
+    numbers. Checked while streaming, as a plain file's size is checked before (:func:`load_csv`)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "rb")
+        self.path, self.given = path, 0
+        have = available_memory()
+        self.limit = None if have is None else have // 4
+
+    def _count(self, n: int) -> int:
+        self.given += n
+        if self.limit is not None and self.given > self.limit:
+            raise DataError(f"{self.path}: decompressed, it holds more than {_size(self.given)} of text; as numbers "
+                            "that may need four times as much, more than the memory available: save it as "
+                            "X.npy,y.npy (np.save), which gpubp memory-maps and reads a batch at a time")  # fmt: skip
+        return n
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self._count(len(data))
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        data = super().read1(size)
+        self._count(len(data))
+        return data
+
+    def readinto(self, b: Any) -> int:
+        return self._count(super().readinto(b))
 
 
 def _missing(path: str) -> Any:
