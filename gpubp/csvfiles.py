@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ def sample_lines(path: str, gzipped: bool) -> str:
         raise ValueError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
     except FileNotFoundError:
         raise ValueError(f"{path}: file not found") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a damaged gzip stream
         raise ValueError(f"{path}: cannot read: {exc}") from None
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import os
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -333,6 +334,8 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
                                 skipinitialspace=True, keep_default_na=False, na_values=[""])  # fmt: skip
     except DataError:
         raise
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a damaged or cut gzip stream
+        raise DataError(f"{path}: cannot read: {exc}") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
     except pd.errors.EmptyDataError:

@@ -12,7 +12,9 @@ declared bytes, and checks the CRC). Every problem is a ``ValueError`` naming th
 
 from __future__ import annotations
 
+import io
 import os
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ import numpy as np
 MAX_HEADER = 10_000
 # what reading a damaged zip member can raise, besides ValueError
 READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, KeyError,
-               TypeError, SyntaxError, OverflowError)  # fmt: skip
+               TypeError, SyntaxError, OverflowError, tokenize.TokenError)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,18 +51,25 @@ def read_header(f: IO[bytes]) -> Declared:
     ``ValueError`` for anything but a version 1 or 2 header of plain values (no Python objects)."""
     fmt = np.lib.format
     try:
-        version = fmt.read_magic(f)
+        start = f.read(8)  # the magic string and the version
+        version = fmt.read_magic(io.BytesIO(start))
         if version not in ((1, 0), (2, 0)):
             raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        width = 2 if version == (1, 0) else 4
+        raw = f.read(width)
+        length = int.from_bytes(raw, "little")
+        if length > MAX_HEADER:  # NumPy would read all of it before looking at its length
+            raise ValueError(f"a header of {length:,} bytes declared; at most {MAX_HEADER:,} are read")
+        text = raw + f.read(length)
         read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, _, dtype = read(f, max_header_size=MAX_HEADER)
+        shape, _, dtype = read(io.BytesIO(text), max_header_size=MAX_HEADER)
     except READ_ERRORS as exc:
         raise ValueError(f"no .npy header ({type(exc).__name__}: {exc})") from None
     if dtype.hasobject:
         raise ValueError(f"holds Python objects (dtype {dtype}), which gpubp never loads")
     if any(not isinstance(n, int) or n < 0 for n in shape):
         raise ValueError(f"impossible shape {shape}")
-    return Declared(tuple(int(n) for n in shape), dtype, f.tell())
+    return Declared(tuple(int(n) for n in shape), dtype, 8 + len(text))
 
 
 def npy_declared(path: str | os.PathLike) -> Declared:
@@ -74,8 +83,9 @@ def npy_declared(path: str | os.PathLike) -> Declared:
             raise ValueError(f"{path} is not a .npy file ({exc})") from None
     want, have = declared.offset + declared.nbytes, os.path.getsize(path)
     if have < want:
-        raise ValueError(f"{path} is truncated: its header declares {declared} ({want:,} bytes with the header) "
-                         f"but the file has {have:,} bytes")  # fmt: skip
+        dims = " × ".join(str(d) for d in declared.shape)
+        raise ValueError(f"{path} is truncated: its header promises {dims} {declared.dtype} ({want:,} bytes with the "
+                         f"header) but the file has {have:,} bytes")  # fmt: skip
     return declared
 
 

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Device, is_cupy_array
+from .npzfiles import npy_declared
 
 CHUNK_BYTES = 4 << 20  # host temporaries of a chunked pass stay near this size
 _ATTRS = ("shape", "dtype", "ndim", "__len__", "__getitem__")
@@ -52,22 +53,7 @@ def open_npy(path: str | os.PathLike) -> np.ndarray:
     Raises ValueError naming the file when it is not a complete ``.npy`` of plain values (truncated,
     a pickled object array, another format); FileNotFoundError/PermissionError as open() does."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            fmt = np.lib.format
-            shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
-        except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f"{path} is not a .npy file ({exc})") from None
-        header = f.tell()
-    if dtype.hasobject:
-        raise ValueError(f"{path} holds Python objects (dtype {dtype}), not numbers: it cannot be memory-mapped")
-    want = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    have = os.path.getsize(path)
-    if have < want:
-        dims = " × ".join(str(d) for d in shape)
-        raise ValueError(f"{path} is truncated: its header promises {dims} {dtype} ({want:,} bytes with the header) "
-                         f"but the file has {have:,} bytes")  # fmt: skip
+    npy_declared(path)  # the header alone, and the file's length against it
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
