@@ -1,11 +1,12 @@
 """IDX files (MNIST's format), their declared sizes checked before their data is read.
 
 An IDX header declares the dtype and every dimension. A plain file's length is compared with that
-declaration before anything else, and the file is then memory-mapped (nothing read until used). A
-gzipped file is decompressed a chunk at a time into anonymous memory of exactly the declared size,
-counting the bytes as they come: the peak is the data in the file's own dtype (a quarter of float32
-for MNIST's bytes), and a file that ends early is called truncated, with the bytes declared and found.
-Either way the array is a row source (gpubp.rows): training converts a batch at a time.
+declaration before anything else. Then, once the memory check allows it, the data is read (a gzipped
+file decompressed) a chunk at a time into anonymous memory of exactly the declared size, counting the
+bytes as they come: the peak is the data in the file's own dtype (a quarter of float32 for MNIST's
+bytes), and a gzipped file that ends early is called truncated, with the bytes declared and found.
+The array is a row source held in memory (gpubp.rows.in_memory): never converted whole to float64;
+on the CPU the training rows are copied once into the network's dtype, a chunk at a time.
 
 Problems are ``ValueError`` naming the file; :func:`gpubp.loaders.read_idx` wraps them as DataError.
 """
@@ -82,9 +83,9 @@ def _longer(path: str, h: Header) -> ValueError:
 
 
 def read(path: str, fits: Callable[[int], None]) -> np.ndarray:
-    """The array of the IDX file at ``path``, shaped as its header declares, in the file's dtype:
-    memory-mapped for a plain file, decompressed into memory for a gzipped one once ``fits(bytes)``
-    (which raises when that much memory is not available) has allowed it."""
+    """The array of the IDX file at ``path``, shaped as its header declares, in the file's dtype, read
+    (decompressed) into memory once ``fits(bytes)`` (which raises when that much memory is not
+    available) has allowed it."""
     h = header(path)
     try:
         if not is_gzipped(path):
@@ -93,9 +94,9 @@ def read(path: str, fits: Callable[[int], None]) -> np.ndarray:
                 raise _truncated(path, h, size)
             if size > h.nbytes:
                 raise _longer(path, h)
-            if h.nbytes == 0:
-                return np.empty(h.dims, h.dtype)
-            return np.memmap(path, h.dtype, "r", h.offset, h.dims)
+            fits(h.nbytes)
+            with open(path, "rb") as f:
+                return _fill(f, path, h)
         try:
             fits(h.nbytes)
         except ValueError:
@@ -103,7 +104,8 @@ def read(path: str, fits: Callable[[int], None]) -> np.ndarray:
             if found != h.nbytes:
                 raise _truncated(path, h, found) if found < h.nbytes else _longer(path, h) from None
             raise
-        return _decompress(path, h)
+        with gzip.open(path, "rb") as f:
+            return _fill(f, path, h)
     except READ_ERRORS as exc:
         raise ValueError(f"{path}: cannot read: {exc}") from None
 
@@ -128,21 +130,21 @@ def _count(path: str, h: Header) -> int:
     return found
 
 
-def _decompress(path: str, h: Header) -> np.ndarray:
-    """A gzipped file's data streamed into anonymous memory of the declared size, a chunk at a time."""
+def _fill(f: IO[bytes], path: str, h: Header) -> np.ndarray:
+    """The data after the header of stream ``f`` read into anonymous memory of the declared size, a
+    chunk at a time, counting the bytes as they come."""
     if h.nbytes == 0:
         return np.empty(h.dims, h.dtype)
     buffer = mmap.mmap(-1, h.nbytes)  # pages are taken as they are written: a short file costs what it holds
     view = memoryview(buffer)
     got = 0
-    with gzip.open(path, "rb") as f:
-        f.seek(h.offset)
-        while got < h.nbytes:
-            n = f.readinto(view[got : got + CHUNK])
-            if not n:
-                break
-            got += n
-        longer = got == h.nbytes and f.read(1)
+    f.seek(h.offset)
+    while got < h.nbytes:
+        n = f.readinto(view[got : got + CHUNK])
+        if not n:
+            break
+        got += n
+    longer = got == h.nbytes and f.read(1)
     view.release()
     if got < h.nbytes:
         buffer.close()
@@ -150,6 +152,6 @@ def _decompress(path: str, h: Header) -> np.ndarray:
     if longer:
         buffer.close()
         raise _longer(path, h)
-    out = np.ndarray(h.dims, h.dtype, buffer=buffer)  # its base is the mapping: a row source
+    out = np.ndarray(h.dims, h.dtype, buffer=buffer)  # its base is the mapping: a row source held in memory
     out.flags.writeable = False
     return out

@@ -87,14 +87,14 @@ _IDX_NAMES = {
 
 
 def read_idx(path: str) -> np.ndarray:
-    """One IDX file in its own dtype, as its header declares it (gpubp.idxfiles): memory-mapped when
-    plain, decompressed a chunk at a time when gzipped, once the memory check allows it."""
+    """One IDX file in its own dtype, as its header declares it (gpubp.idxfiles): read (decompressed
+    when gzipped) a chunk at a time, once its length and the memory check allow it."""
 
     def fits(need: int) -> None:
         have = available_memory()
         if have is not None and need > have:
-            raise DataError(f"{path}: decompressing it needs {_size(need)} but {_size(have)} of memory is available: "
-                            "gunzip it, and gpubp memory-maps the plain file")  # fmt: skip
+            raise DataError(f"{path}: reading it needs {_size(need)} but {_size(have)} of memory is available: save "
+                            "the images as X.npy and the labels as y.npy (np.save): gpubp maps them")  # fmt: skip
 
     try:
         return idxfiles.read(path, fits)
@@ -132,10 +132,7 @@ def _idx_pair(images_path: str, labels_path: str) -> tuple[np.ndarray, np.ndarra
 
 
 def _idx_note(*arrays: np.ndarray) -> str:
-    size = _size(sum(a.nbytes for a in arrays))
-    if all(isinstance(a, np.memmap) for a in arrays):
-        return f"memory-mapped, {size} {arrays[0].dtype} on disk"
-    return f"decompressed into memory, {size} {arrays[0].dtype}, converted a batch at a time"
+    return f"read into memory, {_size(sum(a.nbytes for a in arrays))} {arrays[0].dtype}, converted a chunk at a time"
 
 
 def load_idx_folder(folder: str) -> RawData:

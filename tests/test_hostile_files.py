@@ -6,6 +6,7 @@ declarations first, each of these cost that much memory, or was refused with the
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -114,10 +115,49 @@ def test_a_gzipped_idx_file_too_big_to_hold_is_told_apart_from_a_short_one(tmp_p
     with pytest.raises(DataError, match=r"truncated IDX file: .* \(784,000 data bytes\) but the file holds 5,000"):
         read_idx(str(tmp_path / "short.gz"))
     write_gzip_zeros(tmp_path / "whole.gz", idx_header(0x08, (1000, 28, 28)), 784_000)
-    with pytest.raises(DataError, match=r"decompressing it needs 0.7 MiB but 0.0 MiB .* gunzip it"):
+    with pytest.raises(DataError, match=r"reading it needs 0.7 MiB but 0.0 MiB .* save the images as X.npy"):
         read_idx(str(tmp_path / "whole.gz"))
     monkeypatch.undo()
     X = read_idx(str(tmp_path / "whole.gz"))
     assert X.shape == (1000, 28, 28)
     assert X.dtype == np.uint8
     assert not X.any()
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_images_held_as_bytes_train_exactly_as_the_same_rows_in_floats(tmp_path, rng, monkeypatch, compress):
+    # the images stay in the file's dtype, a row source in memory: on the CPU the training rows are copied
+    # once into the network's dtype when that fits, else gathered per batch; both give the floats' weights
+    import gpubp.batches
+    from gpubp import MLP
+    from gpubp.data import Dataset, RawData, load_data
+    from gpubp.rows import in_memory, is_row_source
+    from gpubp.training import Trainer
+
+    images, labels = rng.integers(0, 256, (120, 4, 4), dtype=np.uint8), rng.integers(0, 3, 120, dtype=np.uint8)
+    for name, a in (("i-idx3-ubyte", images), ("l-idx1-ubyte", labels)):
+        with (gzip.open if compress else open)(tmp_path / name, "wb") as f:
+            f.write(idx_header(0x08, a.shape) + a.tobytes())
+    raw = load_data(f"{tmp_path / 'i-idx3-ubyte'},{tmp_path / 'l-idx1-ubyte'}")
+    assert raw.X.dtype == np.uint8
+    assert is_row_source(raw.X)
+    assert in_memory(raw.X)
+    assert not in_memory(np.lib.format.open_memmap(tmp_path / "m.npy", "w+", np.uint8, (2, 2)))
+
+    def weights(data: RawData, cheap_memory: bool) -> tuple[list, bool]:
+        if cheap_memory:
+            monkeypatch.setattr(gpubp.batches, "available_memory", lambda: 100)
+        ds = Dataset.prepare(data)
+        net = MLP([16, 8, 3], "tanh", device="cpu", dtype="float32", seed=0)
+        trainer = Trainer(net, ds.features("train"), ds.targets("train"), batch_size=16, lr=0.05)
+        trainer.run(2)
+        monkeypatch.undo()
+        return [np.asarray(W) for W in net.weights], trainer.data.stream
+
+    floats = RawData(images.reshape(120, 16).astype(np.float64), labels.astype(np.int64), "floats")
+    expected, _ = weights(floats, False)
+    for cheap_memory in (False, True):
+        got, streamed = weights(raw, cheap_memory)
+        assert streamed is cheap_memory
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
