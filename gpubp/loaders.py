@@ -11,6 +11,7 @@ reads; a problem raises :class:`DataError`, a ``ValueError`` whose message names
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import os
 import warnings
@@ -310,6 +311,8 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
         layout = csv_layout(path, sample_lines(path, compression == "gzip"), delimiter, header, names, label)
     except ValueError as exc:
         raise DataError(str(exc)) from None
+    except csv.Error as exc:  # a carriage return inside a line: the csv module stops there
+        raise DataError(f"{path}: not a CSV file gpubp can read ({exc})") from None
     notes = []
     if layout.decimal == ",":
         notes.append("decimal commas (1,5 read as 1.5)")

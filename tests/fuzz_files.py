@@ -3,7 +3,7 @@
 Each case takes a good file of one format (a model, a training checkpoint, a bare network, a data
 ``.npz``, ``X.npy``/``y.npy``, IDX plain and gzipped, CSV plain and gzipped), mutates it (bytes
 flipped, set, cut, inserted or repeated; inside a zip member or a gzip stream as well as outside;
-a zip member replaced by a bomb of up to 8 GB declared; IDX dimensions set to large values) and
+a zip member replaced by a bomb declaring up to 2⁶² bytes; IDX dimensions set to large values) and
 loads it as the command would. A case must end in a result or a refusal the command prints as one
 line with exit status 2 (ValueError, TypeError, OSError): anything else (another exception, a
 message of several lines, MemoryError) is a failure, kept with the mutation that caused it.

@@ -24,3 +24,14 @@ def test_every_loader_survives_the_short_fuzzing_run():
         assert outcomes.get("result", 0) > 0, fmt
         assert len(outcomes) > 2, (fmt, outcomes)
     assert len(report["outcomes"]) == 11
+
+
+def test_the_long_runs_finding_a_carriage_return_inside_a_csv_line_is_one_line(tmp_path):
+    # found by the 10,000-case run: the csv module's own error (not a ValueError) escaped as a traceback
+    import pytest
+
+    from gpubp.data import DataError, load_data
+
+    (tmp_path / "r.csv").write_bytes(b"a,b,label\n1.0,2\r.0,0\n3.0,4.0,1\n")
+    with pytest.raises(DataError, match=r"r\.csv: not a CSV file gpubp can read \(new-line character seen"):
+        load_data(str(tmp_path / "r.csv"))
