@@ -78,39 +78,47 @@ def read_file(path: str | os.PathLike) -> Contents:
     except ValueError as exc:
         raise ValueError(f"{path} is not a gpubp model ({exc})") from None
     with npz:
-        objects = "it holds Python objects; gpubp files never do"  # never suggest allow_pickle: pickles run code
-        try:
-            marker = scalar_text(npz, "format", 16) if "format" in npz.names else ""
-        except ValueError:
-            marker = ""
-        if marker != FORMAT:
-            pickled = any("Python objects" in _declared_error(npz, n) for n in npz.names)
-            why = objects if pickled else "no gpubp format marker"
-            raise ValueError(f"{path} is not a gpubp model ({why})")
+        _check_marker(npz, path)
         try:
             version = scalar_int(npz, "format_version")
-            if version > FORMAT_VERSION:
-                raise ValueError(f"{path} has format version {version}; this gpubp reads up to {FORMAT_VERSION}")
+        except ValueError as exc:
+            raise ValueError(f"{path} is a damaged gpubp model: {exc}") from None
+        if version > FORMAT_VERSION:
+            raise ValueError(f"{path} has format version {version}; this gpubp reads up to {FORMAT_VERSION}")
+        try:
             config = json.loads(scalar_text(npz, "config", CONFIG_CHARS))
             meta = json.loads(scalar_text(npz, "meta", META_CHARS)) if "meta" in npz.names else {}
             facts = Facts(config, meta)
             declared = {name: npz.declared(name) for name in npz.names}
             names = [n for n in check(facts, declared) if n not in HEAD]
-            need = sum(declared[n].nbytes for n in names)
-            have = available_memory()
-            if have is not None and need > have:
-                raise ValueError(f"its arrays declare {need / 2**30:.2f} GiB but {have / 2**30:.2f} GiB of memory "
-                                 "is available")  # fmt: skip
-            contents = {name: npz.read(name) for name in names}
         except (KeyError, TypeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-            if str(exc).startswith(f"{path} has format version"):
-                raise
+            raise ValueError(f"{path} is a damaged gpubp model: {exc}") from None
+        need, have = sum(declared[n].nbytes for n in names), available_memory()
+        if have is not None and need > have:
+            raise ValueError(f"{path}: its arrays declare {need / 2**30:.2f} GiB but {have / 2**30:.2f} GiB of memory "
+                             "is available (nothing was read)")  # fmt: skip
+        try:
+            contents = {name: npz.read(name) for name in names}
+        except ValueError as exc:
             raise ValueError(f"{path} is a damaged gpubp model: {exc}") from None
         except MemoryError:
             raise ValueError(f"{path}: its arrays do not fit in the memory available") from None
     params = {name: contents[name] for name in facts.param_names}
     extra = {k[2:]: v for k, v in contents.items() if k.startswith("x_")}
     return config, params, meta, extra
+
+
+def _check_marker(npz: NpzReader, path: str) -> None:
+    """Refuse a zip that is not a gpubp file: no ``format`` marker (naming Python objects if it holds
+    any; never suggesting allow_pickle: loading pickles runs code)."""
+    try:
+        marker = scalar_text(npz, "format", 16) if "format" in npz.names else ""
+    except ValueError:
+        marker = ""
+    if marker != FORMAT:
+        pickled = any("Python objects" in _declared_error(npz, n) for n in npz.names)
+        why = "it holds Python objects; gpubp files never do" if pickled else "no gpubp format marker"
+        raise ValueError(f"{path} is not a gpubp model ({why})")
 
 
 def _declared_error(npz: NpzReader, name: str) -> str:

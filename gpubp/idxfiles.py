@@ -111,9 +111,9 @@ def read(path: str, fits: Callable[[int], None]) -> np.ndarray:
 
 
 def _count(path: str, h: Header) -> int:
-    """Data bytes of a gzipped IDX file, counted while decompressing (stops one byte past the declared
-    size): only when its declared size does not fit in memory. The gzip trailer's size (modulo 2³²)
-    answers first when it disagrees with nothing."""
+    """Data bytes of a gzipped IDX file whose declared size does not fit in memory: the declared size
+    when the gzip trailer's size (modulo 2³²) matches it, else counted while decompressing (stopping
+    one byte past the declared size), in constant memory."""
     with open(path, "rb") as f:
         f.seek(-4, os.SEEK_END)
         trailer = int.from_bytes(f.read(4), "little")

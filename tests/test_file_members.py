@@ -107,3 +107,17 @@ def test_a_bare_network_file_has_no_place_for_training_members(tmp_path):
     gpubp.MLP([3, 4, 2], device="cpu").save(tmp_path / "net.npz")
     contents = npz_members(tmp_path / "net.npz")
     assert refusal(tmp_path, {**contents, "x_order.npy": npy(np.arange(5))}).startswith("member x_order has no place")
+
+
+def test_a_file_whose_config_and_arrays_agree_on_more_than_memory_holds_is_refused_unread(tmp_path):
+    gpubp.MLP([3, 4, 2], device="cpu").save(tmp_path / "net.npz")
+    contents = npz_members(tmp_path / "net.npz")
+    config = json.loads(str(array(contents["config.npy"])))
+    config["sizes"] = [3, 200_000, 200_000]
+    contents["config.npy"] = npy(json.dumps(config))
+    for name, shape in (("W_1", (200_000, 3)), ("b_1", (200_000,)), ("W_2", (200_000, 200_000)), ("b_2", (200_000,))):
+        contents[f"{name}.npy"] = lying_member(shape, "<f4")
+    write_zip(tmp_path / "huge.npz", contents)
+    unread = r"huge\.npz: its arrays declare 149\.0\d GiB but .* available \(nothing was read\)"
+    with pytest.raises(ValueError, match=unread):
+        read_file(tmp_path / "huge.npz")
