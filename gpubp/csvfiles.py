@@ -20,6 +20,7 @@ from dataclasses import dataclass
 LABEL_NAMES = ("label", "labels", "target", "class", "y")  # in order of preference
 DELIMITERS = (",", ";", "\t")
 SAMPLE_LINES = 50
+SAMPLE_BYTES = 64 << 20  # the sample reads at most this much: a longer line (a bomb of one line) is refused
 # a number written with a decimal comma (1,5) and one with thousands separators (1,250,000)
 DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+(?:[eE][-+]?\d+)?$")
 THOUSANDS = re.compile(r"^[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")
@@ -40,13 +41,19 @@ class CsvLayout:
 
 
 def sample_lines(path: str, gzipped: bool) -> str:
-    """The first SAMPLE_LINES + 1 non-blank lines, whole however long (decoded, a BOM removed)."""
+    """The first SAMPLE_LINES + 1 non-blank lines, whole (decoded, a BOM removed), if they take at
+    most SAMPLE_BYTES."""
     opener = gzip.open if gzipped else open
     lines: list[str] = []
+    taken = 0
     try:
         with opener(path, "rb") as fh:
             while len(lines) <= SAMPLE_LINES:
-                raw = fh.readline()
+                raw = fh.readline(SAMPLE_BYTES + 1 - taken)
+                taken += len(raw)
+                if taken > SAMPLE_BYTES:
+                    raise ValueError(f"{path}: its first {SAMPLE_LINES + 1} lines take more than "
+                                     f"{SAMPLE_BYTES >> 20} MiB: not a CSV file gpubp reads")  # fmt: skip
                 if not raw:
                     break
                 if b"\x00" in raw:

@@ -161,3 +161,10 @@ def test_idx_images_held_as_bytes_train_exactly_as_the_same_rows_in_floats(tmp_p
         assert streamed is cheap_memory
         for a, b in zip(got, expected):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_gzipped_csv_of_one_endless_line_is_refused_at_the_sample(tmp_path):
+    # 2 GiB without a line end in a 13 MB file: the layout's sample had read the line whole
+    write_gzip_zeros(tmp_path / "one.csv.gz", b"a,b,label\n1", 2 * GiB)
+    err = refused_cheaply(*gpubp("train", "--data", "one.csv.gz", "--no-save", cwd=tmp_path))
+    assert err.endswith("one.csv.gz: its first 51 lines take more than 64 MiB: not a CSV file gpubp reads"), err
