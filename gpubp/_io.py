@@ -1,4 +1,4 @@
-"""File plumbing at the bottom of the house: atomic writes and the one JSON encoder."""
+"""File plumbing at the bottom of the house: atomic writes, the memory available, the one JSON encoder."""
 
 from __future__ import annotations
 
@@ -99,6 +99,42 @@ def check_writable(path: str | os.PathLike, what: str) -> None:
         raise ValueError(f"{what} {path}: cannot create a file in {folder}: {exc.strerror}") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation: MemAvailable on Linux, less where this process's
+    address-space limit (``ulimit -v``, RLIMIT_AS) leaves less; None if unknown."""
+    have = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    have = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if have is None:
+        try:
+            have = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            pass
+    limit = _address_space_left()
+    return have if limit is None else limit if have is None else min(have, limit)
+
+
+def _address_space_left() -> int | None:
+    """What RLIMIT_AS leaves of this process's address space (None: no limit, or not Linux)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status") as f:
+            used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    except (ImportError, OSError, ValueError, StopIteration):
+        return None
+    return max(soft - used, 0)
 
 
 def _plain(o: Any) -> Any:

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from ._io import available_memory
 from .backend import is_cupy_array, to_numpy
 from .data import sample_rows
-from .rows import Feeder, is_row_source, to_device
+from .rows import Feeder, in_memory, is_row_source, to_device
 from .settings import class_row_weights
 from .validation import check_bool, check_sample_weight, check_X, check_Y, label_width
 
@@ -103,8 +104,10 @@ class BatchSource:
         return self.net.device.asarray((w * scale).reshape(-1, 1), dtype=self.net.dtype), sums
 
     def _streams(self, X: Any, Y: Any, stream: bool | None, batch_size: int) -> bool:
-        """Whether batches stream from the host: asked for, or a row source on the CPU, or data
-        that would not fit in DEVICE_SHARE of the GPU's free memory (less the workspace)."""
+        """Whether batches stream from the host: asked for, or a row source on the CPU (unless its rows
+        are already in memory, a decompressed file, and a copy in the network's dtype fits in half the
+        memory available), or data that would not fit in DEVICE_SHARE of the GPU's free memory (less
+        the workspace)."""
         if is_cupy_array(X) or is_cupy_array(Y):
             if stream:
                 raise ValueError("stream=True needs host data; X or Y is already on the GPU")
@@ -113,6 +116,9 @@ class BatchSource:
             return check_bool("stream", stream)
         free = self.net.device.memory_free()
         if free is None:  # the CPU: never load a file or a foreign array-like whole into memory
+            if is_row_source(X) and in_memory(X) and not is_row_source(Y):
+                have = available_memory()
+                return have is None or X.shape[0] * X.shape[1] * self.net.dtype.itemsize > have // 2
             return is_row_source(X) or is_row_source(Y)
         sizes, item = self.net.sizes, self.net.dtype.itemsize
         need = X.shape[0] * (sizes[0] + sizes[-1]) * item

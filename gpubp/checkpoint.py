@@ -4,7 +4,8 @@ A file holds ``format`` ("gpubp"), ``format_version``, the network ``config`` (J
 ``W_1..W_L`` and biases ``b_1..b_L`` as arrays, and optionally a ``meta`` JSON (training state,
 history, preprocessing) with its arrays under ``x_``-prefixed names. Files are written through
 :func:`gpubp._io.atomic_write`, so a crash never leaves a half-written file where a good one was.
-Nothing is pickled. This module knows arrays and configs, not the network class: ``gpubp.load``
+Nothing is pickled, and every member is checked against the config and meta before any array is
+read (gpubp.members). This module knows arrays and configs, not the network class: ``gpubp.load``
 (beside ``MLP``) builds the network from what :func:`read_file` returns.
 """
 
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from typing import Any
 
 import numpy as np
 
-from ._io import atomic_write, to_json
+from ._io import atomic_write, available_memory, to_json
+from .members import CONFIG_CHARS, HEAD, META_CHARS, Facts, check
+from .npzfiles import NpzReader, scalar_int, scalar_text
 
 FORMAT = "gpubp"
 FORMAT_VERSION = 1
@@ -58,7 +60,11 @@ Contents = tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str
 
 
 def read_file(path: str | os.PathLike) -> Contents:
-    """(config, parameters, meta, extra arrays) from a gpubp file; ``ValueError`` if it is not one."""
+    """(config, parameters, meta, extra arrays) from a gpubp file; ``ValueError`` if it is not one.
+
+    What the file declares is checked before its arrays are read: every member's shape and dtype
+    (from the ``.npy`` headers in the zip, nothing decompressed) against the config and meta
+    (gpubp.members), and their total size against the memory available."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file not found: {path}")
@@ -68,35 +74,60 @@ def read_file(path: str | os.PathLike) -> Contents:
         if fh.read(4) != b"PK\x03\x04":  # not a zip: np.load would take it for a pickle
             raise ValueError(f"{path} is not a gpubp model (not a .npz file)")
     try:
-        # open it ourselves: np.load leaks its handle when the zip turns out to be damaged
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
-            contents = {k: data[k] for k in data.files}
+        npz = NpzReader(path)
     except ValueError as exc:
-        if "pickle" in str(exc):  # never suggest allow_pickle: loading pickles runs code
-            raise ValueError(f"{path} is not a gpubp model (it holds Python objects; gpubp files never do)") from None
-        raise ValueError(f"{path} is not a gpubp model (not a readable .npz file)") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError, AttributeError):
-        raise ValueError(f"{path} is not a gpubp model (not a readable .npz file)") from None
-    if not isinstance(contents, dict) or str(contents.get("format", "")) != FORMAT:
-        raise ValueError(f"{path} is not a gpubp model (no gpubp format marker)")
-    version = int(contents["format_version"])
-    if version > FORMAT_VERSION:
-        raise ValueError(f"{path} has format version {version}; this gpubp reads up to {FORMAT_VERSION}")
-    try:
-        config = json.loads(str(contents["config"]))
-        meta = json.loads(str(contents["meta"])) if "meta" in contents else {}
-        L = len(config["sizes"]) - 1
-        params = {}
-        for l in range(1, L + 1):
-            params[f"W_{l}"], params[f"b_{l}"] = contents[f"W_{l}"], contents[f"b_{l}"]
-            if params[f"W_{l}"].shape != (config["sizes"][l], config["sizes"][l - 1]):
-                raise ValueError(f"W_{l} has shape {params[f'W_{l}'].shape}, config says otherwise")
-            if params[f"b_{l}"].shape != (config["sizes"][l],):
-                raise ValueError(f"b_{l} has shape {params[f'b_{l}'].shape}, config says otherwise")
-    except (KeyError, TypeError, json.JSONDecodeError, ValueError) as exc:
-        raise ValueError(f"{path} is a damaged gpubp model: {exc}") from None
+        raise ValueError(f"{path} is not a gpubp model ({exc})") from None
+    with npz:
+        _check_marker(npz, path)
+        try:
+            version = scalar_int(npz, "format_version")
+        except ValueError as exc:
+            raise ValueError(f"{path} is a damaged gpubp model: {exc}") from None
+        if version > FORMAT_VERSION:
+            raise ValueError(f"{path} has format version {version}; this gpubp reads up to {FORMAT_VERSION}")
+        try:
+            config = json.loads(scalar_text(npz, "config", CONFIG_CHARS))
+            meta = json.loads(scalar_text(npz, "meta", META_CHARS)) if "meta" in npz.names else {}
+            facts = Facts(config, meta)
+            declared = {name: npz.declared(name) for name in npz.names}
+            names = [n for n in check(facts, declared) if n not in HEAD]
+        except (KeyError, TypeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+            raise ValueError(f"{path} is a damaged gpubp model: {exc}") from None
+        need, have = sum(declared[n].nbytes for n in names), available_memory()
+        if have is not None and need > have:
+            raise ValueError(f"{path}: its arrays declare {need / 2**30:.2f} GiB but {have / 2**30:.2f} GiB of memory "
+                             "is available (nothing was read)")  # fmt: skip
+        try:
+            contents = {name: npz.read(name) for name in names}
+        except ValueError as exc:
+            raise ValueError(f"{path} is a damaged gpubp model: {exc}") from None
+        except MemoryError:
+            raise ValueError(f"{path}: its arrays do not fit in the memory available") from None
+    params = {name: contents[name] for name in facts.param_names}
     extra = {k[2:]: v for k, v in contents.items() if k.startswith("x_")}
     return config, params, meta, extra
+
+
+def _check_marker(npz: NpzReader, path: str) -> None:
+    """Refuse a zip that is not a gpubp file: no ``format`` marker (naming Python objects if it holds
+    any; never suggesting allow_pickle: loading pickles runs code)."""
+    try:
+        marker = scalar_text(npz, "format", 16) if "format" in npz.names else ""
+    except ValueError:
+        marker = ""
+    if marker != FORMAT:
+        pickled = any("Python objects" in _declared_error(npz, n) for n in npz.names)
+        why = "it holds Python objects; gpubp files never do" if pickled else "no gpubp format marker"
+        raise ValueError(f"{path} is not a gpubp model ({why})")
+
+
+def _declared_error(npz: NpzReader, name: str) -> str:
+    """Why member ``name``'s header is refused ('' when it is not)."""
+    try:
+        npz.declared(name)
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 # -- training state ----------------------------------------------------------------------------

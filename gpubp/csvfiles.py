@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 LABEL_NAMES = ("label", "labels", "target", "class", "y")  # in order of preference
 DELIMITERS = (",", ";", "\t")
 SAMPLE_LINES = 50
+SAMPLE_BYTES = 64 << 20  # the sample reads at most this much: a longer line (a bomb of one line) is refused
 # a number written with a decimal comma (1,5) and one with thousands separators (1,250,000)
 DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+(?:[eE][-+]?\d+)?$")
 THOUSANDS = re.compile(r"^[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")
@@ -48,14 +50,19 @@ class CsvLayout:
 
 
 def sample_lines(path: str, gzipped: bool, encoding: str | None = None) -> str:
-    """The first SAMPLE_LINES + 1 non-blank lines, whole however long (decoded as ``encoding``,
-    default UTF-8, a BOM removed)."""
+    """The first SAMPLE_LINES + 1 non-blank lines, whole (decoded as ``encoding``, default UTF-8, a BOM
+    removed), if they take at most SAMPLE_BYTES."""
     opener = gzip.open if gzipped else open
     lines: list[str] = []
+    taken = 0
     try:
         with opener(path, "rb") as fh:
             while len(lines) <= SAMPLE_LINES:
-                raw = fh.readline()
+                raw = fh.readline(SAMPLE_BYTES + 1 - taken)
+                taken += len(raw)
+                if taken > SAMPLE_BYTES:
+                    raise ValueError(f"{path}: its first {SAMPLE_LINES + 1} lines take more than "
+                                     f"{SAMPLE_BYTES >> 20} MiB: not a CSV file gpubp reads")  # fmt: skip
                 if not raw:
                     break
                 if b"\x00" in raw:
@@ -70,7 +77,7 @@ def sample_lines(path: str, gzipped: bool, encoding: str | None = None) -> str:
                          "utf-8, latin-1 or cp1252") from None  # fmt: skip
     except FileNotFoundError:
         raise ValueError(f"{path}: file not found") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a damaged gzip stream
         raise ValueError(f"{path}: cannot read: {exc}") from None
     return "\n".join(lines)
 

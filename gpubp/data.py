@@ -36,7 +36,7 @@ from .loaders import (
     load_npz,
     read_idx,
 )
-from .rows import chunk_rows, chunks, is_row_source, where
+from .rows import chunk_rows, chunks, in_memory, is_row_source, where
 
 __all__ = ["TASKS", "DataError", "Dataset", "RawData", "Rows", "Scaler", "available_memory",
            "check_fits", "fingerprint", "load_csv", "load_data", "load_digits", "load_idx_folder", "load_npy_pair",
@@ -553,6 +553,7 @@ class Rows:
         self.scaler = scaler
         self.shape = (len(X) if index is None else len(self.index), int(X.shape[1]))
         self.dtype = np.dtype(np.float64) if scaler is not None else np.dtype(X.dtype)
+        self.in_memory = in_memory(X)  # rows in this process's memory, not a file's (gpubp.rows.in_memory)
         at = where(X)  # errors name the file only when X is all of it; with an index, its rows in the file too
         if at:
             self.filename = at.removeprefix(" in ")

@@ -10,15 +10,20 @@ reads; a problem raises :class:`DataError`, a ``ValueError`` whose message names
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import gzip
 import os
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
+from . import idxfiles
+from ._io import available_memory
 from .columns import Columns, match
 from .csvfiles import (
     DECIMAL_COMMA,
@@ -31,6 +36,7 @@ from .csvfiles import (
     sample_lines,
     undecodable,
 )
+from .npzfiles import Declared, NpzReader, npy_declared
 from .rows import chunk_rows, chunks, open_npy
 
 
@@ -62,21 +68,6 @@ def _size(nbytes: int) -> str:
     return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (MemAvailable on Linux), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def check_fits(path: str, need: int) -> None:
     """Refuse, with one line suggesting .npy, a whole load that would not fit in memory."""
     have = available_memory()
@@ -98,7 +89,6 @@ def load_digits() -> RawData:
 
 # -- IDX (MNIST) --------------------------------------------------------------------------------
 
-_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IDX_NAMES = {
     "train_images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
     "train_labels": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
@@ -107,45 +97,22 @@ _IDX_NAMES = {
 }
 
 
-def _open(path: str):
-    with open(path, "rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
-
-
 def read_idx(path: str) -> np.ndarray:
-    """One IDX file, streamed into a preallocated array; checks the header and the length."""
+    """One IDX file in its own dtype, as its header declares it (gpubp.idxfiles): read (decompressed
+    when gzipped) a chunk at a time, once its length and the memory check allow it."""
+
+    def fits(need: int) -> None:
+        have = available_memory()
+        if have is not None and need > have:
+            raise DataError(f"{path}: reading it needs {_size(need)} but {_size(have)} of memory is available: save "
+                            "the images as X.npy and the labels as y.npy (np.save): gpubp maps them")  # fmt: skip
+
     try:
-        with _open(path) as f:
-            header = f.read(4)
-            if len(header) < 4 or header[:2] != b"\x00\x00" or header[2] not in _IDX_TYPES:
-                what = f"magic 0x{header.hex()}" if header else "empty file"
-                raise DataError(f"{path}: not an IDX file ({what})")
-            dtype = np.dtype(_IDX_TYPES[header[2]])
-            ndim = header[3]
-            dims_raw = f.read(4 * ndim)
-            if len(dims_raw) < 4 * ndim:
-                raise DataError(f"{path}: truncated IDX header")
-            dims = tuple(int(d) for d in np.frombuffer(dims_raw, ">u4"))
-            cells = int(np.prod(dims, dtype=np.int64))
-            check_fits(path, cells * (dtype.itemsize + 8))  # the file's values, then as float64
-            out = np.empty(dims, dtype=dtype)
-            view = memoryview(out.reshape(-1).view(np.uint8))
-            got = 0
-            while got < len(view):
-                n = f.readinto(view[got:])
-                if not n:
-                    break
-                got += n
-            if got < len(view):
-                raise DataError(f"{path}: truncated IDX file: {got} of {len(view)} data bytes (shape {dims})")
-            if f.read(1):
-                raise DataError(f"{path}: IDX file longer than its header says (shape {dims})")
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise DataError(f"{path}: file not found") from None
-        raise DataError(f"{path}: cannot read: {exc}") from None
-    return out.astype(out.dtype.newbyteorder("="), copy=False)
+        return idxfiles.read(path, fits)
+    except DataError:
+        raise
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _find_idx(folder: str, key: str) -> str | None:
@@ -158,12 +125,25 @@ def _find_idx(folder: str, key: str) -> str | None:
 
 
 def _idx_pair(images_path: str, labels_path: str) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if labels.ndim != 1:
-        raise DataError(f"{labels_path}: expected a 1-D IDX label file, got shape {labels.shape}")
-    if images.shape[0] != labels.shape[0]:
-        raise DataError(f"{images_path} has {images.shape[0]} images but {labels_path} has {labels.shape[0]} labels")
-    return images.reshape(images.shape[0], -1).astype(np.float64), labels.astype(np.int64)
+    """(images as rows (n, pixels) in the file's dtype, labels as int64): both headers are compared
+    before either file's data is read."""
+    try:
+        images, labels = idxfiles.header(images_path), idxfiles.header(labels_path)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    if len(labels.dims) != 1:
+        raise DataError(f"{labels_path}: expected a 1-D IDX label file, got shape {labels.dims}")
+    if not images.dims or images.dims[0] != labels.dims[0]:
+        n = images.dims[0] if images.dims else 0
+        raise DataError(f"{images_path} has {n} images but {labels_path} has {labels.dims[0]} labels")
+    check_fits(labels_path, labels.dims[0] * 8)
+    y = np.asarray(read_idx(labels_path), dtype=np.int64)
+    X = read_idx(images_path)
+    return X.reshape(X.shape[0], -1), y
+
+
+def _idx_note(*arrays: np.ndarray) -> str:
+    return f"read into memory, {_size(sum(a.nbytes for a in arrays))} {arrays[0].dtype}, converted a chunk at a time"
 
 
 def load_idx_folder(folder: str) -> RawData:
@@ -179,10 +159,10 @@ def load_idx_folder(folder: str) -> RawData:
             "train-labels-idx1-ubyte[.gz] (and optionally the t10k-* pair)"
         )
     X, y = _idx_pair(paths["train_images"], paths["train_labels"])
-    data = RawData(X, y, folder, note=f"loaded whole, {_size(X.nbytes)}")
+    data = RawData(X, y, folder, note=_idx_note(X))
     if paths["test_images"] and paths["test_labels"]:
         data.X_test, data.y_test = _idx_pair(paths["test_images"], paths["test_labels"])
-        data.note = f"loaded whole, {_size(X.nbytes + data.X_test.nbytes)}"
+        data.note = _idx_note(X, data.X_test)
         if data.X_test.shape[1] != X.shape[1]:
             raise DataError(f"{folder}: test images have {data.X_test.shape[1]} pixels, training images {X.shape[1]}")
     return data
@@ -191,26 +171,49 @@ def load_idx_folder(folder: str) -> RawData:
 # -- NumPy files --------------------------------------------------------------------------------
 
 
-def _load_numpy(path: str) -> Any:
+def _not_numpy(path: str, start: bytes) -> DataError:
+    """Why a file named .npy/.npz is not one (never suggesting allow_pickle: loading a pickle runs code)."""
+    if start[:1] == b"\x80":  # a pickle's protocol byte
+        return DataError(f"{path}: holds Python objects (a pickle), which gpubp never loads")
+    return DataError(f"{path}: is neither a .npy nor a .npz file (no NumPy header; a CSV? name it .csv)")
+
+
+def _start(path: str) -> bytes:
     try:
         with open(path, "rb") as fh:
-            data = np.load(fh, allow_pickle=False)
-            if isinstance(data, np.lib.npyio.NpzFile):
-                with data:
-                    return {k: data[k] for k in data.files}
-            return data
+            return fh.read(6)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def _read_npy(path: str, name: str, ndim: tuple[int, ...]) -> np.ndarray:
+    """A small ``.npy`` (the labels) read whole, once its header, length and size are checked."""
+    start = _start(path)
+    if start[:4] == b"PK\x03\x04":
+        raise DataError(f"{path}: expected a .npy array, got an .npz archive")
+    if start != b"\x93NUMPY":
+        raise _not_numpy(path, start)
+    try:
+        declared = npy_declared(path)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    _check_declared(path, name, declared, ndim)
+    check_fits(path, declared.nbytes)
+    try:
+        return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        if "pickle" in str(exc):  # never suggest allow_pickle: loading a pickle runs code
-            with open(path, "rb") as fh:
-                pickled = fh.read(1) == b"\x80"  # a pickle's protocol byte
-            kind = ("holds Python objects (a pickle), which gpubp never loads" if pickled
-                    else "is neither a .npy nor a .npz file (no NumPy header; a CSV? name it .csv)")  # fmt: skip
-            raise DataError(f"{path}: {kind}") from None
         raise DataError(f"{path}: not a readable NumPy file ({exc})") from None
-    except Exception as exc:  # zipfile.BadZipFile and friends on a damaged .npz
-        raise DataError(f"{path}: damaged NumPy file ({type(exc).__name__}: {exc})") from None
+
+
+def _check_declared(path: str, name: str, declared: Declared, ndim: tuple[int, ...]) -> None:
+    """What :func:`_numeric` checks of a header's dtype and shape, before the data is read."""
+    kinds = "biufUS" if name == "y" else "biuf"
+    if declared.dtype.kind not in kinds:
+        raise DataError(f"{path}: {name} must be numeric, got dtype {declared.dtype}")
+    if len(declared.shape) not in ndim:
+        raise DataError(f"{path}: {name} must be {' or '.join(f'{d}-D' for d in ndim)}, got shape {declared.shape}")
 
 
 def _numeric(path: str, name: str, arr: np.ndarray, ndim: tuple[int, ...]) -> np.ndarray:
@@ -231,17 +234,44 @@ def _numeric(path: str, name: str, arr: np.ndarray, ndim: tuple[int, ...]) -> np
 
 
 def load_npz(path: str) -> RawData:
-    data = _load_numpy(path)
-    if not isinstance(data, dict) or "X" not in data:
-        raise DataError(f"{path}: expected an .npz holding arrays 'X' and 'y'")
-    X = _numeric(path, "X", data["X"], (2, 3))
+    """An ``.npz`` with ``X`` (and ``y``): their headers are checked (dtype, shape, rows, the memory a
+    whole load needs) before either is decompressed; other members are never read."""
+    start = _start(path)
+    if start[:4] != b"PK\x03\x04":
+        raise _not_numpy(path, start)
+    try:
+        with NpzReader(path) as npz:
+            if "X" not in npz.names:
+                raise DataError(f"{path}: expected an .npz holding arrays 'X' and 'y'")
+            X_declared = npz.declared("X")
+            y_declared = npz.declared("y") if "y" in npz.names else None
+            _check_declared(path, "X", X_declared, (2, 3))
+            cells = X_declared.nbytes // X_declared.dtype.itemsize  # then converted to float64
+            need = X_declared.nbytes + (0 if X_declared.dtype == np.float64 else 8 * cells)
+            if y_declared is not None:
+                _check_declared(path, "y", y_declared, (1, 2))
+                if y_declared.shape[0] != X_declared.shape[0]:
+                    raise DataError(f"{path}: X has {X_declared.shape[0]} rows but y has {y_declared.shape[0]}")
+                need += y_declared.nbytes
+            check_fits(path, need)
+            X = npz.read("X")
+            y = npz.read("y") if y_declared is not None else None
+    except DataError:
+        raise
+    except ValueError as exc:
+        text = str(exc)
+        if "Python objects" in text:
+            raise DataError(f"{path}: {text.split(': ', 1)[-1]}") from None
+        raise DataError(f"{path}: damaged .npz file ({text})") from None
+    except MemoryError:  # the check above passed, but the memory went meanwhile
+        raise DataError(f"{path}: X and y do not fit in the memory available: save them as X.npy,y.npy (np.save), "
+                        "which gpubp memory-maps and reads a batch at a time") from None  # fmt: skip
+    X = _numeric(path, "X", X, (2, 3))
     X = X.reshape(X.shape[0], -1)
-    y = _numeric(path, "y", data["y"], (1, 2)) if "y" in data else None
-    if y is not None and y.shape[0] != X.shape[0]:
-        raise DataError(f"{path}: X has {X.shape[0]} rows but y has {y.shape[0]}")
+    y = None if y is None else _numeric(path, "y", y, (1, 2))
     note = (f"read into memory, {_size(X.nbytes)} (NumPy cannot memory-map .npz members; "
             "np.save X and y as .npy files to train from a mapped file)")  # fmt: skip
-    return RawData(X.astype(np.float64), y, path, note=note)
+    return RawData(X.astype(np.float64, copy=False), y, path, note=note)
 
 
 def load_npy_pair(x_path: str, y_path: str | None) -> RawData:
@@ -258,10 +288,7 @@ def load_npy_pair(x_path: str, y_path: str | None) -> RawData:
     X = X.reshape(X.shape[0], -1)  # a view: still mapped
     y = None
     if y_path is not None:
-        y = _load_numpy(y_path)
-        if isinstance(y, dict):
-            raise DataError(f"{y_path}: expected a .npy array, got an .npz archive")
-        y = _numeric(y_path, "y", y, (1, 2))
+        y = _numeric(y_path, "y", _read_npy(y_path, "y", (1, 2)), (1, 2))
         if y.shape[0] != X.shape[0]:
             raise DataError(f"{x_path} has {X.shape[0]} rows but {y_path} has {y.shape[0]}")
     return RawData(X, y, x_path, note=f"memory-mapped, {_size(X.nbytes)} {X.dtype} on disk")
@@ -299,6 +326,8 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
                             decimal, thousands)  # fmt: skip
     except ValueError as exc:
         raise DataError(str(exc)) from None
+    except csv.Error as exc:  # a carriage return inside a line: the csv module stops there
+        raise DataError(f"{path}: not a CSV file gpubp can read ({exc})") from None
     notes = []
     if layout.decimal == ",":
         notes.append("decimal commas (1,5 read as 1.5)")
@@ -312,13 +341,18 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
         repeated = sorted({n for n in header_names if header_names.count(n) > 1})
         if repeated:
             raise DataError(f"{path}: the header names column {repeated[0]!r} more than once")
+    source = _GzipBudget(path) if compression else contextlib.nullcontext(path)
     try:
-        with warnings.catch_warnings():  # a column of numbers and text: found and named below, cell by cell
+        with source as text, warnings.catch_warnings():  # a column of numbers and text: named below, cell by cell
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-            frame = pd.read_csv(path, sep=layout.delimiter, decimal=layout.decimal, thousands=None,
+            frame = pd.read_csv(text, sep=layout.delimiter, decimal=layout.decimal, thousands=None,
                                 header=None, skiprows=1 if header_names else 0, names=header_names,
-                                encoding=encoding or "utf-8-sig", compression=compression, quotechar='"',
+                                encoding=encoding or "utf-8-sig", compression=None, quotechar='"',
                                 skipinitialspace=True, keep_default_na=False, na_values=[""])  # fmt: skip
+    except DataError:
+        raise
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a damaged or cut gzip stream
+        raise DataError(f"{path}: cannot read: {exc}") from None
     except UnicodeDecodeError as exc:
         raise DataError(undecodable(path, encoding, exc)) from None
     except pd.errors.EmptyDataError:
@@ -338,6 +372,39 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows")
     return frame, layout, notes
+
+
+class _GzipBudget(gzip.GzipFile):
+    """A gzipped CSV's text, decompressed as pandas reads it, refused once it passes a quarter of the
+    memory available: its densest text (a digit and a comma a cell) becomes four times its size as
+    numbers. Checked while streaming, as a plain file's size is checked before (:func:`load_csv`)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "rb")
+        self.path, self.given = path, 0
+        have = available_memory()
+        self.limit = None if have is None else have // 4
+
+    def _count(self, n: int) -> int:
+        self.given += n
+        if self.limit is not None and self.given > self.limit:
+            raise DataError(f"{self.path}: decompressed, it holds more than {_size(self.given)} of text; as numbers "
+                            "that may need four times as much, more than the memory available: save it as "
+                            "X.npy,y.npy (np.save), which gpubp memory-maps and reads a batch at a time")  # fmt: skip
+        return n
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self._count(len(data))
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        data = super().read1(size)
+        self._count(len(data))
+        return data
+
+    def readinto(self, b: Any) -> int:
+        return self._count(super().readinto(b))
 
 
 def _missing(path: str) -> Any:
@@ -518,7 +585,7 @@ def _load_other(spec: str) -> RawData:
             if not os.path.exists(path):
                 raise DataError(f"{path}: file not found (in the pair {spec})")
         X, y = _idx_pair(first, second)
-        return RawData(X, y, spec, note=f"loaded whole, {_size(X.nbytes)}")
+        return RawData(X, y, spec, note=_idx_note(X))
     if os.path.isdir(spec):
         return load_idx_folder(spec)
     if not os.path.exists(spec):
@@ -533,5 +600,5 @@ def _load_other(spec: str) -> RawData:
         if X.ndim == 1:
             raise DataError(f"{spec} is a labels file (1-D): give the images file too, as IMAGES,LABELS "
                             "(or the folder holding both)")  # fmt: skip
-        return RawData(X.reshape(X.shape[0], -1).astype(np.float64), None, spec)
+        return RawData(X.reshape(X.shape[0], -1), None, spec, note=_idx_note(X))
     raise DataError(f"{spec}: unknown data format: expected a folder of IDX files, .npz, .npy, .csv, or 'digits'")

@@ -14,7 +14,8 @@ is either
   - ``__getitem__`` taking a ``slice`` (step 1) or a 1-D ``int64`` array of distinct row indices in
     any order, and returning those rows, in that order, as a NumPy array,
   - optionally ``filename`` (a str), named in error messages, and ``row_in_file(i)``, the file's row
-    that is row ``i`` of the source, when the source is not all of the file's rows in order.
+    that is row ``i`` of the source, when the source is not all of the file's rows in order;
+    ``in_memory`` (True), when its rows are in this process's memory rather than a file's.
 
   Errors name a bad row as "row i" of a whole file, and as "row i of X (row j of FILE)" for a view
   of part of a file (``X[1000:]``); where the file's row is unknown (a column slice) the file is left out.
@@ -25,7 +26,9 @@ is either
   label, not position). A row source is never converted whole in host memory: checks read it in chunks of about
   ``CHUNK_BYTES``; training gathers each batch's rows (``X[rows]``) into a host staging buffer of the
   network's dtype and copies that into the workspace on the device; inference reads slices. On a GPU,
-  a row source that fits in device memory is copied there once, chunk by chunk.
+  a row source that fits in device memory is copied there once, chunk by chunk; on the CPU, so is one
+  :func:`in_memory` (a NumPy array over anonymous memory: an IDX file's bytes) when the copy in the
+  network's dtype fits in half the memory available.
 
 ``open_npy(path)`` memory-maps a ``.npy`` file with a clear ``ValueError`` when it is truncated or
 not one.
@@ -41,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Device, is_cupy_array
+from .npzfiles import npy_declared
 
 CHUNK_BYTES = 4 << 20  # host temporaries of a chunked pass stay near this size
 _ATTRS = ("shape", "dtype", "ndim", "__len__", "__getitem__")
@@ -52,28 +56,27 @@ def open_npy(path: str | os.PathLike) -> np.ndarray:
     Raises ValueError naming the file when it is not a complete ``.npy`` of plain values (truncated,
     a pickled object array, another format); FileNotFoundError/PermissionError as open() does."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            fmt = np.lib.format
-            shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
-        except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f"{path} is not a .npy file ({exc})") from None
-        header = f.tell()
-    if dtype.hasobject:
-        raise ValueError(f"{path} holds Python objects (dtype {dtype}), not numbers: it cannot be memory-mapped")
-    want = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    have = os.path.getsize(path)
-    if have < want:
-        dims = " × ".join(str(d) for d in shape)
-        raise ValueError(f"{path} is truncated: its header promises {dims} {dtype} ({want:,} bytes with the header) "
-                         f"but the file has {have:,} bytes")  # fmt: skip
+    npy_declared(path)  # the header alone, and the file's length against it
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def is_mapped(x: Any) -> bool:
     """True for a NumPy array whose memory is a file mapping (a memmap, or a view of one)."""
     while isinstance(x, np.ndarray):
+        x = x.base
+    return isinstance(x, mmap.mmap)
+
+
+def in_memory(x: Any) -> bool:
+    """True for a row source whose rows are held in this process's memory rather than read from a
+    file: a NumPy array over an anonymous mapping (a gzipped IDX file, decompressed), or an object
+    whose ``in_memory`` is True (a :class:`gpubp.data.Rows` view of one). On the CPU such rows are
+    copied once into the network's dtype when that fits, instead of gathered per batch."""
+    if not isinstance(x, np.ndarray):
+        return getattr(x, "in_memory", False) is True
+    while isinstance(x, np.ndarray):
+        if isinstance(x, np.memmap):
+            return False
         x = x.base
     return isinstance(x, mmap.mmap)
 

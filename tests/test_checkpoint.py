@@ -141,7 +141,7 @@ def test_a_model_whose_arrays_disagree_with_its_config_is_damaged(tmp_path):
         contents = {k: f[k] for k in f.files}
     contents["b_1"] = np.zeros(5)
     np.savez(tmp_path / "bad.npz", **contents)
-    with pytest.raises(ValueError, match="damaged gpubp model: b_1 has shape"):
+    with pytest.raises(ValueError, match=r"damaged gpubp model: member b_1 declares shape \(5,\) .* shape \(4,\)"):
         gpubp.load(tmp_path / "bad.npz")
 
 

@@ -15,24 +15,24 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gpubp"
 
 # HOUSE.md's levels (docs/architecture.md draws the same picture, with what each module holds)
 LEVELS = {
-    "kernelkit": 0, "formula": 0, "kernels": 0, "_io": 0, "blas": 0,
+    "kernelkit": 0, "formula": 0, "kernels": 0, "_io": 0, "blas": 0, "npzfiles": 0,
     "probe": 0, "device": 1, "backend": 1,
     "params": 2, "optim": 2, "activations": 2, "losses": 2, "initializers": 2, "labels": 2, "metrics": 2,
     "loaders": 2, "data": 2, "validation": 2, "rows": 2, "settings": 2, "columns": 2, "reference": 2,
-    "csvfiles": 2, "limits": 2,
-    "network": 3, "checkpoint": 3, "batches": 3, "stopping": 3,
+    "csvfiles": 2, "limits": 2, "idxfiles": 2,
+    "network": 3, "checkpoint": 3, "batches": 3, "stopping": 3, "members": 3,
     "training": 4, "parallel": 4, "model": 4, "state": 4,
     "bench": 5, "gradcheck": 5, "plots": 5, "export": 5, "monitor": 5,
     "cli": 6, "sklearn": 6, "_sklearn_checks": 6, "__init__": 7, "__main__": 7,
 }  # fmt: skip
 # within a level, a module may import a sibling (pairs are (imported, importer)); the graph stays acyclic
 SAME_LEVEL = {("labels", "data"), ("rows", "data"), ("loaders", "data"), ("rows", "loaders"), ("rows", "validation"),
-              ("columns", "loaders"), ("csvfiles", "loaders"), ("limits", "data"), ("loaders", "limits"),
-              ("rows", "limits"),
+              ("columns", "loaders"), ("csvfiles", "loaders"), ("idxfiles", "loaders"), ("limits", "data"),
+              ("loaders", "limits"), ("rows", "limits"),
               ("kernels", "_io"), ("kernelkit", "kernels"), ("kernelkit", "formula"), ("formula", "kernels"),
               ("device", "backend"),
               ("params", "optim"), ("optim", "settings"), ("validation", "settings"),
-              ("checkpoint", "network"),
+              ("checkpoint", "network"), ("members", "checkpoint"),
               ("parallel", "training"), ("state", "training"),
               ("_sklearn_checks", "sklearn")}  # fmt: skip
 # upward on purpose, and only inside a function (never when the module is imported): MLP.fit is the

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_PIPE
-    except (UsageError, DataError, ValueError, TypeError, FileNotFoundError, RuntimeError, OSError) as exc:
+    except (UsageError, DataError, ValueError, TypeError, FileNotFoundError, RuntimeError, OSError, MemoryError) as exc:
         return _fail(args.command, exc, EXIT_USAGE, "error: ")
     except TrainingDivergedError as exc:
         return _fail(args.command, exc, 1)
