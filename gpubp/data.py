@@ -430,8 +430,7 @@ class Dataset:
         return output_count(len(self.labels), loss)
 
 
-def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None = None,
-                split: str | None = None, hashes: dict[str, np.ndarray] | None = None,
+def scored_rows(data: RawData, split: str | None = None, hashes: dict[str, np.ndarray] | None = None,
                 ) -> tuple[Any, np.ndarray | None, np.ndarray, str, str]:  # fmt: skip
     """The one rule for which rows of ``data`` a model is tested on.
 
@@ -442,8 +441,7 @@ def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None
     the rows' order, the file's format or the labels), the model's held-out rows in the file, never
     one of its training rows; a file with none of them: every row that is not a training row. A model
     without hashes cannot tell: every row. ``split="all"``: every row of the main files;
-    ``split="test"``: refuse data that holds none of the model's held-out rows.
-    ``trained_on`` (the model's settings) is kept for the caller's wording; ``labels`` is unused."""
+    ``split="test"``: refuse data that holds none of the model's held-out rows."""
     if split not in (None, "test", "all"):
         raise ValueError(f"unknown split {split!r}: expected 'test' or 'all'")
     n = len(data.X)

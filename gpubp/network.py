@@ -64,7 +64,7 @@ class Workspace:
             self.ones = xp.ones((1, batch), dtype)  # a row: 1ᵀΔ is a plain 2-D matmul on both devices
         self.batch = batch
         self.inv_b = dtype.type(1.0 / max(batch, 1))  # a rank may get an empty share of a batch
-        self.w: Any = None  # row weights w_i/Σw (scikit-learn's sample_weight), or None for 1/B
+        self.w: Any = None  # row weights B·w_i/Σw (times the 1/B in Δ_L: w_i/Σw), or None for the plain 1/B
 
 
 class MLP:

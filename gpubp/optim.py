@@ -105,7 +105,6 @@ class SGD(Optimizer):
         kernel = K.sgd_update if not momentum else K.nesterov_update if nesterov else K.momentum_update
         super().__init__(store, lr, weight_decay, kernel)
         self.mu = self.dtype(momentum)
-        self.nesterov = nesterov
 
     def _scalars(self) -> Any:
         lr, mu = self.lr, self.mu

@@ -186,11 +186,6 @@ def world() -> World:
         local.Free()
 
 
-def is_root() -> bool:
-    """True on rank 0 (and in a process not launched by mpiexec): the rank that prints and writes."""
-    return world().rank == 0
-
-
 def node_gpu(local_rank: int, count: int, visible: list[str | None]) -> int:
     """The index (among the GPUs this process sees) of the GPU for the rank ``local_rank`` of a machine whose
     ranks see ``count`` GPUs each and were started with ``visible[r]`` as their CUDA_VISIBLE_DEVICES (None:

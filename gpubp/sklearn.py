@@ -45,7 +45,7 @@ from ._sklearn_checks import check_hidden, check_known_classes, labels_of, valid
 from .backend import to_numpy
 from .labels import Labels
 from .network import MLP
-from .settings import TrainSettings
+from .settings import LIMITS, TrainSettings
 from .training import Trainer, TrainingDivergedError
 
 __all__ = ["MLPClassifier", "MLPRegressor", "register_onnx_converters"]
@@ -53,15 +53,23 @@ __all__ = ["MLPClassifier", "MLPRegressor", "register_onnx_converters"]
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _SOLVERS = ("sgd", "adam")
 
-# scikit-learn 1.9's constraints for these parameters, less lbfgs, plus device and dtype
+
+def _interval(setting: str) -> Interval:
+    """A parameter's range: the training setting's own (gpubp.settings.LIMITS), never a copy."""
+    low, high, closed = LIMITS[setting]
+    return Interval(Real, low, high, closed=closed)
+
+
+# scikit-learn 1.9's constraints for these parameters, less lbfgs, plus device and dtype; the training
+# settings' ranges are the library's (they equal scikit-learn's)
 _CONSTRAINTS: dict[str, list] = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [StrOptions(set(_ACTIVATIONS))],
     "solver": [StrOptions(set(_SOLVERS))],
-    "alpha": [Interval(Real, 0, None, closed="left")],
+    "alpha": [_interval("weight_decay")],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "learning_rate_init": [_interval("lr")],
     "power_t": [Interval(Real, 0, None, closed="left")],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "shuffle": ["boolean"],
@@ -69,13 +77,13 @@ _CONSTRAINTS: dict[str, list] = {
     "tol": [Interval(Real, 0, None, closed="left")],
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
-    "momentum": [Interval(Real, 0, 1, closed="both")],
+    "momentum": [_interval("momentum")],
     "nesterovs_momentum": ["boolean"],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-    "beta_1": [Interval(Real, 0, 1, closed="left")],
-    "beta_2": [Interval(Real, 0, 1, closed="left")],
-    "epsilon": [Interval(Real, 0, None, closed="neither")],
+    "beta_1": [_interval("betas")],
+    "beta_2": [_interval("betas")],
+    "epsilon": [_interval("eps")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
     "max_fun": [Interval(Integral, 1, None, closed="left")],  # only lbfgs uses it: accepted, checked, unused
     "device": [str],

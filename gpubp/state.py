@@ -119,13 +119,35 @@ def read_checkpoint(path: str) -> tuple[dict[str, Any], dict[str, Any], dict[str
     return config, params, meta, extra
 
 
+#: what a network must share with a checkpoint to continue its run (its seed and initialiser are spent)
+RUN_CONFIG = ("activation", "output", "loss", "dtype")
+
+
+def _first_difference(config: dict[str, Any], settings: dict[str, Any], net: Any, mine: Any) -> str | None:
+    """ "NAME SAVED differs from this trainer's MINE" for the first of the network's config (RUN_CONFIG) and the
+    training settings where the checkpoint and the trainer differ; None when they agree."""
+    here_config = net.config()
+    pairs = [(k, config.get(k), here_config[k]) for k in RUN_CONFIG]
+    here_settings = mine.as_dict()
+    pairs += [(k, settings.get(k), v) for k, v in here_settings.items()]
+    for name, saved, here in pairs:
+        if saved != here:
+            return f"{name} {saved!r} differs from this trainer's {here!r}"
+    return None
+
+
 def restore_checkpoint(trainer: Any, path: str) -> None:
     """Continue ``trainer`` from the checkpoint at ``path``: its weights (copied into the network's
-    arrays) and training state. The network's shape and the training rows must match."""
+    arrays) and training state. The network (its sizes, activations, loss and dtype), the training
+    settings, the training rows and their weights must match the checkpoint's; nothing is loaded otherwise."""
     config, params, meta, extra = read_checkpoint(path)
     net = trainer.net
     if config["sizes"] != list(net.sizes):
         raise ValueError(f"{path} holds a {config['sizes']} network, this trainer's is {list(net.sizes)}")
+    difference = _first_difference(config, meta["trainer"].get("settings", {}), net, trainer.settings)
+    if difference is not None:
+        raise ValueError(f"{path}: {difference}: a checkpoint continues its own run (make the trainer with "
+                         "the checkpoint's network and settings, or use Trainer.resume, which reads them)")  # fmt: skip
     saved_rows, my_rows = meta["trainer"].get("data"), trainer.data.fingerprint()
     if saved_rows != my_rows:
         raise ValueError(f"{path} was trained on other rows (fingerprint {saved_rows}), this trainer has "

@@ -44,8 +44,9 @@ class EarlyStopping:
         self.store.device.xp.copyto(self.store.theta, self.best)
 
     def finish(self) -> None:
-        """At the end of a run that was not stopped early: the best weights, when they are kept."""
-        if self.best is not None and self.best_epoch and not self.stopped:
+        """At the end of a run that was not stopped early: the best weights, when they are kept (and
+        not already in θ: a run with nothing to do must keep ``live``, where training had got to)."""
+        if self.best is not None and self.best_epoch and not self.stopped and self.live is None:
             self.restore_best()
 
     def go_on(self) -> None:

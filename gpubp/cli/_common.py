@@ -15,6 +15,7 @@ from ..data import TASKS, Scaler
 from ..initializers import INITS
 from ..losses import LOSSES
 from ..parallel import launched_rank
+from ..settings import LIMITS, check_limit
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -106,6 +107,28 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
     return value
+
+
+def limited(setting: str) -> Callable[[str], float]:
+    """The option type of training setting ``setting``: a number within the library's limits
+    (gpubp.settings.LIMITS, which the estimators read too)."""
+    low, high, closed = LIMITS[setting]
+    opening = "[" if closed in ("left", "both") else "("
+    closing = "]" if closed in ("right", "both") else ")"
+    shown = f"{opening}{low:g}, {'inf' if high is None else f'{high:g}'}{closing}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            check_limit(setting, value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be in {shown}, got {text!r}") from None
+        return value
+
+    return parse
 
 
 def delimiter(text: str) -> str:

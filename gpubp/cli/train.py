@@ -36,6 +36,7 @@ from ._common import (
     check_output,
     data_files,
     fraction,
+    limited,
     non_negative,
     positive,
     printer,
@@ -80,7 +81,8 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                    help=f"(default: {_LIBRARY.optimizer}; with --task regress "
                         f"{COMMAND_REGRESS['optimizer']})")  # fmt: skip
-    t.add_argument("--momentum", type=fraction, default=None, help=f"(sgd only; default: {COMMAND_MOMENTUM})")
+    t.add_argument("--momentum", type=limited("momentum"), default=None,
+                   help=f"(sgd only; default: {COMMAND_MOMENTUM})")  # fmt: skip
     t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd only)")
     t.add_argument("--weight-decay", type=non_negative, default=None,
                    help=f"λ, on weights only (default: {_LIBRARY.weight_decay:g}; with --task regress "
