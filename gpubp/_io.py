@@ -12,7 +12,7 @@ from typing import IO, Any
 import numpy as np
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
 
     The file is flushed and fsynced before the rename, so a crash never leaves a half-written file

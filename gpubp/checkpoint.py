@@ -40,7 +40,7 @@ def write_file(path: str | os.PathLike, config: dict[str, Any], weights: list[np
         payload["meta"] = np.array(to_json(meta))
     for name, value in (arrays or {}).items():
         payload[f"x_{name}"] = np.asarray(value)
-    atomic_write(path, lambda f: np.savez_compressed(f, **payload))
+    atomic_write(path, lambda f: np.savez_compressed(f, **payload))  # type: ignore[arg-type]  # the stubs type **kwds as allow_pickle
 
 
 def save_model(net: Any, path: str | os.PathLike, meta: dict[str, Any] | None = None,

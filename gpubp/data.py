@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -76,8 +76,9 @@ class Scaler:
         if kind not in self.KINDS:
             raise ValueError(f"unknown scaling {kind!r}: expected one of {', '.join(self.KINDS)}")
         self.kind = kind
-        self.shift: np.ndarray | None = None
-        self.scale: np.ndarray | None = None
+        self.fitted = False
+        self.shift: np.ndarray = np.zeros(0)  # (d,) once fitted
+        self.scale: np.ndarray = np.ones(0)
 
     def fit(self, X: Any, rows: np.ndarray | None = None) -> Scaler:
         """Fit on ``X[rows]`` (all rows when None). A row source (memory-mapped file) is read in
@@ -105,6 +106,7 @@ class Scaler:
                              f"mean {self.shift[j]:.3g}, spread {spread[j]:.3g}); divide the data by a "
                              f"large constant first")  # fmt: skip
         self.scale = np.where(spread > 0, spread, 1.0)
+        self.fitted = True
         return self
 
     def _fit_chunked(self, X: Any, rows: np.ndarray | None) -> Scaler:
@@ -140,7 +142,7 @@ class Scaler:
         return spread
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        if self.shift is None:
+        if not self.fitted:
             raise ValueError("the scaler is not fitted")
         if X.shape[1] != self.shift.shape[0]:
             raise ValueError(f"data has {X.shape[1]} features, the model was trained on {self.shift.shape[0]}")
@@ -157,6 +159,7 @@ class Scaler:
     def from_arrays(cls, kind: str, arrays: dict[str, np.ndarray], prefix: str = "scaler") -> Scaler:
         scaler = cls(kind)
         scaler.shift, scaler.scale = arrays[f"{prefix}_shift"], arrays[f"{prefix}_scale"]
+        scaler.fitted = True
         return scaler
 
 
@@ -306,7 +309,7 @@ class Dataset:
         has_test = raw.X_test is not None and raw.y_test is not None
         y, y_test = cls._encode(raw, task, labels)
         if task == "classify" and labels is None:
-            labels = Labels.of(y, *([y_test] if has_test else []))
+            labels = Labels.of(y, *([y_test] if has_test and y_test is not None else []))
             if len(labels) < 2:
                 only = labels.classes.tolist()[0]
                 raise DataError(f"{raw.source}: only one class ({only!r}) in the labels: nothing to learn")
@@ -318,7 +321,7 @@ class Dataset:
         train, val, test = split_rows(y if task == "classify" else None, n, val_fraction,
                                       None if has_test else test_fraction, split_seed)  # fmt: skip
         cls._check_split(raw.source, n, train, val, test, val_fraction, None if has_test else test_fraction)
-        if has_test:
+        if has_test and y_test is not None:
             rule = f"the data's own test files ({len(y_test)} rows)"
             test = np.arange(len(y_test))
         else:
@@ -355,7 +358,7 @@ class Dataset:
     def _encode(raw: RawData, task: str, labels: Labels | None) -> tuple[np.ndarray, np.ndarray | None]:
         ys = [raw.y, raw.y_test]
         if task == "regress":
-            out = []
+            out: list[np.ndarray | None] = []
             for y in ys:
                 if y is None:
                     out.append(None)
@@ -369,7 +372,7 @@ class Dataset:
                 if y.shape[1] != 1:
                     raise DataError(f"{raw.source}: --task regress expects one target per row, got {y.shape[1]}")
                 out.append(y[:, 0])
-            return out[0], out[1]
+            return cast(np.ndarray, out[0]), out[1]  # prepare has refused data without targets
         try:
             return tuple(None if y is None else as_labels(y, raw.source) for y in ys)  # type: ignore[return-value]
         except ValueError as exc:
@@ -382,8 +385,8 @@ class Dataset:
                  if frac and len(rows) == 0]  # fmt: skip
         held = val_fraction + (test_fraction or 0.0)
         if held >= 1:  # the fractions, not the data, leave nothing to train on
-            test = f" + test fraction {test_fraction:g}" if test_fraction else ""
-            raise DataError(f"validation fraction {val_fraction:g}{test} = {held:g} leaves no training rows: "
+            plus = f" + test fraction {test_fraction:g}" if test_fraction else ""
+            raise DataError(f"validation fraction {val_fraction:g}{plus} = {held:g} leaves no training rows: "
                             "they must add up to less than 1 (--val-fraction, --test-fraction)")  # fmt: skip
         if len(train) == 0 or empty:
             raise DataError(
@@ -397,7 +400,7 @@ class Dataset:
         if part not in ("train", "val", "test"):
             raise ValueError(f"unknown part {part!r}: expected train, val or test")
         if part == "test" and self.X_test is not None:
-            return self.X_test, self.y_test, self.test
+            return self.X_test, cast(np.ndarray, self.y_test), self.test  # a test pair has both
         return self.X, self.y, getattr(self, part)
 
     def __len__(self) -> int:
@@ -508,7 +511,7 @@ class Rows:
         self.X = X
         self.index = None if index is None else np.asarray(index, dtype=np.int64)
         self.scaler = scaler
-        self.shape = (len(X) if index is None else len(self.index), int(X.shape[1]))
+        self.shape = (len(X) if self.index is None else len(self.index), int(X.shape[1]))
         self.dtype = np.dtype(np.float64) if scaler is not None else np.dtype(X.dtype)
         at = where(X)  # errors name the file only when X is all of it; with an index, its rows in the file too
         if at:
@@ -521,7 +524,7 @@ class Rows:
 
     def _row_in_file(self, i: int) -> int:
         """The file's row that is row ``i`` here (named in errors)."""
-        return int(self.index[i])
+        return int(cast(np.ndarray, self.index)[i])  # set only where there is an index
 
     def __repr__(self) -> str:
         scaled = f", scaled ({self.scaler.kind})" if self.scaler is not None else ""

@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ._io import atomic_write
 from .backend import to_numpy
@@ -70,7 +71,7 @@ class _Graph:
         self.nodes.append(self.h.make_node(op_type, inputs, [out], name=self.name(op_type), **attrs))
         return out
 
-    def cast(self, x: str, dtype: np.dtype, out: str | None = None) -> str:
+    def cast(self, x: str, dtype: DTypeLike, out: str | None = None) -> str:
         return self.op("Cast", [x], out, to=self.h.np_dtype_to_tensor_dtype(np.dtype(dtype)))
 
 
@@ -101,7 +102,7 @@ def _input(g: _Graph, d: int, names: list[str]) -> Any:
     return g.h.make_tensor_value_info("X", g.onnx.TensorProto.FLOAT, ["N", d], doc)
 
 
-def _output(g: _Graph, name: str, dtype: np.dtype, shape: list[Any], doc: str) -> Any:
+def _output(g: _Graph, name: str, dtype: DTypeLike, shape: list[Any], doc: str) -> Any:
     dtype = np.dtype(dtype)
     elem = g.onnx.TensorProto.STRING if dtype.kind in "USO" else g.h.np_dtype_to_tensor_dtype(dtype)
     return g.h.make_tensor_value_info(name, elem, shape, doc)

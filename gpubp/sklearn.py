@@ -187,10 +187,14 @@ class _BaseMLP(BaseEstimator):
                         dtype=self.dtype, seed=0)  # fmt: skip
         # gpubp's W_l is (n_out, n_in), row-major: a transposed view would stay column-major and slow every GEMM
         self._net.set_parameters([np.ascontiguousarray(W.T) for W in coefs], intercepts)
-        self._trainer = None
+        self._trainer: Trainer | None = None
         self._best_params = None
-        self.loss_curve_ = []
+        self.loss_curve_: list[float] = []
         self._no_improvement_count = 0
+        # a list and a float, or None where scikit-learn leaves them None (by early_stopping)
+        self.validation_scores_: Any
+        self.best_validation_score_: Any
+        self.best_loss_: Any
         if self.early_stopping:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
@@ -438,7 +442,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         P = self.predict_proba(X)
         return np.log(P, out=P)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags

@@ -56,6 +56,19 @@ class EarlyStopping:
             self.store.device.xp.copyto(self.store.theta, self.live)
             self.live = None
 
+    def numbers(self) -> dict[str, float]:
+        """The state's scalars by name (sent from rank 0 to the others with :meth:`flats`)."""
+        return {"best_val": self.best_val, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "stopped": self.stopped, "has_live": self.live is not None}  # fmt: skip
+
+    def set_numbers(self, numbers: dict[str, float]) -> None:
+        """The inverse of :meth:`numbers`; a copy of the live weights is made ready when rank 0 has one."""
+        self.best_val = float(numbers["best_val"])
+        self.best_epoch, self.bad_epochs = int(numbers["best_epoch"]), int(numbers["bad_epochs"])
+        self.stopped = bool(numbers["stopped"])
+        if numbers["has_live"] and self.live is None:
+            self.live = self.store.zeros()
+
     def flats(self) -> list[Any]:
         """The flat copies of θ this state holds (to send to the other ranks)."""
         return [f for f in (self.best, self.live) if f is not None]

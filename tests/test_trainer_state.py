@@ -28,7 +28,8 @@ def test_asking_again_for_epochs_already_done_keeps_the_live_weights(tmp_path):
     twice = _trainer(keep_best=True)
     twice.run(4)
     best = twice.net.params.theta.copy()
-    twice.run(4)
+    with pytest.warns(UserWarning, match=r"Trainer.run\(4\) has nothing to train: 4 epochs are done already"):
+        twice.run(4)
     np.testing.assert_array_equal(twice.net.params.theta, best)  # still the best epoch's weights
     twice.save(str(tmp_path / "run.npz"))
     twice.run(8)

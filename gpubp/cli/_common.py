@@ -6,8 +6,8 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from .._io import check_writable
 from ..activations import HIDDEN, OUTPUTS
@@ -26,7 +26,9 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message; under mpiexec, rank 0's alone
+    commands: dict[str, Parser]  # the subcommands' parsers (gpubp.cli.build_parser sets it)
+
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message; under mpiexec, rank 0's alone
         self.exit(
             EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n" if launched_rank() == 0 else None
         )
@@ -239,7 +241,7 @@ def same_file(a: str, b: str) -> bool:
 
 
 def check_output(option: str, path: str | None, png: bool = False,
-                 inputs: list[tuple[str, str | None]] = ()) -> None:  # fmt: skip
+                 inputs: Sequence[tuple[str, str | None]] = ()) -> None:  # fmt: skip
     """Refuse, before any work, an output path that cannot be written or that is one of the
     ``inputs`` (what, path) being read: an output never replaces an input."""
     if not path:

@@ -231,8 +231,8 @@ class _Progress:
     """A tqdm bar per epoch over the batches (when tqdm is installed and stderr is a terminal)."""
 
     def __init__(self, enabled: bool) -> None:
-        self.bar = None
-        self.tqdm = None
+        self.bar: Any = None
+        self.tqdm: Any = None
         if enabled:
             try:
                 from tqdm import tqdm
