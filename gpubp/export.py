@@ -137,7 +137,7 @@ def _feature_names(names: Any, d: int) -> list[str]:
     return names
 
 
-def network_to_onnx(net: Any, path: str | os.PathLike | None = None, feature_names: Any = None) -> Any:
+def network_to_onnx(net: Any, path: str | os.PathLike[str] | None = None, feature_names: Any = None) -> Any:
     """The bare network as ONNX (written to ``path`` when given; the ``onnx.ModelProto`` returned).
 
     Input ``X`` (N, n_0) float32, already scaled as the network was trained; outputs ``outputs``
@@ -166,7 +166,7 @@ def network_to_onnx(net: Any, path: str | os.PathLike | None = None, feature_nam
     return _finish(g, [_input(g, d, names)], outputs, doc, meta, path)
 
 
-def model_to_onnx(model: Any, path: str | os.PathLike | None = None) -> Any:
+def model_to_onnx(model: Any, path: str | os.PathLike[str] | None = None) -> Any:
     """A :class:`~gpubp.model.Model` (network + scaler + labels or target scaling) as ONNX.
 
     Input ``X`` (N, n_0) float32 raw rows; outputs ``label`` (N,) (the model's own class labels:

@@ -526,7 +526,7 @@ class MLP:
         self.history = state["history"]
 
 
-def load(path: str | os.PathLike, device: str | None = "auto") -> MLP:
+def load(path: str | os.PathLike[str], device: str | None = "auto") -> MLP:
     """The network saved in ``path`` (by ``net.save`` or ``gpubp train``) on ``device``, without
     any preprocessing the file holds: ``gpubp.load`` returns a :class:`gpubp.model.Model` for those."""
     from .checkpoint import read_file

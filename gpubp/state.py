@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .checkpoint import pack_state, read_file, save_model, unpack_state
+from .settings import TrainSettings
 
 
 class Numbered(Protocol):
@@ -127,7 +128,7 @@ def read_checkpoint(path: str) -> tuple[dict[str, Any], dict[str, Any], dict[str
 RUN_CONFIG = ("activation", "output", "loss", "dtype")
 
 
-def _first_difference(config: dict[str, Any], settings: dict[str, Any], net: Any, mine: Any) -> str | None:
+def _first_difference(config: dict[str, Any], settings: dict[str, Any], net: Any, mine: TrainSettings) -> str | None:
     """ "NAME SAVED differs from this trainer's MINE" for the first of the network's config (RUN_CONFIG) and the
     training settings where the checkpoint and the trainer differ; None when they agree."""
     here_config = net.config()

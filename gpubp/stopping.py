@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .params import ParamStore
+
 
 class EarlyStopping:
     """The stopping state over ``store`` (a ParamStore: θ and flat copies of it)."""
 
-    def __init__(self, store: Any, patience: int | None, keep_best: bool = False) -> None:
+    def __init__(self, store: ParamStore, patience: int | None, keep_best: bool = False) -> None:
         self.store = store
         self.patience = patience
         self.best_val = math.inf

@@ -287,7 +287,8 @@ class Trainer:
 
         def evaluate() -> dict[str, float]:
             with net.device.use():
-                return net.evaluate_checked(*validation)
+                result: dict[str, float] = net.evaluate_checked(*validation)
+                return result
 
         return self.dp.on_root(evaluate, ("loss", "accuracy" if net.is_classifier else "r2"))
 

@@ -33,7 +33,7 @@ def check_float(name: str, value: Any, *, minimum: float = 0.0, inclusive: bool 
         raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {minimum}, got {value}")
     if maximum is not None and (value > maximum or (not maximum_inclusive and value == maximum)):
         raise ValueError(f"{name} must be {'<=' if maximum_inclusive else '<'} {maximum}, got {value}")
-    return value
+    return float(value)
 
 
 def check_bool(name: str, value: Any) -> bool:
