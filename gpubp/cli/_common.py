@@ -34,6 +34,18 @@ class Parser(argparse.ArgumentParser):
         )
 
 
+class Renamed(argparse.Action):
+    """An option's old spelling: refused, naming the new one (``new``) and why it changed (``why``)."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, why: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+        self.new, self.why = new, why
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        raise argparse.ArgumentError(self, f"is now {self.new} ({self.why})")
+
+
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
