@@ -325,7 +325,9 @@ class DataParallel:
         self.comm = comm
         self.size, self.rank = comm.size, comm.rank
         self._inv_b: dict[int, Any] = {}
-        self.probe: Any = None  # probe(ws) between the summed gradient and the update (Trainer.probe)
+        self.probe: Callable[[Any], None] | None = (
+            None  # probe(ws) between the summed gradient and the update (Trainer.probe)
+        )
 
     def share(self, batch: int) -> slice:
         """This rank's contiguous part of a global batch: the first ``batch mod R`` ranks take one row

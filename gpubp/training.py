@@ -41,6 +41,14 @@ class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite; the last finite weights were kept."""
 
 
+#: ``callback(net, row)``, after each epoch with its history row; True stops the run. An object that also has
+#: ``attach(trainer)`` (gpubp.monitor's) is handed the trainer before the first batch.
+EpochCallback = Callable[[Any, dict[str, float]], object]
+#: ``on_batch(batch, n_batches)``, after each batch; True stops the run at the end of that batch
+BatchCallback = Callable[[int, int], object]
+#: ``probe(ws)``: reads a step's workspace and gradient on the device (gpubp.monitor.GradientStats)
+Probe = Callable[[Any], None]
+
 HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_r2", "seconds", "samples_per_s")
 
 
@@ -113,14 +121,14 @@ class Trainer:
     best_epoch = property(lambda self: self.stopping.best_epoch, doc="Its epoch (0: none yet).")
 
     @property
-    def probe(self) -> Any:
+    def probe(self) -> Probe | None:
         """``probe(ws)``, called in each step after the batch's gradient (summed over the ranks), before
         the update: it may read ``ws.delta`` and the store's gradient on the device, never on the host
         (gpubp.monitor's GradientStats sets it). None: no probe."""
         return self.dp.probe
 
     @probe.setter
-    def probe(self, fn: Any) -> None:
+    def probe(self, fn: Probe | None) -> None:
         self.dp.probe = fn
 
     @property
@@ -143,7 +151,8 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def run(self, total_epochs: int, callback: Any = None, on_batch: Any = None) -> dict[str, list[Any]]:
+    def run(self, total_epochs: int, callback: EpochCallback | None = None,
+            on_batch: BatchCallback | None = None) -> dict[str, list[Any]]:  # fmt: skip
         """Train until ``total_epochs`` epochs are complete, counted from the first run of this trainer (a
         total, not a count: ``run(4); run(8)`` trains 8 epochs in all), or until a stopping rule fires.
         A total already reached (or a run stopped early) trains nothing and warns, the weights unchanged.
@@ -156,8 +165,9 @@ class Trainer:
                    f"{self.epoch} epochs are done already; the argument is the total, run({self.epoch + 1}) "
                    "trains one more")  # fmt: skip
             warnings.warn(f"Trainer.run({epochs}) has nothing to train: {why}", UserWarning, stacklevel=2)
-        if hasattr(callback, "attach"):  # a callback object that watches the run (gpubp.monitor)
-            callback.attach(self)
+        attach = getattr(callback, "attach", None)
+        if attach is not None:  # a callback object that watches the run (gpubp.monitor)
+            attach(self)
         net, dev = self.net, self.net.device
         self.interrupted = False
         if net.params is not self.store:
@@ -205,7 +215,7 @@ class Trainer:
         if p.position == 0 or fresh_run:
             self.net.xp.copyto(self._last_good, self.store.theta)
 
-    def _run_batches(self, loss_acc: Any, on_batch: Any) -> bool:
+    def _run_batches(self, loss_acc: Any, on_batch: BatchCallback | None) -> bool:
         """The epoch's batches from the current position, the loss summed into ``loss_acc`` on the
         device; True when ``on_batch`` asked to stop."""
         p, data, dp = self.progress, self.data, self.dp
@@ -255,7 +265,7 @@ class Trainer:
             )
         return float(loss_sum)
 
-    def _finish_epoch(self, loss_sum: float, callback: Any) -> None:
+    def _finish_epoch(self, loss_sum: float, callback: EpochCallback | None) -> None:
         """The epoch's row of the history, validation, the stopping rules and the callback."""
         p = self.progress
         p.position = 0
