@@ -98,19 +98,24 @@ def test_resume_refuses_the_same_rows_with_other_targets(tmp_path):
 
 def test_gradient_stats_are_each_epochs_own_mean():
     """Each epoch's statistics are the mean over that epoch's batches alone (the batch count and the sums
-    start again each epoch), as read from the gradient after every step."""
+    start again each epoch), against the gradient read where the statistics read it (the step's probe, before
+    the update, which may use the gradient's buffer as scratch)."""
     X, y = _data()
     net = gpubp.MLP([4, 8, 3], "relu", device="cpu", dtype="float64", seed=0)
     trainer = Trainer(net, X, y, batch_size=8, lr=0.5)  # no weight decay: the store's gradient is the batch's
     per_batch: list[list[float]] = []
-
-    def record(batch: int, n_batches: int) -> bool:
-        per_batch.append([float(np.linalg.norm(g)) for pair in zip(net.dW, net.db) for g in pair])
-        return False
-
     stats = GradientStats()
-    trainer.run(3, callback=stats, on_batch=record)
+    stats.attach(trainer)
+    counted = trainer.probe
+
+    def probe(ws) -> None:
+        per_batch.append([float(np.linalg.norm(g)) for pair in zip(net.dW, net.db) for g in pair])
+        counted(ws)
+
+    trainer.probe = probe
+    trainer.run(3, callback=lambda net, row: stats(net, row))  # a plain function: run does not attach it again
     n_batches = trainer.n_batches
+    assert len(per_batch) == 3 * n_batches
     assert stats.history["epoch"] == [1, 2, 3]
     for e in range(3):
         want = np.mean(per_batch[e * n_batches : (e + 1) * n_batches], axis=0)
