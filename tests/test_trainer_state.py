@@ -121,3 +121,16 @@ def test_gradient_stats_are_each_epochs_own_mean():
         want = np.mean(per_batch[e * n_batches : (e + 1) * n_batches], axis=0)
         np.testing.assert_allclose(stats.history["W_norm"][e], want[0::2], rtol=1e-12)
         np.testing.assert_allclose(stats.history["b_norm"][e], want[1::2], rtol=1e-12)
+
+
+def test_keep_best_ends_a_run_on_its_best_validation_epoch():
+    """keep_best: a run that was not stopped early ends with the best validation epoch's weights (found by
+    make mutate: turning the end-of-run restore off survived every test)."""
+    trainer = _trainer(keep_best=True)
+    trainer.run(8)
+    losses = trainer.history["val_loss"]
+    assert trainer.best_epoch == int(np.argmin(losses)) + 1 < 8  # the best epoch is not the last one
+    assert trainer.net.evaluate(*_data(val=True))["loss"] == pytest.approx(min(losses), rel=1e-12)
+    plain = _trainer()
+    plain.run(8)
+    assert plain.net.evaluate(*_data(val=True))["loss"] == pytest.approx(losses[-1], rel=1e-12)  # the last epoch's
