@@ -17,7 +17,7 @@ def _trainer(rng_seed: int = 0, **settings) -> Trainer:
     rng = np.random.default_rng(rng_seed)
     X, y = rng.normal(size=(60, 4)), rng.integers(0, 3, 60)
     net = gpubp.MLP([4, 8, 3], "relu", device="cpu", dtype="float64", seed=0)
-    return Trainer(net, X[:45], y[:45], validation_data=(X[45:], y[45:]), batch_size=8, lr=0.5, **settings)
+    return Trainer(net, X[:45], y[:45], validation_data=(X[45:], y[45:]), **{"batch_size": 8, "lr": 0.5, **settings})
 
 
 def test_asking_again_for_epochs_already_done_keeps_the_live_weights(tmp_path):
@@ -134,3 +134,19 @@ def test_keep_best_ends_a_run_on_its_best_validation_epoch():
     plain = _trainer()
     plain.run(8)
     assert plain.net.evaluate(*_data(val=True))["loss"] == pytest.approx(losses[-1], rel=1e-12)  # the last epoch's
+
+
+def test_a_run_stopped_early_is_restored_as_stopped(tmp_path):
+    """A checkpoint of a run that patience stopped resumes stopped, on its best weights: a further run trains
+    nothing and says so (found by make mutate: reading ``stopped`` back as False survived)."""
+    trainer = _trainer(patience=1, lr=5.0)
+    trainer.run(100)
+    assert trainer.stopped_early
+    trainer.save(str(tmp_path / "run.npz"))
+    resumed = Trainer.resume(str(tmp_path / "run.npz"), *_data(), load=gpubp.network.load,
+                             validation_data=_data(val=True), device="cpu")  # fmt: skip
+    assert resumed.stopped_early
+    np.testing.assert_array_equal(resumed.net.params.theta, trainer.net.params.theta)
+    with pytest.warns(UserWarning, match="a stopping rule ended the run"):
+        resumed.run(200)
+    np.testing.assert_array_equal(resumed.net.params.theta, trainer.net.params.theta)
