@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CUDA_EXTRA ?= cuda12
 EXTRAS := test,docs,plot,progress,bench,dev,mpi,sklearn,csv,numba,onnx,tensorboard,$(CUDA_EXTRA)
 
-.PHONY: install test lint bench train mutate clean
+.PHONY: install test lint typecheck bench train mutate clean
 
 # The venv remembers which Python made it: `make test PYTHON=python3.13` rebuilds a .venv made by
 # another interpreter instead of quietly testing with the old one.
@@ -45,7 +45,7 @@ $(BASE_STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: install lint
+test: install lint typecheck
 	$(PY) -m pytest --benchmark-disable
 
 LINTED := gpubp tests benchmarks scripts examples conftest.py
@@ -53,6 +53,10 @@ LINTED := gpubp tests benchmarks scripts examples conftest.py
 lint: install
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
+
+# mypy on the package ([tool.mypy] in pyproject.toml says how strict, module by module); a few seconds
+typecheck: install
+	$(VENV)/bin/mypy
 
 # The real benchmark run; without PyTorch (see TORCH_SPEC) its rows say why they are absent.
 bench: install

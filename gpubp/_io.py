@@ -12,7 +12,7 @@ from typing import IO, Any
 import numpy as np
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
 
     The file is flushed and fsynced before the rename, so a crash never leaves a half-written file
@@ -77,7 +77,7 @@ def _target(path: str) -> str:
     return real
 
 
-def check_writable(path: str | os.PathLike, what: str) -> None:
+def check_writable(path: str | os.PathLike[str], what: str) -> None:
     """Refuse, before any work, a path that :func:`atomic_write` could not write: a missing
     folder, an existing folder or special file where the file should go, or a folder in which no
     file can be made (tried: permissions alone do not tell, e.g. for root on /proc or /sys)."""

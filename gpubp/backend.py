@@ -24,7 +24,8 @@ from .device import is_cupy_array as is_cupy_array
 from .device import is_foreign_cuda_array as is_foreign_cuda_array
 from .device import to_numpy as to_numpy
 from .probe import cpu_kernels as cpu_kernels
-from .probe import cpu_kernels_info, gpu_unavailable_reason
+from .probe import cpu_kernels_info as cpu_kernels_info
+from .probe import gpu_unavailable_reason as gpu_unavailable_reason
 
 log = logging.getLogger("gpubp")
 

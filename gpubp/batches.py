@@ -69,7 +69,7 @@ class BatchSource:
 
     @property
     def n_batches(self) -> int:
-        return -(-self.n // self.batch)
+        return int(-(-self.n // self.batch))
 
     def device_order(self, order: np.ndarray) -> Any:
         """An epoch's row order as ``load`` takes it: on the device unless the rows stream from the host."""
@@ -88,7 +88,7 @@ class BatchSource:
         """The rows an epoch's mean loss is over: all n, less those of batches whose weights are all 0
         (such a batch adds no loss, no gradient and no decay)."""
         if self.sample_weight is None:
-            return self.n
+            return int(self.n)
         sizes, sums = self.totals(order)
         return int(sizes[sums > 0].sum())
 
@@ -123,7 +123,7 @@ class BatchSource:
         sizes, item = self.net.sizes, self.net.dtype.itemsize
         need = X.shape[0] * (sizes[0] + sizes[-1]) * item
         workspace = 2 * min(batch_size, X.shape[0]) * sum(sizes) * item
-        return need > DEVICE_SHARE * free - workspace
+        return bool(need > DEVICE_SHARE * free - workspace)
 
     def fingerprint(self) -> str:
         """A hash of the rows as they are trained on: a sample of X in the network's dtype and of Y

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -54,7 +55,7 @@ _controller: Any = None
 
 
 @contextlib.contextmanager
-def blas_threads(n: int | None):
+def blas_threads(n: int | None) -> Iterator[None]:
     """Limit NumPy's BLAS to ``n`` threads inside the block (needs threadpoolctl; else a no-op).
 
     The library scan happens once per process; entering the block afterwards allocates ~1 KiB."""

@@ -25,7 +25,7 @@ FORMAT = "gpubp"
 FORMAT_VERSION = 1
 
 
-def write_file(path: str | os.PathLike, config: dict[str, Any], weights: list[np.ndarray],
+def write_file(path: str | os.PathLike[str], config: dict[str, Any], weights: list[np.ndarray],
                biases: list[np.ndarray], meta: dict[str, Any] | None = None,
                arrays: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
     """Write a gpubp file: ``config`` JSON, host arrays ``W_l``/``b_l``, optional ``meta`` JSON
@@ -42,10 +42,10 @@ def write_file(path: str | os.PathLike, config: dict[str, Any], weights: list[np
         payload["meta"] = np.array(to_json(meta))
     for name, value in (arrays or {}).items():
         payload[f"x_{name}"] = np.asarray(value)
-    atomic_write(path, lambda f: np.savez_compressed(f, **payload))
+    atomic_write(path, lambda f: np.savez_compressed(f, **payload))  # type: ignore[arg-type]  # the stubs type **kwds as allow_pickle
 
 
-def save_model(net: Any, path: str | os.PathLike, meta: dict[str, Any] | None = None,
+def save_model(net: Any, path: str | os.PathLike[str], meta: dict[str, Any] | None = None,
                arrays: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
     """Write network ``net`` (anything with ``config()``, ``weights``, ``biases``, ``device`` and
     ``history``) with optional ``meta`` and ``arrays``."""
@@ -59,7 +59,7 @@ def save_model(net: Any, path: str | os.PathLike, meta: dict[str, Any] | None = 
 Contents = tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray]]
 
 
-def read_file(path: str | os.PathLike) -> Contents:
+def read_file(path: str | os.PathLike[str]) -> Contents:
     """(config, parameters, meta, extra arrays) from a gpubp file; ``ValueError`` if it is not one.
 
     What the file declares is checked before its arrays are read: every member's shape and dtype

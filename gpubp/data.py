@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -85,8 +85,9 @@ class Scaler:
         if kind not in self.KINDS:
             raise ValueError(f"unknown scaling {kind!r}: expected one of {', '.join(self.KINDS)}")
         self.kind = kind
-        self.shift: np.ndarray | None = None
-        self.scale: np.ndarray | None = None
+        self.fitted = False
+        self.shift: np.ndarray = np.zeros(0)  # (d,) once fitted
+        self.scale: np.ndarray = np.ones(0)
 
     def fit(self, X: Any, rows: np.ndarray | None = None) -> Scaler:
         """Fit on ``X[rows]`` (all rows when None). A row source (memory-mapped file) is read in
@@ -114,6 +115,7 @@ class Scaler:
                              f"mean {self.shift[j]:.3g}, spread {spread[j]:.3g}); divide the data by a "
                              f"large constant first", j)  # fmt: skip
         self.scale = np.where(spread > 0, spread, 1.0)
+        self.fitted = True
         return self
 
     def _fit_chunked(self, X: Any, rows: np.ndarray | None) -> Scaler:
@@ -149,7 +151,7 @@ class Scaler:
         return spread
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        if self.shift is None:
+        if not self.fitted:
             raise ValueError("the scaler is not fitted")
         if X.shape[1] != self.shift.shape[0]:
             raise ValueError(f"data has {X.shape[1]} features, the model was trained on {self.shift.shape[0]}")
@@ -166,6 +168,7 @@ class Scaler:
     def from_arrays(cls, kind: str, arrays: dict[str, np.ndarray], prefix: str = "scaler") -> Scaler:
         scaler = cls(kind)
         scaler.shift, scaler.scale = arrays[f"{prefix}_shift"], arrays[f"{prefix}_scale"]
+        scaler.fitted = True
         return scaler
 
 
@@ -317,7 +320,7 @@ class Dataset:
         has_test = raw.X_test is not None and raw.y_test is not None
         y, y_test = cls._encode(raw, task, labels)
         if task == "classify" and labels is None:
-            labels = Labels.of(y, *([y_test] if has_test else []))
+            labels = Labels.of(y, *([y_test] if has_test and y_test is not None else []))
             if len(labels) < 2:
                 only = labels.classes.tolist()[0]
                 raise DataError(f"{raw.source}: only one class ({only!r}) in the labels: nothing to learn")
@@ -331,7 +334,7 @@ class Dataset:
         train, val, test = split_rows(y if task == "classify" else None, n, val_fraction,
                                       None if has_test else test_fraction, split_seed)  # fmt: skip
         cls._check_split(raw.source, n, train, val, test, val_fraction, None if has_test else test_fraction)
-        if has_test:
+        if has_test and y_test is not None:
             rule = f"the data's own test files ({len(y_test)} rows)"
             test = np.arange(len(y_test))
         else:
@@ -376,7 +379,7 @@ class Dataset:
     def _encode(raw: RawData, task: str, labels: Labels | None) -> tuple[np.ndarray, np.ndarray | None]:
         ys = [raw.y, raw.y_test]
         if task == "regress":
-            out = []
+            out: list[np.ndarray | None] = []
             for y in ys:
                 if y is None:
                     out.append(None)
@@ -390,7 +393,7 @@ class Dataset:
                 if y.shape[1] != 1:
                     raise DataError(f"{raw.source}: --task regress expects one target per row, got {y.shape[1]}")
                 out.append(y[:, 0])
-            return out[0], out[1]
+            return cast(np.ndarray, out[0]), out[1]  # prepare has refused data without targets
         try:
             return tuple(None if y is None else as_labels(y, raw.source) for y in ys)  # type: ignore[return-value]
         except ValueError as exc:
@@ -403,8 +406,8 @@ class Dataset:
                  if frac and len(rows) == 0]  # fmt: skip
         held = val_fraction + (test_fraction or 0.0)
         if held >= 1:  # the fractions, not the data, leave nothing to train on
-            test = f" + test fraction {test_fraction:g}" if test_fraction else ""
-            raise DataError(f"validation fraction {val_fraction:g}{test} = {held:g} leaves no training rows: "
+            plus = f" + test fraction {test_fraction:g}" if test_fraction else ""
+            raise DataError(f"validation fraction {val_fraction:g}{plus} = {held:g} leaves no training rows: "
                             "they must add up to less than 1 (--val-fraction, --test-fraction)")  # fmt: skip
         if len(train) == 0 or empty:
             raise DataError(
@@ -418,7 +421,7 @@ class Dataset:
         if part not in ("train", "val", "test"):
             raise ValueError(f"unknown part {part!r}: expected train, val or test")
         if part == "test" and self.X_test is not None:
-            return self.X_test, self.y_test, self.test
+            return self.X_test, cast(np.ndarray, self.y_test), self.test  # a test pair has both
         return self.X, self.y, getattr(self, part)
 
     def __len__(self) -> int:
@@ -471,8 +474,7 @@ def _check_task(raw: RawData, y: np.ndarray, labels: Labels) -> None:
                     f"--task classify")  # fmt: skip
 
 
-def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None = None,
-                split: str | None = None, hashes: dict[str, np.ndarray] | None = None,
+def scored_rows(data: RawData, split: str | None = None, hashes: dict[str, np.ndarray] | None = None,
                 ) -> tuple[Any, np.ndarray | None, np.ndarray, str, str]:  # fmt: skip
     """The one rule for which rows of ``data`` a model is tested on.
 
@@ -483,8 +485,7 @@ def scored_rows(data: RawData, trained_on: dict[str, Any], labels: Labels | None
     the rows' order, the file's format or the labels), the model's held-out rows in the file, never
     one of its training rows; a file with none of them: every row that is not a training row. A model
     without hashes cannot tell: every row. ``split="all"``: every row of the main files;
-    ``split="test"``: refuse data that holds none of the model's held-out rows.
-    ``trained_on`` (the model's settings) is kept for the caller's wording; ``labels`` is unused."""
+    ``split="test"``: refuse data that holds none of the model's held-out rows."""
     if split not in (None, "test", "all"):
         raise ValueError(f"unknown split {split!r}: expected 'test' or 'all'")
     n = len(data.X)
@@ -551,7 +552,7 @@ class Rows:
         self.X = X
         self.index = None if index is None else np.asarray(index, dtype=np.int64)
         self.scaler = scaler
-        self.shape = (len(X) if index is None else len(self.index), int(X.shape[1]))
+        self.shape = (len(X) if self.index is None else len(self.index), int(X.shape[1]))
         self.dtype = np.dtype(np.float64) if scaler is not None else np.dtype(X.dtype)
         self.in_memory = in_memory(X)  # rows in this process's memory, not a file's (gpubp.rows.in_memory)
         at = where(X)  # errors name the file only when X is all of it; with an index, its rows in the file too
@@ -565,7 +566,7 @@ class Rows:
 
     def _row_in_file(self, i: int) -> int:
         """The file's row that is row ``i`` here (named in errors)."""
-        return int(self.index[i])
+        return int(cast(np.ndarray, self.index)[i])  # set only where there is an index
 
     def __repr__(self) -> str:
         scaled = f", scaled ({self.scaler.kind})" if self.scaler is not None else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,7 @@ class Device:
             self.kernels = probe.cpu_kernels()
         return self.kernels == "numba"
 
-    def kernel(self, k: _kernelkit.Kernel):
+    def kernel(self, k: _kernelkit.Kernel) -> Callable[..., Any]:
         """The runner of kernel ``k`` on this device: its CUDA build, its compiled loop or its NumPy twin."""
         if self.is_gpu:
             compiled = self._compiled_kernels
@@ -58,7 +59,7 @@ class Device:
             return compiled[k.name]
         return k.host() if k.loop is not None and self.jit else k.numpy
 
-    def row_kernel(self, k: _kernelkit.RowKernel):
+    def row_kernel(self, k: _kernelkit.RowKernel) -> Callable[..., Any]:
         """The runner f(b, A) of row kernel ``k`` on this GPU (one launch, compiled now for both dtypes on this
         device); on the CPU its NumPy twin."""
         if not self.is_gpu:
@@ -69,7 +70,7 @@ class Device:
                 compiled[k.name] = k.compile(self.xp)
         return compiled[k.name]
 
-    def loss_sum(self, k: _kernelkit.Kernel, dtype: Any):
+    def loss_sum(self, k: _kernelkit.Kernel, dtype: Any) -> Callable[..., Any] | None:
         """On a GPU, f(A_L, Y, tiny, w) = Σ of loss kernel ``k``'s terms times w (a (B, 1) array, or None for 1) as
         a 0-d array of ``dtype``, one launch (compiled now on this device); None on the CPU (terms, then a sum)."""
         if not self.is_gpu:
@@ -89,7 +90,7 @@ class Device:
                 compiled[key] = run
         return compiled[key]
 
-    def use(self):
+    def use(self) -> contextlib.AbstractContextManager[Any]:
         """Context manager making this device current (a no-op on the CPU)."""
         if self.is_gpu:
             return self.xp.cuda.Device(self.index)
@@ -210,13 +211,14 @@ class Device:
             copier = mine.get("copy-stream")
             if copier is None:
                 copier = mine["copy-stream"] = xp.cuda.Stream(non_blocking=True)
-            landing = mine.get(("landing", *key))
+            landing_key, events_key = ("landing", *key), ("events", *key)
+            landing = mine.get(landing_key)
             if landing is None or landing.shape[0] < host.shape[0]:  # grows with the staging buffer, rarely
-                landing = mine[("landing", *key)] = xp.empty(mine[key].shape, host.dtype)
-            copied, read = mine.get(("events", *key)) or (None, None)
-            if copied is None:
-                copied, read = xp.cuda.Event(disable_timing=True), xp.cuda.Event(disable_timing=True)
-                mine[("events", *key)] = (copied, read)
+                landing = mine[landing_key] = xp.empty(mine[key].shape, host.dtype)
+            events = mine.get(events_key)
+            if events is None:
+                events = mine[events_key] = (xp.cuda.Event(disable_timing=True), xp.cuda.Event(disable_timing=True))
+            copied, read = events
             part = landing[: host.shape[0]]
             copier.wait_event(read)  # the current stream has moved this buffer's last rows out of it
             part.set(host, stream=copier)
@@ -224,7 +226,8 @@ class Device:
             compute.wait_event(copied)
             xp.copyto(out, part)  # on the current stream: after the step that still reads out
             read.record(compute)
-            mine[("staging-copy", *key)] = copied  # staging() waits on it before filling host again
+            copy_key = ("staging-copy", *key)
+            mine[copy_key] = copied  # staging() waits on it before filling host again
 
     def memory_free(self) -> int | None:
         """Bytes the GPU can still hand out (free plus CuPy's pool's unused blocks); None on the CPU."""

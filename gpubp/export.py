@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ._io import atomic_write
 from .backend import to_numpy
@@ -69,7 +70,7 @@ class _Graph:
         self.nodes.append(self.h.make_node(op_type, inputs, [out], name=self.name(op_type), **attrs))
         return out
 
-    def cast(self, x: str, dtype: np.dtype, out: str | None = None) -> str:
+    def cast(self, x: str, dtype: DTypeLike, out: str | None = None) -> str:
         return self.op("Cast", [x], out, to=self.h.np_dtype_to_tensor_dtype(np.dtype(dtype)))
 
 
@@ -99,7 +100,7 @@ def _input(g: _Graph, d: int, names: list[str]) -> Any:
     return g.h.make_tensor_value_info("X", g.onnx.TensorProto.FLOAT, ["N", d], doc)
 
 
-def _output(g: _Graph, name: str, dtype: np.dtype, shape: list[Any], doc: str) -> Any:
+def _output(g: _Graph, name: str, dtype: DTypeLike, shape: list[Any], doc: str) -> Any:
     dtype = np.dtype(dtype)
     elem = g.onnx.TensorProto.STRING if dtype.kind in "USO" else g.h.np_dtype_to_tensor_dtype(dtype)
     return g.h.make_tensor_value_info(name, elem, shape, doc)
@@ -134,7 +135,7 @@ def _feature_names(names: Any, d: int) -> list[str]:
     return names
 
 
-def network_to_onnx(net: Any, path: str | os.PathLike | None = None, feature_names: Any = None) -> Any:
+def network_to_onnx(net: Any, path: str | os.PathLike[str] | None = None, feature_names: Any = None) -> Any:
     """The bare network as ONNX (written to ``path`` when given; the ``onnx.ModelProto`` returned).
 
     Input ``X`` (N, n_0) float32, already scaled as the network was trained; outputs ``outputs``
@@ -163,7 +164,7 @@ def network_to_onnx(net: Any, path: str | os.PathLike | None = None, feature_nam
     return _finish(g, [_input(g, d, names)], outputs, doc, meta, path)
 
 
-def model_to_onnx(model: Any, path: str | os.PathLike | None = None) -> Any:
+def model_to_onnx(model: Any, path: str | os.PathLike[str] | None = None) -> Any:
     """A :class:`~gpubp.model.Model` (network + scaler + labels or target scaling) as ONNX.
 
     Input ``X`` (N, n_0) float32 raw rows; outputs ``label`` (N,) (the model's own class labels:

@@ -151,7 +151,8 @@ def load_idx_folder(folder: str) -> RawData:
     for images, labels in (("train_images", "train_labels"), ("test_images", "test_labels")):
         if (paths[images] is None) != (paths[labels] is None):
             have, missing = (labels, images) if paths[images] is None else (images, labels)
-            raise DataError(f"{folder}: found {os.path.basename(paths[have])} but not {_IDX_NAMES[missing][0]}[.gz], "
+            found = os.path.basename(str(paths[have]))
+            raise DataError(f"{folder}: found {found} but not {_IDX_NAMES[missing][0]}[.gz], "
                             "the file that goes with it")  # fmt: skip
     if paths["train_images"] is None or paths["train_labels"] is None:
         raise DataError(
@@ -367,8 +368,8 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
             raise DataError(f"{path}: the first column has no name in the header and does not hold whole numbers "
                             "(a pandas index would): name it in the header, or remove it")  # fmt: skip
         frame = frame.drop(columns=frame.columns[0])
-        repeated = "" if values.is_unique else ", with repeated values as pd.concat leaves them"
-        notes.append(f"the first column (no name, whole numbers{repeated}) is a pandas index: dropped")
+        as_concat = "" if values.is_unique else ", with repeated values as pd.concat leaves them"
+        notes.append(f"the first column (no name, whole numbers{as_concat}) is a pandas index: dropped")
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows")
     return frame, layout, notes
@@ -444,7 +445,7 @@ def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str
 
 
 def _training_label(path: str, names: list[str] | None, width: int, label_column: str | int | None,
-                    notes: list[str]) -> int:  # fmt: skip
+                    notes: list[str]) -> int | None:  # fmt: skip
     if label_column is None:
         lower = [n.lower() for n in names or []]
         found = [n for n in LABEL_NAMES if n in lower]

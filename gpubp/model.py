@@ -154,7 +154,7 @@ class Model:
         self.net.to(device)
         return self
 
-    def to_onnx(self, path: str | os.PathLike | None = None) -> Any:
+    def to_onnx(self, path: str | os.PathLike[str] | None = None) -> Any:
         """This model as one ONNX graph: raw float32 rows (N, d) in; ``label`` and ``probabilities``
         (classifiers) or ``value`` (regression) out, as :meth:`predict` and :meth:`predict_proba`.
         Written to ``path`` when given; the ``onnx.ModelProto`` is returned. Needs
@@ -176,14 +176,14 @@ class Model:
         out.update({f"{k}_row_hashes": v for k, v in self.row_hashes.items()})
         return out
 
-    def save(self, path: str | os.PathLike, meta: dict[str, Any] | None = None,
+    def save(self, path: str | os.PathLike[str], meta: dict[str, Any] | None = None,
              arrays: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
         """Write the network and its preprocessing (atomically)."""
         save_model(self.net, path, meta={"cli": self.settings, **(meta or {})},
                    arrays={**self.arrays(), **(arrays or {})})  # fmt: skip
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, device: str | None = "auto") -> Model:
+    def from_file(cls, path: str | os.PathLike[str], device: str | None = "auto") -> Model:
         """A model with preprocessing; ``ValueError`` when the file has none (saved by ``net.save``)."""
         _, _, meta, extra = read_file(path)
         settings = meta.get("cli")
@@ -195,7 +195,7 @@ class Model:
         return cls(net, *preprocessing(settings, extra), settings, hashes)
 
 
-def load(path: str | os.PathLike, device: str | None = "auto") -> MLP | Model:
+def load(path: str | os.PathLike[str], device: str | None = "auto") -> MLP | Model:
     """What ``path`` holds, on ``device``: a :class:`Model` (network + preprocessing) for files
     written by ``gpubp train`` (or ``Model.save``), the bare :class:`MLP` for ``net.save`` files."""
     _, _, meta, extra = read_file(path)

@@ -41,7 +41,7 @@ class GradientStats:
     KEYS = ("W_norm", "b_norm", "delta_mean_abs")
 
     def __init__(self) -> None:
-        self.history: dict[str, list] = {"epoch": [], **{k: [] for k in self.KEYS}}
+        self.history: dict[str, list[Any]] = {"epoch": [], **{k: [] for k in self.KEYS}}
         self.trainer: Any = None
         self._acc: Any = None
         self._batches = 0
@@ -95,7 +95,7 @@ class TensorBoard:
     ``history`` then also feeds ``--plot``). Use as ``net.fit(..., callback=TensorBoard("runs/a"))``;
     ``close()`` (or a ``with`` block) flushes and closes the files (each epoch is flushed anyway)."""
 
-    def __init__(self, logdir: str | os.PathLike, gradients: bool | GradientStats = False) -> None:
+    def __init__(self, logdir: str | os.PathLike[str], gradients: bool | GradientStats = False) -> None:
         require_tensorboardx()
         self.logdir = os.fspath(logdir)
         if not self.logdir:

@@ -18,6 +18,7 @@ allocated once per batch size.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -64,7 +65,7 @@ class Workspace:
             self.ones = xp.ones((1, batch), dtype)  # a row: 1ᵀΔ is a plain 2-D matmul on both devices
         self.batch = batch
         self.inv_b = dtype.type(1.0 / max(batch, 1))  # a rank may get an empty share of a batch
-        self.w: Any = None  # row weights w_i/Σw (scikit-learn's sample_weight), or None for 1/B
+        self.w: Any = None  # row weights B·w_i/Σw (times the 1/B in Δ_L: w_i/Σw), or None for the plain 1/B
 
 
 class MLP:
@@ -89,7 +90,7 @@ class MLP:
     """
 
     def __init__(self, sizes: list[int], activation: str = "sigmoid", output: str | None = None,
-                 loss: str = "cross_entropy", init: str | None = None, device: str | None = "auto",
+                 loss: str = "cross_entropy", init: str | None = None, device: str | Device | None = "auto",
                  dtype: str = "float32", seed: int | None = None) -> None:  # fmt: skip
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"sizes must be a list of layer widths like [784, 128, 10], got {sizes!r}")
@@ -118,7 +119,7 @@ class MLP:
         weights = [init_weight(self.rng, self.init, n_out, n_in)
                    for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]  # fmt: skip
         self._set_parameters(weights, [np.zeros(n) for n in self.sizes[1:]])
-        self.history: dict[str, list] | None = None
+        self.history: dict[str, list[Any]] | None = None
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -151,9 +152,10 @@ class MLP:
     def _bind(self) -> None:
         """Pick the kernels for this device and drop buffers made for another."""
         dev, L = self.device, self.L
-        acts = [None] + [self.activation] * (L - 1) + [self.output]  # g_1 .. g_L
-        self._g = [None] + [forward_runner(dev, a) for a in acts[1:]]
-        self._g_prime = [None] + [derivative_runner(dev, a) for a in acts[1:]]
+        acts = [self.activation] * (L - 1) + [self.output]  # g_1 .. g_L
+        # index l is g_l (index 0 unused); g'_l is None where the δ recursion skips it (identity, a matched output)
+        self._g: list[Any] = [None] + [forward_runner(dev, a) for a in acts]
+        self._g_prime: list[Any] = [None] + [derivative_runner(dev, a) for a in acts]
         loss = LOSSES[self.loss]
         self._matched = self.output == loss.matched_output
         self._loss_terms = dev.kernel(loss.terms)
@@ -378,10 +380,17 @@ class MLP:
                 "db": [host(db) for db in self.db],
             }
 
-    def fit(self, X: Any, Y: Any, epochs: int = EPOCHS, *, validation_data: tuple | None = None,
-            callback: Any = None, on_batch: Any = None, distributed: bool = False,
-            settings: TrainSettings | None = None, **options: Any) -> dict:  # fmt: skip
-        """Train with minibatch SGD (or Adam); returns the history, also kept as ``net.history``.
+    def fit(self, X: Any, Y: Any, epochs: int = EPOCHS, *, validation_data: tuple[Any, Any] | None = None,
+            sample_weight: Any = None, stream: bool | None = None, callback: Any = None, on_batch: Any = None,
+            distributed: bool = False, settings: TrainSettings | None = None,
+            **options: Any) -> dict[str, list[Any]]:  # fmt: skip
+        """Train ``epochs`` epochs with minibatch SGD (or Adam); returns the history, also kept as ``net.history``.
+
+        Each call is a new run from the weights the network has now: a second ``fit`` continues from the
+        first one's weights (and its RNG, so plain SGD's ``fit(X, Y, 3)`` then ``fit(X, Y, 2)`` is
+        ``fit(X, Y, 5)``), with a fresh optimiser state (momentum, Adam's moments), a fresh early-stopping
+        state and a new history of its own epochs. To go on exactly, moments included, keep a
+        :class:`~gpubp.training.Trainer` and call its ``run``; to restart, make a new ``MLP``.
 
         The settings are a :class:`~gpubp.settings.TrainSettings` (its defaults: plain SGD, ``lr``
         0.1, ``batch_size`` 32), with any of its fields given as keywords changed:
@@ -400,6 +409,10 @@ class MLP:
         History keys: ``epoch``, ``train_loss``, ``seconds``, ``samples_per_s`` and, with
         validation data, ``val_loss`` and ``val_accuracy`` (``val_r2`` for mse).
 
+        ``sample_weight`` (n,) ≥ 0 weights the rows (each batch's loss and gradient a weighted mean);
+        ``X``/``Y`` may be row sources (a memory-mapped array, :class:`gpubp.data.Rows`) streamed a
+        batch at a time; ``stream`` as :class:`~gpubp.training.Trainer` takes it (None decides).
+
         ``distributed=True`` trains across the MPI world this process was launched in
         (``mpiexec -n R python train.py``, needs ``pip install 'gpubp[mpi]'``): every rank passes the
         same data and settings, each global batch is split across the ranks, and the result equals
@@ -415,7 +428,8 @@ class MLP:
             from .parallel import communicator
 
             comm = communicator(self)
-        trainer = make_trainer(self, X, Y, comm, settings, validation_data=validation_data)
+        trainer = make_trainer(self, X, Y, comm, settings, validation_data=validation_data,
+                               sample_weight=sample_weight, stream=stream)  # fmt: skip
         return trainer.run(epochs, callback=callback, on_batch=on_batch)
 
     def predict_proba(self, X: Any) -> Any:
@@ -512,13 +526,13 @@ class MLP:
             warnings.warn(f"this network was saved on {state['device']}, which is not usable here ({exc}); "
                           f"it runs on the CPU", UserWarning, stacklevel=2)  # fmt: skip
             device = get_device("cpu")
-        self.__init__(**state["config"], device=device)
+        MLP.__init__(self, **state["config"], device=device)
         self._set_parameters(state["weights"], state["biases"])
         self.rng = state["rng"]
         self.history = state["history"]
 
 
-def load(path: str, device: str | None = "auto") -> MLP:
+def load(path: str | os.PathLike[str], device: str | None = "auto") -> MLP:
     """The network saved in ``path`` (by ``net.save`` or ``gpubp train``) on ``device``, without
     any preprocessing the file holds: ``gpubp.load`` returns a :class:`gpubp.model.Model` for those."""
     from .checkpoint import read_file

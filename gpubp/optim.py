@@ -87,6 +87,14 @@ class Optimizer:
         """Step count and each slot's flat state buffer as a NumPy array."""
         return {"t": self.t, **{slot: self.device.to_host(flat) for slot, flat in self.flat.items()}}
 
+    def numbers(self) -> dict[str, float]:
+        """The state's scalars by name (sent from rank 0 to the others with the flat buffers)."""
+        return {"t": self.t}
+
+    def set_numbers(self, numbers: dict[str, float]) -> None:
+        """The inverse of :meth:`numbers`."""
+        self.t = int(numbers["t"])
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The inverse of state_dict (flat arrays of the same size)."""
         self.t = int(state["t"])
@@ -105,7 +113,6 @@ class SGD(Optimizer):
         kernel = K.sgd_update if not momentum else K.nesterov_update if nesterov else K.momentum_update
         super().__init__(store, lr, weight_decay, kernel)
         self.mu = self.dtype(momentum)
-        self.nesterov = nesterov
 
     def _scalars(self) -> Any:
         lr, mu = self.lr, self.mu

@@ -21,6 +21,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -99,9 +100,9 @@ class NCCL:
 
     def __init__(self, mpi: MPI, device_index: int, cupy: Any = None, nccl: Any = None) -> None:
         if cupy is None:
-            import cupy
+            import cupy  # type: ignore[no-redef]
         if nccl is None:
-            from cupy.cuda import nccl
+            from cupy.cuda import nccl  # type: ignore[no-redef]
 
         self.mpi, self.cupy, self.nccl = mpi, cupy, nccl
         self.rank, self.size = mpi.rank, mpi.size
@@ -186,11 +187,6 @@ def world() -> World:
         local.Free()
 
 
-def is_root() -> bool:
-    """True on rank 0 (and in a process not launched by mpiexec): the rank that prints and writes."""
-    return world().rank == 0
-
-
 def node_gpu(local_rank: int, count: int, visible: list[str | None]) -> int:
     """The index (among the GPUs this process sees) of the GPU for the rank ``local_rank`` of a machine whose
     ranks see ``count`` GPUs each and were started with ``visible[r]`` as their CUDA_VISIBLE_DEVICES (None:
@@ -220,7 +216,7 @@ def nccl_or_reason(xp: Any) -> tuple[Any, str | None]:
     nccl = getattr(xp.cuda, "nccl", None)
     if nccl is None:
         try:
-            from cupy.cuda import nccl
+            from cupy.cuda import nccl  # type: ignore[no-redef]
         except ImportError as exc:
             return None, f"this CuPy has no NCCL module ({exc})"
     if not getattr(nccl, "available", False):
@@ -287,6 +283,7 @@ def communicator(net: Any) -> Communicator:
     except Exception as exc:
         error = exc
     agree(mpi, error)
+    assert index is not None  # agree raised on every rank otherwise
     return NCCL(mpi, index, net.xp, nccl)
 
 
@@ -328,7 +325,9 @@ class DataParallel:
         self.comm = comm
         self.size, self.rank = comm.size, comm.rank
         self._inv_b: dict[int, Any] = {}
-        self.probe: Any = None  # probe(ws) between the summed gradient and the update (Trainer.probe)
+        self.probe: Callable[[Any], None] | None = (
+            None  # probe(ws) between the summed gradient and the update (Trainer.probe)
+        )
 
     def share(self, batch: int) -> slice:
         """This rank's contiguous part of a global batch: the first ``batch mod R`` ranks take one row
@@ -371,7 +370,7 @@ class DataParallel:
         agree(self.comm, error)
         return self.comm.any(answer)
 
-    def on_root(self, fn: Any, keys: tuple[str, ...]) -> dict[str, float]:
+    def on_root(self, fn: Callable[[], dict[str, float]], keys: tuple[str, ...]) -> dict[str, float]:
         """``fn()`` (a dict of numbers) computed on rank 0 and broadcast: its ``keys`` on every rank."""
         if self.size == 1:
             return fn()
@@ -390,7 +389,11 @@ class DataParallel:
         """Rank 0's ``numbers`` (as float64), on every rank."""
         header = np.array(numbers, np.float64)
         self.comm.broadcast(header)
-        return header.tolist()
+        return [float(v) for v in header]
+
+    def broadcast_named(self, numbers: dict[str, float]) -> dict[str, float]:
+        """Rank 0's ``numbers`` (as float64), by the same names on every rank."""
+        return dict(zip(numbers, self.broadcast_numbers(list(numbers.values()))))
 
     def broadcast_state(self, order: Any, flats: list[Any], rng: Any) -> Any:
         """Rank 0's row order (an int64 array of the same length on every rank, or None to send none,

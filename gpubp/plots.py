@@ -19,7 +19,7 @@ def require_matplotlib() -> None:
         raise RuntimeError(INSTALL_HINT) from None
 
 
-def _pyplot():
+def _pyplot() -> Any:
     require_matplotlib()
     import matplotlib
 
@@ -60,7 +60,7 @@ def learning_curves(history: dict[str, list], path: str, gradients: dict[str, li
                title="validation accuracy" if metric == "val_accuracy" else "validation R²")  # fmt: skip
         ax.grid(alpha=0.3)
         ax.legend()
-    if has_grads:
+    if has_grads and gradients is not None:
         _gradient_panel(axes.pop(0), gradients)
     fig.tight_layout()
     _save(fig, path)

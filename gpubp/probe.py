@@ -45,7 +45,7 @@ def _numba_status() -> tuple[str | None, str | None]:
         return None, f"Numba is not installed ({exc}); {NUMBA_HINT}"
     except Exception as exc:  # a broken install (e.g. an llvmlite that does not match) raises more
         return None, f"Numba failed to import: {type(exc).__name__}: {exc}"
-    if numba.config.DISABLE_JIT:  # njit would hand back the plain-Python loops: ~1000x slower than the twins
+    if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]  # njit would hand back the plain-Python loops: ~1000x slower than the twins
         return numba.__version__, f"NUMBA_DISABLE_JIT is set, so Numba {numba.__version__} compiles nothing"
     return numba.__version__, None
 

@@ -50,7 +50,7 @@ CHUNK_BYTES = 4 << 20  # host temporaries of a chunked pass stay near this size
 _ATTRS = ("shape", "dtype", "ndim", "__len__", "__getitem__")
 
 
-def open_npy(path: str | os.PathLike) -> np.ndarray:
+def open_npy(path: str | os.PathLike[str]) -> np.ndarray:
     """The array in a ``.npy`` file, memory-mapped read-only (nothing is read until used).
 
     Raises ValueError naming the file when it is not a complete ``.npy`` of plain values (truncated,

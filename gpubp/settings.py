@@ -21,6 +21,24 @@ from .validation import check_bool, check_choice, check_float, check_int
 #: epochs of ``MLP.fit`` when none are given
 EPOCHS = 10
 
+#: The numeric settings' limits, (low, high, closed) as scikit-learn's ``Interval`` reads them (closed:
+#: "left", "right", "both" or "neither"; high None is unbounded): the one source for TrainSettings, the
+#: estimators' parameter constraints and the command's options. ``betas`` holds for each of the pair.
+LIMITS: dict[str, tuple[float, float | None, str]] = {
+    "lr": (0.0, None, "neither"),
+    "momentum": (0.0, 1.0, "both"),  # scikit-learn accepts μ = 1 (no damping), so does gpubp
+    "weight_decay": (0.0, None, "left"),
+    "betas": (0.0, 1.0, "left"),
+    "eps": (0.0, None, "neither"),
+}
+
+
+def check_limit(name: str, value: Any, limit: str | None = None) -> float:
+    """``value`` checked against ``LIMITS[limit or name]``, named ``name`` in the message."""
+    low, high, closed = LIMITS[limit or name]
+    return check_float(name, value, minimum=low, inclusive=closed in ("left", "both"), maximum=high,
+                       maximum_inclusive=closed in ("right", "both"))  # fmt: skip
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -56,17 +74,17 @@ class TrainSettings:
     def __post_init__(self) -> None:
         checked = {
             "batch_size": check_int("batch_size", self.batch_size),
-            "lr": check_float("lr", self.lr, inclusive=False),
+            "lr": check_limit("lr", self.lr),
             "optimizer": check_choice("optimizer", self.optimizer, OPTIMIZERS),
-            "momentum": check_float("momentum", self.momentum, maximum=1.0),
+            "momentum": check_limit("momentum", self.momentum),
             "nesterov": check_bool("nesterov", self.nesterov),
-            "weight_decay": check_float("weight_decay", self.weight_decay),
+            "weight_decay": check_limit("weight_decay", self.weight_decay),
             "shuffle": check_bool("shuffle", self.shuffle),
             "patience": None if self.patience is None else check_int("patience", self.patience),
             "keep_best": check_bool("keep_best", self.keep_best),
             "decay_mean": check_bool("decay_mean", self.decay_mean),
             "betas": _betas(self.betas),
-            "eps": check_float("eps", self.eps, inclusive=False),
+            "eps": check_limit("eps", self.eps),
             "eps_before_correction": check_bool("eps_before_correction", self.eps_before_correction),
             "class_weight": _class_weight(self.class_weight),
         }
@@ -111,7 +129,7 @@ NAMES = tuple(f.name for f in dataclasses.fields(TrainSettings))
 def _betas(value: Any) -> tuple[float, float]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
         raise TypeError(f"betas must be a pair (beta1, beta2), got {value!r}")
-    return (check_float("betas[0]", value[0], maximum=1.0), check_float("betas[1]", value[1], maximum=1.0))
+    return (check_limit("betas[0]", value[0], "betas"), check_limit("betas[1]", value[1], "betas"))
 
 
 def _class_weight(value: Any) -> str | tuple[tuple[int, float], ...] | None:

@@ -47,7 +47,7 @@ from .backend import to_numpy
 from .kernels import ACTIVATIONS
 from .labels import Labels
 from .network import MLP
-from .settings import TrainSettings
+from .settings import LIMITS, TrainSettings
 from .training import Trainer, TrainingDivergedError
 
 __all__ = ["MLPClassifier", "MLPRegressor", "register_onnx_converters"]
@@ -57,15 +57,23 @@ __all__ = ["MLPClassifier", "MLPRegressor", "register_onnx_converters"]
 _ACTIVATIONS = {act.sklearn or name: name for name, act in ACTIVATIONS.items() if act.hidden}
 _SOLVERS = ("sgd", "adam")
 
-# scikit-learn 1.9's constraints for these parameters, less lbfgs, plus device and dtype
+
+def _interval(setting: str) -> Interval:
+    """A parameter's range: the training setting's own (gpubp.settings.LIMITS), never a copy."""
+    low, high, closed = LIMITS[setting]
+    return Interval(Real, low, high, closed=closed)
+
+
+# scikit-learn 1.9's constraints for these parameters, less lbfgs, plus device and dtype; the training
+# settings' ranges are the library's (they equal scikit-learn's)
 _CONSTRAINTS: dict[str, list] = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [StrOptions(set(_ACTIVATIONS))],
     "solver": [StrOptions(set(_SOLVERS))],
-    "alpha": [Interval(Real, 0, None, closed="left")],
+    "alpha": [_interval("weight_decay")],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "learning_rate_init": [_interval("lr")],
     "power_t": [Interval(Real, 0, None, closed="left")],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "shuffle": ["boolean"],
@@ -73,13 +81,13 @@ _CONSTRAINTS: dict[str, list] = {
     "tol": [Interval(Real, 0, None, closed="left")],
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
-    "momentum": [Interval(Real, 0, 1, closed="both")],
+    "momentum": [_interval("momentum")],
     "nesterovs_momentum": ["boolean"],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-    "beta_1": [Interval(Real, 0, 1, closed="left")],
-    "beta_2": [Interval(Real, 0, 1, closed="left")],
-    "epsilon": [Interval(Real, 0, None, closed="neither")],
+    "beta_1": [_interval("betas")],
+    "beta_2": [_interval("betas")],
+    "epsilon": [_interval("eps")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
     "max_fun": [Interval(Integral, 1, None, closed="left")],  # only lbfgs uses it: accepted, checked, unused
     "device": [str],
@@ -188,10 +196,14 @@ class _BaseMLP(BaseEstimator):
                         dtype=self.dtype, seed=0)  # fmt: skip
         # gpubp's W_l is (n_out, n_in), row-major: a transposed view would stay column-major and slow every GEMM
         self._net.set_parameters([np.ascontiguousarray(W.T) for W in coefs], intercepts)
-        self._trainer = None
+        self._trainer: Trainer | None = None
         self._best_params = None
-        self.loss_curve_ = []
+        self.loss_curve_: list[float] = []
         self._no_improvement_count = 0
+        # a list and a float, or None where scikit-learn leaves them None (by early_stopping)
+        self.validation_scores_: Any
+        self.best_validation_score_: Any
+        self.best_loss_: Any
         if self.early_stopping:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
@@ -486,7 +498,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         P = self.predict_proba(X)
         return np.log(P, out=P)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags

@@ -8,11 +8,20 @@ the sample weights, so that a run stopped and resumed matches one that never sto
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .checkpoint import pack_state, read_file, save_model, unpack_state
+from .settings import TrainSettings
+
+
+class Numbered(Protocol):
+    """A part of a Trainer whose scalars travel by name (rank 0's to the other ranks)."""
+
+    def numbers(self) -> dict[str, float]: ...
+
+    def set_numbers(self, numbers: dict[str, float]) -> None: ...
 
 
 @dataclass
@@ -30,6 +39,22 @@ class Progress:
         return {"epoch": self.epoch, "position": self.position,
                 "order": None if self.order is None else np.asarray(self.order),
                 "partial_loss": self.partial_loss, "partial_seconds": self.partial_seconds}  # fmt: skip
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars by name (sent from rank 0 to the others with the row order)."""
+        return {"epoch": self.epoch, "position": self.position, "partial_loss": self.partial_loss,
+                "partial_seconds": self.partial_seconds}  # fmt: skip
+
+    def set_numbers(self, numbers: dict[str, float]) -> None:
+        """The inverse of :meth:`numbers`."""
+        self.epoch, self.position = int(numbers["epoch"]), int(numbers["position"])
+        self.partial_loss, self.partial_seconds = float(numbers["partial_loss"]), float(numbers["partial_seconds"])
+
+    def current_order(self) -> np.ndarray:
+        """The row order of the epoch under way."""
+        if self.order is None:
+            raise RuntimeError("no epoch is under way: its row order is made when it begins")
+        return self.order
 
     def load_state_dict(self, state: dict[str, Any], n: int) -> None:
         order = None if state["order"] is None else np.asarray(state["order"])
@@ -61,7 +86,6 @@ def state_of(trainer: Any) -> dict[str, Any]:
 def load_state(trainer: Any, state: dict[str, Any]) -> None:
     """The inverse of :func:`state_of` (the settings are the trainer's own)."""
     store, opt = trainer.store, trainer.optimizer
-    trainer._synced = False  # with several ranks, rank 0's state is sent to all at the next run
     trainer.progress.load_state_dict(state, trainer.data.n)
     trainer.stopping.load_state_dict(state)
     trainer.net.rng.bit_generator.state = state["rng"]
@@ -72,25 +96,6 @@ def load_state(trainer: Any, state: dict[str, Any]) -> None:
     opt.load_state_dict(optimizer)
     for key in trainer.history:
         trainer.history[key][:] = state["history"].get(key, [])
-
-
-def start_from_rank_0(trainer: Any) -> None:
-    """Make every rank of ``trainer.dp`` start from rank 0's state: θ, optimiser state, snapshots,
-    position, row order and RNG (a resumed checkpoint included)."""
-    p, st, opt, store = trainer.progress, trainer.stopping, trainer.optimizer, trainer.store
-    (epoch, position, t, p.partial_loss, p.partial_seconds, st.best_val, best_epoch, bad_epochs, stopped,
-     has_order, has_live) = trainer.dp.broadcast_numbers(
-        [p.epoch, p.position, opt.t, p.partial_loss, p.partial_seconds, st.best_val, st.best_epoch,
-         st.bad_epochs, st.stopped, p.order is not None, st.live is not None])  # fmt: skip
-    p.epoch, p.position, opt.t = int(epoch), int(position), int(t)
-    st.best_epoch, st.bad_epochs, st.stopped = int(best_epoch), int(bad_epochs), bool(stopped)
-    if has_live and st.live is None:
-        st.live = store.zeros()
-    order = (np.arange(trainer.data.n) if p.order is None else p.order) if has_order else None
-    order = trainer.dp.broadcast_state(order, [store.theta, *opt.flat.values(), *st.flats()], trainer.net.rng)
-    if has_order:
-        p.order = order
-    trainer.net.device.synchronize()
 
 
 def save_checkpoint(trainer: Any, path: str, meta: dict[str, Any] | None = None,
@@ -119,19 +124,41 @@ def read_checkpoint(path: str) -> tuple[dict[str, Any], dict[str, Any], dict[str
     return config, params, meta, extra
 
 
+#: what a network must share with a checkpoint to continue its run (its seed and initialiser are spent)
+RUN_CONFIG = ("activation", "output", "loss", "dtype")
+
+
+def _first_difference(config: dict[str, Any], settings: dict[str, Any], net: Any, mine: TrainSettings) -> str | None:
+    """ "NAME SAVED differs from this trainer's MINE" for the first of the network's config (RUN_CONFIG) and the
+    training settings where the checkpoint and the trainer differ; None when they agree."""
+    here_config = net.config()
+    pairs = [(k, config.get(k), here_config[k]) for k in RUN_CONFIG]
+    here_settings = mine.as_dict()
+    pairs += [(k, settings.get(k), v) for k, v in here_settings.items()]
+    for name, saved, here in pairs:
+        if saved != here:
+            return f"{name} {saved!r} differs from this trainer's {here!r}"
+    return None
+
+
 def restore_checkpoint(trainer: Any, path: str) -> None:
     """Continue ``trainer`` from the checkpoint at ``path``: its weights (copied into the network's
-    arrays) and training state. The network's shape and the training rows must match."""
+    arrays) and training state. The network (its sizes, activations, loss and dtype), the training
+    settings, the training rows and their weights must match the checkpoint's; nothing is loaded otherwise."""
     config, params, meta, extra = read_checkpoint(path)
     net = trainer.net
     if config["sizes"] != list(net.sizes):
         raise ValueError(f"{path} holds a {config['sizes']} network, this trainer's is {list(net.sizes)}")
+    difference = _first_difference(config, meta["trainer"].get("settings", {}), net, trainer.settings)
+    if difference is not None:
+        raise ValueError(f"{path}: {difference}: a checkpoint continues its own run (make the trainer with "
+                         "the checkpoint's network and settings, or use Trainer.resume, which reads them)")  # fmt: skip
     saved_rows, my_rows = meta["trainer"].get("data"), trainer.data.fingerprint()
     if saved_rows != my_rows:
         raise ValueError(f"{path} was trained on other rows (fingerprint {saved_rows}), this trainer has "
                          f"{my_rows}: resuming would change the run; pass the same X and Y")  # fmt: skip
     saved_w, mine = extra.get("sample_weight"), trainer.data.sample_weight
-    if (saved_w is None) != (mine is None) or (mine is not None and not np.array_equal(saved_w, mine)):
+    if (saved_w is None) != (mine is None) or (saved_w is not None and not np.array_equal(saved_w, mine)):
         saved = "its own sample weights" if saved_w is not None else "no sample weights"
         here = "other sample weights" if mine is not None else "none"
         raise ValueError(f"{path} was trained with {saved}, this trainer has {here}: resuming would "

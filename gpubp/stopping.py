@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .params import ParamStore
+
 
 class EarlyStopping:
     """The stopping state over ``store`` (a ParamStore: θ and flat copies of it)."""
 
-    def __init__(self, store: Any, patience: int | None, keep_best: bool = False) -> None:
+    def __init__(self, store: ParamStore, patience: int | None, keep_best: bool = False) -> None:
         self.store = store
         self.patience = patience
         self.best_val = math.inf
@@ -44,8 +46,9 @@ class EarlyStopping:
         self.store.device.xp.copyto(self.store.theta, self.best)
 
     def finish(self) -> None:
-        """At the end of a run that was not stopped early: the best weights, when they are kept."""
-        if self.best is not None and self.best_epoch and not self.stopped:
+        """At the end of a run that was not stopped early: the best weights, when they are kept (and
+        not already in θ: a run with nothing to do must keep ``live``, where training had got to)."""
+        if self.best is not None and self.best_epoch and not self.stopped and self.live is None:
             self.restore_best()
 
     def go_on(self) -> None:
@@ -54,6 +57,19 @@ class EarlyStopping:
         if self.live is not None:
             self.store.device.xp.copyto(self.store.theta, self.live)
             self.live = None
+
+    def numbers(self) -> dict[str, float]:
+        """The state's scalars by name (sent from rank 0 to the others with :meth:`flats`)."""
+        return {"best_val": self.best_val, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "stopped": self.stopped, "has_live": self.live is not None}  # fmt: skip
+
+    def set_numbers(self, numbers: dict[str, float]) -> None:
+        """The inverse of :meth:`numbers`; a copy of the live weights is made ready when rank 0 has one."""
+        self.best_val = float(numbers["best_val"])
+        self.best_epoch, self.bad_epochs = int(numbers["best_epoch"]), int(numbers["bad_epochs"])
+        self.stopped = bool(numbers["stopped"])
+        if numbers["has_live"] and self.live is None:
+            self.live = self.store.zeros()
 
     def flats(self) -> list[Any]:
         """The flat copies of θ this state holds (to send to the other ranks)."""

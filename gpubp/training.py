@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -24,12 +25,12 @@ from .parallel import Communicator, DataParallel, Local, agree, on_every_rank
 from .rows import is_row_source
 from .settings import TrainSettings
 from .state import (
+    Numbered,
     Progress,
     load_state,
     read_checkpoint,
     restore_checkpoint,
     save_checkpoint,
-    start_from_rank_0,
     state_of,
 )
 from .stopping import EarlyStopping
@@ -39,6 +40,14 @@ from .validation import check_int, check_X, check_Y
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite; the last finite weights were kept."""
 
+
+#: ``callback(net, row)``, after each epoch with its history row; True stops the run. An object that also has
+#: ``attach(trainer)`` (gpubp.monitor's) is handed the trainer before the first batch.
+EpochCallback = Callable[[Any, dict[str, float]], object]
+#: ``on_batch(batch, n_batches)``, after each batch; True stops the run at the end of that batch
+BatchCallback = Callable[[int, int], object]
+#: ``probe(ws)``: reads a step's workspace and gradient on the device (gpubp.monitor.GradientStats)
+Probe = Callable[[Any], None]
 
 HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_r2", "seconds", "samples_per_s")
 
@@ -55,7 +64,7 @@ class Trainer:
     """
 
     def __init__(self, net: Any, X: Any, Y: Any, settings: TrainSettings | None = None, *,
-                 validation_data: tuple | None = None, stream: bool | None = None, sample_weight: Any = None,
+                 validation_data: tuple[Any, Any] | None = None, stream: bool | None = None, sample_weight: Any = None,
                  comm: Communicator | None = None, permutation: Callable[[int], Any] | None = None,
                  **options: Any) -> None:  # fmt: skip
         """``settings``: a :class:`~gpubp.settings.TrainSettings` (default: its defaults), with any of
@@ -68,10 +77,11 @@ class Trainer:
         self.net = net
         self.comm = Local() if comm is None else comm
         self.dp = DataParallel(self.comm)
-        self._synced = False
+        self._synced = False  # with several ranks: whether they all start from rank 0's state yet
         self.settings = settings = TrainSettings.of(settings, **options)
         if settings.patience is not None and validation_data is None:
             raise ValueError("patience (early stopping) needs validation_data=(X_val, Y_val)")
+        self.progress = Progress()
         self.set_data(X, Y, sample_weight, stream)
         self.validation = _validation_rows(net, validation_data)
         # the validation loss weighs rows as the training loss does, so the kept epoch follows the same objective
@@ -85,7 +95,7 @@ class Trainer:
             self._last_good = store.zeros()  # θ to fall back on if the loss blows up: one flat copy
             self.stopping = EarlyStopping(store, settings.patience, settings.keep_best)
         self.interrupted = False
-        self.history: dict[str, list] = {k: [] for k in _history_keys(net, self.validation is not None)}
+        self.history: dict[str, list[Any]] = {k: [] for k in _history_keys(net, self.validation is not None)}
         net.history = self.history
 
     def set_data(self, X: Any, Y: Any, sample_weight: Any = None, stream: bool | None = None,
@@ -98,8 +108,7 @@ class Trainer:
         self.data = BatchSource(
             self.net, X, Y, self.settings.batch_size, sample_weight, stream, self.settings.class_weight
         )
-        epoch = self.progress.epoch if hasattr(self, "progress") else 0
-        self.progress = Progress(epoch=epoch)
+        self.progress = Progress(epoch=self.progress.epoch)
 
     def shuffle_with(self, permutation: Callable[[int], Any]) -> None:
         """Each shuffled epoch's row order from ``permutation(n)`` from now on."""
@@ -118,14 +127,14 @@ class Trainer:
     best_epoch = property(lambda self: self.stopping.best_epoch, doc="Its epoch (0: none yet).")
 
     @property
-    def probe(self) -> Any:
+    def probe(self) -> Probe | None:
         """``probe(ws)``, called in each step after the batch's gradient (summed over the ranks), before
         the update: it may read ``ws.delta`` and the store's gradient on the device, never on the host
         (gpubp.monitor's GradientStats sets it). None: no probe."""
         return self.dp.probe
 
     @probe.setter
-    def probe(self, fn: Any) -> None:
+    def probe(self, fn: Probe | None) -> None:
         self.dp.probe = fn
 
     @property
@@ -148,12 +157,23 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def run(self, epochs: int, callback: Any = None, on_batch: Any = None) -> dict[str, list]:
-        """Train until ``epochs`` epochs are complete (or a stopping rule fires). ``callback(net, row)``
-        runs after each epoch, ``on_batch(batch, n_batches)`` after each batch; True from either stops."""
-        epochs = check_int("epochs", epochs)
-        if hasattr(callback, "attach"):  # a callback object that watches the run (gpubp.monitor)
-            callback.attach(self)
+    def run(self, total_epochs: int, callback: EpochCallback | None = None,
+            on_batch: BatchCallback | None = None) -> dict[str, list[Any]]:  # fmt: skip
+        """Train until ``total_epochs`` epochs are complete, counted from the first run of this trainer (a
+        total, not a count: ``run(4); run(8)`` trains 8 epochs in all), or until a stopping rule fires.
+        A total already reached (or a run stopped early) trains nothing and warns, the weights unchanged.
+        ``callback(net, row)`` runs after each epoch, ``on_batch(batch, n_batches)`` after each batch;
+        True from either stops."""
+        epochs = check_int("total_epochs", total_epochs)
+        if self.epoch >= epochs or self.stopping.stopped:
+            why = (f"a stopping rule ended the run in epoch {self.epoch}; set trainer.stopped_early = False to "
+                   "go on" if self.stopping.stopped else
+                   f"{self.epoch} epochs are done already; the argument is the total, run({self.epoch + 1}) "
+                   "trains one more")  # fmt: skip
+            warnings.warn(f"Trainer.run({epochs}) has nothing to train: {why}", UserWarning, stacklevel=2)
+        attach = getattr(callback, "attach", None)
+        if attach is not None:  # a callback object that watches the run (gpubp.monitor)
+            attach(self)
         net, dev = self.net, self.net.device
         self.interrupted = False
         if net.params is not self.store:
@@ -163,8 +183,7 @@ class Trainer:
             )
         with dev.use():  # NCCL's broadcasts and the copy run on this device's stream
             if self.dp.size > 1 and not self._synced:
-                start_from_rank_0(self)
-                self._synced = True
+                self._start_from_rank_0()
             if self.epoch < epochs and not self.stopping.stopped:
                 self.stopping.go_on()  # the best weights were restored: go on from where training was
         # one BLAS thread for small steps on the CPU (faster there); NaN/Inf are caught once per
@@ -202,18 +221,18 @@ class Trainer:
         if p.position == 0 or fresh_run:
             self.net.xp.copyto(self._last_good, self.store.theta)
 
-    def _run_batches(self, loss_acc: Any, on_batch: Any) -> bool:
+    def _run_batches(self, loss_acc: Any, on_batch: BatchCallback | None) -> bool:
         """The epoch's batches from the current position, the loss summed into ``loss_acc`` on the
         device; True when ``on_batch`` asked to stop."""
         p, data, dp = self.progress, self.data, self.dp
-        row_w, batch_sums = data.row_weights(p.order)
+        row_w, batch_sums = data.row_weights(p.current_order())
         # per batch λ/Σw (scikit-learn's alpha), set only where it changes (every full batch has
         # the same without sample weights); a batch whose weights are all 0 adds nothing, no decay either
         decays = np.divide(self.settings.weight_decay, batch_sums, out=np.zeros_like(batch_sums),
                            where=batch_sums > 0).tolist() if self.settings.decay_mean else None  # fmt: skip
         decay = None
         # hoisted out of the loop below: on a tiny network its Python costs as much as a kernel
-        order, B, multi, n = data.device_order(p.order), data.batch, dp.size > 1, data.n
+        order, B, multi, n = data.device_order(p.current_order()), data.batch, dp.size > 1, data.n
         net, optimizer, load, step, workspace = self.net, self.optimizer, data.load, dp.step, self.net.workspace
         for start in range(p.position, n, B):
             rows = order[start : start + B]
@@ -250,9 +269,9 @@ class Trainer:
                     f"the start of that epoch were kept and the optimiser state cleared (try a smaller lr)"
                 )
             )
-        return loss_sum
+        return float(loss_sum)
 
-    def _finish_epoch(self, loss_sum: float, callback: Any) -> None:
+    def _finish_epoch(self, loss_sum: float, callback: EpochCallback | None) -> None:
         """The epoch's row of the history, validation, the stopping rules and the callback."""
         p = self.progress
         p.position = 0
@@ -267,7 +286,8 @@ class Trainer:
         if self.validation is not None:
             result = self._evaluate()
             row["val_loss"] = result["loss"]
-            row["val_accuracy" if self.net.is_classifier else "val_r2"] = result.get("accuracy", result.get("r2"))
+            metric = "accuracy" if self.net.is_classifier else "r2"
+            row[f"val_{metric}"] = result[metric]
         for key in self.history:
             self.history[key].append(row[key])
         if self.validation is not None:
@@ -277,11 +297,14 @@ class Trainer:
 
     def _evaluate(self) -> dict[str, float]:
         """The validation metrics; with several ranks computed on rank 0 and broadcast."""
-        net = self.net
+        net, validation = self.net, self.validation
+        if validation is None:
+            raise RuntimeError("no validation rows to evaluate on")
 
         def evaluate() -> dict[str, float]:
             with net.device.use():
-                return net.evaluate_checked(*self.validation, w=self.validation_weights)
+                result: dict[str, float] = net.evaluate_checked(*validation, w=self.validation_weights)
+                return result
 
         return self.dp.on_root(evaluate, ("loss", "accuracy" if net.is_classifier else "r2"))
 
@@ -294,6 +317,25 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The inverse of :meth:`state_dict`."""
         load_state(self, state)
+        self._synced = False  # with several ranks, rank 0's state is sent to all at the next run
+
+    def _start_from_rank_0(self) -> None:
+        """Every rank starts from rank 0's state: its parts' numbers (by name), θ, the optimiser's and
+        early stopping's flat buffers, the row order and the RNG (a resumed checkpoint included)."""
+        p, opt, st, store = self.progress, self.optimizer, self.stopping, self.store
+        parts: dict[str, Numbered] = {"progress": p, "optimizer": opt, "stopping": st}
+        mine = {f"{name}.{key}": value for name, part in parts.items() for key, value in part.numbers().items()}
+        mine["has_order"] = p.order is not None
+        rank_0 = self.dp.broadcast_named(mine)
+        for name, part in parts.items():
+            part.set_numbers({key.split(".", 1)[1]: v for key, v in rank_0.items() if key.startswith(f"{name}.")})
+        has_order = bool(rank_0["has_order"])
+        order = (np.arange(self.data.n) if p.order is None else p.order) if has_order else None
+        order = self.dp.broadcast_state(order, [store.theta, *opt.flat.values(), *st.flats()], self.net.rng)
+        if has_order:
+            p.order = order
+        self.net.device.synchronize()
+        self._synced = True
 
     def save(self, path: str, meta: dict[str, Any] | None = None, arrays: dict[str, Any] | None = None) -> None:
         """Write a training checkpoint: the network (as ``net.save`` does) and this trainer's state,
@@ -306,7 +348,8 @@ class Trainer:
         restore_checkpoint(self, path)
 
     @classmethod
-    def resume(cls, path: str, X: Any, Y: Any, *, load: Callable[..., Any], validation_data: tuple | None = None,
+    def resume(cls, path: str, X: Any, Y: Any, *, load: Callable[..., Any],
+               validation_data: tuple[Any, Any] | None = None,
                device: str | None = "auto") -> Trainer:  # fmt: skip
         """A Trainer that continues the run saved by :meth:`save` in ``path``, on the same (X, Y)
         (and validation data); its network is ``trainer.net``, built by ``load(path, device=device)``
@@ -319,7 +362,7 @@ class Trainer:
         return trainer
 
 
-def _validation_rows(net: Any, validation_data: tuple | None) -> tuple[Any, Any] | None:
+def _validation_rows(net: Any, validation_data: tuple[Any, Any] | None) -> tuple[Any, Any] | None:
     """(X_val, Y_val) checked for ``net`` (a row source stays one: evaluated in chunks), or None."""
     if validation_data is None:
         return None
@@ -350,12 +393,13 @@ def make_trainer(net: Any, X: Any, Y: Any, comm: Communicator | None = None, set
     rank (the failing rank's message), and so do different data shapes or settings on different ranks."""
     if comm is None or comm.size == 1:
         return Trainer(net, X, Y, settings, comm=comm, **options)
-    trainer, error = None, None
+    made, error = None, None
     try:
-        trainer = Trainer(net, X, Y, settings, comm=comm, **options)
+        made = Trainer(net, X, Y, settings, comm=comm, **options)
     except Exception as exc:
         error = exc
-    agree(comm, error)
+    agree(comm, error)  # raises on every rank when one failed
+    trainer = cast(Trainer, made)
     # one allreduce of every rank's shapes and settings: rank r fills row r
     val = trainer.validation
     mine = {"training rows": trainer.n, "input width": net.sizes[0], "output width": net.sizes[-1],

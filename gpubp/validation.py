@@ -21,7 +21,9 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 def check_float(name: str, value: Any, *, minimum: float = 0.0, inclusive: bool = True,
-                maximum: float | None = None) -> float:  # fmt: skip
+                maximum: float | None = None, maximum_inclusive: bool = False) -> float:  # fmt: skip
+    """``value`` as a finite float in [minimum (or > with ``inclusive=False``), maximum) (or ≤ maximum with
+    ``maximum_inclusive``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     value = float(value)
@@ -29,9 +31,9 @@ def check_float(name: str, value: Any, *, minimum: float = 0.0, inclusive: bool 
         raise ValueError(f"{name} must be finite, got {value}")
     if value < minimum or (not inclusive and value == minimum):
         raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {minimum}, got {value}")
-    if maximum is not None and value >= maximum:
-        raise ValueError(f"{name} must be < {maximum}, got {value}")
-    return value
+    if maximum is not None and (value > maximum or (not maximum_inclusive and value == maximum)):
+        raise ValueError(f"{name} must be {'<=' if maximum_inclusive else '<'} {maximum}, got {value}")
+    return float(value)
 
 
 def check_bool(name: str, value: Any) -> bool:

@@ -1,4 +1,6 @@
-"""The gpubp command, run for real in a subprocess: outputs, files, exit codes."""
+"""The gpubp command: outputs, files, exit codes. Most tests call it in-process (``run``, as a user's
+shell would but without starting Python each time); the few that need a real process (the console
+script, Ctrl-C, a closed pipe, what a fresh process prints once) start one (``run_process``)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_calls import Done, run
 
 import gpubp
 from gpubp.data import load_digits
@@ -21,8 +24,9 @@ BIN = Path(sys.executable).parent / "gpubp"
 ENV = {**os.environ, "GPUBP_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}
 
 
-def run(*args: str, cwd: Path | None = None, check: int | None = 0,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+def run_process(*args: str, cwd: Path | None = None, check: int | None = 0,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    """``python -m gpubp ARGS`` in a new process, for what only a process shows."""
     proc = subprocess.run([sys.executable, "-m", "gpubp", *args], capture_output=True, text=True,
                           env={**ENV, **(env or {})}, cwd=cwd, timeout=300)  # fmt: skip
     if check is not None:
@@ -30,7 +34,7 @@ def run(*args: str, cwd: Path | None = None, check: int | None = 0,
     return proc
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+def assert_one_line_error(proc: Done | subprocess.CompletedProcess, *fragments: str) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got:\n{proc.stderr}"
@@ -40,7 +44,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 
 
 def test_help_from_the_console_script_and_python_m():
-    assert "train" in run("--help").stdout
+    assert "train" in run_process("--help").stdout
     assert "default: the --resume file" in " ".join(run("train", "--help").stdout.split())
     assert BIN.exists(), f"the console script is not installed beside {sys.executable} (run make install)"
     proc = subprocess.run([str(BIN), "--help"], capture_output=True, text=True, env=ENV)
@@ -150,12 +154,14 @@ def test_info_reports_backend_and_gpu_status():
 
 
 def test_cpu_kernels_chosen_by_environment(tmp_path):
-    out = run("info", env={"GPUBP_CPU_KERNELS": "numpy"}).stdout
+    out = run_process("info", env={"GPUBP_CPU_KERNELS": "numpy"}).stdout
     assert "kernels: NumPy twins (GPUBP_CPU_KERNELS=numpy)" in out
     fast = {"GPUBP_CPU_KERNELS": "fast"}  # info still runs and says what is wrong; train refuses in one line
-    assert "kernels: GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy" in run("info", env=fast).stdout
-    assert "default device: none: unknown device 'banana'" in run("info", env={"GPUBP_DEVICE": "banana"}).stdout
-    proc = run("train", "--epochs", "1", "--no-save", cwd=tmp_path, check=None, env=fast)
+    assert (
+        "kernels: GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy" in run_process("info", env=fast).stdout
+    )
+    assert "default device: none: unknown device 'banana'" in run_process("info", env={"GPUBP_DEVICE": "banana"}).stdout
+    proc = run_process("train", "--epochs", "1", "--no-save", cwd=tmp_path, check=None, env=fast)
     assert_one_line_error(proc, "GPUBP_CPU_KERNELS='fast': expected one of auto, numba, numpy")
 
 

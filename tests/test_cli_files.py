@@ -139,7 +139,7 @@ def test_the_best_validation_epoch_is_the_saved_model(capsys, wine):
     loss = model.net.evaluate(ds.features("val"), ds.targets("val"))["loss"]
     assert loss == pytest.approx(min(val), rel=1e-5)
     last = json.loads(cli(capsys, "train", "--data", "wine.csv", "--epochs", "25", "--hidden", "16", "--lr", "0.5",
-                          "--keep-last", "--no-save", "--json")[1])  # fmt: skip
+                          "--no-keep-best", "--no-save", "--json")[1])  # fmt: skip
     assert (last["kept_epoch"], last["kept"]) == (25, "last epoch")
 
 
@@ -147,7 +147,7 @@ def test_the_best_validation_epoch_is_the_saved_model(capsys, wine):
     ("args", "fragment"),
     [
         (("--no-save", "--save", "m.npz"), "--no-save contradicts --save m.npz"),  # had saved nothing (#13)
-        (("--keep-last", "--patience", "3"), "--keep-last contradicts --patience"),
+        (("--no-keep-best", "--patience", "3"), "--no-keep-best contradicts --patience"),
         (("--label-column", "target"), "label_column (--label-column) applies to CSV files"),
         (("--delimiter", ";"), "delimiter (--delimiter) applies to CSV files"),
         (("--optimizer", "adam", "--momentum", "0.9"), "--momentum applies to --optimizer sgd"),

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from gpubp.columns import Columns
-from gpubp.data import DataError, Dataset, RawData, fingerprint, load_data, row_hashes, scored_rows
+from gpubp.data import DataError, Dataset, RawData, load_data, row_hashes, scored_rows
 
 
 def write(tmp_path, name: str, text: str) -> str:
@@ -177,12 +177,11 @@ def test_the_same_rows_stored_as_float32_are_recognised(tmp_path):
     ds = Dataset.prepare(RawData(X, y, "x64"), test_fraction=0.2)
     # the held-out rows are found by their row hashes (features rounded to float32), stored in the model
     hashes = {"heldout": row_hashes(ds.X, ds.test), "trained": row_hashes(ds.X, np.concatenate([ds.train, ds.val]))}
-    _, _, rows, which, _ = scored_rows(RawData(X.astype(np.float32).astype(np.float64), y, "x32"), {}, hashes=hashes)
+    _, _, rows, which, _ = scored_rows(RawData(X.astype(np.float32).astype(np.float64), y, "x32"), hashes=hashes)
     assert which == "test"
     assert rows.tolist() == ds.test.tolist()
     # a model saved before the hashes (a fingerprint alone) cannot tell: every row
-    old = {"features_fingerprint": fingerprint(X)}
-    assert scored_rows(RawData(X, y, "x64"), old)[3] == "all"
+    assert scored_rows(RawData(X, y, "x64"))[3] == "all"
 
 
 def test_model_predict_matches_integer_column_names_as_the_command_does(tmp_path, monkeypatch):

@@ -154,7 +154,7 @@ def test_stratified_split_is_fixed_and_proportional():
     np.testing.assert_array_equal(test, again[0])
 
 
-def test_scalers_fit_on_training_rows_only(rng):
+def test_scalers_standardise_and_stretch_to_0_1(rng):
     X = rng.normal(5, 3, size=(100, 3))
     X[:, 2] = 7.0  # a constant feature
     s = Scaler("standard").fit(X)
@@ -221,46 +221,46 @@ def test_one_rule_for_the_test_rows(mnist_folder, tmp_path, rng):
 
     folder, _, _ = mnist_folder
     raw = load_data(str(folder))
-    X, _, _, split, why = scored_rows(raw, {})
+    X, _, _, split, why = scored_rows(raw)
     assert (len(X), split) == (10, "test")
     assert "own test files" in why
     data = RawData(rng.normal(size=(50, 3)), rng.integers(0, 2, 50), "a.csv")
     test, train = np.arange(40, 50), np.arange(40)
     hashes = {"heldout": np.sort(row_hashes(data.X, test)), "trained": np.sort(row_hashes(data.X, train))}
-    X, _, rows, split, why = scored_rows(RawData(data.X, data.y, "./a.csv"), {}, hashes=hashes)
+    X, _, rows, split, why = scored_rows(RawData(data.X, data.y, "./a.csv"), hashes=hashes)
     assert (split, rows.tolist()) == ("test", test.tolist())
     assert "all 10 held-out rows" in why
     np.testing.assert_array_equal(X, data.X[rows])
     # shuffled, labels edited, as float32: the same held-out rows, found by content (#18)
     order = rng.permutation(50)
     other = RawData(data.X[order].astype(np.float32), 1 - data.y[order], "b.npz")
-    X, y, rows, split, _ = scored_rows(other, {}, hashes=hashes)
+    X, y, rows, split, _ = scored_rows(other, hashes=hashes)
     assert split == "test"
     assert sorted(order[rows].tolist()) == test.tolist()
     np.testing.assert_array_equal(y, 1 - data.y[order[rows]])
     # part of the held-out rows with training rows: only the held-out ones, and it says so
     part = RawData(data.X[35:45], data.y[35:45], "c.csv")
-    X, _, rows, split, why = scored_rows(part, {}, hashes=hashes)
+    X, _, rows, split, why = scored_rows(part, hashes=hashes)
     assert (split, rows.tolist()) == ("test", list(range(5, 10)))
     assert "only 5 of the 10 held-out rows" in why
     assert "5 training rows are not scored" in why
     # training rows and new rows: the new rows alone
     new = RawData(np.vstack([data.X[:5], rng.normal(size=(3, 3))]), np.zeros(8, int), "d.csv")
-    X, _, rows, split, why = scored_rows(new, {}, hashes=hashes)
+    X, _, rows, split, why = scored_rows(new, hashes=hashes)
     assert (split, rows.tolist()) == ("all", [5, 6, 7])
     with pytest.raises(DataError, match="--split test"):
-        scored_rows(new, {}, split="test", hashes=hashes)
+        scored_rows(new, split="test", hashes=hashes)
     with pytest.raises(DataError, match="all 5 rows are rows the model was trained on"):
-        scored_rows(RawData(data.X[:5], data.y[:5], "e.csv"), {}, hashes=hashes)
+        scored_rows(RawData(data.X[:5], data.y[:5], "e.csv"), hashes=hashes)
     # a held-out row equal to a training row is a training row: never scored as held out
     dup = data.X.copy()
     dup[45] = dup[0]
     dup_hashes = {"heldout": row_hashes(dup, test), "trained": row_hashes(dup, train)}
-    _, _, rows, _, why = scored_rows(RawData(dup, data.y, "f.csv"), {}, hashes=dup_hashes)
+    _, _, rows, _, why = scored_rows(RawData(dup, data.y, "f.csv"), hashes=dup_hashes)
     assert 45 not in rows.tolist()
     assert "all 9 held-out rows" in why
     # a model that stores no row hashes cannot tell: every row, and it says so
-    X, _, _, split, why = scored_rows(RawData(data.X, data.y, "a.csv"), {"features_fingerprint": "50x3:0"})
+    X, _, _, split, why = scored_rows(RawData(data.X, data.y, "a.csv"))
     assert (len(X), split) == (50, "all")
     assert "cannot tell" in why
 

@@ -4,7 +4,10 @@ The convention (docs/contributing.md says it for writers):
 - ```python blocks run in order in one namespace per page, the working directory a fresh temp dir;
 - ```console blocks: each line starting with ``$ `` is a command, run by the shell in that same directory
   (a line ending in ``\\`` continues on the next); exit status 0 is required unless the block is preceded
-  by ``<!-- exit N -->``; the other lines are output and are not checked;
+  by ``<!-- exit N -->``; the other lines are the command's output (stdout, then stderr) and are checked:
+  each must be a line of it, in order, spaces as any run of spaces, a line ``...`` standing for any lines;
+  what varies from run to run is left out of the comparison (an epoch row's samples/s and seconds, a
+  duration ``N s``), and so are blocks whose commands include ``mpiexec`` (the ranks' order of output);
 - ```text blocks and plain ``` blocks are not run;
 - ``<!-- needs: EXTRA, ... -->`` anywhere in a page: the page is skipped, naming the extra, where one of
   the extra's packages (from pyproject.toml) is not installed; ``gpu`` skips it where no GPU answers.
@@ -67,6 +70,49 @@ def commands(block: Block) -> list[str]:
     return out
 
 
+def shown_output(block: Block) -> list[list[str]]:
+    """Per command of a console block, the output lines the page shows after it."""
+    shown: list[list[str]] = []
+    lines = iter(block.code.splitlines())
+    for line in lines:
+        if line.startswith("$ "):
+            while line.endswith("\\"):
+                line = next(lines)
+            shown.append([])
+        elif shown and line.strip():
+            shown[-1].append(line)
+    return shown
+
+
+# an epoch row of the training table: its samples/s and seconds vary from run to run
+EPOCH_ROW = re.compile(r"^(\s*\d+(?:\s+\S+)+?)\s+[\d,]+\s+[\d.]+(\s+\S+)$")
+
+
+def line_pattern(line: str) -> re.Pattern[str]:
+    """A shown output line as a pattern: spaces as any run of spaces, speeds and durations as any number."""
+    row = EPOCH_ROW.match(line)
+    if row:
+        parts = [re.escape(row.group(1)), r"\s+[\d,]+\s+[\d.]+", re.escape(row.group(2))]
+    else:
+        parts = [r"[\d.]+\s+s\b".join(re.escape(p) for p in re.split(r"\b\d+(?:\.\d+)? s\b", line))]
+    text = re.sub(r"(?:\\ )+", r"\\s+", "".join(parts).strip())
+    return re.compile(rf"^\s*{text}\s*$")
+
+
+def check_output(shown: list[str], got: str, where: str) -> None:
+    """Each shown line matches a line of ``got``, in order; ``...`` skips any lines."""
+    actual = got.splitlines()
+    i = 0
+    for line in shown:
+        if line.strip() == "...":
+            continue
+        pattern = line_pattern(line)
+        while i < len(actual) and not pattern.match(actual[i]):
+            i += 1
+        assert i < len(actual), f"{where}: the output has no line matching\n  {line}\nafter the lines before it:\n{got}"
+        i += 1
+
+
 def _extras() -> dict[str, list[str]]:
     """pyproject.toml's extras (one line each there; tomllib is not in Python 3.10)."""
     text = (ROOT / "pyproject.toml").read_text()
@@ -125,13 +171,15 @@ def test_every_block_of_the_page_runs(page, tmp_path, monkeypatch, capsys):
         if block.kind == "python":
             exec(compile(block.code, where, "exec"), namespace)
             continue
-        for cmd in commands(block):
+        for cmd, shown in zip(commands(block), shown_output(block)):
             done = subprocess.run(cmd, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True,
                                   timeout=600)  # fmt: skip
             assert done.returncode == block.exit, (
                 f"{where}: `{cmd}` exited {done.returncode}, expected {block.exit}\n"
                 f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
             )
+            if "mpiexec" not in cmd:
+                check_output(shown, done.stdout + done.stderr, f"{where}: `{cmd}`")
     capsys.readouterr()
 
 
@@ -217,3 +265,18 @@ def test_the_extras_make_test_installs_are_the_ones_listed(name):
     sentence = re.search(r"installs (?:the package with its |the )?(`[^.]*?) extras", text)
     assert sentence is not None, f"docs/{name} does not say which extras `make test` installs"
     assert set(re.findall(r"`([\w\-]+)`", sentence.group(1))) == set(extras.split(","))
+
+
+def test_the_output_a_page_shows_is_checked():
+    """The comparison can fail: a changed figure, a missing line, lines out of order; speeds, seconds and
+    ``...`` do not count."""
+    code = ("$ gpubp train\nepoch  train loss\n    1      0.7059     93.30%     154,391    0.008  cpu\n...\n"
+            "test accuracy: 97.49%, after 30 epochs, 0.4 s\n")  # fmt: skip
+    (shown,) = shown_output(Block("console", code, 1))
+    ran = ("epoch  train loss\n    1      0.7059     93.30%     999,999    1.5  cpu\n    2 ...\n"
+           "test accuracy: 97.49%, after 30 epochs, 2.1 s\n")  # fmt: skip
+    check_output(shown, ran, "p")
+    for wrong in (ran.replace("0.7059", "0.7060"), ran.replace("97.49%", "97.50%"),
+                  "\n".join(ran.splitlines()[::-1]), ran.replace("epoch  train loss\n", "")):  # fmt: skip
+        with pytest.raises(AssertionError, match="the output has no line matching"):
+            check_output(shown, wrong, "p")

@@ -84,7 +84,7 @@ def test_bad_Y(net, y, error, match):
         ({"lr": 0}, ValueError, "lr must be > 0"),
         ({"lr": -0.1}, ValueError, "lr must be > 0"),
         ({"lr": float("nan")}, ValueError, "lr must be finite"),
-        ({"momentum": 1.0}, ValueError, "momentum must be < 1"),
+        ({"momentum": 1.5}, ValueError, "momentum must be <= 1"),
         ({"momentum": -0.5}, ValueError, "momentum must be >= 0"),
         ({"nesterov": True}, ValueError, "nesterov=True needs momentum > 0"),
         ({"weight_decay": -1}, ValueError, "weight_decay must be >= 0"),

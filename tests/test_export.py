@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
-from test_cli import assert_one_line_error, run
+from test_cli import assert_one_line_error, run, run_process
 
 from gpubp import MLP, Model
 from gpubp.activations import HIDDEN
@@ -161,7 +161,9 @@ def test_cli_without_onnx_exits_2_with_one_line(tmp_path):
     blocker = tmp_path / "blocked"
     blocker.mkdir()
     (blocker / "onnx.py").write_text("raise ImportError('no onnx here')\n")
-    proc = run("export", "m.npz", "--onnx", "m.onnx", cwd=tmp_path, check=None, env={"PYTHONPATH": str(blocker)})
+    # a fresh process, where onnx cannot import
+    hidden = {"PYTHONPATH": str(blocker)}
+    proc = run_process("export", "m.npz", "--onnx", "m.onnx", cwd=tmp_path, check=None, env=hidden)
     assert_one_line_error(proc, "pip install 'gpubp[onnx]'")
     assert not (tmp_path / "m.onnx").exists()
 

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_cli import assert_one_line_error, run
+from test_cli import assert_one_line_error, run, run_process
 
 import gpubp
 from gpubp.monitor import GradientStats, TensorBoard
@@ -186,8 +186,9 @@ def test_cli_without_tensorboardx_exits_2_before_training(tmp_path):
     blocker = tmp_path / "blocked"
     blocker.mkdir()
     (blocker / "tensorboardX.py").write_text("raise ImportError('not here')\n")
-    proc = run("train", "--epochs", "1", "--logdir", "runs", "--no-save", cwd=tmp_path, check=None,
-               env={"PYTHONPATH": str(blocker)})  # fmt: skip
+    # a fresh process, where tensorboardX cannot import
+    hidden = {"PYTHONPATH": str(blocker)}
+    proc = run_process("train", "--epochs", "1", "--logdir", "runs", "--no-save", cwd=tmp_path, check=None, env=hidden)
     assert_one_line_error(proc, "pip install 'gpubp[tensorboard]'")
     assert not (tmp_path / "runs").exists()
 

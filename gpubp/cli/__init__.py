@@ -34,7 +34,7 @@ def build_parser() -> Parser:
     export.add_parser(sub)
     gradcheck.add_parser(sub)
     info.add_parsers(sub)
-    parser.commands = sub.choices  # type: ignore[attr-defined]
+    parser.commands = sub.choices
     return parser
 
 

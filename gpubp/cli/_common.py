@@ -6,8 +6,8 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from .._io import check_writable
 from ..activations import HIDDEN, OUTPUTS
@@ -15,6 +15,7 @@ from ..data import TASKS, Scaler
 from ..initializers import INITS
 from ..losses import LOSSES
 from ..parallel import launched_rank
+from ..settings import LIMITS, check_limit
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -25,10 +26,24 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message; under mpiexec, rank 0's alone
+    commands: dict[str, Parser]  # the subcommands' parsers (gpubp.cli.build_parser sets it)
+
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message; under mpiexec, rank 0's alone
         self.exit(
             EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n" if launched_rank() == 0 else None
         )
+
+
+class Renamed(argparse.Action):
+    """An option's old spelling: refused, naming the new one (``new``) and why it changed (``why``)."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, why: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+        self.new, self.why = new, why
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        raise argparse.ArgumentError(self, f"is now {self.new} ({self.why})")
 
 
 def one_line(exc: BaseException) -> str:
@@ -106,6 +121,28 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
     return value
+
+
+def limited(setting: str) -> Callable[[str], float]:
+    """The option type of training setting ``setting``: a number within the library's limits
+    (gpubp.settings.LIMITS, which the estimators read too)."""
+    low, high, closed = LIMITS[setting]
+    opening = "[" if closed in ("left", "both") else "("
+    closing = "]" if closed in ("right", "both") else ")"
+    shown = f"{opening}{low:g}, {'inf' if high is None else f'{high:g}'}{closing}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            check_limit(setting, value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be in {shown}, got {text!r}") from None
+        return value
+
+    return parse
 
 
 def delimiter(text: str) -> str:
@@ -250,7 +287,7 @@ def same_file(a: str, b: str) -> bool:
 
 
 def check_output(option: str, path: str | None, png: bool = False,
-                 inputs: list[tuple[str, str | None]] = ()) -> None:  # fmt: skip
+                 inputs: Sequence[tuple[str, str | None]] = ()) -> None:  # fmt: skip
     """Refuse, before any work, an output path that cannot be written or that is one of the
     ``inputs`` (what, path) being read: an output never replaces an input."""
     if not path:

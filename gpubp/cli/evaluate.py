@@ -100,7 +100,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.plot and model.labels is None:
         raise UsageError("--plot draws a confusion matrix, and a regression model has none")
     raw = read(model, args)
-    X, y, rows, split, why = scored_rows(raw, model.settings, model.labels, args.split, model.row_hashes)
+    X, y, rows, split, why = scored_rows(raw, args.split, model.row_hashes)
     source = raw.source
     if len(rows) == 0:
         raise UsageError(f"{source}: no rows to use ({why})")

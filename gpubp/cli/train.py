@@ -30,6 +30,7 @@ from ..training import TrainingDivergedError, make_trainer
 from ._common import (
     EXIT_INTERRUPTED,
     NETWORK_DEFAULTS,
+    Renamed,
     UsageError,
     absolute,
     add_data_options,
@@ -37,6 +38,7 @@ from ._common import (
     check_output,
     data_files,
     fraction,
+    limited,
     non_negative,
     positive,
     printer,
@@ -57,7 +59,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {"epochs": COMMAND_EPOCHS, "batch_size": _LIBRA
                                   "optimizer": _LIBRARY.optimizer, "momentum": None, "nesterov": _LIBRARY.nesterov,
                                   "weight_decay": _LIBRARY.weight_decay, "patience": _LIBRARY.patience,
                                   "shuffle": _LIBRARY.shuffle, "val_fraction": 0.1, "test_fraction": 0.2,
-                                  "split_seed": 0, "keep_last": False, "class_weight": None}  # fmt: skip
+                                  "split_seed": 0, "keep_best": True, "class_weight": None}  # fmt: skip
 
 
 def add_parser(sub: Any) -> None:
@@ -82,7 +84,8 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                    help=f"(default: {_LIBRARY.optimizer}; with --task regress "
                         f"{COMMAND_REGRESS['optimizer']})")  # fmt: skip
-    t.add_argument("--momentum", type=fraction, default=None, help=f"(sgd only; default: {COMMAND_MOMENTUM})")
+    t.add_argument("--momentum", type=limited("momentum"), default=None,
+                   help=f"(sgd only; default: {COMMAND_MOMENTUM})")  # fmt: skip
     t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd only)")
     t.add_argument("--weight-decay", type=non_negative, default=None,
                    help=f"λ, on weights only (default: {_LIBRARY.weight_decay:g}; with --task regress "
@@ -115,9 +118,11 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--save", default=None, metavar="PATH",
                    help=f"checkpoint written every epoch and at the end (default: the --resume file, "
                         f"else {DEFAULT_SAVE})")  # fmt: skip
-    t.add_argument("--keep-last", action="store_true", default=None,
-                   help="save the last epoch's weights (default: with validation rows, the best "
-                        "validation epoch's)")  # fmt: skip
+    t.add_argument("--keep-best", action=argparse.BooleanOptionalAction, default=None,
+                   help="with validation rows, save the best validation epoch's weights (the default); "
+                        "--no-keep-best saves the last epoch's (the library's keep_best=False)")  # fmt: skip
+    t.add_argument("--keep-last", action=Renamed, new="--no-keep-best", help="the old spelling of --no-keep-best",
+                   why="one polarity, keep_best, in the library and the command")  # fmt: skip
     t.add_argument("--no-save", action="store_true", help="write no model file")
     t.add_argument(
         "--resume",
@@ -169,8 +174,8 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     if given["split_seed"] is not None and s["val_fraction"] == 0 and s["test_fraction"] == 0:
         raise UsageError("--split-seed seeds the train/validation/test split, and --val-fraction 0 --test-fraction 0 "
                          "splits nothing")  # fmt: skip
-    if given["patience"] is not None and s["keep_last"]:
-        raise UsageError("--keep-last contradicts --patience, which keeps the best validation epoch's weights")
+    if given["patience"] is not None and not s["keep_best"]:
+        raise UsageError("--no-keep-best contradicts --patience, which keeps the best validation epoch's weights")
     s["data"] = absolute(s["data"])
     return s
 
@@ -181,6 +186,8 @@ def from_checkpoint(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
     if "trainer" not in meta or "cli" not in meta:
         raise UsageError(f"{args.resume} is a model but not a training checkpoint (no training state)")
     settings = dict(meta["cli"])
+    if "keep_last" in settings:  # a checkpoint of the command before --keep-best: one polarity since
+        settings["keep_best"] = not settings.pop("keep_last")
     for key in SETTING_KEYS:
         value = getattr(args, key)
         if key == "epochs" or value is None:
@@ -235,8 +242,8 @@ class _Progress:
     """A tqdm bar per epoch over the batches (when tqdm is installed and stderr is a terminal)."""
 
     def __init__(self, enabled: bool) -> None:
-        self.bar = None
-        self.tqdm = None
+        self.bar: Any = None
+        self.tqdm: Any = None
         if enabled:
             try:
                 from tqdm import tqdm
@@ -373,7 +380,7 @@ def build_trainer(args: argparse.Namespace, settings: dict[str, Any], ds: Datase
     validation = (ds.features("val"), ds.targets("val", net.sizes[-1], net.loss)) if has_val else None
     options = {k: settings[k] for k in TRAIN_DEFAULTS if k in TrainSettings.__dataclass_fields__}
     options["patience"] = settings["patience"] if validation else None
-    options["keep_best"] = has_val and not settings.get("keep_last")
+    options["keep_best"] = has_val and settings["keep_best"]
     trainer = make_trainer(net, ds.features("train"), ds.targets("train", net.sizes[-1], net.loss), comm,
                            TrainSettings(**options), validation_data=validation)  # fmt: skip
     if args.resume:  # every rank reads it; the first epoch starts from rank 0's copy
@@ -505,11 +512,11 @@ def kept_weights(say: Any, settings: dict[str, Any], trainer: Any, result: dict[
     if trainer.stopped_early and settings["patience"]:
         say(f"early stop: no better validation loss for {settings['patience']} epochs; "
             f"kept the weights of epoch {trainer.best_epoch}")  # fmt: skip
-    if trainer.validation is not None and not settings.get("keep_last") and trainer.best_epoch:
+    if trainer.validation is not None and settings["keep_best"] and trainer.best_epoch:
         result.update(kept_epoch=trainer.best_epoch, kept="best validation loss")
         if not trainer.stopped_early:
             say(f"kept the weights of epoch {trainer.best_epoch} of {trainer.epoch}, the best validation loss "
-                f"({trainer.best_val:.4f}; --keep-last keeps the last epoch's)")  # fmt: skip
+                f"({trainer.best_val:.4f}; --no-keep-best keeps the last epoch's)")  # fmt: skip
     else:
         result.update(kept_epoch=trainer.epoch, kept="last epoch")
 
