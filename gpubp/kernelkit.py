@@ -23,6 +23,12 @@ import numpy as np
 
 _PARAM = re.compile(r"^\s*T\s+([A-Za-z_]\w*)\s*$")
 
+# What every kernel is compiled with, beside CuPy's own -ftz=true (float32 subnormals flush to zero on the GPU:
+# the rule tests/test_gpu_arithmetic.py states). No multiply-add contraction: NVRTC fuses a·b + c into one
+# rounding by default, which moves a result's last bit and a zero's sign away from the twin's; a body does
+# its twin's operations in its twin's order, each rounded (the library's exp, log and tanh keep their own fmas).
+CUDA_OPTIONS = ("--fmad=false",)
+
 
 def _names(params: str) -> tuple[str, ...]:
     names = []
@@ -70,7 +76,8 @@ class Kernel:
         """The ``ElementwiseKernel`` of array module ``xp`` (CuPy), declared once: CuPy compiles it (NVRTC,
         or its disk cache) on the first call per dtype and device; see :meth:`compile`."""
         if self._compiled is None or self._compiled[0] is not xp:
-            kernel = xp.ElementwiseKernel(self.in_params, self.out_params, self.body, self.name, no_return=True)
+            kernel = xp.ElementwiseKernel(self.in_params, self.out_params, self.body, self.name, no_return=True,
+                                          options=CUDA_OPTIONS)  # fmt: skip
             self._compiled = (xp, kernel)
         return self._compiled[1]
 
@@ -96,7 +103,7 @@ class Kernel:
             kernel = xp.ReductionKernel(
                 ", ".join(f"T {n}_" for n in self.inputs) + ", T w_", "T s_",
                 f"{term}({', '.join(n + '_' for n in self.inputs)}) * w_", "a + b", "s_ = a", "0",
-                f"{self.name}_sum", preamble=preamble,
+                f"{self.name}_sum", preamble=preamble, options=CUDA_OPTIONS,
             )  # fmt: skip
             self._sums[key] = kernel
         return self._sums[key]
@@ -231,7 +238,7 @@ class RowKernel:
     def gpu(self, xp: Any) -> Any:
         """f(b, a) on CuPy arrays of this kernel's dtypes (``a`` C-contiguous), one launch."""
         if self._compiled is None or self._compiled[0] is not xp:
-            module = xp.RawModule(code=self.source())
+            module = xp.RawModule(code=self.source(), options=CUDA_OPTIONS)
             self._compiled = (xp, module, {})
         _, module, functions = self._compiled
 

@@ -97,6 +97,16 @@ class FakeArray(np.ndarray):
         np.copyto(_plain(self), host)
 
 
+def _flushed(x: Any) -> Any:
+    """float32 ``x`` with subnormals as zeros of their sign (as -ftz=true reads and writes them)."""
+    if not isinstance(x, np.ndarray):
+        return x if np.asarray(x).dtype != np.float32 else np.float32(_flushed(np.asarray(x)))
+    if x.dtype != np.float32:
+        return x
+    tiny = np.finfo(np.float32).tiny
+    return np.where((x != 0) & (np.abs(x) < tiny), np.copysign(np.float32(0), x), x).astype(np.float32)
+
+
 def _plain(x: Any) -> Any:
     return x.view(np.ndarray) if isinstance(x, FakeArray) else x
 
@@ -245,6 +255,7 @@ class FakeCupy:
         self.current = current  # the device current outside gpubp's calls
         self.calls: list[tuple[str, int]] = []  # (operation, device that was current)
         self.kernels_built: list[tuple[str, str, int]] = []  # (kernel, dtype, device) per compilation
+        self.options: dict[str, tuple] = {}  # the compile options each kernel was declared with, by name
         self.events_made = 0
         self.log: list = []  # copy_entry(host) per host-to-device copy, ("wait", event number) per event waited on
         self.copy_entry: Any = None
@@ -300,16 +311,27 @@ class FakeCupy:
     def get_default_memory_pool(self) -> _Pool:
         return _Pool()
 
-    def ElementwiseKernel(self, in_params: str, out_params: str, body: str, name: str, no_return: bool = False):
+    def ElementwiseKernel(self, in_params: str, out_params: str, body: str, name: str, no_return: bool = False,
+                          options: tuple = ()):  # fmt: skip
         """The gpubp kernel ``name`` run by its NumPy twin; 'compiled' (recorded) per dtype and device."""
         kernel = next(k for k in K.ALL if k.name == name)
+        self.options[name] = tuple(options)
         fake = self
 
         def run(*args: Any) -> None:
             fake._check(f"kernel {name}", *args)
             fake._built(name, args[-1].dtype)
+            plain = [_plain(a) if isinstance(a, FakeArray) else a for a in args]
+            if args[-1].dtype == np.float32:  # CuPy compiles with -ftz=true: subnormals read and written as 0
+                n_in = len(kernel.inputs)
+                plain = [_flushed(a) for a in plain[:n_in]] + plain[n_in:]
+                for out in plain[n_in:]:
+                    np.copyto(out, _flushed(out))
             with np.errstate(all="ignore"):  # a compilation's launch runs over scratch values, as on a GPU
-                kernel.numpy(*(_plain(a) if isinstance(a, FakeArray) else a for a in args))
+                kernel.numpy(*plain)
+            if args[-1].dtype == np.float32:
+                for out in plain[len(kernel.inputs) :]:
+                    np.copyto(out, _flushed(out))
 
         return run
 
@@ -321,6 +343,9 @@ class FakeCupy:
     def RawModule(self, code: str, options: Any = (), name_expressions: Any = None) -> Any:
         """A module of gpubp's row kernels; ``get_function("softmax_rows_float")`` runs the twin of softmax_rows."""
         fake = self
+        for k in K.ROWS:
+            if f" {k.name}_float(" in code:
+                self.options[k.name] = tuple(options)
 
         class Module:
             def get_function(self, fn_name: str) -> Any:
@@ -340,9 +365,10 @@ class FakeCupy:
         return Module()
 
     def ReductionKernel(self, in_params: str, out_params: str, map_expr: str, reduce_expr: str, post_map_expr: str,
-                        identity: str, name: str, preamble: str = "") -> Any:  # fmt: skip
+                        identity: str, name: str, preamble: str = "", options: tuple = ()) -> Any:  # fmt: skip
         """gpubp's Σ loss terms · w: the twin of the loss kernel ``name`` without ``_sum``, then the sum."""
         kernel = next(k for k in K.ALL if k.name == name.removesuffix("_sum"))
+        self.options[name] = tuple(options)
         fake = self
 
         def run(a: Any, y: Any, tiny: Any, w: Any) -> Any:
