@@ -243,11 +243,21 @@ class RowKernel:
         _, module, functions = self._compiled
 
         def run(b: Any, a: Any) -> None:
+            # the kernel reads raw pointers: a (rows, n) row-major, b n values, both of one float dtype
+            if a.dtype not in (np.float32, np.float64) or b.dtype != a.dtype:
+                raise TypeError(f"{self.name}: expected float32 or float64 arrays of one dtype, got a {a.dtype} "
+                                f"and b {b.dtype}")  # fmt: skip
+            if a.ndim != 2 or b.shape != (a.shape[1],):
+                raise ValueError(f"{self.name}: expected a (rows, n) and b (n,), got {a.shape} and {b.shape}")
+            if not (a.flags.c_contiguous and b.flags.c_contiguous):
+                raise ValueError(f"{self.name}: a and b must be C-contiguous (the kernel walks raw rows)")
+            rows, n = a.shape
+            if rows == 0:  # a rank's empty share: nothing to do, and a grid of 0 blocks is a launch error
+                return
             T = "float" if a.dtype == np.float32 else "double"
             fn = functions.get(T)
             if fn is None:
                 fn = functions[T] = module.get_function(f"{self.name}_{T}")
-            rows, n = a.shape
             threads = 128
             fn(((rows + threads - 1) // threads,), (threads,), (b, a, np.int64(rows), np.int64(n)))
 

@@ -169,6 +169,8 @@ class _Event:
         if stream.device != self.device or fake.current != self.device:
             raise WrongDevice(f"an event of gpu:{self.device} recorded on gpu:{stream.device}'s stream "
                               f"with gpu:{fake.current} current")  # fmt: skip
+        self.recorded = True
+        fake.order.append(("record", self.serial, stream.ptr))
 
     def synchronize(self) -> None:
         _state["cupy"].log.append(("wait", self.serial))
@@ -189,7 +191,9 @@ class _Stream:
         return event
 
     def wait_event(self, event: Any) -> None:
-        pass
+        """Logged in ``order`` with whether the event was ever recorded (CUDA: waiting on one never recorded
+        waits for nothing)."""
+        _state["cupy"].order.append(("wait_event", self.ptr, event.serial, getattr(event, "recorded", False)))
 
     def synchronize(self) -> None:
         pass
@@ -259,6 +263,7 @@ class FakeCupy:
         self.events_made = 0
         self.log: list = []  # copy_entry(host) per host-to-device copy, ("wait", event number) per event waited on
         self.copy_entry: Any = None
+        self.order: list = []  # ("alloc", shape), ("record", event, stream), ("wait_event", stream, event, recorded)
         self.cuda = _Cuda()
         self._streams: dict[int, list[_Stream]] = {}
         self._null: dict[int, _Stream] = {}
@@ -285,6 +290,7 @@ class FakeCupy:
     # -- allocation and conversion --
     def _new(self, a: np.ndarray) -> FakeArray:
         self.calls.append(("alloc", self.current))
+        self.order.append(("alloc", a.shape))
         return self._wrap(np.array(a, order="C"))
 
     def empty(self, shape: Any, dtype: Any = float) -> FakeArray:
@@ -353,6 +359,8 @@ class FakeCupy:
                 kernel = next(k for k in K.ROWS if k.name == base)
 
                 def launch(grid: Any, block: Any, args: tuple) -> None:
+                    if not all(grid):
+                        raise RuntimeError(f"cudaErrorInvalidConfiguration: {fn_name} launched on grid {grid}")
                     b, a = args[:2]
                     fake._check(f"row kernel {base}", b, a)
                     fake._built(base, a.dtype)
