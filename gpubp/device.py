@@ -48,25 +48,31 @@ class Device:
             self.kernels = probe.cpu_kernels()
         return self.kernels == "numba"
 
-    def kernel(self, k: _kernelkit.Kernel):
-        """The runner of kernel ``k`` on this device: its CUDA build, its compiled loop or its NumPy twin."""
+    def kernel(self, k: _kernelkit.Kernel, dtype: Any = None):
+        """The runner of kernel ``k`` on this device: its CUDA build, its compiled loop or its NumPy twin. On a GPU
+        it is compiled now for ``dtype`` (None: float32 and float64), once per device: not in epoch 1."""
         if self.is_gpu:
-            compiled = self._compiled_kernels
-            if k.name not in compiled:  # compiled here, when a network binds, for this device: not in epoch 1
-                with self.use():
-                    compiled[k.name] = k.compile(self.xp)
-            return compiled[k.name]
+            return self._gpu_compiled(k, dtype)
         return k.host() if k.loop is not None and self.jit else k.numpy
 
-    def row_kernel(self, k: _kernelkit.RowKernel):
-        """The runner f(b, A) of row kernel ``k`` on this GPU (one launch, compiled now for both dtypes on this
-        device); on the CPU its NumPy twin."""
+    def row_kernel(self, k: _kernelkit.RowKernel, dtype: Any = None):
+        """The runner f(b, A) of row kernel ``k`` on this GPU (one launch, compiled now for ``dtype``, None: both,
+        on this device); on the CPU its NumPy twin."""
         if not self.is_gpu:
             return k.numpy
+        return self._gpu_compiled(k, dtype)
+
+    def _gpu_compiled(self, k: Any, dtype: Any) -> Any:
+        """``k`` compiled on this GPU for the dtypes not compiled yet (each NVRTC build takes ~1 s where CuPy's
+        disk cache does not have it: a float32 network compiles no float64 kernel)."""
+        dtypes = (np.float32, np.float64) if dtype is None else (np.dtype(dtype).type,)
         compiled = self._compiled_kernels
-        if k.name not in compiled:
+        todo = tuple(d for d in dtypes if (k.name, d) not in compiled)
+        if todo:
             with self.use():
-                compiled[k.name] = k.compile(self.xp)
+                run = k.compile(self.xp, todo)
+            compiled.setdefault(k.name, run)
+            compiled.update(((k.name, d), True) for d in todo)
         return compiled[k.name]
 
     def loss_sum(self, k: _kernelkit.Kernel, dtype: Any):

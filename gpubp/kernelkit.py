@@ -81,12 +81,13 @@ class Kernel:
             self._compiled = (xp, kernel)
         return self._compiled[1]
 
-    def compile(self, xp: Any) -> Any:
-        """:meth:`gpu`, compiled now for float32 and float64 on the current device by one launch over one
-        element each (the values are scratch), so that no epoch's time includes NVRTC."""
+    def compile(self, xp: Any, dtypes: tuple = (np.float32, np.float64)) -> Any:
+        """:meth:`gpu`, compiled now for ``dtypes`` on the current device by one launch over two elements each
+        (the values are scratch), so that no epoch's time includes NVRTC. Two: CuPy builds a kernel per shape
+        class, and one element is a 0-axis launch where an update's flat slices are 1-axis ones."""
         kernel = self.gpu(xp)
-        for dtype in (np.float32, np.float64):
-            kernel(*(dtype(0) if n in _SCALARS else xp.empty(1, dtype) for n in self.inputs + self.outputs))
+        for dtype in dtypes:
+            kernel(*(dtype(0) if n in _SCALARS else xp.empty(2, dtype) for n in self.inputs + self.outputs))
         return kernel
 
     def gpu_sum(self, xp: Any) -> Any:
@@ -263,9 +264,9 @@ class RowKernel:
 
         return run
 
-    def compile(self, xp: Any) -> Any:
-        """:meth:`gpu`, compiled now (NVRTC) for both dtypes on the current device by one launch over a 1×1 array."""
+    def compile(self, xp: Any, dtypes: tuple = (np.float32, np.float64)) -> Any:
+        """:meth:`gpu`, compiled now (NVRTC) for ``dtypes`` on the current device by one launch over a 1×1 array."""
         run = self.gpu(xp)
-        for dtype in (np.float32, np.float64):
+        for dtype in dtypes:
             run(xp.zeros(1, dtype), xp.zeros((1, 1), dtype))
         return run

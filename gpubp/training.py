@@ -92,6 +92,8 @@ class Trainer:
         if batch_size is not None:
             self.settings = self.settings.replace(batch_size=batch_size)
         self.data = BatchSource(self.net, X, Y, self.settings.batch_size, sample_weight, stream)
+        if self.net.device.is_gpu:  # CuPy builds a kernel per shape class: those of this batch, now, not in epoch 1
+            self.net._warm_up(self.data.batch)
         epoch = self.progress.epoch if hasattr(self, "progress") else 0
         self.progress = Progress(epoch=epoch)
 

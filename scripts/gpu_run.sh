@@ -58,7 +58,7 @@ pack() {  # run.tgz anew beside $OUT, then moved in whole: $OUT never holds a ha
 }
 
 step() {  # step NAME SECONDS CMD...: run with a time limit, log to run/logs/NAME.txt, remember a failure
-    local name=$1 limit=$2
+    local name=$1 limit=$2 planned=$2
     shift 2
     if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then
         say "== $name: not selected (GPUBP_RUN_STEPS=$ONLY)"
@@ -67,6 +67,9 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, log to run/logs/NAM
     say "== $name (limit ${limit}s): $*"
     [ "$DRY" -eq 1 ] && return
     local t0=$SECONDS log="$LOGS/$name.txt" pid rc
+    # a rehearsal's host is not the GPU machine: GPUBP_REHEARSE_SLOWER=N gives its steps N times the time
+    # (the plan is judged by the counts below, at the GPU machine's prices, against the limit itself)
+    [ "$REHEARSE" -eq 1 ] && limit=$((limit * ${GPUBP_REHEARSE_SLOWER:-1}))
     # timeout makes a process group of its own and signals it whole; -k: KILL what ignores TERM 5 s on
     GPUBP_RUN_STEP=$name timeout -k 5 "$limit" "$@" > "$log" 2>&1 < /dev/null &
     pid=$!
@@ -78,7 +81,7 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, log to run/logs/NAM
     say "-- $name: exit $rc after $((SECONDS - t0)) s"
     [ $rc -eq 0 ] || status=1
     if [ "$REHEARSE" -eq 1 ]; then  # the plan against what the step did, at a GPU machine's prices
-        $PY tests/rehearsal/headroom.py "$COUNTS" "$name" "$limit" >> "$log" 2>&1 || status=1
+        $PY tests/rehearsal/headroom.py "$COUNTS" "$name" "$planned" >> "$log" 2>&1 || status=1
         tail -n 1 "$log" | tee -a "$OUT/summary.txt"
     fi
     pack

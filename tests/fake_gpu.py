@@ -260,6 +260,7 @@ class FakeCupy:
         self.calls: list[tuple[str, int]] = []  # (operation, device that was current)
         self.kernels_built: list[tuple[str, str, int]] = []  # (kernel, dtype, device) per compilation
         self.options: dict[str, tuple] = {}  # the compile options each kernel was declared with, by name
+        self.shape_classes: set[tuple[str, str, int]] = set()  # (kernel, dtype, axes) launched, see _shape_class
         self.events_made = 0
         self.log: list = []  # copy_entry(host) per host-to-device copy, ("wait", event number) per event waited on
         self.copy_entry: Any = None
@@ -327,6 +328,7 @@ class FakeCupy:
         def run(*args: Any) -> None:
             fake._check(f"kernel {name}", *args)
             fake._built(name, args[-1].dtype)
+            fake._shape_class(name, args)
             plain = [_plain(a) if isinstance(a, FakeArray) else a for a in args]
             if args[-1].dtype == np.float32:  # CuPy compiles with -ftz=true: subnormals read and written as 0
                 n_in = len(kernel.inputs)
@@ -340,6 +342,15 @@ class FakeCupy:
                     np.copyto(out, _flushed(out))
 
         return run
+
+    def _shape_class(self, name: str, args: tuple) -> None:
+        """Records (kernel, dtype, axes): CuPy compiles an elementwise kernel per dtype and per number of axes
+        left once axes of size 1 are dropped and axes all arguments walk alike are merged (reduce_dims)."""
+        arrays = [np.asarray(a) for a in args if isinstance(a, np.ndarray) and np.ndim(a) > 0]
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        kept = [i for i, n in enumerate(shape) if n > 1]
+        full = all(a.shape == shape for a in arrays)  # no broadcast: the kept axes merge into one
+        self.shape_classes.add((name, np.dtype(args[-1].dtype).name, min(len(kept), 1) if full else len(kept)))
 
     def _built(self, name: str, dtype: Any) -> None:
         key = (name, np.dtype(dtype).name, self.current)

@@ -20,6 +20,7 @@ import importlib.abc
 import importlib.machinery
 import json
 import os
+import signal
 import sys
 import time
 import types
@@ -146,9 +147,18 @@ def _after_fork() -> None:
         _the_fake[0].kernels_built.clear()  # the parent's, already counted by the parent
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    """A step killed at its limit (SIGTERM): its counts written first, then the default end."""
+    _write()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def install() -> None:
     _reset()
     sys.meta_path.insert(0, _Finder())
     time.sleep = _sleep
     os.register_at_fork(after_in_child=_after_fork)
     atexit.register(_write)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
