@@ -7,7 +7,8 @@ without it, every row below is expected.
 - a GPU answered, and every float32 GPU row of benchmarks/bench_training.py ran (a row skipped for want of a
   GPU is a failure here), as did the CPU rows the report sets them against (large, batch sweep);
 - every row measured something plausible: samples/s and the GEMM rate finite and positive, and the step no
-  faster than 1.25× its own GEMMs (faster means the timing missed work, e.g. a missing synchronisation);
+  faster than 1.25× its own GEMMs (faster means the timing missed work, e.g. a missing synchronisation; not
+  judged in a rehearsal, whose timings are noise on shared cores);
 - the GPU beats the CPU on the 4096-wide network (else the "GPU" row did not run on the GPU), except in a
   rehearsal (GPUBP_REHEARSE=1: the fake GPU is NumPy, its speed is the CPU's);
 - the scikit-learn comparison fitted on the GPU and learnt (accuracy > 0.9 on the digits).
@@ -64,6 +65,7 @@ def problems(data: dict, selected: str | None = None) -> list[str]:
     for key in want:
         if key not in rows:
             found.append(f"row {key[1]} {key[2]} on the {key[0].upper()} is missing (skipped or failed)")
+    rehearsal = os.environ.get("GPUBP_REHEARSE") == "1"  # the fake GPU is NumPy on shared cores: no speed judged
     for (dev, kind, config), info in sorted(rows.items()):
         name = f"{kind} {config} on {dev}"
         for field in ("gpubp_samples_per_s", "gemm_rate", "fraction_of_gemm"):
@@ -71,12 +73,11 @@ def problems(data: dict, selected: str | None = None) -> list[str]:
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 found.append(f"{name}: {field} is {value!r}, expected a finite positive number")
         fraction = info.get("fraction_of_gemm")
-        if isinstance(fraction, (int, float)) and fraction > MAX_FRACTION_OF_GEMM:
+        if isinstance(fraction, (int, float)) and fraction > MAX_FRACTION_OF_GEMM and not rehearsal:
             found.append(f"{name}: the step ran at {fraction:.2f}x its own GEMMs' rate (at most "
                          f"{MAX_FRACTION_OF_GEMM}): its timing missed work")  # fmt: skip
     large_label = next(c.label for c in ALL if c.name == "large")
     large = [rows.get((d, "large", large_label)) for d in ("gpu", "cpu")]
-    rehearsal = os.environ.get("GPUBP_REHEARSE") == "1"
     if all(large) and not rehearsal and large[0]["gpubp_samples_per_s"] <= large[1]["gpubp_samples_per_s"]:
         found.append(f"the GPU ({large[0]['gpubp_samples_per_s']:.0f} samples/s) is not faster than the CPU "
                      f"({large[1]['gpubp_samples_per_s']:.0f}) on the 4096-wide network")  # fmt: skip

@@ -6,11 +6,13 @@
   version of it on the GPU machine might.
 - What costs time on a GPU machine and not here is counted, and written at exit to
   $GPUBP_REHEARSE_COUNTS/<step>.jsonl (one line a process; the step is $GPUBP_RUN_STEP): the kernels the
-  fake "compiled" (kernel, dtype, device), gpubp training steps on the GPU (backprop calls), estimator fits
-  and their seconds, and rests (``time.sleep``). tests/rehearsal/headroom.py prices them.
+  fake "compiled" (kernel, dtype, device), gpubp training steps on the GPU (backprop calls), fits on the CPU
+  (scikit-learn's, gpubp's) and their seconds, benchmark rounds by their time targets, and rests
+  (``time.sleep``). tests/rehearsal/headroom.py prices them.
 
 Nothing here is imported by gpubp; it patches only the fake and, after they are imported, ``time.sleep``,
-``gpubp.network.MLP.backprop`` and scikit-learn's MLP ``_fit`` (to count them).
+``gpubp.network.MLP.backprop``, ``gpubp.training.Trainer.run``, scikit-learn's MLP ``_fit`` and
+``benchmarks.peers.interleaved`` (to count them).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ COUNTS: dict[str, Any] = {}
 
 def _reset() -> None:
     COUNTS.clear()
-    COUNTS.update(backprop_gpu=0, fits_gpubp_gpu=0, fits_other=0, fit_other_s=0.0, rests=0, rest_s=0.0)
+    COUNTS.update(backprop_gpu=0, fits_other=0, fit_other_s=0.0, rests=0, rest_s=0.0, timed_s=0.0)
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Serves cupy, cupyx and cupy.cuda from the fake; counts after gpubp.network and sklearn's MLP load."""
 
-    PATCH_AFTER = ("gpubp.network", "sklearn.neural_network._multilayer_perceptron")
+    PATCH_AFTER = ("gpubp.network", "gpubp.training", "sklearn.neural_network._multilayer_perceptron",
+                   "benchmarks.peers")  # fmt: skip
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name in ("cupy", "cupyx", "cupy.cuda"):
@@ -80,6 +83,10 @@ class _Patching(importlib.abc.Loader):
             warnings.warn(f"{self.name}: planted by the rehearsal", DeprecationWarning, stacklevel=2)
         if self.name == "gpubp.network":
             _count_calls(module.MLP, "backprop", lambda net, *a, **k: net.device.is_gpu and "backprop_gpu")
+        elif self.name == "gpubp.training":  # a fit on the CPU: host work, as long there as here (or less)
+            _count_calls(module.Trainer, "run", lambda t, *a, **k: not t.net.device.is_gpu and "fits_other", timed=True)
+        elif self.name == "benchmarks.peers":
+            _price_interleaved(module)
         elif self.name == "sklearn.neural_network._multilayer_perceptron":
             _count_calls(module.BaseMultilayerPerceptron, "_fit", lambda est, *a, **k: "fits_other", timed=True)
 
@@ -99,6 +106,19 @@ def _count_calls(cls: type, name: str, key: Any, timed: bool = False) -> None:
                     COUNTS["fit_other_s"] += time.perf_counter() - t0
 
     setattr(cls, name, counted)
+
+
+def _price_interleaved(peers: Any) -> None:
+    """A benchmark row's interleaved rounds last what their time targets say on any machine: each runner (three
+    on a GPU machine: gpubp, its GEMMs, PyTorch) calibrated to round_s, then rounds × runners rounds of round_s.
+    Their rests are counted by time.sleep."""
+    original = peers.interleaved
+
+    def priced(runners: Any, rounds: int = 7, round_s: float = 0.1, settle_s: float = peers.SETTLE_S) -> Any:
+        COUNTS["timed_s"] += 3 * round_s * (rounds + 2)
+        return original(runners, rounds, round_s, settle_s)
+
+    peers.interleaved = priced
 
 
 _the_fake: list = []
