@@ -261,6 +261,7 @@ class FakeCupy:
         self.kernels_built: list[tuple[str, str, int]] = []  # (kernel, dtype, device) per compilation
         self.options: dict[str, tuple] = {}  # the compile options each kernel was declared with, by name
         self.shape_classes: set[tuple[str, str, int]] = set()  # (kernel, dtype, axes) launched, see _shape_class
+        self.compiled: set[tuple] = set()  # what CuPy would compile: elementwise per shape class and device
         self.events_made = 0
         self.log: list = []  # copy_entry(host) per host-to-device copy, ("wait", event number) per event waited on
         self.copy_entry: Any = None
@@ -351,11 +352,14 @@ class FakeCupy:
         kept = [i for i, n in enumerate(shape) if n > 1]
         full = all(a.shape == shape for a in arrays)  # no broadcast: the kept axes merge into one
         self.shape_classes.add((name, np.dtype(args[-1].dtype).name, min(len(kept), 1) if full else len(kept)))
+        self.compiled.add((name, np.dtype(args[-1].dtype).name, self.current, len(kept) if not full else 1))
 
     def _built(self, name: str, dtype: Any) -> None:
         key = (name, np.dtype(dtype).name, self.current)
         if key not in self.kernels_built:
             self.kernels_built.append(key)
+        if not any(name == k.name for k in K.ALL):  # a row or reduction kernel: one build per dtype and device
+            self.compiled.add(key)
 
     def RawModule(self, code: str, options: Any = (), name_expressions: Any = None) -> Any:
         """A module of gpubp's row kernels; ``get_function("softmax_rows_float")`` runs the twin of softmax_rows."""

@@ -61,8 +61,10 @@ def test_cpu_and_gpu_agree_on_forward_gradients_and_an_epoch(activation, dtype, 
         assert rel_err(dbg, dbc) <= tol
     for net in (cpu, gpu):
         net.fit(X, y, epochs=1, batch_size=1024, lr=0.05, momentum=0.9)
+    # 8 momentum steps compound each step's rounding: in float32, two CPU paths that only sum in other orders
+    # (the fake GPU's twins against the CPU's loops) left b_1 1.35e-5 apart; a wrong kernel is far beyond 10×
     for Wc, Wg in zip(cpu.weights + cpu.biases, gpu.weights + gpu.biases):
-        assert rel_err(Wg, Wc) <= tol
+        assert rel_err(Wg, Wc) <= tol * (10 if dtype == "float32" else 1)
     assert cpu.history["train_loss"][0] == pytest.approx(gpu.history["train_loss"][0], rel=tol)
 
 

@@ -5,7 +5,8 @@ Usage: python tests/rehearsal/headroom.py COUNTS_FOLDER STEP LIMIT_S      (exit 
 The counts are the step's processes' lines in COUNTS_FOLDER/STEP.jsonl (tests/rehearsal/rehearsal.py).
 The prices are for the GPU machine (one H200, 16 host cores) and err on the dear side:
 
-- a kernel compiled (NVRTC) for a dtype on the GPU for the first time in the run: 1.0 s; one an earlier
+- a kernel compiled (NVRTC) for a dtype (and, elementwise, a shape class) on the GPU for the first time in the
+  run: 1.0 s; one an earlier
   process of the run compiled, read back from CuPy's disk cache: 0.05 s;
 - a Python process started (interpreter, gpubp, CuPy, and what the step imports): 2 s;
 - a gpubp training step on the GPU (a backprop call: ~30 launches and cuBLAS calls): 0.5 ms;
@@ -27,6 +28,10 @@ COMPILE_S, CACHED_S, PROCESS_S, STEP_S = 1.0, 0.05, 2.0, 0.5e-3
 SPARE = 0.25
 
 
+def _compiled(line: dict) -> list:
+    return line.get("compiled", line.get("kernels_built", []))  # (kernels_built: an older rehearsal's lines)
+
+
 def read(folder: Path, step: str) -> list[dict]:
     path = folder / f"{step}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -37,11 +42,11 @@ def price(folder: Path, step: str) -> tuple[float, dict]:
     in ``folder/steps-done`` (their compilations are in CuPy's disk cache by then)."""
     done = folder / "steps-done"
     before = done.read_text().split() if done.exists() else []
-    cached = {tuple(k) for s in ["plan", *before] for line in read(folder, s) for k in line["kernels_built"]}
+    cached = {tuple(k) for s in ["plan", *before] for line in read(folder, s) for k in _compiled(line)}
     lines = read(folder, step)
     compiled, loads = set(), 0
     for line in lines:
-        for k in map(tuple, line["kernels_built"]):
+        for k in map(tuple, _compiled(line)):
             if k in cached or k in compiled:
                 loads += 1
             else:

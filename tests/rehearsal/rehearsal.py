@@ -5,8 +5,9 @@
 - GPUBP_REHEARSE_WARN_ON_IMPORT=module makes importing that module warn (DeprecationWarning), as another
   version of it on the GPU machine might.
 - What costs time on a GPU machine and not here is counted, and written at exit to
-  $GPUBP_REHEARSE_COUNTS/<step>.jsonl (one line a process; the step is $GPUBP_RUN_STEP): the kernels the
-  fake "compiled" (kernel, dtype, device), gpubp training steps on the GPU (backprop calls), fits on the CPU
+  $GPUBP_REHEARSE_COUNTS/<step>.jsonl (one line a process; the step is $GPUBP_RUN_STEP): the kernels CuPy
+  would compile (kernel, dtype, device; an elementwise one per shape class too, fake_gpu's ``compiled``),
+  gpubp training steps on the GPU (backprop calls), fits on the CPU
   (scikit-learn's, gpubp's) and their seconds, benchmark rounds by their time targets, and rests
   (``time.sleep``). tests/rehearsal/headroom.py prices them.
 
@@ -154,8 +155,8 @@ def _write() -> None:
     folder = os.environ.get("GPUBP_REHEARSE_COUNTS")
     if not folder:
         return
-    built = _the_fake[0].kernels_built if _the_fake else []
-    line = {"pid": os.getpid(), "argv": sys.argv[:3], "kernels_built": [list(k) for k in built], **COUNTS}
+    built = sorted(_the_fake[0].compiled) if _the_fake else []  # elementwise kernels per shape class
+    line = {"pid": os.getpid(), "argv": sys.argv[:3], "compiled": [list(k) for k in built], **COUNTS}
     step = os.environ.get("GPUBP_RUN_STEP", "plan")
     with open(os.path.join(folder, f"{step}.jsonl"), "a") as f:
         f.write(json.dumps(line) + "\n")
@@ -164,7 +165,7 @@ def _write() -> None:
 def _after_fork() -> None:
     _reset()
     if _the_fake:
-        _the_fake[0].kernels_built.clear()  # the parent's, already counted by the parent
+        _the_fake[0].compiled.clear()  # the parent's, already counted by the parent
 
 
 def _terminated(signum: int, frame: Any) -> None:
