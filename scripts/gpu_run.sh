@@ -108,7 +108,8 @@ main() {
         rm -f "$OUT/summary.txt" "$OUT/run.tgz"
         : > "$OUT/summary.txt"
         say "commit ${GPUBP_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
-        WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_run.XXXXXX")
+        # the archive is packed beside $OUT where it can be (a rename into $OUT is then whole at once)
+        WORK=$(mktemp -d "$(dirname "$OUT")/.gpu_run.XXXXXX" 2>/dev/null || mktemp -d "${TMPDIR:-/tmp}/gpu_run.XXXXXX")
         trap 'rm -rf "$WORK"' EXIT
         LOGS="$WORK/run/logs"
         mkdir -p "$LOGS"
