@@ -116,7 +116,8 @@ def test_out_holds_at_most_the_summary_and_one_archive_at_every_moment(tmp_path)
                 names = set(os.listdir(out))
                 seen |= names
                 assert names <= {"summary.txt", "run.tgz"}, names
-                if "train-gpu" in (out / "summary.txt").read_text():
+                summary = out / "summary.txt"  # (absent only in the instant between mkdir and its creation)
+                if summary.exists() and "train-gpu" in summary.read_text():
                     break  # the train step has started: kill the run in it
             time.sleep(0.02)
         else:
