@@ -13,7 +13,9 @@ The prices are for the GPU machine (one H200, 16 host cores) and err on the dear
 - a rest (``time.sleep`` of 0.05 s or more): its seconds;
 - a benchmark row's interleaved rounds: their time targets (three runners calibrated and timed at 0.1 s a
   round), whatever the machine;
-- a fit on the CPU (scikit-learn's, or gpubp's with device="cpu"): the seconds it took here, on 2 shared cores.
+- a fit on the CPU (scikit-learn's, or gpubp's with device="cpu"): the CPU seconds it took here (its work, on
+  this machine's cores however busy they were; all its threads' together, so never less than its wall time on
+  an idle machine of this speed).
 
 The last line printed is the verdict, for the run's summary.
 """
@@ -70,7 +72,7 @@ def main(argv: list[str]) -> int:
     verdict = "fits" if share <= 1 - SPARE else f"OVER the {1 - SPARE:.0%} of its limit a plan may use"
     print(f"rehearsal: {step}: {c['compiles']} kernel compilations, {c['cache_loads']} from the cache, "
           f"{c['processes']} processes, {c['gpu_steps']} GPU steps, {c['rests']} rests ({c['rest_s']:.1f} s), "
-          f"{c['fits']} CPU fits ({c['fit_s']:.1f} s here), {c['timed_s']:.1f} s of benchmark rounds")  # fmt: skip
+          f"{c['fits']} CPU fits ({c['fit_s']:.1f} CPU s here), {c['timed_s']:.1f} s of benchmark rounds")  # fmt: skip
     print(f"rehearsal: {step}: ~{seconds:.0f} s on the GPU machine of its {limit:.0f} s limit ({share:.0%}): {verdict}")
     return 0 if share <= 1 - SPARE else 1
 

@@ -8,7 +8,7 @@
   $GPUBP_REHEARSE_COUNTS/<step>.jsonl (one line a process; the step is $GPUBP_RUN_STEP): the kernels CuPy
   would compile (kernel, dtype, device; an elementwise one per shape class too, fake_gpu's ``compiled``),
   gpubp training steps on the GPU (backprop calls), fits on the CPU
-  (scikit-learn's, gpubp's) and their seconds, benchmark rounds by their time targets, and rests
+  (scikit-learn's, gpubp's) and their CPU seconds, benchmark rounds by their time targets, and rests
   (``time.sleep``). tests/rehearsal/headroom.py prices them.
 
 Nothing here is imported by gpubp; it patches only the fake and, after they are imported, ``time.sleep``,
@@ -97,14 +97,14 @@ def _count_calls(cls: type, name: str, key: Any, timed: bool = False) -> None:
 
     def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
         which = key(self, *args, **kwargs)
-        t0 = time.perf_counter()
+        t0 = time.process_time()  # CPU seconds: the work, whatever else shares this machine's cores
         try:
             return original(self, *args, **kwargs)
         finally:
             if which:
                 COUNTS[which] += 1
                 if timed:
-                    COUNTS["fit_other_s"] += time.perf_counter() - t0
+                    COUNTS["fit_other_s"] += time.process_time() - t0
 
     setattr(cls, name, counted)
 
