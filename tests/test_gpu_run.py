@@ -125,3 +125,15 @@ def test_check_bench_expects_the_rows_the_run_selected(tmp_path):
     proc = subprocess.run([*args, "--selected", str(listing)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "row small 784-128-10 B64 relu float32 on the GPU is missing" in proc.stderr
+
+
+def test_a_run_of_some_steps_counts_only_their_limits(plan):
+    """GPUBP_RUN_STEPS (a second run of the steps that failed): the others are listed as not selected, and the
+    total is the plan's collection and the selected steps' limits."""
+    proc = dry_run(GPUBP_RUN_STEPS="info,sklearn-on-gpu")
+    assert proc.returncode == 0, proc.stderr
+    limits = {m[1]: int(m[2]) for m in re.finditer(r"^== (\S+) \(limit (\d+)s\): ", proc.stdout, flags=re.M)}
+    assert list(limits) == ["info", "sklearn-on-gpu"]
+    assert "== bench: not selected (GPUBP_RUN_STEPS=info,sklearn-on-gpu)" in proc.stdout
+    total = int(re.search(r"^total: (\d+) s of 560 s$", proc.stdout, flags=re.M).group(1))
+    assert total == 15 + sum(limits.values())
