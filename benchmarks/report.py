@@ -208,6 +208,6 @@ def write(json_path: str, out_dir: Path = HERE) -> Path:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m benchmarks.report RESULTS.json")
-    print(f"wrote {write(sys.argv[1])}")
+    if len(sys.argv) not in (2, 3):
+        raise SystemExit("usage: python -m benchmarks.report RESULTS.json [FOLDER]   (default: benchmarks/)")
+    print(f"wrote {write(sys.argv[1], Path(sys.argv[2]) if len(sys.argv) == 3 else HERE)}")

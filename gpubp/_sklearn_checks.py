@@ -10,6 +10,7 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_y, check_consistent_length, validate_data
 
 from .backend import get_device, gpu_array, is_cupy_array, to_numpy
+from .device import has_cuda_array_interface
 from .labels import Labels
 
 
@@ -46,7 +47,7 @@ def check_hidden(est: Any) -> list[int]:
 
 def _gpu_X(est: Any, X: Any) -> Any:
     """X as a CuPy array when it is a GPU array and this estimator runs on a GPU, else None."""
-    if isinstance(X, np.ndarray) or not (hasattr(X, "__cuda_array_interface__") or hasattr(X, "__dlpack__")):
+    if isinstance(X, np.ndarray) or not (has_cuda_array_interface(X) or hasattr(X, "__dlpack__")):
         return None
     return gpu_array(X, est._net.device if hasattr(est, "_net") else get_device(est.device))
 

@@ -98,24 +98,24 @@ def softmax_backward(device: Device, a: Any, delta: Any) -> None:
     delta *= a
 
 
-def forward_runner(device: Device, name: str):
-    """f(b, A): A ← g(A + b) in place on ``device``."""
+def forward_runner(device: Device, name: str, dtype: Any = None):
+    """f(b, A): A ← g(A + b) in place on ``device`` (on a GPU compiled now for ``dtype``; None: both)."""
     act = ACTIVATIONS[name]
     if act.forward is None:
         if device.jit:
             jit(_shift_rows_loop, (1, 2))  # compiled now, not in epoch 1
             return lambda b, a: _softmax_jit(b, a) if a.size <= _JIT_SOFTMAX else softmax_forward(device, b, a)
         if device.is_gpu:
-            return device.row_kernel(K.softmax_rows)  # compiled now, when the network binds
+            return device.row_kernel(K.softmax_rows, dtype)  # compiled now, when the network binds
         return lambda b, a: softmax_forward(device, b, a)
-    return device.kernel(act.forward)
+    return device.kernel(act.forward, dtype)
 
 
-def derivative_runner(device: Device, name: str):
+def derivative_runner(device: Device, name: str, dtype: Any = None):
     """f(A, δ): δ ← δ ⊙ g'(Z) in place (softmax: δ ← J_softmaxᵀ δ, see softmax_backward), or None when g' = 1."""
     act = ACTIVATIONS[name]
     if name == "softmax":
         return lambda a, delta: softmax_backward(device, a, delta)
     if act.derivative is None:
         return None
-    return device.kernel(act.derivative)
+    return device.kernel(act.derivative, dtype)

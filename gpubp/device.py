@@ -49,25 +49,31 @@ class Device:
             self.kernels = probe.cpu_kernels()
         return self.kernels == "numba"
 
-    def kernel(self, k: _kernelkit.Kernel) -> Callable[..., Any]:
-        """The runner of kernel ``k`` on this device: its CUDA build, its compiled loop or its NumPy twin."""
+    def kernel(self, k: _kernelkit.Kernel, dtype: Any = None) -> Callable[..., Any]:
+        """The runner of kernel ``k`` on this device: its CUDA build, its compiled loop or its NumPy twin. On a GPU
+        it is compiled now for ``dtype`` (None: float32 and float64), once per device: not in epoch 1."""
         if self.is_gpu:
-            compiled = self._compiled_kernels
-            if k.name not in compiled:  # compiled here, when a network binds, for this device: not in epoch 1
-                with self.use():
-                    compiled[k.name] = k.compile(self.xp)
-            return compiled[k.name]
+            return self._gpu_compiled(k, dtype)
         return k.host() if k.loop is not None and self.jit else k.numpy
 
-    def row_kernel(self, k: _kernelkit.RowKernel) -> Callable[..., Any]:
-        """The runner f(b, A) of row kernel ``k`` on this GPU (one launch, compiled now for both dtypes on this
-        device); on the CPU its NumPy twin."""
+    def row_kernel(self, k: _kernelkit.RowKernel, dtype: Any = None) -> Callable[..., Any]:
+        """The runner f(b, A) of row kernel ``k`` on this GPU (one launch, compiled now for ``dtype``, None: both,
+        on this device); on the CPU its NumPy twin."""
         if not self.is_gpu:
             return k.numpy
+        return self._gpu_compiled(k, dtype)
+
+    def _gpu_compiled(self, k: Any, dtype: Any) -> Any:
+        """``k`` compiled on this GPU for the dtypes not compiled yet (each NVRTC build takes ~1 s where CuPy's
+        disk cache does not have it: a float32 network compiles no float64 kernel)."""
+        dtypes = (np.float32, np.float64) if dtype is None else (np.dtype(dtype).type,)
         compiled = self._compiled_kernels
-        if k.name not in compiled:
+        todo = tuple(d for d in dtypes if (k.name, d) not in compiled)
+        if todo:
             with self.use():
-                compiled[k.name] = k.compile(self.xp)
+                run = k.compile(self.xp, todo)
+            compiled.setdefault(k.name, run)
+            compiled.update(((k.name, d), True) for d in todo)
         return compiled[k.name]
 
     def loss_sum(self, k: _kernelkit.Kernel, dtype: Any) -> Callable[..., Any] | None:
@@ -211,14 +217,16 @@ class Device:
             copier = mine.get("copy-stream")
             if copier is None:
                 copier = mine["copy-stream"] = xp.cuda.Stream(non_blocking=True)
-            landing_key, events_key = ("landing", *key), ("events", *key)
-            landing = mine.get(landing_key)
+            copied, read = mine.get(("events", *key)) or (None, None)
+            if copied is None:
+                copied, read = xp.cuda.Event(disable_timing=True), xp.cuda.Event(disable_timing=True)
+                mine[("events", *key)] = (copied, read)
+            landing = mine.get(("landing", *key))
             if landing is None or landing.shape[0] < host.shape[0]:  # grows with the staging buffer, rarely
-                landing = mine[landing_key] = xp.empty(mine[key].shape, host.dtype)
-            events = mine.get(events_key)
-            if events is None:
-                events = mine[events_key] = (xp.cuda.Event(disable_timing=True), xp.cuda.Event(disable_timing=True))
-            copied, read = events
+                landing = mine[("landing", *key)] = xp.empty(mine[key].shape, host.dtype)
+                # the pool may hand over a block that work queued on the current stream still reads (the pool
+                # orders reuse on that stream, not on the copy stream): the copy waits for that work
+                read.record(compute)
             part = landing[: host.shape[0]]
             copier.wait_event(read)  # the current stream has moved this buffer's last rows out of it
             part.set(host, stream=copier)
@@ -265,13 +273,26 @@ def is_foreign_cuda_array(x: Any) -> bool:
     CUDA ``__dlpack_device__``, which NumPy cannot read."""
     if isinstance(x, np.ndarray) or is_cupy_array(x):
         return False
-    if hasattr(x, "__cuda_array_interface__"):
+    if has_cuda_array_interface(x):
         return True
     where = getattr(x, "__dlpack_device__", None)
     try:
         return where is not None and where()[0] == 2  # kDLCUDA
     except Exception:  # a __dlpack_device__ that cannot answer is not read through it
         return False
+
+
+def has_cuda_array_interface(x: Any) -> bool:
+    """True when ``x`` offers ``__cuda_array_interface__``. An object whose interface raises (a PyTorch CUDA
+    tensor that requires grad raises RuntimeError, which ``hasattr`` does not catch) is refused with why."""
+    try:
+        x.__cuda_array_interface__  # noqa: B018 (read for its error, if any)
+    except AttributeError:
+        return False
+    except Exception as exc:
+        raise TypeError(f"{type(x).__name__} is a CUDA array whose __cuda_array_interface__ cannot be read: {exc} "
+                        f"(a PyTorch tensor that requires grad: pass tensor.detach())") from None  # fmt: skip
+    return True
 
 
 def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
@@ -283,7 +304,7 @@ def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
         cupy, reason = probe._cupy_status()
         if cupy is None:
             raise TypeError(f"{type(x).__name__} is an array on a CUDA GPU; reading it needs CuPy: {reason}")
-        x = (cupy.asarray(x) if hasattr(x, "__cuda_array_interface__") else cupy.from_dlpack(x)).get()
+        x = (cupy.asarray(x) if has_cuda_array_interface(x) else cupy.from_dlpack(x)).get()
     return np.asarray(x, dtype=dtype)
 
 
@@ -294,7 +315,7 @@ def gpu_array(x: Any, device: Device) -> Any:
     if not device.is_gpu or isinstance(x, np.ndarray):
         return None
     with device.use():
-        if is_cupy_array(x) or hasattr(x, "__cuda_array_interface__"):
+        if is_cupy_array(x) or has_cuda_array_interface(x):
             return device.xp.asarray(x)
         if hasattr(x, "__dlpack_device__") and x.__dlpack_device__()[0] == 2:  # kDLCUDA
             return device.xp.from_dlpack(x)

@@ -23,6 +23,12 @@ import numpy as np
 
 _PARAM = re.compile(r"^\s*T\s+([A-Za-z_]\w*)\s*$")
 
+# What every kernel is compiled with, beside CuPy's own -ftz=true (float32 subnormals flush to zero on the GPU:
+# the rule tests/test_gpu_arithmetic.py states). No multiply-add contraction: NVRTC fuses a·b + c into one
+# rounding by default, which moves a result's last bit and a zero's sign away from the twin's; a body does
+# its twin's operations in its twin's order, each rounded (the library's exp, log and tanh keep their own fmas).
+CUDA_OPTIONS = ("--fmad=false",)
+
 
 def _names(params: str) -> tuple[str, ...]:
     names = []
@@ -71,16 +77,18 @@ class Kernel:
         """The ``ElementwiseKernel`` of array module ``xp`` (CuPy), declared once: CuPy compiles it (NVRTC,
         or its disk cache) on the first call per dtype and device; see :meth:`compile`."""
         if self._compiled is None or self._compiled[0] is not xp:
-            kernel = xp.ElementwiseKernel(self.in_params, self.out_params, self.body, self.name, no_return=True)
+            kernel = xp.ElementwiseKernel(self.in_params, self.out_params, self.body, self.name, no_return=True,
+                                          options=CUDA_OPTIONS)  # fmt: skip
             self._compiled = (xp, kernel)
         return self._compiled[1]
 
-    def compile(self, xp: Any) -> Any:
-        """:meth:`gpu`, compiled now for float32 and float64 on the current device by one launch over one
-        element each (the values are scratch), so that no epoch's time includes NVRTC."""
+    def compile(self, xp: Any, dtypes: tuple = (np.float32, np.float64)) -> Any:
+        """:meth:`gpu`, compiled now for ``dtypes`` on the current device by one launch over two elements each
+        (the values are scratch), so that no epoch's time includes NVRTC. Two: CuPy builds a kernel per shape
+        class, and one element is a 0-axis launch where an update's flat slices are 1-axis ones."""
         kernel = self.gpu(xp)
-        for dtype in (np.float32, np.float64):
-            kernel(*(dtype(0) if n in _SCALARS else xp.empty(1, dtype) for n in self.inputs + self.outputs))
+        for dtype in dtypes:
+            kernel(*(dtype(0) if n in _SCALARS else xp.empty(2, dtype) for n in self.inputs + self.outputs))
         return kernel
 
     def gpu_sum(self, xp: Any) -> Any:
@@ -97,7 +105,7 @@ class Kernel:
             kernel = xp.ReductionKernel(
                 ", ".join(f"T {n}_" for n in self.inputs) + ", T w_", "T s_",
                 f"{term}({', '.join(n + '_' for n in self.inputs)}) * w_", "a + b", "s_ = a", "0",
-                f"{self.name}_sum", preamble=preamble,
+                f"{self.name}_sum", preamble=preamble, options=CUDA_OPTIONS,
             )  # fmt: skip
             self._sums[key] = kernel
         return self._sums[key]
@@ -232,24 +240,34 @@ class RowKernel:
     def gpu(self, xp: Any) -> Any:
         """f(b, a) on CuPy arrays of this kernel's dtypes (``a`` C-contiguous), one launch."""
         if self._compiled is None or self._compiled[0] is not xp:
-            module = xp.RawModule(code=self.source())
+            module = xp.RawModule(code=self.source(), options=CUDA_OPTIONS)
             self._compiled = (xp, module, {})
         _, module, functions = self._compiled
 
         def run(b: Any, a: Any) -> None:
+            # the kernel reads raw pointers: a (rows, n) row-major, b n values, both of one float dtype
+            if a.dtype not in (np.float32, np.float64) or b.dtype != a.dtype:
+                raise TypeError(f"{self.name}: expected float32 or float64 arrays of one dtype, got a {a.dtype} "
+                                f"and b {b.dtype}")  # fmt: skip
+            if a.ndim != 2 or b.shape != (a.shape[1],):
+                raise ValueError(f"{self.name}: expected a (rows, n) and b (n,), got {a.shape} and {b.shape}")
+            if not (a.flags.c_contiguous and b.flags.c_contiguous):
+                raise ValueError(f"{self.name}: a and b must be C-contiguous (the kernel walks raw rows)")
+            rows, n = a.shape
+            if rows == 0:  # a rank's empty share: nothing to do, and a grid of 0 blocks is a launch error
+                return
             T = "float" if a.dtype == np.float32 else "double"
             fn = functions.get(T)
             if fn is None:
                 fn = functions[T] = module.get_function(f"{self.name}_{T}")
-            rows, n = a.shape
             threads = 128
             fn(((rows + threads - 1) // threads,), (threads,), (b, a, np.int64(rows), np.int64(n)))
 
         return run
 
-    def compile(self, xp: Any) -> Any:
-        """:meth:`gpu`, compiled now (NVRTC) for both dtypes on the current device by one launch over a 1×1 array."""
+    def compile(self, xp: Any, dtypes: tuple = (np.float32, np.float64)) -> Any:
+        """:meth:`gpu`, compiled now (NVRTC) for ``dtypes`` on the current device by one launch over a 1×1 array."""
         run = self.gpu(xp)
-        for dtype in (np.float32, np.float64):
+        for dtype in dtypes:
             run(xp.zeros(1, dtype), xp.zeros((1, 1), dtype))
         return run

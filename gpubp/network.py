@@ -154,28 +154,34 @@ class MLP:
         dev, L = self.device, self.L
         acts = [self.activation] * (L - 1) + [self.output]  # g_1 .. g_L
         # index l is g_l (index 0 unused); g'_l is None where the δ recursion skips it (identity, a matched output)
-        self._g: list[Any] = [None] + [forward_runner(dev, a) for a in acts]
-        self._g_prime: list[Any] = [None] + [derivative_runner(dev, a) for a in acts]
+        self._g: list[Any] = [None] + [forward_runner(dev, a, self.dtype) for a in acts]
+        self._g_prime: list[Any] = [None] + [derivative_runner(dev, a, self.dtype) for a in acts]
         loss = LOSSES[self.loss]
         self._matched = self.output == loss.matched_output
-        self._loss_terms = dev.kernel(loss.terms)
         self._loss_reduce = dev.loss_sum(loss.terms, self.dtype)  # a GPU's one launch for Σ terms (None: the CPU)
-        self._delta_output = dev.kernel(K.delta_output)
+        # the terms kernel runs only where there is no such launch (a GPU would compile it for nothing)
+        self._loss_terms = dev.kernel(loss.terms) if self._loss_reduce is None else None
+        self._delta_output = dev.kernel(K.delta_output, self.dtype)
+        # C = A·B into out: CuPy's matmul(out=) goes through its Python gufunc wrapper on every call, dot(out=)
+        # reaches the same cuBLAS GEMM without it; NumPy's matmul is its fastest
+        self._mm = self.xp.dot if dev.is_gpu else self.xp.matmul
         self._tiny = self.dtype.type(np.finfo(self.dtype).tiny)
         self._workspaces: dict[int, Workspace] = {}
         self._db_rows = [db.reshape(1, -1) for db in self.db]  # (1, n_l) views of db
         if dev.is_gpu:
             self._warm_up()
 
-    def _warm_up(self) -> None:
-        """One step on one row of zeros on the GPU (the gradient buffer is scratch; θ is not touched): cuBLAS's
-        handle, CuPy's gather and copy kernels are made now, when the network binds, not in epoch 1's time."""
+    def _warm_up(self, batch: int = 2) -> None:
+        """One step on ``batch`` rows of zeros on the GPU (the gradient buffer is scratch; θ is not touched):
+        cuBLAS's handle, CuPy's gather and copy kernels are made now, when the network binds, not in epoch 1's
+        time. CuPy compiles a kernel per shape class (a batch of 1 drops an axis that a bias broadcasts over):
+        two rows are a batch's class; a Trainer warms up again at its own batch size."""
         dev, xp = self.device, self.xp
         with dev.use():
-            ws = Workspace(dev, self.sizes, 1, self.dtype)
+            ws = Workspace(dev, self.sizes, batch, self.dtype)
             ws.A[0].fill(0)
             ws.Y.fill(0)
-            dev.take_rows(ws.A[0], xp.zeros(1, np.int64), xp.empty_like(ws.A[0]))  # the batch gather
+            dev.take_rows(ws.A[0], xp.zeros(batch, np.int64), xp.empty_like(ws.A[0]))  # the batch gather
             self.backprop(ws, xp.zeros((), np.float64))
 
     @property
@@ -247,9 +253,9 @@ class MLP:
 
     def forward_into(self, A: list[Any]) -> None:
         """Forward pass in place: A[0] holds the batch; fills A[1..L]."""
-        xp, W, b = self.xp, self.params.weights, self.params.biases
+        mm, W, b = self._mm, self.params.weights, self.params.biases
         for l in range(1, self.L + 1):
-            xp.matmul(A[l - 1], W[l - 1].T, out=A[l])  # Z_l = A_{l-1} W_lᵀ
+            mm(A[l - 1], W[l - 1].T, out=A[l])  # Z_l = A_{l-1} W_lᵀ
             self._g[l](b[l - 1], A[l])  # A_l = g_l(Z_l + b_l), bias fused in
 
     def _output_delta(self, ws: Workspace, inv_b: Any = None) -> None:
@@ -265,12 +271,12 @@ class MLP:
 
     def _backward(self, ws: Workspace) -> None:
         """The δ recursion: from Δ_L in ws.delta[L], fill self.dW and self.db."""
-        xp, A, delta, W, dW = self.xp, ws.A, ws.delta, self.params.weights, self.params.dW
+        mm, A, delta, W, dW = self._mm, ws.A, ws.delta, self.params.weights, self.params.dW
         for l in range(self.L, 0, -1):
-            xp.matmul(delta[l].T, A[l - 1], out=dW[l - 1])  # ∂L/∂W_l = Δ_lᵀ A_{l-1}
-            xp.matmul(ws.ones, delta[l], out=self._db_rows[l - 1])  # ∂L/∂b_l = Σ_rows Δ_l
+            mm(delta[l].T, A[l - 1], out=dW[l - 1])  # ∂L/∂W_l = Δ_lᵀ A_{l-1}
+            mm(ws.ones, delta[l], out=self._db_rows[l - 1])  # ∂L/∂b_l = Σ_rows Δ_l
             if l > 1:
-                xp.matmul(delta[l], W[l - 1], out=delta[l - 1])  # Δ_l W_l
+                mm(delta[l], W[l - 1], out=delta[l - 1])  # Δ_l W_l
                 if self._g_prime[l - 1] is not None:
                     self._g_prime[l - 1](A[l - 1], delta[l - 1])  # ⊙ g'(Z_{l-1})
 

@@ -46,7 +46,7 @@ class Optimizer:
         self._zero = self.dtype(0)
         self.set_weight_decay(weight_decay)
         self.flat: dict[str, Any] = {slot: store.zeros() for slot in self.slots}  # one buffer per slot, θ's layout
-        self._update = self.device.kernel(kernel)
+        self._update = self.device.kernel(kernel, self.dtype)
         self.whole = self._update is kernel.numpy  # a NumPy twin: one update over all of θ
         # (θ slice, gradient slice, state slices, decayed?): all weights, then all biases
         self._slices = [(part(store.theta), part(store.grad), [part(f) for f in self.flat.values()], decayed)

@@ -6,134 +6,242 @@
 #
 #     GPUBP_COMMIT=$(git rev-parse --short HEAD) bash scripts/gpu_run.sh      # the commit: .git does not travel
 #     bash scripts/gpu_run.sh --dry-run      # the steps, their limits and the files it returns; runs nothing
+#     bash scripts/gpu_run.sh --rehearse     # this script, first line to last, on a CPU against the fake CuPy
+#     GPUBP_RUN_STEPS=bench,report bash scripts/gpu_run.sh     # only these steps (a second run after fixes)
 #
 # Each step has its own time limit, computed below from what the step selects (pytest counts its tests first),
 # so one hang costs that step, not the run; the limits add up to at most GPUBP_RUN_TOTAL_S (560 s: a remote
 # command may run 600 s, the rest is start-up and packing). A plan over that total is refused before
 # anything runs. Every step's status is its own command's: a crash in `gpubp info`, a missing CuPy wheel, a
-# skipped GPU test, a benchmark row that did not run or measured nonsense each fail the run.
+# skipped GPU test, a benchmark row that did not run or measured nonsense each fail the run. A step runs under
+# `timeout -k` in a process group of its own, and whatever of that group outlives the step (a CLI subprocess,
+# loky's workers) is killed with it, so it cannot hold the GPU into the next step.
 #
-# At most 8 files come back from the remote run's $OUT, so this leaves 5 there: summary.txt (every step's
-# tail and exit status), logs.tgz (every step's whole log), results.json, RESULTS.md and throughput.png.
+# What comes back from the remote run's $OUT is, at every moment, at most two files: summary.txt (written
+# first, then after every step: each step's tail and exit status) and run.tgz (every step's whole log,
+# results.json, RESULTS.md and throughput.png), packed again after every step beside $OUT and moved in whole;
+# a run killed at any point returns what it had.
+#
+# --rehearse: the same steps, commands, limits, logs, summary and packing, with the fake CuPy of
+# tests/fake_gpu.py installed as `cupy` in every Python process (tests/rehearsal/sitecustomize.py; nothing
+# of it reaches gpubp/) and a stand-in nvidia-smi. After each step it checks the plan against what the step
+# did (tests/rehearsal/headroom.py): kernels compiled, estimator fits and rests, priced at a GPU machine's
+# costs, must leave 25 % of the step's limit. GPUBP_RUN_K adds a pytest -k expression to every pytest step
+# (a reduced selection of the same script: the test in `make test` uses one).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-DRY=0
-case "${1:-}" in
-    --dry-run) DRY=1 ;;
-    "") ;;
-    *) echo "usage: bash scripts/gpu_run.sh [--dry-run]" >&2; exit 2 ;;
-esac
-OUT=${OUT:-gpu-run}
-LOGS="$OUT/logs"
-TOTAL_S=${GPUBP_RUN_TOTAL_S:-560}
-FILES="summary.txt logs.tgz results.json RESULTS.md throughput.png"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
-BENCH_K="gpu- or cpu-large or cpu-batch-sweep or sklearn"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 collect() {  # collect ARGS...: pytest's list of the tests ARGS select (nothing runs); a collection error fails
     local listing
-    if ! listing=$($PY -m pytest "$@" --collect-only -q -p no:cacheprovider -p no:randomly 2>&1); then
+    if ! listing=$($PY -m pytest "$@" "${PYTEST_W[@]}" --collect-only -q -p no:cacheprovider -p no:randomly 2>&1)
+    then
         echo "gpu_run: pytest cannot collect $*:" >&2
-        tail -n 5 <<< "$listing" >&2
+        tail -n 8 <<< "$listing" >&2
         return 2
     fi
     grep '::' <<< "$listing" || true
 }
 count() { grep -c -- "$1" <<< "$2" || true; }  # count PATTERN LISTING: matching lines (0 when none)
 
-t_plan=$SECONDS
-gpu_tests=$(collect tests -m gpu) || exit 2
-bench=$(collect benchmarks -k "$BENCH_K") || exit 2
-# the estimator tests, and the README's and the estimators page's examples (tests/test_docs.py runs them)
-SK_ARGS=(tests/test_sklearn.py tests/test_docs.py -k "test_sklearn or (test_every_block and (README or estimators))")
-sk_tests=$(collect "${SK_ARGS[@]}") || exit 2
-N_GPU_TESTS=$(count '::' "$gpu_tests")
-N_KERNEL_TESTS=$(count 'test_cupy_kernel_matches_numpy_twin' "$gpu_tests")  # one kernel, one small launch each
-N_BENCH_GPU=$(count 'test_gpubp_step\[gpu-.*float32' "$bench")  # float64 rows skip on a GPU
-N_BENCH_CPU=$(count 'test_gpubp_step\[cpu-' "$bench")
-N_BENCH_TORCH=$(count 'test_torch_step\[' "$bench")
-N_BENCH_SK=$(count 'bench_sklearn' "$bench")
-N_SK_TESTS=$(count '::' "$sk_tests")
-N_DOC_PAGES=$(count 'test_docs.py::' "$sk_tests")
-
-# Seconds per selected item, estimated for the H200 host (16 cores) and rounded up; summary.txt records each
-# step's actual time, so a run shows where an estimate was wrong. A GPU row: calibration, 15 timed rounds of
-# >= 2 ms, then 7 alternating rounds of gpubp, its GEMMs and PyTorch at 0.1 s each, with no rest between them
-# (the rest is for CPU thread pools, which a GPU row does not use): ~3 s. A CPU row rests 0.3 s before each of
-# its 21 alternating rounds: ~10 s. The scikit-learn fit row times 5 alternating 200-epoch fits of 3 fitters.
-PLAN_S=15  # the three collections above
-LIMIT_INFO=20
-# a kernel comparison is one launch over 37×23 elements plus, the first time per kernel and dtype, an NVRTC
-# compile (~0.5 s, and the random and extreme cases share it): half a second each; every other test one second
-LIMIT_GPU_TESTS=$((45 + 1 * (N_GPU_TESTS - N_KERNEL_TESTS) + N_KERNEL_TESTS / 2))
-LIMIT_TRAIN_GPU=30  # the default run: CuPy import, kernels compiled, ~2 s of epochs
-LIMIT_BENCH=$((15 + 4 * N_BENCH_GPU + 2 * N_BENCH_TORCH + 10 * N_BENCH_CPU + 20 * N_BENCH_SK))
-LIMIT_BENCH_CHECK=15
-LIMIT_REPORT=20
-LIMIT_SKLEARN=$((20 + N_SK_TESTS * 3 / 10 + 8 * N_DOC_PAGES))  # a page: a training run, a grid search
-SUM=$((PLAN_S + LIMIT_INFO + LIMIT_GPU_TESTS + LIMIT_TRAIN_GPU + LIMIT_BENCH + LIMIT_BENCH_CHECK + LIMIT_REPORT
-       + LIMIT_SKLEARN))
-
 say() {  # a line for the terminal and, in a real run, for summary.txt
-    if [ $DRY -eq 1 ]; then echo "$*"; else echo "$*" | tee -a "$OUT/summary.txt"; fi
+    if [ "$DRY" -eq 1 ]; then echo "$*"; else echo "$*" | tee -a "$OUT/summary.txt"; fi
 }
-if [ $DRY -eq 0 ]; then
-    mkdir -p "$LOGS"
-    : > "$OUT/summary.txt"
-    say "commit ${GPUBP_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
-    say "plan: $((SECONDS - t_plan)) s (budgeted $PLAN_S s)"
-fi
-say "selected: $N_GPU_TESTS gpu tests ($N_KERNEL_TESTS kernel comparisons); bench rows: $N_BENCH_GPU gpu, $N_BENCH_TORCH PyTorch, $N_BENCH_CPU cpu," \
-    "$N_BENCH_SK scikit-learn; $N_SK_TESTS estimator tests"
-status=0
 
-step() {  # step NAME SECONDS CMD...: run with a time limit, log to $LOGS/NAME.txt, remember a failure
-    local name=$1 limit=$2
+pack() {  # run.tgz anew beside $OUT, then moved in whole: $OUT never holds a half-written archive
+    [ "$DRY" -eq 1 ] && return
+    local part="$WORK/run.tgz.part"
+    if tar czf "$part" -C "$WORK" run 2> "$WORK/tar.err"; then
+        mv -f "$part" "$OUT/run.tgz"
+    else
+        say "gpu_run: packing failed: $(tail -n 1 "$WORK/tar.err")"
+    fi
+}
+
+step() {  # step NAME SECONDS CMD...: run with a time limit, log to run/logs/NAME.txt, remember a failure
+    local name=$1 limit=$2 planned=$2
     shift 2
+    if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then
+        say "== $name: not selected (GPUBP_RUN_STEPS=$ONLY)"
+        return
+    fi
     say "== $name (limit ${limit}s): $*"
-    [ $DRY -eq 1 ] && return
-    local t0=$SECONDS
-    timeout "$limit" "$@" > "$LOGS/$name.txt" 2>&1
-    local rc=$?
-    tail -n 6 "$LOGS/$name.txt" | tee -a "$OUT/summary.txt"
-    [ $rc -eq 124 ] && say "-- $name: killed at its limit of $limit s"
+    [ "$DRY" -eq 1 ] && return
+    local t0=$SECONDS log="$LOGS/$name.txt" pid rc
+    # a rehearsal's host is not the GPU machine: GPUBP_REHEARSE_SLOWER=N gives its steps N times the time
+    # (the plan is judged by the counts below, at the GPU machine's prices, against the limit itself)
+    [ "$REHEARSE" -eq 1 ] && limit=$((limit * ${GPUBP_REHEARSE_SLOWER:-1}))
+    # timeout makes a process group of its own and signals it whole; -k: KILL what ignores TERM 5 s on
+    GPUBP_RUN_STEP=$name timeout -k 5 "$limit" "$@" > "$log" 2>&1 < /dev/null &
+    pid=$!
+    wait "$pid"
+    rc=$?
+    kill -KILL -- "-$pid" 2> /dev/null  # what of the step's group outlived it (its pgid is timeout's pid)
+    tail -n 6 "$log" | cut -c 1-400 | tee -a "$OUT/summary.txt"
+    [ $rc -eq 124 ] || [ $rc -eq 137 ] && say "-- $name: killed at its limit of $limit s"
     say "-- $name: exit $rc after $((SECONDS - t0)) s"
     [ $rc -eq 0 ] || status=1
+    if [ "$REHEARSE" -eq 1 ]; then  # the plan against what the step did, at a GPU machine's prices
+        $PY tests/rehearsal/headroom.py "$COUNTS" "$name" "$planned" >> "$log" 2>&1 || status=1
+        tail -n 1 "$log" | tee -a "$OUT/summary.txt"
+    fi
+    pack
 }
 
-if [ $SUM -gt "$TOTAL_S" ]; then
-    echo "gpu_run: the step limits add up to $SUM s, over the $TOTAL_S s a run may take: select fewer tests or" \
-         "benchmark rows (nothing was run)" >&2
-    exit 2
-fi
+main() {
+    DRY=0 REHEARSE=0
+    case "${1:-}" in
+        --dry-run) DRY=1 ;;
+        --rehearse) REHEARSE=1 ;;
+        "") ;;
+        *) echo "usage: bash scripts/gpu_run.sh [--dry-run | --rehearse]" >&2; exit 2 ;;
+    esac
+    if [ "$REHEARSE" -eq 1 ]; then OUT=${OUT:-gpu-rehearsal}; else OUT=${OUT:-gpu-run}; fi
+    TOTAL_S=${GPUBP_RUN_TOTAL_S:-560}
+    ONLY=${GPUBP_RUN_STEPS:-}
+    FILES="summary.txt run.tgz"
+    export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+    PY=${PYTHON:-python3}
+    PYTEST_W=()
+    status=0
+    if [ "$DRY" -eq 0 ]; then  # summary.txt before anything else: a run killed in its plan still says so
+        mkdir -p "$OUT"
+        rm -f "$OUT/summary.txt" "$OUT/run.tgz"
+        : > "$OUT/summary.txt"
+        say "commit ${GPUBP_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+        # the archive is packed beside $OUT where it can be (a rename into $OUT is then whole at once)
+        WORK=$(mktemp -d "$(dirname "$OUT")/.gpu_run.XXXXXX" 2>/dev/null || mktemp -d "${TMPDIR:-/tmp}/gpu_run.XXXXXX")
+        trap 'rm -rf "$WORK"' EXIT
+        LOGS="$WORK/run/logs"
+        mkdir -p "$LOGS"
+    fi
+    if [ "$REHEARSE" -eq 1 ]; then
+        say "rehearsal: the fake CuPy (tests/fake_gpu.py) in every Python process; no GPU is used"
+        COUNTS="$WORK/counts"
+        mkdir -p "$COUNTS"
+        export GPUBP_REHEARSE=1 GPUBP_REHEARSE_COUNTS=$COUNTS PYTHONPATH=$PWD/tests/rehearsal:$PWD
+        export PATH=$PWD/tests/rehearsal/bin:$PATH
+    fi
+    local K_ARGS=() BENCH_K="gpu- or cpu-large or cpu-batch-sweep or sklearn"
+    local SK_K="test_sklearn or (test_every_block and (README or estimators))"
+    if [ -n "${GPUBP_RUN_K:-}" ]; then
+        K_ARGS=(-k "$GPUBP_RUN_K")
+        BENCH_K="($BENCH_K) and ($GPUBP_RUN_K)"
+        SK_K="($SK_K) and ($GPUBP_RUN_K)"
+    fi
 
-# gpubp info's own status (a crash fails); a GPU must answer; the CuPy wheel is cupy-cuda12x or cupy-cuda13x
-step info $LIMIT_INFO bash -c "set -eo pipefail; $PY -m gpubp info
-    $PY -c 'import sys; from gpubp.backend import gpu_unavailable_reason as why; sys.exit(why())'
-    nvidia-smi
-    $PY -m pip list 2>/dev/null | grep -iE '^(numpy|cupy-cuda1[23]x|scikit-learn|pandas|pytest|torch|numba|mpi4py) '
-    $PY -m pip list 2>/dev/null | grep -qiE '^cupy-cuda1[23]x '"
-# the GPU tests demand a GPU: a skip for want of one is a failure here
-step gpu-tests $LIMIT_GPU_TESTS env GPUBP_REQUIRE_GPU=1 $PY -m pytest tests -m gpu -ra -p no:cacheprovider
-step train-gpu $LIMIT_TRAIN_GPU $PY -m gpubp train --device gpu --no-save --json
-# GPU rows, and the CPU rows the report sets them against (same host)
-step bench $LIMIT_BENCH $PY -m pytest benchmarks --benchmark-only -p no:cacheprovider -p no:randomly \
-    -k "$BENCH_K" --benchmark-json="$OUT/results.json"
-# every selected row ran (none skipped for want of a GPU) and measured something plausible
-step bench-check $LIMIT_BENCH_CHECK $PY scripts/check_bench.py "$OUT/results.json"
-step report $LIMIT_REPORT $PY -m benchmarks.report "$OUT/results.json"
-# the estimators with a GPU visible: their device="auto" takes it (scikit-learn's checks on a GPU, the docs'
-# examples); the rest of the CPU suite is CI's
-step sklearn-on-gpu $LIMIT_SKLEARN $PY -m pytest "${SK_ARGS[@]}" -q -p no:cacheprovider
+    local t_plan=$SECONDS plan_log
+    if [ "$DRY" -eq 0 ]; then plan_log="$LOGS/plan.txt"; else plan_log=$(mktemp); fi
+    # Collection runs under the project's filterwarnings = error: an import-time warning of the GPU machine's
+    # versions (onnx, protobuf, pandas...) would fail every pytest step. Then the steps show such warnings
+    # instead of failing on them, and the summary says so.
+    if ! gpu_tests=$(collect tests -m gpu "${K_ARGS[@]}" 2>> "$plan_log"); then
+        gpu_tests=COLLECTION-FAILED
+        if grep -q 'Warning' "$plan_log"; then
+            PYTEST_W=(-W default::DeprecationWarning -W default::PendingDeprecationWarning
+                      -W default::FutureWarning)
+            say "plan: collection failed on a warning ($(grep -m 1 -o '[A-Za-z]*Warning[^ ]*' "$plan_log")):" \
+                "the pytest steps run with ${PYTEST_W[*]}"
+            gpu_tests=$(collect tests -m gpu "${K_ARGS[@]}" 2>> "$plan_log") || gpu_tests=COLLECTION-FAILED
+        fi
+    fi
+    bench=$(collect benchmarks -k "$BENCH_K" 2>> "$plan_log") || bench=COLLECTION-FAILED
+    # the estimator tests, and the README's and the estimators page's examples (tests/test_docs.py runs them)
+    local SK_ARGS=(tests/test_sklearn.py tests/test_docs.py -k "$SK_K")
+    sk_tests=$(collect "${SK_ARGS[@]}" 2>> "$plan_log") || sk_tests=COLLECTION-FAILED
+    local failed=""
+    for what in gpu_tests bench sk_tests; do [ "${!what}" = COLLECTION-FAILED ] && failed="$failed $what"; done
+    if [ -n "$failed" ]; then
+        [ "$DRY" -eq 1 ] && { cat "$plan_log" >&2; rm -f "$plan_log"; exit 2; }
+        say "gpu_run: pytest could not collect:$failed (run/logs/plan.txt); those steps fail, the others run"
+        tail -n 8 "$plan_log" | tee -a "$OUT/summary.txt"
+        status=1
+    fi
+    N_GPU_TESTS=$(count '::' "$gpu_tests")
+    N_BENCH_GPU=$(count 'test_gpubp_step\[gpu-.*float32' "$bench")  # float64 rows skip on a GPU
+    N_BENCH_CPU=$(count 'test_gpubp_step\[cpu-' "$bench")
+    N_BENCH_TORCH=$(count 'test_torch_step\[' "$bench")
+    N_BENCH_SK=$(count 'bench_sklearn' "$bench")
+    N_SK_TESTS=$(count '::' "$sk_tests")
+    N_DOC_PAGES=$(count 'test_docs.py::' "$sk_tests")
 
-if [ $DRY -eq 1 ]; then
-    echo "plan (collecting the tests above): $PLAN_S s"
-    echo "total: $SUM s of $TOTAL_S s"
-    echo "files returned in \$OUT ($OUT): $FILES"
-    exit 0
-fi
-cp benchmarks/RESULTS.md benchmarks/throughput.png "$OUT/" 2>/dev/null
-tar czf "$OUT/logs.tgz" -C "$OUT" logs && rm -rf "$LOGS"
-say "gpu_run: exit $status"
-exit $status
+    # Seconds per selected item, estimated for the H200 host (16 cores) and rounded up; summary.txt records
+    # each step's actual time, so a run shows where an estimate was wrong. A GPU row: calibration, 15 timed
+    # rounds of >= 2 ms, then 7 alternating rounds of gpubp, its GEMMs and PyTorch at 0.1 s each, with no rest
+    # between them (the rest is for CPU thread pools, which a GPU row does not use): ~3 s. A CPU row rests 0.3 s
+    # before each of its 21 alternating rounds: ~10 s. The scikit-learn fit row times 5 alternating 200-epoch
+    # fits of 3 fitters. The rehearsal checks these against its counts (tests/rehearsal/headroom.py).
+    PLAN_S=15  # the three collections above
+    LIMIT_INFO=20
+    LIMIT_GPU_TESTS=$((45 + 1 * N_GPU_TESTS))
+    LIMIT_TRAIN_GPU=30  # the default run: CuPy import, kernels compiled, ~2 s of epochs
+    LIMIT_BENCH=$((15 + 4 * N_BENCH_GPU + 2 * N_BENCH_TORCH + 10 * N_BENCH_CPU + 20 * N_BENCH_SK))
+    LIMIT_BENCH_CHECK=15
+    LIMIT_REPORT=20
+    LIMIT_SKLEARN=$((20 + N_SK_TESTS * 3 / 10 + 8 * N_DOC_PAGES))  # a page: a training run, a grid search
+    # the total counts the steps that run (GPUBP_RUN_STEPS: a second run of some steps has the whole budget)
+    SUM=$PLAN_S
+    for pair in info:$LIMIT_INFO gpu-tests:$LIMIT_GPU_TESTS train-gpu:$LIMIT_TRAIN_GPU bench:$LIMIT_BENCH \
+                bench-check:$LIMIT_BENCH_CHECK report:$LIMIT_REPORT sklearn-on-gpu:$LIMIT_SKLEARN; do
+        if [ -z "$ONLY" ] || [[ ",$ONLY," == *",${pair%%:*},"* ]]; then SUM=$((SUM + ${pair##*:})); fi
+    done
+
+    [ "$DRY" -eq 0 ] && say "plan: $((SECONDS - t_plan)) s (budgeted $PLAN_S s)"
+    say "selected: $N_GPU_TESTS gpu tests; bench rows: $N_BENCH_GPU gpu, $N_BENCH_TORCH PyTorch," \
+        "$N_BENCH_CPU cpu, $N_BENCH_SK scikit-learn; $N_SK_TESTS estimator tests"
+    if [ $SUM -gt "$TOTAL_S" ]; then
+        say "gpu_run: the step limits add up to $SUM s, over the $TOTAL_S s a run may take: select fewer tests" \
+            "or benchmark rows (nothing was run)" >&2
+        pack
+        exit 2
+    fi
+    pack
+
+    local RESULTS='$OUT/results.json'
+    local ROWS='$OUT/bench-rows.txt'
+    if [ "$DRY" -eq 1 ]; then
+        rm -f "$plan_log"
+    else
+        RESULTS="$WORK/run/results.json" ROWS="$WORK/run/bench-rows.txt"
+        echo "$bench" > "$ROWS"
+    fi
+    # gpubp info's own status (a crash fails); a GPU must answer; the CuPy wheel is cupy-cuda12x or cupy-cuda13x
+    # (pip's list read whole first: `pip list | grep -q` ends grep at the match, pip dies of the closed pipe)
+    step info $LIMIT_INFO bash -c "set -eo pipefail; $PY -m gpubp info
+        $PY -c 'import sys; from gpubp.backend import gpu_unavailable_reason as why; sys.exit(why())'
+        nvidia-smi
+        packages=\$($PY -m pip list 2>/dev/null)
+        grep -iE '^(numpy|cupy-cuda1[23]x|scikit-learn|pandas|pytest|torch|numba|mpi4py) ' <<< \"\$packages\"
+        grep -qiE '^cupy-cuda1[23]x ' <<< \"\$packages\""
+    # the GPU tests demand a GPU: a skip for want of one is a failure here
+    [ "$gpu_tests" = COLLECTION-FAILED ] && say "== gpu-tests: not run, its tests could not be collected" ||
+        step gpu-tests $LIMIT_GPU_TESTS env GPUBP_REQUIRE_GPU=1 $PY -m pytest tests -m gpu "${K_ARGS[@]}" -ra \
+            -p no:cacheprovider "${PYTEST_W[@]}"
+    step train-gpu $LIMIT_TRAIN_GPU $PY -m gpubp train --device gpu --no-save --json
+    # GPU rows, and the CPU rows the report sets them against (same host)
+    [ "$bench" = COLLECTION-FAILED ] && say "== bench: not run, its rows could not be collected" ||
+        step bench $LIMIT_BENCH $PY -m pytest benchmarks --benchmark-only -p no:cacheprovider -p no:randomly \
+            -k "$BENCH_K" --benchmark-json="$RESULTS" "${PYTEST_W[@]}"
+    # every selected row ran (none skipped for want of a GPU) and measured something plausible
+    step bench-check $LIMIT_BENCH_CHECK $PY scripts/check_bench.py "$RESULTS" --selected "$ROWS"
+    # RESULTS.md and throughput.png written into the run's archive (the hand-measured sections of the
+    # repository's RESULTS.md kept), not over the checkout's
+    [ "$DRY" -eq 0 ] && cp benchmarks/RESULTS.md "$WORK/run/"
+    step report $LIMIT_REPORT $PY -m benchmarks.report "$RESULTS" "$(dirname "$RESULTS")"
+    # the estimators with a GPU visible: their device="auto" takes it (scikit-learn's checks on a GPU, the
+    # docs' examples); the rest of the CPU suite is CI's
+    [ "$sk_tests" = COLLECTION-FAILED ] && say "== sklearn-on-gpu: not run, its tests could not be collected" ||
+        step sklearn-on-gpu $LIMIT_SKLEARN $PY -m pytest "${SK_ARGS[@]}" -q -p no:cacheprovider "${PYTEST_W[@]}"
+
+    if [ "$DRY" -eq 1 ]; then
+        echo "plan (collecting the tests above): $PLAN_S s"
+        echo "total: $SUM s of $TOTAL_S s"
+        echo "files returned in \$OUT ($OUT): $FILES"
+        exit 0
+    fi
+    say "gpu_run: exit $status"
+    pack
+    exit $status
+}
+
+# sourced (the tests of step and pack): the functions only
+[ "${BASH_SOURCE[0]}" = "$0" ] && main "$@"

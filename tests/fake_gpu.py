@@ -97,6 +97,16 @@ class FakeArray(np.ndarray):
         np.copyto(_plain(self), host)
 
 
+def _flushed(x: Any) -> Any:
+    """float32 ``x`` with subnormals as zeros of their sign (as -ftz=true reads and writes them)."""
+    if not isinstance(x, np.ndarray):
+        return x if np.asarray(x).dtype != np.float32 else np.float32(_flushed(np.asarray(x)))
+    if x.dtype != np.float32:
+        return x
+    tiny = np.finfo(np.float32).tiny
+    return np.where((x != 0) & (np.abs(x) < tiny), np.copysign(np.float32(0), x), x).astype(np.float32)
+
+
 def _plain(x: Any) -> Any:
     return x.view(np.ndarray) if isinstance(x, FakeArray) else x
 
@@ -159,6 +169,8 @@ class _Event:
         if stream.device != self.device or fake.current != self.device:
             raise WrongDevice(f"an event of gpu:{self.device} recorded on gpu:{stream.device}'s stream "
                               f"with gpu:{fake.current} current")  # fmt: skip
+        self.recorded = True
+        fake.order.append(("record", self.serial, stream.ptr))
 
     def synchronize(self) -> None:
         _state["cupy"].log.append(("wait", self.serial))
@@ -179,7 +191,9 @@ class _Stream:
         return event
 
     def wait_event(self, event: Any) -> None:
-        pass
+        """Logged in ``order`` with whether the event was ever recorded (CUDA: waiting on one never recorded
+        waits for nothing)."""
+        _state["cupy"].order.append(("wait_event", self.ptr, event.serial, getattr(event, "recorded", False)))
 
     def synchronize(self) -> None:
         pass
@@ -245,9 +259,13 @@ class FakeCupy:
         self.current = current  # the device current outside gpubp's calls
         self.calls: list[tuple[str, int]] = []  # (operation, device that was current)
         self.kernels_built: list[tuple[str, str, int]] = []  # (kernel, dtype, device) per compilation
+        self.options: dict[str, tuple] = {}  # the compile options each kernel was declared with, by name
+        self.shape_classes: set[tuple[str, str, int]] = set()  # (kernel, dtype, axes) launched, see _shape_class
+        self.compiled: set[tuple] = set()  # what CuPy would compile: elementwise per shape class and device
         self.events_made = 0
         self.log: list = []  # copy_entry(host) per host-to-device copy, ("wait", event number) per event waited on
         self.copy_entry: Any = None
+        self.order: list = []  # ("alloc", shape), ("record", event, stream), ("wait_event", stream, event, recorded)
         self.cuda = _Cuda()
         self._streams: dict[int, list[_Stream]] = {}
         self._null: dict[int, _Stream] = {}
@@ -274,6 +292,7 @@ class FakeCupy:
     # -- allocation and conversion --
     def _new(self, a: np.ndarray) -> FakeArray:
         self.calls.append(("alloc", self.current))
+        self.order.append(("alloc", a.shape))
         return self._wrap(np.array(a, order="C"))
 
     def empty(self, shape: Any, dtype: Any = float) -> FakeArray:
@@ -300,27 +319,54 @@ class FakeCupy:
     def get_default_memory_pool(self) -> _Pool:
         return _Pool()
 
-    def ElementwiseKernel(self, in_params: str, out_params: str, body: str, name: str, no_return: bool = False):
+    def ElementwiseKernel(self, in_params: str, out_params: str, body: str, name: str, no_return: bool = False,
+                          options: tuple = ()):  # fmt: skip
         """The gpubp kernel ``name`` run by its NumPy twin; 'compiled' (recorded) per dtype and device."""
         kernel = next(k for k in K.ALL if k.name == name)
+        self.options[name] = tuple(options)
         fake = self
 
         def run(*args: Any) -> None:
             fake._check(f"kernel {name}", *args)
             fake._built(name, args[-1].dtype)
+            fake._shape_class(name, args)
+            plain = [_plain(a) if isinstance(a, FakeArray) else a for a in args]
+            if args[-1].dtype == np.float32:  # CuPy compiles with -ftz=true: subnormals read and written as 0
+                n_in = len(kernel.inputs)
+                plain = [_flushed(a) for a in plain[:n_in]] + plain[n_in:]
+                for out in plain[n_in:]:
+                    np.copyto(out, _flushed(out))
             with np.errstate(all="ignore"):  # a compilation's launch runs over scratch values, as on a GPU
-                kernel.numpy(*(_plain(a) if isinstance(a, FakeArray) else a for a in args))
+                kernel.numpy(*plain)
+            if args[-1].dtype == np.float32:
+                for out in plain[len(kernel.inputs) :]:
+                    np.copyto(out, _flushed(out))
 
         return run
+
+    def _shape_class(self, name: str, args: tuple) -> None:
+        """Records (kernel, dtype, axes): CuPy compiles an elementwise kernel per dtype and per number of axes
+        left once axes of size 1 are dropped and axes all arguments walk alike are merged (reduce_dims)."""
+        arrays = [np.asarray(a) for a in args if isinstance(a, np.ndarray) and np.ndim(a) > 0]
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        kept = [i for i, n in enumerate(shape) if n > 1]
+        full = all(a.shape == shape for a in arrays)  # no broadcast: the kept axes merge into one
+        self.shape_classes.add((name, np.dtype(args[-1].dtype).name, min(len(kept), 1) if full else len(kept)))
+        self.compiled.add((name, np.dtype(args[-1].dtype).name, self.current, len(kept) if not full else 1))
 
     def _built(self, name: str, dtype: Any) -> None:
         key = (name, np.dtype(dtype).name, self.current)
         if key not in self.kernels_built:
             self.kernels_built.append(key)
+        if not any(name == k.name for k in K.ALL):  # a row or reduction kernel: one build per dtype and device
+            self.compiled.add(key)
 
     def RawModule(self, code: str, options: Any = (), name_expressions: Any = None) -> Any:
         """A module of gpubp's row kernels; ``get_function("softmax_rows_float")`` runs the twin of softmax_rows."""
         fake = self
+        for k in K.ROWS:
+            if f" {k.name}_float(" in code:
+                self.options[k.name] = tuple(options)
 
         class Module:
             def get_function(self, fn_name: str) -> Any:
@@ -328,6 +374,8 @@ class FakeCupy:
                 kernel = next(k for k in K.ROWS if k.name == base)
 
                 def launch(grid: Any, block: Any, args: tuple) -> None:
+                    if not all(grid):
+                        raise RuntimeError(f"cudaErrorInvalidConfiguration: {fn_name} launched on grid {grid}")
                     b, a = args[:2]
                     fake._check(f"row kernel {base}", b, a)
                     fake._built(base, a.dtype)
@@ -340,9 +388,10 @@ class FakeCupy:
         return Module()
 
     def ReductionKernel(self, in_params: str, out_params: str, map_expr: str, reduce_expr: str, post_map_expr: str,
-                        identity: str, name: str, preamble: str = "") -> Any:  # fmt: skip
+                        identity: str, name: str, preamble: str = "", options: tuple = ()) -> Any:  # fmt: skip
         """gpubp's Σ loss terms · w: the twin of the loss kernel ``name`` without ``_sum``, then the sum."""
         kernel = next(k for k in K.ALL if k.name == name.removesuffix("_sum"))
+        self.options[name] = tuple(options)
         fake = self
 
         def run(a: Any, y: Any, tiny: Any, w: Any) -> Any:

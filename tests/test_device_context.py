@@ -116,16 +116,18 @@ def test_streamed_inference_from_a_row_source_on_gpu1(fake, gpu1, data, tmp_path
 
 def test_kernels_compile_when_the_network_binds_not_in_epoch_1(fake, gpu1, data):
     """CuPy compiles an ElementwiseKernel (NVRTC) on its first launch per dtype and device: gpubp launches each
-    of the network's kernels once, for both dtypes, on the network's device when it binds them."""
+    of the network's kernels once, in the network's dtype (a float64 build would be ~1 s of NVRTC for nothing),
+    on the network's device when it binds them."""
     X, y = data
     net = gpubp.MLP([5, 7, 3], "tanh", device=gpu1, seed=0)
     built = set(fake.kernels_built)
     for name in ("bias_tanh", "delta_tanh", "delta_output", "softmax_rows"):
-        assert {(name, "float32", 1), (name, "float64", 1)} <= built, name
+        assert (name, "float32", 1) in built, name
+        assert (name, "float64", 1) not in built, name
     assert ("loss_cross_entropy_sum", "float32", 1) in built  # the fused Σ of the loss, in the network's dtype
-    assert {("matmul", 1), ("take", 1)} <= set(fake.calls)  # cuBLAS's handle and the gather: made before epoch 1
+    assert {("dot", 1), ("take", 1)} <= set(fake.calls)  # cuBLAS's handle and the gather: made before epoch 1
     trainer = Trainer(net, X, y, batch_size=8, momentum=0.9)
-    assert {("momentum_update", "float32", 1), ("momentum_update", "float64", 1)} <= set(fake.kernels_built)
+    assert ("momentum_update", "float32", 1) in set(fake.kernels_built)
     before = len(fake.kernels_built)
     trainer.run(1)
     assert len(fake.kernels_built) == before, "a kernel was compiled inside the epoch"

@@ -61,8 +61,10 @@ def test_cpu_and_gpu_agree_on_forward_gradients_and_an_epoch(activation, dtype, 
         assert rel_err(dbg, dbc) <= tol
     for net in (cpu, gpu):
         net.fit(X, y, epochs=1, batch_size=1024, lr=0.05, momentum=0.9)
+    # 8 momentum steps compound each step's rounding: in float32, two CPU paths that only sum in other orders
+    # (the fake GPU's twins against the CPU's loops) left b_1 1.35e-5 apart; a wrong kernel is far beyond 10×
     for Wc, Wg in zip(cpu.weights + cpu.biases, gpu.weights + gpu.biases):
-        assert rel_err(Wg, Wc) <= tol
+        assert rel_err(Wg, Wc) <= tol * (10 if dtype == "float32" else 1)
     assert cpu.history["train_loss"][0] == pytest.approx(gpu.history["train_loss"][0], rel=tol)
 
 
@@ -111,19 +113,24 @@ def test_cli_trains_on_the_gpu_as_well_as_on_the_cpu(tmp_path):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_cuda_kernels_pass_nan_inf_zeros_and_subnormals_as_the_twins(dtype, rng):
     """Every kernel, every array argument special in turn and all at once (test_kernels' cases), on the GPU:
-    NaN and ±inf where the twin has them. Subnormals: CuPy compiles without --use_fast_math, so no flush to 0."""
+    NaN and ±inf where the twin has them, zeros with the twin's sign (gpubp compiles with --fmad=false). float32:
+    CuPy always compiles with -ftz=true, so subnormals flush to zero; the rule and its one exception (Adam's v)
+    are tests/test_gpu_arithmetic.py's, which checks them on the host under FTZ/DAZ."""
     import cupy
-    from test_kernels import ARRAYS, assert_ieee_match, special_inputs
+    from test_gpu_arithmetic import as_the_gpu_computes, assert_as_the_gpu_computes
+    from test_kernels import ARRAYS, special_inputs
 
     for kernel, which in ARRAYS:
         args = special_inputs(kernel, which, dtype, rng)
-        with np.errstate(all="ignore"):
-            want = run_twin(kernel, args)
         dev = {n: (cupy.asarray(v) if isinstance(v, np.ndarray) else v) for n, v in args.items()}
         kernel.cuda(*(dev[n] for n in kernel.inputs + kernel.outputs))
         got = {n: dev[n].get() for n in kernel.outputs}
-        # exact=False: the GPU contracts a·b + c into one FMA (one rounding less) and has its own exp/log/tanh
-        assert_ieee_match(got, want, kernel, dtype, exact=False)
+        if dtype == np.float32 and kernel is gpubp.kernels.adam_update and which in ("v", "*"):
+            want = as_the_gpu_computes(kernel, args, dtype)  # the GPU's NaNs are some of the twin's
+            assert not any((np.isnan(got[n]) & ~np.isnan(want[n])).any() for n in ("w", "m", "v"))
+            continue
+        # exact=False: CUDA's exp, log and tanh are not NumPy's to the last bit
+        assert_as_the_gpu_computes(got, kernel, args, dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

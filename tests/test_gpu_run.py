@@ -1,5 +1,6 @@
 """scripts/gpu_run.sh: its plan fits one device command, and scripts/check_bench.py fails a run that measured
-nothing or nonsense. (The run itself needs a GPU.)"""
+nothing or nonsense. (The run itself needs a GPU; its steps' machinery is tests/test_gpu_run_steps.py, the whole
+run rehearsed against the fake CuPy tests/test_gpu_rehearsal.py.)"""
 
 from __future__ import annotations
 
@@ -37,12 +38,10 @@ def test_dry_run_shows_steps_limits_and_files_and_the_limits_fit_560_s(plan):
     assert total == plan_s + sum(limits.values())
     assert total <= 560  # a remote command may run 600 s: 40 s for start-up, packing and the transfer
     files = re.search(r"^files returned in \$OUT \(gpu-run\): (.+)$", plan, flags=re.M).group(1).split()
-    assert files == ["summary.txt", "logs.tgz", "results.json", "RESULTS.md", "throughput.png"]  # the tool: 8 at most
-    # the budgets follow what is selected: one second a GPU test (half for a kernel comparison), ~3 s a GPU
-    # benchmark row, ~10 s a CPU one
-    n_gpu, n_kernel = map(int, re.search(r"selected: (\d+) gpu tests \((\d+) kernel comparisons\)", plan).groups())
-    assert 0 < n_kernel < n_gpu
-    assert limits["gpu-tests"] == 45 + (n_gpu - n_kernel) + n_kernel // 2
+    assert files == ["summary.txt", "run.tgz"]  # the logs, results.json, RESULTS.md and the plot in the archive
+    # the budgets follow what is selected: one second a GPU test, ~3 s a GPU benchmark row, ~10 s a CPU one
+    n_gpu = int(re.search(r"selected: (\d+) gpu tests", plan).group(1))
+    assert limits["gpu-tests"] == 45 + n_gpu
     assert not (ROOT / "gpu-run").exists(), "a dry run writes nothing"
 
 
@@ -57,7 +56,7 @@ def test_the_info_step_fails_on_a_crash_or_without_a_cupy_wheel(plan):
     info = plan[plan.index("== info") : plan.index("== gpu-tests")]
     assert "set -eo pipefail" in info  # each command's status counts, not only the last grep's
     assert "gpu_unavailable_reason" in info  # no GPU: the step fails
-    assert "grep -qiE '^cupy-cuda1[23]x '" in info  # the wheel's name, as pip lists it
+    assert "grep -qiE '^cupy-cuda1[23]x ' <<< \"$packages\"" in info  # the wheel's name, in pip's whole list
 
 
 def _row(device: str, kind: str, config: str, rate: float = 1e5, fraction: float = 0.5) -> dict:
@@ -108,3 +107,33 @@ def test_check_bench_fails_a_run_that_measured_nothing_or_nonsense(tmp_path, spo
     proc = check(tmp_path, data)
     assert proc.returncode == 1
     assert said in proc.stderr
+
+
+def test_check_bench_expects_the_rows_the_run_selected(tmp_path):
+    """--selected: pytest's list of the selected rows (a reduced selection, a second run of some rows); a
+    selected row that did not run still fails, and a GPU float64 row (skipped on a GPU) is not expected."""
+    data = _good_run()
+    tiny = "benchmarks/bench_training.py::test_gpubp_step[gpu-tiny:64-32-10-B32-relu-float32]"
+    listing = tmp_path / "rows.txt"
+    listing.write_text(tiny + "\n" + tiny.replace("float32", "float64") + "\n")
+    data["benchmarks"] = [b for b in data["benchmarks"] if b["extra_info"].get("config") == "64-32-10 B32 relu float32"]
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    args = [sys.executable, str(ROOT / "scripts" / "check_bench.py"), str(tmp_path / "results.json")]
+    proc = subprocess.run([*args, "--selected", str(listing)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    listing.write_text(tiny + "\n" + tiny.replace("tiny:64-32-10-B32", "small:784-128-10-B64") + "\n")
+    proc = subprocess.run([*args, "--selected", str(listing)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "row small 784-128-10 B64 relu float32 on the GPU is missing" in proc.stderr
+
+
+def test_a_run_of_some_steps_counts_only_their_limits(plan):
+    """GPUBP_RUN_STEPS (a second run of the steps that failed): the others are listed as not selected, and the
+    total is the plan's collection and the selected steps' limits."""
+    proc = dry_run(GPUBP_RUN_STEPS="info,sklearn-on-gpu")
+    assert proc.returncode == 0, proc.stderr
+    limits = {m[1]: int(m[2]) for m in re.finditer(r"^== (\S+) \(limit (\d+)s\): ", proc.stdout, flags=re.M)}
+    assert list(limits) == ["info", "sklearn-on-gpu"]
+    assert "== bench: not selected (GPUBP_RUN_STEPS=info,sklearn-on-gpu)" in proc.stdout
+    total = int(re.search(r"^total: (\d+) s of 560 s$", proc.stdout, flags=re.M).group(1))
+    assert total == 15 + sum(limits.values())

@@ -285,7 +285,7 @@ def host_device(lib) -> Device:
     """A CPU device whose kernels are the CUDA bodies built for the host: a GPU's numbers on the CPU."""
 
     class HostBodies(Device):
-        def kernel(self, k: K.Kernel):
+        def kernel(self, k: K.Kernel, dtype=None):
             def run(*args):
                 outs = args[len(k.inputs) :]
                 dtype, shape = outs[0].dtype, outs[0].shape
