@@ -238,6 +238,8 @@ def _marks(path: str, rows: list[list[str]], delimiter: str, decimal: str | None
     if decimal is None:
         if found["."] and found[","]:
             comma, point = found[","], found["."]
+            assert comma is not None  # narrowed for mypy: both tested just above
+            assert point is not None
             raise ValueError(f"{path}: numbers are written both as {comma[0]!r} (a decimal comma) on "
                              f"{_at(rows, comma)} and {point[0]!r} on {_at(rows, point)}: write the file with one "
                              "decimal mark")  # fmt: skip
@@ -248,13 +250,14 @@ def _marks(path: str, rows: list[list[str]], delimiter: str, decimal: str | None
             return ".", ("," if grouped[","] else None)
         m = "," if grouped[","] else "."
         cell = grouped[m]
+        assert cell is not None  # narrowed for mypy: one of the two was found just above
         reads = f"{cell[0].replace(m, '.')} or {cell[0].replace(m, '')}"
         name = "a decimal comma" if m == "," else "a decimal point"
         raise ValueError(f"{path}: {cell[0]!r} may be {name} or a thousands separator ({reads}; {_at(rows, cell)}): "
                          f"say which with --decimal '{m}' or --thousands '{m}'")  # fmt: skip
     other = "," if decimal == "." else "."
-    grouped = _cells(rows, lambda c: GROUPS[other].match(c) or BOTH[decimal].match(c))
-    return decimal, (other if grouped else None)
+    either = _cells(rows, lambda c: GROUPS[other].match(c) or BOTH[decimal].match(c))
+    return decimal, (other if either else None)
 
 
 def _decimal_evidence(cell: str, m: str) -> bool:

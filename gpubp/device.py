@@ -33,7 +33,7 @@ class Device:
     # only then, so `import gpubp` stays light)
     kernels: str | None = field(default=None, compare=False)
     # the GPU's kernels by name, compiled for this device (both dtypes) on first use
-    _compiled_kernels: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _compiled_kernels: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_gpu(self) -> bool:
@@ -217,13 +217,14 @@ class Device:
             copier = mine.get("copy-stream")
             if copier is None:
                 copier = mine["copy-stream"] = xp.cuda.Stream(non_blocking=True)
-            copied, read = mine.get(("events", *key)) or (None, None)
-            if copied is None:
-                copied, read = xp.cuda.Event(disable_timing=True), xp.cuda.Event(disable_timing=True)
-                mine[("events", *key)] = (copied, read)
-            landing = mine.get(("landing", *key))
+            landing_key, events_key = ("landing", *key), ("events", *key)
+            events = mine.get(events_key)
+            if events is None:
+                events = mine[events_key] = (xp.cuda.Event(disable_timing=True), xp.cuda.Event(disable_timing=True))
+            copied, read = events
+            landing = mine.get(landing_key)
             if landing is None or landing.shape[0] < host.shape[0]:  # grows with the staging buffer, rarely
-                landing = mine[("landing", *key)] = xp.empty(mine[key].shape, host.dtype)
+                landing = mine[landing_key] = xp.empty(mine[key].shape, host.dtype)
                 # the pool may hand over a block that work queued on the current stream still reads (the pool
                 # orders reuse on that stream, not on the copy stream): the copy waits for that work
                 read.record(compute)

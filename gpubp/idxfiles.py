@@ -14,18 +14,20 @@ Problems are ``ValueError`` naming the file; :func:`gpubp.loaders.read_idx` wrap
 from __future__ import annotations
 
 import gzip
+import io
 import mmap
 import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
 
 import numpy as np
 
 TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 CHUNK = 16 << 20  # bytes decompressed per step: the only temporary besides the array itself
 READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error)
+
+BinaryFile = gzip.GzipFile | io.BufferedReader  # what the IDX readers take: a plain or gzipped file
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def is_gzipped(path: str) -> bool:
         return probe.read(2) == b"\x1f\x8b"
 
 
-def _read_header(f: IO[bytes], path: str) -> Header:
+def _read_header(f: BinaryFile, path: str) -> Header:
     head = f.read(4)
     if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] not in TYPES:
         what = f"magic 0x{head.hex()}" if head else "empty file"
@@ -130,7 +132,7 @@ def _count(path: str, h: Header) -> int:
     return found
 
 
-def _fill(f: IO[bytes], path: str, h: Header) -> np.ndarray:
+def _fill(f: BinaryFile, path: str, h: Header) -> np.ndarray:
     """The data after the header of stream ``f`` read into anonymous memory of the declared size, a
     chunk at a time, counting the bytes as they come."""
     if h.nbytes == 0:

@@ -58,13 +58,13 @@ class Facts:
         self.L = len(sizes) - 1
         self.params = [s for l in range(1, self.L + 1) for s in ((sizes[l], sizes[l - 1]), (sizes[l],))]
         self.param_names = [f"{p}_{l}" for l in range(1, self.L + 1) for p in ("W", "b")]
-        cli = meta.get("cli") if isinstance(meta.get("cli"), dict) else {}
+        cli: dict[str, Any] = meta["cli"] if isinstance(meta.get("cli"), dict) else {}
         self.rows = _count(cli.get("fingerprint"), r"(\d+)x\d+:")
         trainer = meta.get("trainer") if isinstance(meta.get("trainer"), dict) else None
         self.trainer = trainer is not None
         trainer = trainer or {}
         self.train_rows = _count(trainer.get("data"), r"(\d+) rows:")
-        optimizer = trainer.get("optimizer") if isinstance(trainer.get("optimizer"), dict) else {}
+        optimizer: dict[str, Any] = trainer["optimizer"] if isinstance(trainer.get("optimizer"), dict) else {}
         arrays = optimizer.get("_arrays")
         # a layout of an earlier gpubp (no rows' fingerprint, per-parameter optimiser lists) is never
         # resumed (gpubp.state refuses it): its training members are known but not read
@@ -156,7 +156,7 @@ def check(facts: Facts, declared: dict[str, Declared]) -> list[str]:
             raise ValueError(f"member {name} has no place in this file (config and meta give it none)")
         shape = want.shape
         fits = shape is None or (len(got.shape) == len(shape) and all(w in (None, g) for w, g in zip(shape, got.shape)))
-        if not fits:
+        if not fits and shape is not None:
             shown = tuple("n" if w is None else w for w in shape)
             raise ValueError(f"member {name} declares {got}; this file's config and meta make it shape {shown}")
         if got.dtype.kind not in want.kinds:

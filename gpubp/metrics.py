@@ -3,6 +3,8 @@ and the reports `gpubp train` and `gpubp evaluate` print (and give in --json).""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -77,7 +79,8 @@ def f1_scores(cm: np.ndarray) -> np.ndarray:
     tp = np.diag(cm).astype(np.float64)
     fp, fn = cm.sum(axis=0) - tp, cm.sum(axis=1) - tp
     den = 2 * tp + fp + fn
-    return np.divide(2 * tp, den, out=np.full(len(tp), np.nan), where=den > 0)
+    f1: np.ndarray = np.divide(2 * tp, den, out=np.full(len(tp), np.nan), where=den > 0)
+    return f1
 
 
 def macro_f1(cm: np.ndarray) -> float:
@@ -108,7 +111,7 @@ def _or_none(values: np.ndarray) -> list[float | None]:
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, k: int,
-                          proba: np.ndarray | None = None) -> dict[str, object]:  # fmt: skip
+                          proba: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
     """The figures of a classifier on scored rows: class indices ``y_true``, ``y_pred`` (n,) of ``k``
     classes and, for two classes, ``proba`` (n, 2) or (n,) of class 1 (for ROC AUC). Per class:
     precision (None when never predicted), recall and F1 (None when the class has no rows here),
@@ -122,7 +125,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, k: int,
     recall = np.divide(tp, support, out=np.full(k, np.nan), where=support > 0)
     f1 = np.where(support > 0, f1_scores(cm), np.nan)
     rate, top = majority_rate(y_true, k)
-    report: dict[str, object] = {
+    report: dict[str, Any] = {
         "accuracy": accuracy(y_true, y_pred),
         "majority_rate": rate,
         "majority_class": top,
@@ -137,7 +140,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, k: int,
     return report
 
 
-def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     """R², MAE and RMSE (in the target's own units) of predictions ``y_pred`` of targets ``y_true``
     (n,) or (n, m), averaged over outputs as scikit-learn's r2_score, mean_absolute_error and
     root_mean_squared_error."""
@@ -159,22 +162,22 @@ def number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def summary(report: dict[str, object]) -> str:
+def summary(report: dict[str, Any]) -> str:
     """The figures beside accuracy, in one line: balanced accuracy, macro F1, ROC AUC (two classes)."""
     parts = [f"balanced accuracy {percent(report['balanced_accuracy'])}", f"macro F1 {number(report['macro_f1'])}"]
     if "roc_auc" in report:
-        parts.append(f"ROC AUC {number(report['roc_auc'])}")  # type: ignore[arg-type]
+        parts.append(f"ROC AUC {number(report['roc_auc'])}")
     return ", ".join(parts)
 
 
-def majority_warning(report: dict[str, object], classes: list[object], advice: str) -> str | None:
+def majority_warning(report: dict[str, Any], classes: list[object], advice: str) -> str | None:
     """One line when accuracy is not above the majority rate (None otherwise): a model that always
     answered the most frequent class would score as well, so the accuracy says nothing."""
     acc, rate = report["accuracy"], report["majority_rate"]
-    if acc > rate:  # type: ignore[operator]
+    if acc > rate:
         return None
-    top = classes[int(report["majority_class"])]  # type: ignore[call-overload]
+    top = classes[int(report["majority_class"])]
     return (
-        f"warning: accuracy {percent(acc)} is not above the majority rate {percent(rate)} (answering "  # type: ignore[arg-type]
+        f"warning: accuracy {percent(acc)} is not above the majority rate {percent(rate)} (answering "
         f"{top!r} for every row scores that): read the balanced accuracy and macro F1; {advice}"
     )

@@ -285,6 +285,7 @@ class MLP:
         left on the device (no synchronisation)."""
         if self._loss_reduce is not None:
             return self._loss_reduce(A_L, Y, w)
+        assert self._loss_terms is not None  # bound whenever _loss_reduce is not (mypy)
         self._loss_terms(A_L, Y, self._tiny, terms)
         if w is not None:
             terms *= w

@@ -135,9 +135,11 @@ def _betas(value: Any) -> tuple[float, float]:
 def _class_weight(value: Any) -> str | tuple[tuple[int, float], ...] | None:
     """None, "balanced", or {class index: weight} (also as pairs, as a checkpoint's JSON holds it)
     as sorted (index, weight) pairs."""
-    if value is None or value == "balanced":
-        return value
+    if value is None:
+        return None
     if isinstance(value, str):
+        if value == "balanced":
+            return value
         raise ValueError(f"class_weight must be None, 'balanced' or a dict {{class index: weight}}, got {value!r}")
     pairs = value.items() if isinstance(value, Mapping) else value
     try:
@@ -169,7 +171,7 @@ def class_row_weights(class_weight: str | tuple[tuple[int, float], ...] | None, 
     if class_weight is None:
         return None
     y = np.asarray(y, dtype=np.int64)
-    if class_weight == "balanced":
+    if isinstance(class_weight, str):  # "balanced", the one name TrainSettings lets through
         counts = np.bincount(y, weights=sample_weight, minlength=n_classes).astype(np.float64)
         present = int((np.bincount(y, minlength=n_classes) > 0).sum())
         per_class = np.divide(counts.sum(), present * counts, out=np.zeros(n_classes), where=counts > 0)
@@ -180,7 +182,8 @@ def class_row_weights(class_weight: str | tuple[tuple[int, float], ...] | None, 
                 raise ValueError(f"class_weight names class index {k}, and the targets have {n_classes} classes "
                                  f"(indices 0..{n_classes - 1})")  # fmt: skip
             per_class[k] = w
-    return per_class[y]
+    rows: np.ndarray = per_class[y]
+    return rows
 
 
 # -- ``gpubp train``'s defaults --------------------------------------------------------------------

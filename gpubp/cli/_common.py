@@ -173,7 +173,7 @@ def thousands(text: str) -> str:
 def read_options(source: Any) -> dict[str, Any]:
     """How a CSV is read, from the options or a model's stored settings: delimiter, header, decimal mark,
     thousands separator, encoding (None: detected; UTF-8)."""
-    get = source.get if isinstance(source, dict) else lambda key: getattr(source, key, None)
+    get: Callable[[str], Any] = source.get if isinstance(source, dict) else lambda key: getattr(source, key, None)
     return {k: get(k) for k in READ_OPTIONS}
 
 

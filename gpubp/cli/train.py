@@ -540,6 +540,7 @@ def test_score(say: Any, ds: Dataset, net: MLP, trainer: Any, wall: float, resul
         result.update({f"test_{k}": v for k, v in report.items()})
         say(f"test R²: {report['r2']:.4f}, MAE {report['mae']:.4g}, RMSE {report['rmse']:.4g} on {ds.test_rule}")
         return
+    assert ds.labels is not None  # a classifier's data has labels (mypy)
     classes = ds.labels.classes.tolist()
     proba = Labels.proba(A) if net.output in ("softmax", "sigmoid") and len(classes) == 2 else None
     report = classification_report(ds.targets("test"), class_index(A), len(classes), proba)

@@ -52,16 +52,16 @@ class Node:
     def __neg__(self) -> Node:
         return Node("neg", self)
 
-    def __gt__(self, other: Any) -> Node:  # type: ignore[override]
+    def __gt__(self, other: Any) -> Node:
         return Node(">", self, _node(other))
 
-    def __lt__(self, other: Any) -> Node:  # type: ignore[override]
+    def __lt__(self, other: Any) -> Node:
         return Node("<", self, _node(other))
 
-    def __ge__(self, other: Any) -> Node:  # type: ignore[override]
+    def __ge__(self, other: Any) -> Node:
         return Node(">=", self, _node(other))
 
-    def __le__(self, other: Any) -> Node:  # type: ignore[override]
+    def __le__(self, other: Any) -> Node:
         return Node("<=", self, _node(other))
 
     def __bool__(self) -> bool:
