@@ -25,14 +25,17 @@ from ..network import load as load_network
 from ..optim import OPTIMIZERS
 from ..parallel import StopOnInterrupt
 from ..settings import COMMAND_EPOCHS, COMMAND_LR, COMMAND_MOMENTUM, COMMAND_REGRESS, TrainSettings
+from ..tables import Table
 from ..training import TrainingDivergedError, make_trainer
 from ._common import (
     EXIT_INTERRUPTED,
     NETWORK_DEFAULTS,
+    TABLE_DEFAULTS,
     UsageError,
     absolute,
     add_data_options,
     add_network_options,  # fmt: skip
+    add_table_options,
     check_output,
     data_files,
     fraction,
@@ -66,6 +69,7 @@ def add_parser(sub: Any) -> None:
         description="Train a network. With no options: the embedded UCI digits, 64-256-10 relu.",
     )
     add_data_options(t)
+    add_table_options(t)
     add_network_options(t)
     t.add_argument("--epochs", type=positive(int), default=None,
                    help=f"(default: {COMMAND_EPOCHS}; with --task regress {COMMAND_REGRESS['epochs']})")  # fmt: skip
@@ -135,7 +139,7 @@ def add_parser(sub: Any) -> None:
 
 # -- settings -----------------------------------------------------------------------------------
 
-SETTING_KEYS = (*NETWORK_DEFAULTS, *TRAIN_DEFAULTS)
+SETTING_KEYS = (*NETWORK_DEFAULTS, *TRAIN_DEFAULTS, *TABLE_DEFAULTS)
 
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
@@ -143,7 +147,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     given = {k: getattr(args, k) for k in SETTING_KEYS}
     s = resolve_network(given)
     defaults = {**TRAIN_DEFAULTS, **(COMMAND_REGRESS if s["task"] == "regress" else {})}
-    s.update({k: (given[k] if given[k] is not None else v) for k, v in defaults.items()})
+    s.update({k: (given[k] if given[k] is not None else v) for k, v in {**defaults, **TABLE_DEFAULTS}.items()})
     if s["lr"] is None:
         kind = "regress" if s["task"] == "regress" else "classify-mse" if s["loss"] == "mse" else "classify"
         s["lr"] = COMMAND_LR.get(f"{kind}-{s['optimizer']}", COMMAND_LR[kind])
@@ -210,16 +214,21 @@ def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str 
                     delimiter=settings.get("delimiter") if csv_file else None,
                     header=settings.get("header") if csv_file else None)  # fmt: skip
     if not resume:
+        choose = {k: settings.get(k) for k in TABLE_DEFAULTS}
+        if not is_csv(spec) and any(settings.get(k) for k in ("drop", "features")):
+            raise UsageError(f"{spec}: --drop and --features choose a CSV's columns by name, and this is not a CSV")
         return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                                test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
-                               scale=settings["scale"])  # fmt: skip
+                               scale=settings["scale"], choose=choose)  # fmt: skip
     if "fingerprint" in settings and fingerprint(raw.X, raw.y) != settings["fingerprint"]:
         raise UsageError(f"{raw.source} is not the data {resume} was trained on ({settings['data']}: rows "
                          "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
     scaler, labels, target = preprocessing(settings, extra)
+    table = Table.from_dict(settings["table"]) if "table" in settings else None
     return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                            test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
-                           scale=settings["scale"], labels=labels, scaler=scaler, target=target)  # fmt: skip
+                           scale=settings["scale"], labels=labels, scaler=scaler, target=target,
+                           table=table)  # fmt: skip
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -324,8 +333,10 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
         fingerprint=ds.fingerprint,
         label_column=ds.label_column,
         label_index=ds.label_index,
-        columns=Columns.of(ds.feature_names, ds.X.shape[1], ds.label_column, ds.label_index).to_dict(),
+        columns=_columns(ds).to_dict(),
     )
+    if ds.table is not None:
+        settings["table"] = ds.table.to_dict()
     if args.resume:
         net = load_network(args.resume, device=args.device)
         if net.sizes[0] != ds.X.shape[1]:
@@ -335,6 +346,14 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
         net = MLP(sizes, settings["activation"], settings["output"], settings["loss"], settings["init"],
                   device=args.device, dtype=settings["dtype"], seed=settings["seed"])  # fmt: skip
     return settings, ds, net
+
+
+def _columns(ds: Dataset) -> Columns:
+    """The raw columns the model reads: a table's inputs (a CSV), else the data's features."""
+    if ds.table is None:
+        return Columns.of(ds.feature_names, ds.X.shape[1], ds.label_column, ds.label_index)
+    names = ds.table.inputs if ds.feature_names is not None else None
+    return Columns.of(names, len(ds.table.inputs), ds.label_column, ds.label_index)
 
 
 def trained_rows(ds: Dataset) -> dict[str, np.ndarray]:
