@@ -15,6 +15,7 @@ from here too.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -362,14 +363,15 @@ class Dataset:
                 missing = [c for c in table.inputs if c not in raw.frame.columns]
                 if missing:
                     raise ValueError(f"{raw.source}: no column {missing[0]!r}, which the model reads")
-                frame = raw.frame[table.inputs]
+                positions = [list(raw.frame.columns).index(c) for c in table.inputs]
             else:
-                frame = raw.frame
-            X, more = table.transform(frame, raw.source, raw.first_line)
+                positions = list(range(raw.frame.shape[1]))
+            X, more = table.transform(raw.frame, raw.source, raw.first_line, positions)
         except ValueError as exc:
             raise DataError(str(exc)) from None
         notes.extend(more)
         raw.frame = None
+        gc.collect()  # the frame's columns refer back to it (pandas' caches): freed now, before X is scaled
         return X, table
 
     @staticmethod
@@ -449,7 +451,12 @@ class Dataset:
         X, _, idx = self._part(part)
         if is_row_source(X):
             return Rows(X, idx, self.scaler)
-        return self.scaler.transform(X[idx])
+        rows = X[idx]  # a copy, scaled in place: Scaler.transform's numbers, with no second copy of the rows
+        if rows.dtype != np.float64 or self.scaler.shift is None or rows.shape[1] != len(self.scaler.shift):
+            return self.scaler.transform(rows)
+        rows -= self.scaler.shift
+        rows /= self.scaler.scale
+        return rows
 
     def targets(self, part: str, n_out: int | None = None, loss: str = "cross_entropy") -> np.ndarray:
         """Targets of ``part``: class indices (one-hot or 0/1 for ``loss`` other than cross_entropy,

@@ -154,11 +154,15 @@ class Table:
 
     # -- applying ---------------------------------------------------------------------------------
 
-    def transform(self, frame: Any, source: str = "data", first_line: int = 1) -> tuple[np.ndarray, list[str]]:
+    def transform(self, frame: Any, source: str = "data", first_line: int = 1,
+                  positions: Sequence[int] | None = None) -> tuple[np.ndarray, list[str]]:  # fmt: skip
         """The network's input columns (n, width) float64 for ``frame``'s raw columns, taken by
-        position (the caller matched them to :attr:`inputs`), and the log's notes: unseen levels and
-        missing cells where training had none, counted per column. A number column holding text is
-        refused, naming the line."""
+        position (the caller matched them to :attr:`inputs`; ``positions``: the frame's columns that
+        are the inputs, read in place rather than copied into a new frame), and the log's notes:
+        unseen levels and missing cells where training had none, counted per column. A number
+        column holding text is refused, naming the line."""
+        if positions is not None:
+            frame = _Columns(frame, positions)
         if frame.shape[1] != len(self.rules):
             raise ValueError(f"{source}: {frame.shape[1]} columns, the table's rules read {len(self.rules)} "
                              f"({', '.join(self.inputs)})")  # fmt: skip
@@ -183,6 +187,21 @@ class Table:
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> Table:
         return cls([Rule(**r) for r in stored["rules"]], bool(stored.get("refuse", False)))
+
+
+class _Columns:
+    """Some of a frame's columns, by position, without a copy (what transform reads of a frame)."""
+
+    def __init__(self, frame: Any, positions: Sequence[int]) -> None:
+        self.frame, self.positions = frame, list(positions)
+        self.shape = (len(frame), len(self.positions))
+        self.iloc = self
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __getitem__(self, key: tuple[Any, int]) -> Any:
+        return self.frame.iloc[:, self.positions[key[1]]]
 
 
 def describe(rule: Rule) -> str:
