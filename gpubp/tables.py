@@ -167,7 +167,8 @@ class Table:
             raise ValueError(f"{source}: {frame.shape[1]} columns, the table's rules read {len(self.rules)} "
                              f"({', '.join(self.inputs)})")  # fmt: skip
         if self.refuse:
-            refuse_missing(frame, source, first_line)
+            gaps = {r.name: is_missing(frame.iloc[:, j]) for j, r in enumerate(self.rules)}
+            refuse_missing(frame, source, first_line, gaps)
         n = len(frame)
         X = np.empty((n, self.width), dtype=np.float64)
         notes: list[str] = []
@@ -195,6 +196,7 @@ class _Columns:
     def __init__(self, frame: Any, positions: Sequence[int]) -> None:
         self.frame, self.positions = frame, list(positions)
         self.shape = (len(frame), len(self.positions))
+        self.index = frame.index
         self.iloc = self
 
     def __len__(self) -> int:

@@ -265,3 +265,36 @@ def test_a_name_in_another_case_is_refused_naming_the_column(tmp_path):
     path = write(people(40), tmp_path / "p.csv")
     with pytest.raises(ValueError, match="no label column 'Survived': did you mean 'survived'"):
         load_data(path, "Survived")
+
+
+def test_a_missing_cell_where_training_had_none_is_no_level_and_said(tmp_path):
+    frame = pd.DataFrame({"a": ["x", "y", "x"], "b": [1.0, 2.0, 3.0]})
+    table = Table.fit(frame)
+    X, notes = table.transform(pd.DataFrame({"a": ["", "y"], "b": [np.nan, 1.0]}))
+    np.testing.assert_array_equal(X, [[0, 0, 2.0], [0, 1, 1.0]])
+    assert notes == ["column 'a': 1 missing cells, none in training: encoded as no level",
+                     "column 'b': 1 missing cells, none in training: filled with the training median 2"]  # fmt: skip
+
+
+def test_missing_refuse_holds_at_predict_too(capsys, tmp_path):
+    frame = people(100)
+    data = write(frame, tmp_path / "p.csv")
+    cli(capsys, "train", "--data", data, "--label-column", "survived", "--epochs", "1", "--save", tmp_path / "m.npz",
+        "--missing", "refuse", "--quiet")  # fmt: skip
+    new = frame.astype(object)
+    new.loc[4, "age"] = "NA"
+    line = refused(capsys, "predict", tmp_path / "m.npz", "--data", write(new, tmp_path / "n.csv"), "--out", "-")
+    assert "line 6: missing cells (--missing refuse): 'age' 1" in line
+
+
+def test_a_table_run_resumes_with_its_stored_rules(capsys, tmp_path):
+    frame = people(200).astype(object)
+    frame.loc[::5, "age"] = "?"
+    data = write(frame, tmp_path / "p.csv")
+    run = ["train", "--data", data, "--label-column", "survived", "--save", tmp_path / "r.npz", "--quiet"]
+    assert cli(capsys, *run, "--epochs", "2")[0] == 0
+    assert cli(capsys, "train", "--resume", tmp_path / "r.npz", "--epochs", "3", "--quiet")[0] == 0
+    assert cli(capsys, *run[:-3], "--save", tmp_path / "s.npz", "--epochs", "3", "--quiet")[0] == 0
+    a, b = gpubp.load(tmp_path / "r.npz"), gpubp.load(tmp_path / "s.npz")
+    assert a.table.features == b.table.features
+    np.testing.assert_array_equal(a.predict_proba(frame), b.predict_proba(frame))

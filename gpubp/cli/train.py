@@ -14,7 +14,7 @@ from .. import __version__
 from .._io import to_json
 from ..checkpoint import read_file
 from ..columns import Columns
-from ..data import Dataset, fingerprint, load_data, row_hashes
+from ..data import Dataset, load_data, row_hashes
 from ..labels import class_index
 from ..loaders import is_csv
 from ..metrics import accuracy
@@ -220,15 +220,17 @@ def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str 
         return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                                test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
                                scale=settings["scale"], choose=choose)  # fmt: skip
-    if "fingerprint" in settings and fingerprint(raw.X, raw.y) != settings["fingerprint"]:
-        raise UsageError(f"{raw.source} is not the data {resume} was trained on ({settings['data']}: rows "
-                         "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
     scaler, labels, target = preprocessing(settings, extra)
     table = Table.from_dict(settings["table"]) if "table" in settings else None
-    return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
-                           test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
-                           scale=settings["scale"], labels=labels, scaler=scaler, target=target,
-                           table=table)  # fmt: skip
+    source = raw.source
+    ds = Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
+                         test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
+                         scale=settings["scale"], labels=labels, scaler=scaler, target=target,
+                         table=table)  # fmt: skip
+    if "fingerprint" in settings and ds.fingerprint != settings["fingerprint"]:  # the rows as the model reads them
+        raise UsageError(f"{source} is not the data {resume} was trained on ({settings['data']}: rows "
+                         "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
+    return ds
 
 
 # -- the run ------------------------------------------------------------------------------------
