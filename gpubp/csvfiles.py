@@ -234,10 +234,10 @@ def _is_header(path: str, first: list[str], below: list[list[str]], decimal: str
         return True
     for j, cell in enumerate(first):  # a text cell above a column of numbers: a header
         values = column(j)
-        if cell != "" and not numeric[j] and values and all(number(c) for c in values):
+        if cell.lower() not in MISSING and not numeric[j] and values and all(number(c) for c in values):
             return True
     if (
-        all(c and not n for c, n in zip(first, numeric))
+        all(c.lower() not in MISSING and not n for c, n in zip(first, numeric))
         and len(set(first)) == len(first)
         and all(first[j] not in column(j) for j in range(len(first)))
     ):

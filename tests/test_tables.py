@@ -298,3 +298,19 @@ def test_a_table_run_resumes_with_its_stored_rules(capsys, tmp_path):
     a, b = gpubp.load(tmp_path / "r.npz"), gpubp.load(tmp_path / "s.npz")
     assert a.table.features == b.table.features
     np.testing.assert_array_equal(a.predict_proba(frame), b.predict_proba(frame))
+
+
+def test_a_missing_cell_on_the_first_line_is_no_header_evidence(capsys, tmp_path):
+    frame = people(100).astype(object)
+    frame.loc[0, "age"] = "?"  # a text cell above a column of numbers, but a missing one: not a name
+    frame.insert(0, "row", range(100))
+    data = write(frame, tmp_path / "n.csv", header=False)
+    code, out, err = cli(capsys, "train", "--data", data, "--label-column", "-1", "--epochs", "1", "--save",
+                         tmp_path / "m.npz")  # fmt: skip
+    assert code == 0, err
+    assert "100 rows" not in out
+    assert "data: column '0': left out, an identifier (whole numbers, unique and increasing)" in out
+    assert "column '2': number, 1 missing" in out
+    assert cli(capsys, "predict", tmp_path / "m.npz", "--data", data, "--label-column", "-1", "--out",
+               tmp_path / "o.csv", "--quiet")[0] == 0  # fmt: skip
+    assert len(pd.read_csv(tmp_path / "o.csv")) == 100
