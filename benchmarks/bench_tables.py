@@ -131,13 +131,34 @@ def gpubp(train_csv: str, test_csv: str, test: pd.DataFrame, label: str, task: s
     return score(test[label].to_numpy(), pred, task, balanced), seconds
 
 
+def markdown(rows: list[dict]) -> str:
+    """The rows as RESULTS.md's table."""
+    head = ("| table | rows | label | text cols | missing cells | metric | gpubp | logistic / ridge | sklearn MLP "
+            "| ≥ best − 0.02 | HistGradientBoosting |")  # fmt: skip
+    lines = [head, "|" + "---|" * 11]
+    for r in rows:
+        lines.append(f"| {r['table']} | {r['rows']} | `{r['label']}` | {r['text columns']} | {r['missing cells']} | "
+                     f"{r['metric']} | {r['gpubp']:.3f} | {r['logistic / ridge']:.3f} | {r['sklearn MLP']:.3f} | "
+                     f"{'yes' if r['gpubp ≥ best − 0.02'] else '**no**'} | "
+                     f"{r['HistGradientBoosting']:.3f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--json", default=None)
     p.add_argument("--only", default=None, help="tables whose name starts with this")
+    p.add_argument("--markdown", default=None, metavar="JSON", help="print the table of an earlier --json run")
     p.add_argument("extra", nargs="*", help="options added to gpubp train (after --)")
     args = p.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as f:  # a --json file, or the lines a run printed
+            text = f.read()
+        rows = json.loads(text)["rows"] if text.startswith("{\n") else [
+            json.loads(line) for line in text.splitlines() if line.startswith('{"table"')]  # fmt: skip
+        print(markdown(rows))
+        return
     rows = []
     for name, frame, label, task, how in tables():
         if args.only and not name.startswith(args.only):

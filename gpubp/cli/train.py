@@ -14,7 +14,7 @@ from .. import __version__
 from .._io import to_json
 from ..checkpoint import read_file
 from ..columns import Columns
-from ..data import Dataset, load_data, row_hashes
+from ..data import Dataset, fingerprint, load_data, row_hashes
 from ..labels import class_index
 from ..loaders import is_csv
 from ..metrics import accuracy
@@ -24,7 +24,7 @@ from ..network import MLP
 from ..network import load as load_network
 from ..optim import OPTIMIZERS
 from ..parallel import StopOnInterrupt
-from ..settings import COMMAND_EPOCHS, COMMAND_LR, COMMAND_MOMENTUM, COMMAND_REGRESS, TrainSettings
+from ..settings import COMMAND_EPOCHS, COMMAND_LR, COMMAND_MOMENTUM, COMMAND_REGRESS, COMMAND_TABLE, TrainSettings
 from ..tables import Table
 from ..training import TrainingDivergedError, make_trainer
 from ._common import (
@@ -79,11 +79,12 @@ def add_parser(sub: Any) -> None:
         type=positive(float),
         default=None,
         help=f"learning rate η (default: {COMMAND_LR['classify']}; with loss mse {COMMAND_LR['classify-mse']}, "
-        f"with --task regress {COMMAND_LR['regress-adam']} (adam), {COMMAND_LR['regress']} (sgd))",
+        f"with adam {COMMAND_LR['classify-adam']}, with --task regress {COMMAND_LR['regress-adam']} (adam), "
+        f"{COMMAND_LR['regress']} (sgd))",
     )
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
-                   help=f"(default: {_LIBRARY.optimizer}; with --task regress "
-                        f"{COMMAND_REGRESS['optimizer']})")  # fmt: skip
+                   help=f"(default: {_LIBRARY.optimizer}; {COMMAND_TABLE['optimizer']} for a CSV classified with "
+                        f"cross_entropy or bce; with --task regress {COMMAND_REGRESS['optimizer']})")  # fmt: skip
     t.add_argument("--momentum", type=fraction, default=None, help=f"(sgd only; default: {COMMAND_MOMENTUM})")
     t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd only)")
     t.add_argument("--weight-decay", type=non_negative, default=None,
@@ -146,13 +147,15 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     """The run's settings from the options given: defaults in one place, contradictions refused."""
     given = {k: getattr(args, k) for k in SETTING_KEYS}
     s = resolve_network(given)
-    defaults = {**TRAIN_DEFAULTS, **(COMMAND_REGRESS if s["task"] == "regress" else {})}
+    table = s["task"] == "classify" and s["loss"] != "mse" and is_csv(s["data"])
+    defaults = {**TRAIN_DEFAULTS, **(COMMAND_REGRESS if s["task"] == "regress" else COMMAND_TABLE if table else {})}
     s.update({k: (given[k] if given[k] is not None else v) for k, v in {**defaults, **TABLE_DEFAULTS}.items()})
     if s["lr"] is None:
         kind = "regress" if s["task"] == "regress" else "classify-mse" if s["loss"] == "mse" else "classify"
         s["lr"] = COMMAND_LR.get(f"{kind}-{s['optimizer']}", COMMAND_LR[kind])
     if s["optimizer"] == "adam":
-        chosen = "" if given["optimizer"] else " (--task regress trains with adam unless --optimizer sgd is given)"
+        why = "--task regress" if s["task"] == "regress" else "a CSV table classified"
+        chosen = "" if given["optimizer"] else f" ({why} trains with adam unless --optimizer sgd is given)"
         for option, value in (("--momentum", given["momentum"]), ("--nesterov", given["nesterov"])):
             if value is not None:
                 raise UsageError(f"{option} applies to --optimizer sgd; adam keeps its own moment estimates{chosen}")
@@ -222,14 +225,20 @@ def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str 
                                scale=settings["scale"], choose=choose)  # fmt: skip
     scaler, labels, target = preprocessing(settings, extra)
     table = Table.from_dict(settings["table"]) if "table" in settings else None
-    source = raw.source
-    ds = Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
-                         test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
-                         scale=settings["scale"], labels=labels, scaler=scaler, target=target,
-                         table=table)  # fmt: skip
-    if "fingerprint" in settings and ds.fingerprint != settings["fingerprint"]:  # the rows as the model reads them
-        raise UsageError(f"{source} is not the data {resume} was trained on ({settings['data']}: rows "
-                         "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
+    differ = UsageError(f"{raw.source} is not the data {resume} was trained on ({settings['data']}: rows "
+                        "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
+    stored = settings.get("fingerprint")
+    if stored is not None and "table" not in settings and (raw.X is None or fingerprint(raw.X, raw.y) != stored):
+        raise differ
+    try:
+        ds = Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
+                             test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
+                             scale=settings["scale"], labels=labels, scaler=scaler, target=target,
+                             table=table)  # fmt: skip
+    except ValueError:
+        raise differ from None  # another file's columns or classes: not the rows of the run
+    if stored is not None and ds.fingerprint != stored:  # the rows as the model's table reads them
+        raise differ
     return ds
 
 
