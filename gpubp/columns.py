@@ -125,11 +125,18 @@ def _is_position(label_column: str | int) -> bool:
 
 
 def _position(label_column: str | int, names: list[str], source: str) -> int:
-    """The position of ``label_column`` (a name, or an index; negative counts from the end)."""
+    """The position of ``label_column``: a column of that exact name wins (a header ``1,x,y2``'s
+    ``"1"``, a year ``"2020"``); else an index (an ``int`` is always one; negative counts from the
+    end). A name found only in another case is refused, naming the column(s) it may mean."""
+    text = str(label_column)
+    if isinstance(label_column, str) and text in names:
+        return names.index(text)
     if not _is_position(label_column):
-        if label_column not in names:
-            raise ValueError(f"{source}: no label column {label_column!r} (columns are {_few(names)})")
-        return names.index(str(label_column))
+        alike = [n for n in names if n.strip().lower() == text.strip().lower()]
+        meant = ""
+        if alike:
+            meant = f": did you mean {' or '.join(map(repr, alike))}? names are compared exactly"
+        raise ValueError(f"{source}: no label column {label_column!r}{meant} (columns are {_few(names)})")
     idx = int(label_column)
     if not -len(names) <= idx < len(names):
         raise ValueError(f"{source}: label column {idx} out of range for {len(names)} columns")

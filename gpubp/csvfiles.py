@@ -16,7 +16,10 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
+
+from .tables import MISSING
 
 LABEL_NAMES = ("label", "labels", "target", "class", "y")  # in order of preference
 DELIMITERS = (",", ";", "\t")
@@ -298,8 +301,8 @@ def _is_header(path: str, first: list[str], below: list[list[str]], decimal: str
     def number(c: str) -> bool:
         return is_number(c, decimal, thousands)
 
-    def column(j: int) -> list[str]:
-        return [r[j] for r in below if j < len(r) and r[j] != ""]
+    def column(j: int) -> list[str]:  # the cells below, missing ones (empty, NA, ?, …) left out
+        return [r[j] for r in below if j < len(r) and r[j].lower() not in MISSING]
 
     def whole(c: str) -> bool:
         text = number_text(c, decimal, thousands)
@@ -315,6 +318,8 @@ def _is_header(path: str, first: list[str], below: list[list[str]], decimal: str
             raise ValueError(unsure)
         return True
     numeric = [number(c) for c in first]
+    if first[0] == "" and len(first) > 1 and below and _r_row_names(first, below, number):
+        return True  # R's write.csv: "" above the row names 1, 2, 3, … and a name above every other column
     if all(n or c == "" for n, c in zip(numeric, first)):
         if cells != [str(j) for j in range(len(cells))] or not below:
             return False  # numbers are data unless they are pandas' names for unnamed columns
@@ -325,8 +330,14 @@ def _is_header(path: str, first: list[str], below: list[list[str]], decimal: str
         return True
     for j, cell in enumerate(first):  # a text cell above a column of numbers: a header
         values = column(j)
-        if cell != "" and not numeric[j] and values and all(number(c) for c in values):
+        if cell.lower() not in MISSING and not numeric[j] and values and all(number(c) for c in values):
             return True
+    if (
+        all(c.lower() not in MISSING and not n for c, n in zip(first, numeric))
+        and len(set(first)) == len(first)
+        and all(first[j] not in column(j) for j in range(len(first)))
+    ):
+        return True  # distinct names, none of them a value below it: a table of text (categories) has a header
     # every text cell sits above text: names of numbers above fractions (wavelengths 400,500,…), and
     # a text cell found nowhere below (the label's name, not a class), make a header
     ints = [j for j, n in enumerate(numeric) if n and first[j] != ""]
@@ -343,3 +354,16 @@ def _is_header(path: str, first: list[str], below: list[list[str]], decimal: str
     if new_text and not over_fractions:
         raise ValueError(unsure)  # names or a sample above whole numbers: nothing tells them apart
     return False  # a text cell seen below is a class: the row is a sample
+
+
+def _r_row_names(first: list[str], below: list[list[str]], number: Any) -> bool:
+    """Whether the first line is the header R's ``write.csv`` writes: an empty first cell above the
+    whole numbers 1, 2, 3, … (row names) and distinct names that are not numbers above the rest."""
+    rest = first[1:]
+    if not all(c and not number(c) for c in rest) or len(set(rest)) != len(rest):
+        return False
+    cells = [r[0] for r in below if r]
+    if not all(_INTEGER.match(c) for c in cells):
+        return False
+    values = [int(c) for c in cells]
+    return all(b > a for a, b in pairwise(values))

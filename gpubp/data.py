@@ -15,6 +15,7 @@ from here too.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -37,6 +38,7 @@ from .loaders import (
     read_idx,
 )
 from .rows import chunk_rows, chunks, in_memory, is_row_source, where
+from .tables import Table, log_lines, refuse_missing
 
 __all__ = ["TASKS", "DataError", "Dataset", "RawData", "Rows", "Scaler", "available_memory",
            "check_fits", "fingerprint", "load_csv", "load_data", "load_digits", "load_idx_folder", "load_npy_pair",
@@ -286,16 +288,20 @@ class Dataset:
     label_index: int | None = None  # the label's position among the file's columns (CSV)
     feature_names: list[str] | None = None  # the header's names of X's columns (CSV)
     notes: list[str] = field(default_factory=list)  # what reading the file decided (an index column dropped, ...)
+    table: Table | None = None  # how a CSV's columns became X (gpubp.tables)
 
     @classmethod
     def prepare(cls, data: RawData | str, *, task: str = "classify", label_column: str | int | None = None,
                 val_fraction: float = 0.1, test_fraction: float = 0.2, split_seed: int = 0,
                 scale: str = "standard", labels: Labels | None = None, scaler: Scaler | None = None,
-                target: Scaler | None = None, task_chosen: bool = True) -> Dataset:  # fmt: skip
+                target: Scaler | None = None, task_chosen: bool = True, table: Table | None = None,
+                choose: dict[str, Any] | None = None) -> Dataset:  # fmt: skip
         """Encode, split and scale ``data`` (a :class:`RawData` or a spec for :func:`load_data`).
 
-        ``labels``/``scaler``/``target``: reuse a model's (when resuming or evaluating) instead of
-        fitting new ones. Regression targets are standardised on the training rows; predictions are
+        A CSV's columns become numbers by a :class:`~gpubp.tables.Table` fitted on the training
+        rows (``choose``: its ``drop``, ``features`` and ``missing`` options), or by ``table``.
+        ``labels``/``scaler``/``target``/``table``: reuse a model's (when resuming or evaluating)
+        instead of fitting new ones. Regression targets are standardised on the training rows; predictions are
         mapped back with ``target.inverse``. ``task_chosen`` False (the command without ``--task``):
         a target of many whole numbers with few rows each is refused as ambiguous (a number or classes?).
         Raises :class:`DataError` when the rows cannot make the split or the targets the task."""
@@ -304,7 +310,7 @@ class Dataset:
             raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
         if raw.y is None:
             raise DataError(f"{raw.source}: no labels or targets found: training and evaluation need them")
-        if raw.X.ndim != 2 or raw.X.shape[1] == 0:
+        if (raw.X if raw.frame is None else raw.frame).shape[1] == 0 or (raw.frame is None and raw.X.ndim != 2):
             named = isinstance(raw.label_column, str)
             label = (
                 ""
@@ -334,6 +340,9 @@ class Dataset:
         train, val, test = split_rows(y if task == "classify" else None, n, val_fraction,
                                       None if has_test else test_fraction, split_seed)  # fmt: skip
         cls._check_split(raw.source, n, train, val, test, val_fraction, None if has_test else test_fraction)
+        X, notes = raw.X, list(raw.notes)
+        if raw.frame is not None:
+            X, table = cls._table(raw, train, table, choose or {}, notes)
         if has_test and y_test is not None:
             rule = f"the data's own test files ({len(y_test)} rows)"
             test = np.arange(len(y_test))
@@ -341,10 +350,11 @@ class Dataset:
             rule = (f"the {len(test)} rows held out from training (--test-fraction {test_fraction:g}, "
                     f"--split-seed {split_seed})")  # fmt: skip
         try:
-            scaler = scaler if scaler is not None else Scaler(scale).fit(raw.X, train)
+            scaler = scaler if scaler is not None else Scaler(scale).fit(X, train)
         except ScaleOverflowError as exc:  # named by the file's line and column, not the matrix's index
-            raise scale_overflow(raw.source, raw.X, train, exc.column, raw.feature_names, raw.label_index,
-                                 "feature", scale) from None  # fmt: skip
+            names = raw.feature_names if table is None or table.identity else table.features
+            raise scale_overflow(raw.source, X, train, exc.column, names, raw.label_index, "feature",
+                                 scale) from None  # fmt: skip
         if task == "regress":
             if target is None:
                 try:
@@ -355,10 +365,39 @@ class Dataset:
             if target is not None:
                 y = target.transform(y.reshape(-1, 1))[:, 0]
                 y_test = None if y_test is None else target.transform(y_test.reshape(-1, 1))[:, 0]
-        return cls(raw.source, task, raw.X, y, train, val, test, scaler, labels, target,
+        return cls(raw.source, task, X, y, train, val, test, scaler, labels, target,
                    raw.X_test if has_test else None, y_test, rule, raw.label_column,
-                   fingerprint(raw.X, raw.y), raw.note, raw.label_index, raw.feature_names,
-                   list(raw.notes))  # fmt: skip
+                   fingerprint(X, raw.y), raw.note, raw.label_index, raw.feature_names,
+                   notes, table)  # fmt: skip
+
+    @staticmethod
+    def _table(raw: RawData, train: np.ndarray, table: Table | None, choose: dict[str, Any],
+               notes: list[str]) -> tuple[np.ndarray, Table]:  # fmt: skip
+        """X from the file's columns by ``table``, or by a table fitted on the training rows (its
+        decisions added to ``notes``); the frame is let go once X is made."""
+        try:
+            if table is None:
+                if choose.get("missing") == "refuse":  # every row, not the training rows alone
+                    refuse_missing(raw.frame, raw.source, raw.first_line)
+                fitted = Table.fit(raw.frame.iloc[train], source=raw.source, first_line=raw.first_line,
+                                   **{k: v for k, v in choose.items() if v is not None})  # fmt: skip
+                notes.extend(log_lines(fitted))
+                table = fitted
+            if raw.feature_names is not None:  # named columns: a model needs only the ones it reads
+                table = table.kept()
+                missing = [c for c in table.inputs if c not in raw.frame.columns]
+                if missing:
+                    raise ValueError(f"{raw.source}: no column {missing[0]!r}, which the model reads")
+                positions = [list(raw.frame.columns).index(c) for c in table.inputs]
+            else:
+                positions = list(range(raw.frame.shape[1]))
+            X, more = table.transform(raw.frame, raw.source, raw.first_line, positions)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        notes.extend(more)
+        raw.frame = None
+        gc.collect()  # the frame's columns refer back to it (pandas' caches): freed now, before X is scaled
+        return X, table
 
     @staticmethod
     def _check_classes(source: str, y: np.ndarray, labels: Labels, val_fraction: float,
@@ -437,7 +476,12 @@ class Dataset:
         X, _, idx = self._part(part)
         if is_row_source(X):
             return Rows(X, idx, self.scaler)
-        return self.scaler.transform(X[idx])
+        rows = X[idx]  # a copy, scaled in place: Scaler.transform's numbers, with no second copy of the rows
+        if rows.dtype != np.float64 or self.scaler.shift is None or rows.shape[1] != len(self.scaler.shift):
+            return self.scaler.transform(rows)
+        rows -= self.scaler.shift
+        rows /= self.scaler.scale
+        return rows
 
     def targets(self, part: str, n_out: int | None = None, loss: str = "cross_entropy") -> np.ndarray:
         """Targets of ``part``: class indices (one-hot or 0/1 for ``loss`` other than cross_entropy,

@@ -29,6 +29,8 @@ from .kernels import ACTIVATIONS
 
 OPSET = 17  # ai.onnx opset: Softmax over one axis (13+), Squeeze with axes as an input (13+)
 IR_VERSION = 8  # the oldest IR that carries opset 17 (ONNX 1.12): ONNX Runtime 1.12 and later load it
+# a model with a table (text columns): Equal on strings is opset 19's (ONNX 1.14, IR 9; ONNX Runtime 1.16+)
+TABLE_OPSET, TABLE_IR_VERSION = 19, 9
 INSTALL_HINT = "ONNX export needs the onnx package: pip install 'gpubp[onnx]'"
 
 
@@ -86,6 +88,51 @@ def _layers(g: _Graph, net: Any, A: str) -> str:
     return A
 
 
+def _table_inputs(g: _Graph, table: Any) -> tuple[list[Any], str]:
+    """One input per raw column, as skl2onnx gives a ColumnTransformer: a number (N, 1) float32 with
+    NaN where missing, a category or boolean (N, 1) string; and the name of their encoding (N, width)
+    float64, by the table's rules (gpubp.tables), as Model.encode computes it. Refuses (ValueError)
+    what the graph cannot compute: dates (no date parsing in ONNX's default domain)."""
+    from .tables import MISSING, MISSING_LEVEL
+
+    dates = [r.name for r in table.rules if r.kind == "date"]
+    if dates:
+        raise ValueError(f"the model reads the date column {dates[0]!r} (days since 1970), which an ONNX graph "
+                         "cannot parse from text: train with --drop " + ",".join(dates) + " to export it")  # fmt: skip
+    inputs, parts = [], []
+    f64 = np.float64
+    for rule in table.rules:
+        text = rule.kind in ("category", "bool")
+        elem = g.onnx.TensorProto.STRING if text else g.onnx.TensorProto.FLOAT
+        what = "text (N, 1)" if text else "numbers (N, 1) float32, NaN where missing"
+        inputs.append(g.h.make_tensor_value_info(rule.name, elem, ["N", 1], f"column {rule.name!r}: {what}"))
+        if rule.kind == "left out":
+            continue
+        if text:
+            flat = g.op("Reshape", [rule.name, g.const("flat", np.array([-1], np.int64))])
+            lower = g.op("StringNormalizer", [flat], case_change_action="LOWER", locale="C")
+            lower = g.op("Reshape", [lower, g.const("column", np.array([-1, 1], np.int64))])
+            gap = g.op("Equal", [lower, g.const("missing", np.array([list(MISSING)], dtype=object))])
+            gap = g.cast(g.op("ReduceMax", [g.cast(gap, np.int64), g.const("ax1", np.array([1], np.int64))],
+                              keepdims=1), np.bool_)  # fmt: skip
+        if rule.kind == "category":
+            levels = [lv for lv in rule.levels if lv != MISSING_LEVEL]
+            hot = g.op("Equal", [rule.name, g.const("levels", np.array([levels], dtype=object))])
+            pieces = [hot] + ([gap] if MISSING_LEVEL in rule.levels else [])
+            joined = pieces[0] if len(pieces) == 1 else g.op("Concat", pieces, axis=1)
+            parts.append(g.cast(joined, f64))
+            continue
+        if rule.kind == "bool":
+            value = g.cast(g.op("Equal", [lower, g.const("true", np.array(["true"], dtype=object))]), f64)
+        else:
+            value = g.cast(rule.name, f64)
+            gap = g.op("IsNaN", [value])
+        parts.append(g.op("Where", [gap, g.const("fill", np.array(rule.fill, f64)), value]))
+        if rule.indicator:
+            parts.append(g.cast(gap, f64))
+    return inputs, parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=1)
+
+
 def _class_index(g: _Graph, A: str, n_out: int, dtype: np.dtype) -> str:
     """One class index per row (int64, (N,)): ``A > 0.5`` for a single output, else the argmax
     (the first of equal maxima, as NumPy's)."""
@@ -106,13 +153,15 @@ def _output(g: _Graph, name: str, dtype: DTypeLike, shape: list[Any], doc: str) 
     return g.h.make_tensor_value_info(name, elem, shape, doc)
 
 
-def _finish(g: _Graph, inputs: list[Any], outputs: list[Any], doc: str, meta: dict[str, Any], path: Any) -> Any:
+def _finish(g: _Graph, inputs: list[Any], outputs: list[Any], doc: str, meta: dict[str, Any], path: Any,
+            opset: int = OPSET) -> Any:  # fmt: skip
     onnx, h = g.onnx, g.h
     from . import __version__
 
     graph = h.make_graph(g.nodes, "gpubp", inputs, outputs, g.initializers, doc_string=doc)
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)], producer_name="gpubp",
-                         producer_version=__version__, ir_version=IR_VERSION, doc_string=doc)  # fmt: skip
+    ir = IR_VERSION if opset == OPSET else TABLE_IR_VERSION
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)], producer_name="gpubp",
+                         producer_version=__version__, ir_version=ir, doc_string=doc)  # fmt: skip
     h.set_model_props(model, {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
     onnx.checker.check_model(model, full_check=True)
     if path is not None:
@@ -175,10 +224,16 @@ def model_to_onnx(model: Any, path: str | os.PathLike[str] | None = None) -> Any
     net = model.net
     g = _Graph(onnx)
     d, n_out, dtype = net.sizes[0], net.sizes[-1], net.dtype
-    names = _feature_names(model.feature_names, d)
+    table = model.table
+    if table is not None and not table.identity:
+        inputs, A0 = _table_inputs(g, table)
+        names = table.features
+        opset = TABLE_OPSET
+    else:
+        names = _feature_names(model.feature_names, d)
+        inputs, A0, opset = [_input(g, d, names)], g.cast("X", np.float64), OPSET
     scaler = model.scaler
     # the scaler in float64, then the network's dtype: Model.outputs' arithmetic, step by step
-    A0 = g.cast("X", np.float64)
     if scaler.kind != "none":
         shifted = g.op("Sub", [A0, g.const("scaler_shift", np.asarray(scaler.shift, np.float64))])
         A0 = g.op("Div", [shifted, g.const("scaler_scale", np.asarray(scaler.scale, np.float64))])
@@ -186,6 +241,8 @@ def model_to_onnx(model: Any, path: str | os.PathLike[str] | None = None) -> Any
         A0 = g.cast(A0, dtype, "A_0")
     A_L = _layers(g, net, A0)
     meta = {**_net_meta(net), "feature_names": names, "scaler": scaler.kind}
+    if table is not None and not table.identity:
+        meta["columns"] = table.inputs  # the graph's inputs, one per raw column
     if model.labels is not None:
         classes = np.asarray(model.labels.classes)
         if n_out == 1:  # one logistic unit: [1 − p, p], as Labels.proba
@@ -221,4 +278,4 @@ def model_to_onnx(model: Any, path: str | os.PathLike[str] | None = None) -> Any
         what = "regression"
     doc = (f"gpubp model {net.sizes}, {net.activation} hidden, {net.output} output, {scaler.kind} scaling, "
            f"{what}: raw rows in, predict's answer out")  # fmt: skip
-    return _finish(g, [_input(g, d, names)], outputs, doc, meta, path)
+    return _finish(g, inputs, outputs, doc, meta, path, opset)

@@ -38,6 +38,7 @@ from .csvfiles import (
 )
 from .npzfiles import Declared, NpzReader, npy_declared
 from .rows import chunk_rows, chunks, open_npy
+from .tables import MISSING
 
 
 class DataError(ValueError):
@@ -52,7 +53,7 @@ class RawData:
     ``label_index`` its position among the file's columns (0-based, an index column dropped);
     ``feature_names`` the header's names of X's columns (None without a header)."""
 
-    X: np.ndarray
+    X: Any  # an (n, d) array; None for a CSV whose columns are not all numbers (its frame: gpubp.tables)
     y: np.ndarray | None
     source: str
     X_test: np.ndarray | None = None
@@ -62,6 +63,11 @@ class RawData:
     note: str = ""  # how the rows are held: "memory-mapped, …" or "loaded whole, …"
     label_index: int | None = None
     notes: list[str] = field(default_factory=list)  # what reading it decided, for the log
+    # a CSV's feature columns as read (a pandas DataFrame: numbers float64 with NaN where missing, text as
+    # text; its index the row's number among the file's data rows, line index + first_line), which
+    # gpubp.tables turns into X; X is None until then unless every column is a number and none missing
+    frame: Any = None
+    first_line: int = 1
 
 
 def _size(nbytes: int) -> str:
@@ -414,12 +420,16 @@ def _missing(path: str) -> Any:
 
 def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str | None = None,
              columns: Columns | None = None, header: bool | None = None, decimal: str | None = None,
-             thousands: str | None = None, encoding: str | None = None) -> RawData:  # fmt: skip
-    """A CSV of numbers, one sample a row, read by pandas. Without ``columns`` (training): the
-    label column is ``label_column`` (a header name or an index, negative counts from the end),
-    else the first of the names label/labels/target/class/y, else the last one. With a model's
-    ``columns``: its features found by name (or position) and the label column if present
-    (:func:`gpubp.columns.match`). ``header``, ``decimal``, ``thousands``, ``encoding``: see :func:`read_csv`."""
+             thousands: str | None = None, encoding: str | None = None, labels: bool = True) -> RawData:  # fmt: skip
+    """A CSV, one sample a row, read by pandas. Without ``columns`` (training): the label column
+    is ``label_column`` (a header name or an index, negative counts from the end), else the first
+    of the names label/labels/target/class/y, else the last one. With a model's ``columns``: its
+    features found by name (or position) and the label column if present
+    (:func:`gpubp.columns.match`). ``header``, ``decimal``, ``thousands``, ``encoding``: see
+    :func:`read_csv`. ``labels`` False: the label column is not read (predict). Rows with an empty
+    label cell are left out, and counted in the notes. The feature columns are ``frame`` (text stays
+    text: ``gpubp.tables`` decides what it is); ``X`` is their float64 matrix when they are all
+    numbers with no missing cell, else None."""
     check_fits(path, 2 * os.path.getsize(path) if os.path.exists(path) else 0)
     frame, layout, notes = read_csv(path, delimiter, header, columns, decimal=decimal, thousands=thousands,
                                     encoding=encoding)  # fmt: skip
@@ -436,12 +446,19 @@ def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str
         label, features = chosen.label, chosen.features
         if chosen.extra:
             notes.append(f"columns not in the model, ignored: {', '.join(chosen.extra)}")
-    X = _numbers(path, frame, features, layout)
-    y = None if label is None else _labels(path, frame.iloc[:, label], layout)
+    y = None
+    if label is not None and labels:
+        y, kept = _labels(path, frame.iloc[:, label], layout, notes)
+        if kept is not None:
+            frame = frame.iloc[kept]
+    part = _columns(path, frame, features, layout, label_column is not None or columns is not None)
+    X = None
+    if all(k.kind in "biuf" for k in part.dtypes) and not part.isna().to_numpy().any():
+        X = part.to_numpy(dtype=np.float64)
     label_name = None if label is None else (names[label] if names else label)
     return RawData(X, y, path, feature_names=[names[j] for j in features] if names else None,
-                   label_column=label_name, note=f"loaded whole, {_size(X.nbytes)}", label_index=label,
-                   notes=notes)  # fmt: skip
+                   label_column=label_name, note=f"loaded whole, {_size(8 * part.size)}", label_index=label,
+                   notes=notes, frame=part, first_line=_line(layout, 0))  # fmt: skip
 
 
 def _training_label(path: str, names: list[str] | None, width: int, label_column: str | int | None,
@@ -466,36 +483,38 @@ def _line(layout: CsvLayout, row: int) -> int:
     return row + 1 + (layout.header is not None)
 
 
-# a feature's missing values, as pandas reads them (a label's are text: NA is a region, None a class)
-_MISSING = {"na", "n/a", "nan", "-nan", "null", "none", "#n/a", "<na>"}
-
-
-def _numbers(path: str, frame: Any, features: list[int], layout: CsvLayout) -> np.ndarray:
-    """The feature columns as float64 (n, d); a cell that is no number, or NaN, named by line and column."""
+def _columns(path: str, frame: Any, features: list[int], layout: CsvLayout, label_given: bool) -> Any:
+    """The feature columns: a column whose cells are numbers (or missing) as float64, NaN where
+    missing; a column of text stays text (``gpubp.tables`` decides what it is). A column of
+    numbers but for a few cells, or of numbers written with another delimiter's or decimal mark's
+    commas, is refused naming the line and column: a number written wrongly, not a category."""
     part = frame.iloc[:, features].copy()
     for j, kind in enumerate(part.dtypes):
-        if kind.kind not in "biuf":
-            column = part.iloc[:, j].astype(str).str.strip()
-            missing = column.str.lower().isin(_MISSING)
-            text = column.map(lambda c: number_text(c, layout.decimal, layout.thousands))
-            bad = ~(missing | text.notna())
-            if not bad.any():
-                part.isetitem(j, text.where(~missing, "nan").astype(np.float64))
-                continue
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+        if kind.kind in "biuf":
+            continue
+        column = part.iloc[:, j].astype(str).str.strip()
+        missing = part.iloc[:, j].isna().to_numpy() | column.str.lower().isin(MISSING).to_numpy()
+        # read strictly: separators only between groups of three, one decimal mark (csvfiles.number_text)
+        # a missing cell may stay NaN through astype(str) (pandas' string dtype): missing, not a number
+        text = column.map(lambda c: number_text(c, layout.decimal, layout.thousands) if isinstance(c, str) else None)
+        number = text.notna().to_numpy()
+        bad = ~(missing | number)
+        if not bad.any():
+            part.isetitem(j, text.where(~missing, "nan").astype(np.float64))
+            continue
+        cells = column[bad]
+        written = cells.map(lambda c: bool(DECIMAL_COMMA.match(c)) or any(d in c for d in (",", ";", "\t")
+                                                                          if d != layout.delimiter))  # fmt: skip
+        if number.sum() >= bad.sum() or written.all():
+            row = int(np.flatnonzero(bad)[0])
             cell = column.iloc[row]
-            raise DataError(f"{path}: line {_line(layout, row)}, column {part.columns[j]!r}: not a number: "
-                            f"{cell!r}{_hint(cell, layout)}")  # fmt: skip
-    X = part.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(X)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise DataError(f"{path}: line {_line(layout, int(r))}: NaN or infinite value (or an empty cell) in column "
-                        f"{part.columns[c]!r}")  # fmt: skip
-    return X
+            raise DataError(f"{path}: line {_line(layout, int(part.index[row]))}, column {part.columns[j]!r}: not a "
+                            f"number: {cell!r}{_hint(cell, layout, label_given)}")  # fmt: skip
+        part.isetitem(j, part.iloc[:, j].where(~missing, None))
+    return part
 
 
-def _hint(cell: str, layout: CsvLayout) -> str:
+def _hint(cell: str, layout: CsvLayout, label_given: bool = False) -> str:
     """Why a feature cell may not read as a number: the delimiter, the decimal mark, or the labels."""
     others = [d for d in (",", ";", "\t") if d != layout.delimiter and d in cell]
     if layout.thousands is None and (GROUPS[","].match(cell) or GROUPS["."].match(cell)):
@@ -511,13 +530,15 @@ def _hint(cell: str, layout: CsvLayout) -> str:
         return f" (the cell holds {shown}: choose the delimiter with --delimiter)"
     if layout.decimal == "," and is_number(cell):
         return " (the file's other numbers have decimal commas: write it with one decimal mark)"
+    if label_given:
+        return " (write it as a number, or leave the cell empty if it is missing)"
     return " (if that column holds the labels, choose it with --label-column)"
 
 
-def _labels(path: str, column: Any, layout: CsvLayout) -> np.ndarray:
-    """Numbers as float64 (also written with the file's thousands separators or decimal commas),
-    else the cells as text, as written (True/False, NA, None are text); an empty or non-finite
-    label refused."""
+def _labels(path: str, column: Any, layout: CsvLayout, notes: list[str]) -> tuple[np.ndarray, Any]:
+    """(labels, the rows kept or None for all): numbers as float64, else the cells as text, as
+    written (True/False, NA, None are text). Rows with an empty label cell are left out, counted in
+    ``notes``; a non-finite label is refused."""
     empty = column.isna().to_numpy().copy()
     if column.dtype.kind not in "iuf":
         column = column.astype(str).str.strip()
@@ -526,15 +547,30 @@ def _labels(path: str, column: Any, layout: CsvLayout) -> np.ndarray:
             text = column.map(lambda c: number_text(c, layout.decimal, layout.thousands))
             if text[~empty].notna().all() and (~empty).any():
                 column = text.where(~empty, "nan").astype(np.float64).rename(column.name)
+    kept = None
     if empty.any():
-        name = repr(column.name) if layout.header is not None else column.name
-        raise DataError(f"{path}: line {_line(layout, int(np.flatnonzero(empty)[0]))}, label column {name}: empty cell")
-    if column.dtype.kind in "iuf":
+        name = repr(column.name) if layout.header is not None else f"column {column.name}"
+        lines = [_line(layout, int(r)) for r in column.index[empty][:5]]
+        if empty.all():
+            raise DataError(f"{path}: every cell of the label column {name} is empty")
+        kept = np.flatnonzero(~empty)
+        notes.append(f"{int(empty.sum())} rows with an empty label cell ({name}) left out (lines "
+                     f"{', '.join(map(str, lines))}{', …' if empty.sum() > 5 else ''})")  # fmt: skip
+        column = column.iloc[kept]
+    if column.dtype.kind in "iuf" or (kept is not None and _all_numbers(column)):
         y = column.to_numpy(dtype=np.float64)
         if not np.isfinite(y).all():
             raise DataError(f"{path}: the label column contains NaN or infinite values")
-        return y
-    return column.to_numpy(dtype=str)
+        return y, kept
+    return column.to_numpy(dtype=str), kept
+
+
+def _all_numbers(column: Any) -> bool:
+    try:
+        column.astype(np.float64)
+    except ValueError:
+        return False
+    return True
 
 
 # -- dispatch -----------------------------------------------------------------------------------
@@ -547,7 +583,7 @@ def is_csv(spec: str) -> bool:
 
 def load_data(spec: str, label_column: str | int | None = None, *, delimiter: str | None = None,
               columns: Columns | None = None, header: bool | None = None, decimal: str | None = None,
-              thousands: str | None = None, encoding: str | None = None) -> RawData:  # fmt: skip
+              thousands: str | None = None, encoding: str | None = None, labels: bool = True) -> RawData:  # fmt: skip
     """Load ``spec``: ``digits``, a folder of IDX files, ``A,B`` (an IDX or .npy pair), ``.npz``,
     ``.npy`` or ``.csv`` (also ``.tsv``, ``.txt``, gzipped or not). ``label_column`` and
     ``delimiter`` are a CSV's (refused for other formats, never ignored); with a model's
@@ -567,7 +603,7 @@ def load_data(spec: str, label_column: str | int | None = None, *, delimiter: st
         if not os.path.exists(spec):
             raise DataError(f"{spec}: file not found")
         return load_csv(spec, label_column, delimiter=delimiter, columns=columns, header=header, decimal=decimal,
-                        thousands=thousands, encoding=encoding)  # fmt: skip
+                        thousands=thousands, encoding=encoding, labels=labels)  # fmt: skip
     data = _load_other(spec)
     if columns is not None and data.X.shape[1] != len(columns.features):
         raise DataError(f"{data.source}: {data.X.shape[1]} features per row, the model was trained on "

@@ -23,6 +23,7 @@ from .metrics import accuracy, r2_score
 from .network import MLP
 from .network import load as load_network
 from .rows import chunk_rows, chunks, is_row_source
+from .tables import Table
 
 log = logging.getLogger("gpubp")
 
@@ -86,18 +87,47 @@ class Model:
         """The features' names in the network's input order (``x0, x1, …`` when the data had none)."""
         return list(self.columns.features)
 
-    def outputs(self, X: Any) -> np.ndarray:
-        """The network's outputs (n, k) for raw rows, on the host, float64. A DataFrame's columns
-        are matched by name to the model's features (any order; a label or other extra column is
-        ignored and named in the log; a missing feature is refused); rows without names must have
-        exactly the model's width. A row source (a memory-mapped file, a :class:`~gpubp.data.Rows`
+    @property
+    def table(self) -> Table | None:
+        """How the raw columns become the network's inputs (a CSV-trained model's
+        :class:`~gpubp.tables.Table`: categories one-hot, missing cells filled), or None."""
+        stored = self.settings.get("table")
+        return None if stored is None else Table.from_dict(stored)
+
+    def encode(self, frame: Any, source: str = "X", first_line: int = 1) -> tuple[np.ndarray, list[str]]:
+        """(the network's input columns before scaling (n, width) float64, notes for the log) of a
+        DataFrame of the model's raw columns in the model's order (:attr:`columns`), by the rules
+        stored at training; a model without a table takes them as numbers."""
+        table = self.table
+        if table is None:
+            return frame.to_numpy(dtype=np.float64), []
+        X, notes = table.transform(frame, source, first_line)
+        return X, notes
+
+    def outputs(self, X: Any, encoded: bool = False) -> np.ndarray:
+        """The network's outputs (n, k) for raw rows, on the host, float64. ``X``: a DataFrame (its
+        columns matched by name to the model's, in any order; a label or other extra column is
+        ignored and named in the log; a missing one is refused), a CSV file's path (read as
+        ``gpubp predict`` reads it), or rows without names of exactly the model's raw columns
+        (text, NaN and all, for a model with a table). ``encoded``: ``X`` is already
+        :meth:`encode`'s output. A row source (a memory-mapped file, a :class:`~gpubp.data.Rows`
         view) is read and scaled a chunk at a time."""
-        if hasattr(X, "columns") and hasattr(X, "iloc"):
+        if isinstance(X, (str, os.PathLike)):
+            X = self._from_file(os.fspath(X))
+        elif hasattr(X, "columns") and hasattr(X, "iloc"):
             X = self._by_name(X)
+        elif not encoded and self.table is not None and not self.table.identity:
+            X = self._unnamed(X)
         if not is_row_source(X):
             return self._outputs(np.asarray(X))
         step = chunk_rows(X.shape[1], 8)
         return np.concatenate([self._outputs(np.asarray(X[part])) for part in chunks(len(X), step)])
+
+    def _encoded(self, frame: Any, source: str, first_line: int = 1) -> np.ndarray:
+        X, notes = self.encode(frame, source, first_line)
+        for note in notes:
+            log.info("%s", note)
+        return X
 
     def _by_name(self, frame: Any) -> np.ndarray:
         """A DataFrame's feature columns in the model's order, matched by ``str(name)`` stripped of
@@ -107,7 +137,28 @@ class Model:
         ignored = chosen.extra + ([names[chosen.label]] if chosen.label is not None else [])
         if ignored:
             log.info("columns not among the model's features, ignored: %s", ", ".join(ignored))
-        return frame.iloc[:, chosen.features].to_numpy(dtype=np.float64)
+        return self._encoded(frame.iloc[:, chosen.features], "X")
+
+    def _unnamed(self, X: Any) -> np.ndarray:
+        """Rows without names of a model with a table: its raw columns, by position."""
+        import pandas as pd
+
+        X = np.asarray(X, dtype=object)
+        inputs = self.columns.features
+        if X.ndim != 2 or X.shape[1] != len(inputs):
+            raise ValueError(f"X has shape {X.shape}; the model reads {len(inputs)} raw columns "
+                             f"({', '.join(inputs[:8])}{', …' if len(inputs) > 8 else ''}): pass a DataFrame "
+                             "with those columns, or an array of them in that order")  # fmt: skip
+        frame = pd.DataFrame(X, columns=list(inputs)).infer_objects()
+        return self._encoded(frame, "X")
+
+    def _from_file(self, path: str) -> np.ndarray:
+        from .loaders import load_data  # the file reader, reached only for a path
+
+        raw = load_data(path, columns=self.columns, labels=False)
+        if raw.frame is None:
+            return raw.X
+        return self._encoded(raw.frame, raw.source, raw.first_line)
 
     def _outputs(self, X: np.ndarray) -> np.ndarray:
         if X.ndim != 2:
@@ -128,18 +179,19 @@ class Model:
         """Whether the outputs are probabilities: a softmax's or sigmoids' (not an identity output)."""
         return self.net.output in ("softmax", "sigmoid")
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Class labels (as in the training data) or regression values (in the target's units)."""
-        A = self.outputs(X)
+    def predict(self, X: Any, encoded: bool = False) -> np.ndarray:
+        """Class labels (as in the training data) or regression values (in the target's units), for
+        the rows :meth:`outputs` takes."""
+        A = self.outputs(X, encoded)
         if self.labels is not None:
             return self.labels.predict(A)  # the class decision of gpubp.labels, as the estimators'
         return self._unscale(A)[:, 0] if A.shape[1] == 1 else self._unscale(A)
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: Any, encoded: bool = False) -> np.ndarray:
         """(n, classes) probabilities, columns in the order of ``labels.classes``."""
         if self.labels is None:
             raise ValueError("predict_proba needs a classifier; this model regresses")
-        A = self.outputs(X)
+        A = self.outputs(X, encoded)
         return self.labels.proba(A)
 
     def score(self, X: Any, y: Any) -> float:

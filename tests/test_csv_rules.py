@@ -118,8 +118,10 @@ def test_a_first_line_that_cannot_be_told_is_refused_naming_header(tmp_path):
 
 def test_an_empty_cell_is_no_header_evidence(tmp_path):
     path = write(tmp_path, "m.csv", "5.1,,1.4,setosa\n4.9,3.0,1.4,setosa\n6.0,3.0,4.8,virginica\n")
-    with pytest.raises(DataError, match="line 1: NaN or infinite value \\(or an empty cell\\)"):
-        load_data(path)
+    raw = load_data(path)  # the first line is data, its empty cell a missing value (gpubp.tables fills it)
+    assert raw.feature_names is None
+    assert len(raw.y) == 3
+    assert np.isnan(raw.frame.iloc[0, 1])
 
 
 def test_a_first_line_longer_than_64_kib_is_read_whole(tmp_path):
@@ -157,8 +159,8 @@ def test_labels_are_compared_as_written(tmp_path):
     np.testing.assert_array_equal(raw.y, ["EU", "NA", "None", "True"])
     raw = load_data(write(tmp_path, "t.csv", "a,b,label\n1,2,True\n2,3,False\n"))
     np.testing.assert_array_equal(raw.y, ["True", "False"])
-    with pytest.raises(DataError, match="NaN or infinite value"):  # a feature's NA is still missing
-        load_data(write(tmp_path, "f.csv", "a,b,label\n1,NA,0\n2,3,1\n"))
+    raw = load_data(write(tmp_path, "f.csv", "a,b,label\n1,NA,0\n2,3,1\n"))  # a feature's NA is missing
+    np.testing.assert_array_equal(raw.frame["b"], [np.nan, 3])
 
 
 def test_spaces_after_commas_read_alike_by_the_command_and_model_predict(tmp_path):

@@ -19,7 +19,7 @@ LEVELS = {
     "probe": 0, "device": 1, "backend": 1,
     "params": 2, "optim": 2, "activations": 2, "losses": 2, "initializers": 2, "labels": 2, "metrics": 2,
     "loaders": 2, "data": 2, "validation": 2, "rows": 2, "settings": 2, "columns": 2, "reference": 2,
-    "csvfiles": 2, "limits": 2, "idxfiles": 2,
+    "csvfiles": 2, "limits": 2, "idxfiles": 2, "tables": 2,
     "network": 3, "checkpoint": 3, "batches": 3, "stopping": 3, "members": 3,
     "training": 4, "parallel": 4, "model": 4, "state": 4,
     "bench": 5, "gradcheck": 5, "plots": 5, "export": 5, "monitor": 5,
@@ -28,7 +28,8 @@ LEVELS = {
 # within a level, a module may import a sibling (pairs are (imported, importer)); the graph stays acyclic
 SAME_LEVEL = {("labels", "data"), ("rows", "data"), ("loaders", "data"), ("rows", "loaders"), ("rows", "validation"),
               ("columns", "loaders"), ("csvfiles", "loaders"), ("idxfiles", "loaders"), ("limits", "data"),
-              ("loaders", "limits"), ("rows", "limits"),
+              ("loaders", "limits"), ("rows", "limits"), ("tables", "csvfiles"), ("tables", "loaders"),
+              ("tables", "data"),
               ("kernels", "_io"), ("kernelkit", "kernels"), ("kernelkit", "formula"), ("formula", "kernels"),
               ("device", "backend"),
               ("params", "optim"), ("optim", "settings"), ("validation", "settings"),

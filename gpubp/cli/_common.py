@@ -217,6 +217,29 @@ def add_data_options(p: argparse.ArgumentParser, default: str | None = "digits")
                    help="the CSV's text encoding, e.g. latin-1 or cp1252 (default: UTF-8)")  # fmt: skip
 
 
+def names(text: str) -> list[str]:
+    """Column names separated by commas (surrounding spaces dropped)."""
+    chosen = [n.strip() for n in text.split(",")]
+    if not all(chosen):
+        raise argparse.ArgumentTypeError(f"expected column names like age,sex, got {text!r}")
+    return chosen
+
+
+TABLE_DEFAULTS: dict[str, Any] = {"drop": None, "features": None, "missing": "impute"}
+
+
+def add_table_options(p: argparse.ArgumentParser) -> None:
+    """How a CSV's columns become features (gpubp.tables; docs/data-formats.md)."""
+    p.add_argument("--drop", type=names, default=None, metavar="COL,...", help="CSV columns to leave out")
+    p.add_argument("--features", type=names, default=None, metavar="COL,...",
+                   help="the only CSV columns to use as features (never left out as identifiers or "
+                        "free text)")  # fmt: skip
+    p.add_argument("--missing", choices=("impute", "refuse"), default=None,
+                   help="a missing feature cell (empty, NA, NaN, NULL, ?): filled (the training median, or "
+                        "a level of its own) and marked in a column of its own, or refused (default: "
+                        "impute)")  # fmt: skip
+
+
 def add_network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--task",

@@ -57,8 +57,10 @@ def check_outputs(args: argparse.Namespace, *outputs: tuple[str, str | None]) ->
         check_output(option, path, png=option == "--plot", inputs=inputs)
 
 
-def read(model: Model, args: argparse.Namespace) -> RawData:
-    """--data (else the model's own data), its columns matched to the model's; what was decided is logged."""
+def read(model: Model, args: argparse.Namespace, labels: bool = True) -> RawData:
+    """--data (else the model's own data), its columns matched to the model's and made the network's
+    inputs by the model's rules (``raw.X``); what was decided is logged. ``labels``: read the label
+    column (evaluate), or not (predict)."""
     s = model.settings
     given, stored = read_options(args), read_options(s)
     # the model's own file is read as it was; another CSV with the numbers written as the model's were
@@ -69,8 +71,15 @@ def read(model: Model, args: argparse.Namespace) -> RawData:
     label = args.label_column
     if label is None and not args.data and model.columns.label_index is not None and not model.columns.named:
         label = model.columns.label_index  # the model's own headerless file: its label is where it was
-    raw = load_data(args.data or s["data"], label, columns=model.columns, **options)
+    raw = load_data(args.data or s["data"], label, columns=model.columns, labels=labels, **options)
     notes = list(raw.notes)
+    if raw.frame is not None:  # the model's own rules: its categories, its medians
+        try:
+            raw.X, more = model.encode(raw.frame, raw.source, raw.first_line)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        raw.frame = None
+        notes.extend(more)
     if not model.columns.named and raw.feature_names is not None:
         notes.append("the model was trained on a file without a header, so it has no column names: the columns "
                      "are taken by position (the header's names are not matched)")  # fmt: skip
@@ -108,7 +117,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{source}: no labels or targets found: evaluate needs them{_label_advice(model, raw)}")
     result: dict[str, Any] = {"model": args.model, "data": source, "rows": len(y), "split": split, "which_rows": why}
     if model.labels is None:
-        report = regression_report(np.asarray(y, dtype=np.float64), model.predict(X))
+        report = regression_report(np.asarray(y, dtype=np.float64), model.predict(X, encoded=True))
         result.update(report)
         line = (f"R²: {report['r2']:.4f}, MAE {report['mae']:.4g}, RMSE {report['rmse']:.4g} on {why} of "
                 f"{source}")  # fmt: skip
@@ -116,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     classes = model.labels.classes
     truth = model.labels.encode(as_labels(y, source), source)
-    A = model.outputs(X)
+    A = model.outputs(X, encoded=True)
     proba = model.labels.proba(A) if model.gives_probabilities and len(classes) == 2 else None
     report = classification_report(truth, class_index(A), len(classes), proba)
     cm = np.asarray(report["confusion"])
@@ -162,7 +171,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError("predict needs --data PATH (the rows to predict)")
     check_outputs(args, ("--out", None if to_stdout else args.out))
     model = load_model(args.model, args.device)
-    raw = read(model, args)
+    raw = read(model, args, labels=False)
     text = predictions_csv(model, raw.X)
     n = len(raw.X)
     what = f"{n} prediction{'s' if n != 1 else ''}, one per row of {raw.source} in its order,"
@@ -178,16 +187,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def predictions_csv(model: Model, X: Any) -> str:
-    """The predictions as CSV text (the csv module quotes what needs it): ``row``, ``prediction``
+    """The predictions for ``X`` (the network's inputs, :meth:`Model.encode`'s) as CSV text
+    (the csv module quotes what needs it): ``row``, ``prediction``
     and, for a classifier, ``p_<class>`` columns when its outputs are probabilities (softmax,
     sigmoid), else the raw ``output_<k>``."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     if model.labels is None:
         w.writerow(["row", "prediction"])
-        w.writerows([i, f"{v:.9g}"] for i, v in enumerate(np.asarray(model.predict(X)).reshape(len(X), -1)[:, 0]))
+        values = np.asarray(model.predict(X, encoded=True)).reshape(len(X), -1)[:, 0]
+        w.writerows([i, f"{v:.9g}"] for i, v in enumerate(values))
         return out.getvalue()
-    A = model.outputs(X)
+    A = model.outputs(X, encoded=True)
     pred = model.labels.predict(A)  # the rule Model.predict uses
     if model.gives_probabilities:
         values = model.labels.proba(A)

@@ -25,16 +25,19 @@ from ..network import MLP
 from ..network import load as load_network
 from ..optim import OPTIMIZERS
 from ..parallel import StopOnInterrupt
-from ..settings import COMMAND_EPOCHS, COMMAND_LR, COMMAND_MOMENTUM, COMMAND_REGRESS, TrainSettings
+from ..settings import COMMAND_EPOCHS, COMMAND_LR, COMMAND_MOMENTUM, COMMAND_REGRESS, COMMAND_TABLE, TrainSettings
+from ..tables import Table
 from ..training import TrainingDivergedError, make_trainer
 from ._common import (
     EXIT_INTERRUPTED,
     NETWORK_DEFAULTS,
+    TABLE_DEFAULTS,
     Renamed,
     UsageError,
     absolute,
     add_data_options,
     add_network_options,  # fmt: skip
+    add_table_options,
     check_output,
     data_files,
     fraction,
@@ -70,6 +73,7 @@ def add_parser(sub: Any) -> None:
         description="Train a network. With no options: the embedded UCI digits, 64-256-10 relu.",
     )
     add_data_options(t)
+    add_table_options(t)
     add_network_options(t)
     t.add_argument("--epochs", type=positive(int), default=None,
                    help=f"(default: {COMMAND_EPOCHS}; with --task regress {COMMAND_REGRESS['epochs']})")  # fmt: skip
@@ -79,11 +83,12 @@ def add_parser(sub: Any) -> None:
         type=positive(float),
         default=None,
         help=f"learning rate η (default: {COMMAND_LR['classify']}; with loss mse {COMMAND_LR['classify-mse']}, "
-        f"with --task regress {COMMAND_LR['regress-adam']} (adam), {COMMAND_LR['regress']} (sgd))",
+        f"with adam {COMMAND_LR['classify-adam']}, with --task regress {COMMAND_LR['regress-adam']} (adam), "
+        f"{COMMAND_LR['regress']} (sgd))",
     )
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
-                   help=f"(default: {_LIBRARY.optimizer}; with --task regress "
-                        f"{COMMAND_REGRESS['optimizer']})")  # fmt: skip
+                   help=f"(default: {_LIBRARY.optimizer}; {COMMAND_TABLE['optimizer']} for a CSV classified with "
+                        f"cross_entropy or bce; with --task regress {COMMAND_REGRESS['optimizer']})")  # fmt: skip
     t.add_argument("--momentum", type=limited("momentum"), default=None,
                    help=f"(sgd only; default: {COMMAND_MOMENTUM})")  # fmt: skip
     t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd only)")
@@ -145,20 +150,22 @@ def add_parser(sub: Any) -> None:
 
 # -- settings -----------------------------------------------------------------------------------
 
-SETTING_KEYS = (*NETWORK_DEFAULTS, *TRAIN_DEFAULTS)
+SETTING_KEYS = (*NETWORK_DEFAULTS, *TRAIN_DEFAULTS, *TABLE_DEFAULTS)
 
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
     """The run's settings from the options given: defaults in one place, contradictions refused."""
     given = {k: getattr(args, k) for k in SETTING_KEYS}
     s = resolve_network(given)
-    defaults = {**TRAIN_DEFAULTS, **(COMMAND_REGRESS if s["task"] == "regress" else {})}
-    s.update({k: (given[k] if given[k] is not None else v) for k, v in defaults.items()})
+    table = s["task"] == "classify" and s["loss"] != "mse" and is_csv(s["data"])
+    defaults = {**TRAIN_DEFAULTS, **(COMMAND_REGRESS if s["task"] == "regress" else COMMAND_TABLE if table else {})}
+    s.update({k: (given[k] if given[k] is not None else v) for k, v in {**defaults, **TABLE_DEFAULTS}.items()})
     if s["lr"] is None:
         kind = "regress" if s["task"] == "regress" else "classify-mse" if s["loss"] == "mse" else "classify"
         s["lr"] = COMMAND_LR.get(f"{kind}-{s['optimizer']}", COMMAND_LR[kind])
     if s["optimizer"] == "adam":
-        chosen = "" if given["optimizer"] else " (--task regress trains with adam unless --optimizer sgd is given)"
+        why = "--task regress" if s["task"] == "regress" else "a CSV table classified"
+        chosen = "" if given["optimizer"] else f" ({why} trains with adam unless --optimizer sgd is given)"
         for option, value in (("--momentum", given["momentum"]), ("--nesterov", given["nesterov"])):
             if value is not None:
                 raise UsageError(f"{option} applies to --optimizer sgd; adam keeps its own moment estimates{chosen}")
@@ -223,16 +230,29 @@ def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str 
     options = read_options(settings) if csv_file else {}
     raw = load_data(spec, settings["label_column"] if csv_file else None, **options)
     if not resume:
+        choose = {k: settings.get(k) for k in TABLE_DEFAULTS}
+        if not is_csv(spec) and any(settings.get(k) for k in ("drop", "features")):
+            raise UsageError(f"{spec}: --drop and --features choose a CSV's columns by name, and this is not a CSV")
         return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                                test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
-                               scale=settings["scale"], task_chosen=task_chosen)  # fmt: skip
-    if "fingerprint" in settings and fingerprint(raw.X, raw.y) != settings["fingerprint"]:
-        raise UsageError(f"{raw.source} is not the data {resume} was trained on ({settings['data']}: rows "
-                         "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
+                               scale=settings["scale"], task_chosen=task_chosen, choose=choose)  # fmt: skip
     scaler, labels, target = preprocessing(settings, extra)
-    return Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
-                           test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
-                           scale=settings["scale"], labels=labels, scaler=scaler, target=target)  # fmt: skip
+    table = Table.from_dict(settings["table"]) if "table" in settings else None
+    differ = UsageError(f"{raw.source} is not the data {resume} was trained on ({settings['data']}: rows "
+                        "differ): --resume continues on the same rows or the test rows would leak")  # fmt: skip
+    stored = settings.get("fingerprint")
+    if stored is not None and "table" not in settings and (raw.X is None or fingerprint(raw.X, raw.y) != stored):
+        raise differ
+    try:
+        ds = Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
+                             test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
+                             scale=settings["scale"], labels=labels, scaler=scaler, target=target,
+                             table=table)  # fmt: skip
+    except ValueError:
+        raise differ from None  # another file's columns or classes: not the rows of the run
+    if stored is not None and ds.fingerprint != stored:  # the rows as the model's table reads them
+        raise differ
+    return ds
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -338,8 +358,10 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
         fingerprint=ds.fingerprint,
         label_column=ds.label_column,
         label_index=ds.label_index,
-        columns=Columns.of(ds.feature_names, ds.X.shape[1], ds.label_column, ds.label_index).to_dict(),
+        columns=_columns(ds).to_dict(),
     )
+    if ds.table is not None:
+        settings["table"] = ds.table.to_dict()
     if args.resume:
         net = load_network(args.resume, device=args.device)
         if net.sizes[0] != ds.X.shape[1]:
@@ -349,6 +371,14 @@ def setup(args: argparse.Namespace, writes: bool) -> tuple[dict[str, Any], Datas
         net = MLP(sizes, settings["activation"], settings["output"], settings["loss"], settings["init"],
                   device=args.device, dtype=settings["dtype"], seed=settings["seed"])  # fmt: skip
     return settings, ds, net
+
+
+def _columns(ds: Dataset) -> Columns:
+    """The raw columns the model reads: a table's inputs (a CSV), else the data's features."""
+    if ds.table is None:
+        return Columns.of(ds.feature_names, ds.X.shape[1], ds.label_column, ds.label_index)
+    names = ds.table.inputs if ds.feature_names is not None else None
+    return Columns.of(names, len(ds.table.inputs), ds.label_column, ds.label_index)
 
 
 def trained_rows(ds: Dataset) -> dict[str, np.ndarray]:
