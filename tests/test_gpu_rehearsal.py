@@ -17,6 +17,9 @@ import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "rehearsal"))
+import headroom  # noqa: E402
+
 STEPS = ["info", "gpu-tests", "train-gpu", "bench", "bench-check", "report", "sklearn-on-gpu"]
 # the fake GPU's work is this CPU's, on cores shared with other jobs: each step gets 4 times its limit here (the
 # plan is judged by the counts, against the limit itself)
@@ -36,7 +39,12 @@ def test_the_gpu_run_rehearsed_passes_from_its_first_line_to_its_last(tmp_path):
     summary = (out / "summary.txt").read_text()
     assert proc.returncode == 0, summary[-4000:]
     assert summary.startswith("commit ")
-    assert "selected: 4 gpu tests; bench rows: 1 gpu, 1 PyTorch, 1 cpu, 0 scikit-learn; 2 estimator tests" in summary
+    assert (
+        "selected: 4 gpu tests; bench rows: 1 gpu, 1 PyTorch, 1 cpu, 0 scikit-learn; 1 estimator tests (1 of "
+        "them scikit-learn's checks); second command: 1 checks, 0 docs pages"
+    ) in summary
+    for step in ["sklearn-checks", "bench-sklearn"]:  # the second command's
+        assert f"== {step}: not in the default run" in summary
     for step in STEPS:
         assert re.search(rf"^-- {step}: exit 0 after \d+ s$", summary, flags=re.M), step
         verdict = re.search(rf"^rehearsal: {step}: ~\d+ s on the GPU machine of its \d+ s limit \((\d+)%\): fits$",
@@ -52,3 +60,20 @@ def test_the_gpu_run_rehearsed_passes_from_its_first_line_to_its_last(tmp_path):
     assert {"run/results.json", "run/RESULTS.md", "run/throughput.png"} <= names
     assert "gpu:0" in report  # the (fake) GPU's row, written into the archive...
     assert (ROOT / "benchmarks" / "RESULTS.md").read_bytes() == results_md  # ...not over the checkout's
+
+
+def test_the_default_plan_leaves_25_percent_of_every_limit_at_the_rehearsals_prices():
+    """Before anything runs: the whole default plan (every test and row selected), each step priced from its
+    counts at what the full rehearsal priced each item at (headroom.PLAN_PRICES), leaves 25 % of each limit;
+    and the second command's plan too."""
+    for steps in ["", "sklearn-checks,bench-sklearn"]:
+        proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_run.sh"), "--dry-run"], capture_output=True,
+                              text=True, timeout=300, cwd=ROOT,
+                              env={**os.environ, "PYTHON": sys.executable, "GPUBP_RUN_STEPS": steps})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        priced = headroom.plan(proc.stdout)
+        want = ["sklearn-checks", "bench-sklearn"] if steps else STEPS
+        assert [step for step, _, _ in priced] == want
+        for step, seconds, limit in priced:
+            assert seconds > 0, step
+            assert seconds <= 0.75 * limit, (step, seconds, limit)

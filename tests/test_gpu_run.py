@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "gpu_run.sh"
 STEPS = ["info", "gpu-tests", "train-gpu", "bench", "bench-check", "report", "sklearn-on-gpu"]
+SECOND = ["sklearn-checks", "bench-sklearn"]  # the second command's steps (GPUBP_RUN_STEPS=...)
 
 
 def dry_run(**env: str) -> subprocess.CompletedProcess:
@@ -30,9 +31,15 @@ def plan() -> str:
     return proc.stdout
 
 
+def limits_of(listing: str) -> dict[str, int]:
+    return {m[1]: int(m[2]) for m in re.finditer(r"^== (\S+) \(limit (\d+)s\): ", listing, flags=re.M)}
+
+
 def test_dry_run_shows_steps_limits_and_files_and_the_limits_fit_560_s(plan):
-    limits = {m[1]: int(m[2]) for m in re.finditer(r"^== (\S+) \(limit (\d+)s\): ", plan, flags=re.M)}
+    limits = limits_of(plan)
     assert list(limits) == STEPS
+    for step in SECOND:  # listed, not counted
+        assert f"== {step}: not in the default run (the second command: GPUBP_RUN_STEPS={','.join(SECOND)})" in plan
     plan_s = int(re.search(r"^plan \(collecting the tests above\): (\d+) s$", plan, flags=re.M).group(1))
     total = int(re.search(r"^total: (\d+) s of 560 s$", plan, flags=re.M).group(1))
     assert total == plan_s + sum(limits.values())
@@ -42,6 +49,12 @@ def test_dry_run_shows_steps_limits_and_files_and_the_limits_fit_560_s(plan):
     # the budgets follow what is selected: one second a GPU test, ~3 s a GPU benchmark row, ~10 s a CPU one
     n_gpu = int(re.search(r"selected: (\d+) gpu tests", plan).group(1))
     assert limits["gpu-tests"] == 45 + n_gpu
+    rows = re.search(r"bench rows: (\d+) gpu, (\d+) PyTorch, (\d+) cpu, (\d+) scikit-learn", plan).groups()
+    n_gpu_rows, n_torch, n_cpu, n_sk = map(int, rows)
+    assert limits["bench"] == 15 + 4 * n_gpu_rows + 2 * n_torch + 12 * n_cpu  # no scikit-learn row in it
+    assert n_gpu_rows >= 16
+    assert n_cpu >= 6
+    assert n_sk == 2
     assert not (ROOT / "gpu-run").exists(), "a dry run writes nothing"
 
 
@@ -132,8 +145,34 @@ def test_a_run_of_some_steps_counts_only_their_limits(plan):
     total is the plan's collection and the selected steps' limits."""
     proc = dry_run(GPUBP_RUN_STEPS="info,sklearn-on-gpu")
     assert proc.returncode == 0, proc.stderr
-    limits = {m[1]: int(m[2]) for m in re.finditer(r"^== (\S+) \(limit (\d+)s\): ", proc.stdout, flags=re.M)}
+    limits = limits_of(proc.stdout)
     assert list(limits) == ["info", "sklearn-on-gpu"]
     assert "== bench: not selected (GPUBP_RUN_STEPS=info,sklearn-on-gpu)" in proc.stdout
+    assert "== bench-sklearn: not selected (GPUBP_RUN_STEPS=info,sklearn-on-gpu)" in proc.stdout
+    plan_s = int(re.search(r"^plan \(collecting the tests above\): (\d+) s$", proc.stdout, flags=re.M).group(1))
     total = int(re.search(r"^total: (\d+) s of 560 s$", proc.stdout, flags=re.M).group(1))
-    assert total == 15 + sum(limits.values())
+    assert total == plan_s + sum(limits.values())
+
+
+def test_the_second_command_runs_what_the_default_run_leaves_out_and_fits(plan):
+    """The default run's estimator step and the second command's together are every test of test_sklearn.py
+    (the float32 estimators' checks in the first, the float64 ones' in the second) and the docs' estimator
+    pages; the second command's bench step is the scikit-learn fit rows, checked."""
+    proc = dry_run(GPUBP_RUN_STEPS=",".join(SECOND))
+    assert proc.returncode == 0, proc.stderr
+    limits = limits_of(proc.stdout)
+    assert list(limits) == SECOND
+    plan_s = int(re.search(r"^plan \(collecting the tests above\): (\d+) s$", proc.stdout, flags=re.M).group(1))
+    total = int(re.search(r"^total: (\d+) s of 560 s$", proc.stdout, flags=re.M).group(1))
+    assert total == plan_s + sum(limits.values()) <= 560
+    assert "-k 'sklearn' --benchmark-json=" in proc.stdout
+    assert "scripts/check_bench.py" in proc.stdout
+    m = re.search(r"(\d+) estimator tests \((\d+) of them scikit-learn's checks\); second command: (\d+) checks, "
+                  r"(\d+) docs pages", plan)  # fmt: skip
+    n_default, n_checks, n_checks2, n_pages = map(int, m.groups())
+    assert n_checks == n_checks2 > 0  # two estimators of each dtype: half the checks each
+    assert n_pages == 2
+    listing = subprocess.run([sys.executable, "-m", "pytest", "tests/test_sklearn.py", "--collect-only", "-q",
+                              "-p", "no:randomly", "-p", "no:cacheprovider"], capture_output=True, text=True,
+                             timeout=300, cwd=ROOT).stdout  # fmt: skip
+    assert n_default + n_checks2 == listing.count("tests/test_sklearn.py::")

@@ -46,12 +46,14 @@ def test_a_warning_at_collection_is_shown_not_fatal_and_the_info_step_passes(tmp
 
 
 def test_a_selection_that_cannot_be_collected_fails_its_step_and_the_rest_run(tmp_path):
-    proc = rehearse(tmp_path / "out", "info", GPUBP_RUN_K="test_gpu_epoch_reads_the_device_once")
+    proc = rehearse(tmp_path / "out", "info,bench,sklearn-on-gpu", GPUBP_RUN_K="test_gpu_epoch_reads_the_device_once")
     summary = (tmp_path / "out" / "summary.txt").read_text()
-    assert "gpu_run: pytest could not collect: bench sk_tests" in summary  # (the bench rows too)
+    # (the bench rows too; the second command's selections, empty as well, are not this run's)
+    assert "gpu_run: pytest could not collect: bench sk_tests (run/logs/plan.txt)" in summary
     assert "no tests collected" in summary  # the reason, from pytest
     assert "-- info: exit 0" in summary  # the others ran
     assert "== sklearn-on-gpu: not run, its tests could not be collected" in summary
+    assert "== bench-sklearn: not selected (GPUBP_RUN_STEPS=info,bench,sklearn-on-gpu)" in summary
     assert proc.returncode == 1
     with tarfile.open(tmp_path / "out" / "run.tgz") as tar:
         assert "run/logs/plan.txt" in tar.getnames()

@@ -1,6 +1,7 @@
 """After each step of a rehearsal: what the step did, priced at a GPU machine's costs, against its limit.
 
 Usage: python tests/rehearsal/headroom.py COUNTS_FOLDER STEP LIMIT_S      (exit 1: under 25 % to spare)
+       bash scripts/gpu_run.sh --dry-run | python tests/rehearsal/headroom.py --plan
 
 The counts are the step's processes' lines in COUNTS_FOLDER/STEP.jsonl (tests/rehearsal/rehearsal.py).
 The prices are for the GPU machine (one H200, 16 host cores) and err on the dear side:
@@ -18,16 +19,58 @@ The prices are for the GPU machine (one H200, 16 host cores) and err on the dear
   an idle machine of this speed).
 
 The last line printed is the verdict, for the run's summary.
+
+--plan checks a plan before anything runs: each selected step of a dry run's listing, priced from its counts
+(tests, rows, pages) at PLAN_PRICES, what a rehearsal priced each item at, must leave 25 % of its limit.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 COMPILE_S, CACHED_S, PROCESS_S, STEP_S = 1.0, 0.05, 2.0, 0.5e-3
 SPARE = 0.25
+
+
+# Seconds per selected item at the GPU machine's prices, each what a rehearsal on a 2-core x86-64 machine priced
+# (docs/gpu.md), rounded up: (fixed seconds, {count in the dry run's "selected:" line: seconds each}).
+PLAN_PRICES: dict[str, tuple[float, dict[str, float]]] = {
+    "info": (6.0, {}),  # three processes
+    "gpu-tests": (0.0, {"gpu": 0.9}),  # 77 s for 86 tests: 40 compilations, 3,388 GPU steps, 19 CPU fits
+    "train-gpu": (3.0, {}),  # 1,202 GPU steps, its kernels from the cache
+    # a GPU row: 3 runners × 9 rounds of 0.1 s, and its kernels; a CPU row: the same and 21 rests of 0.3 s;
+    # a PyTorch row: 15 pedantic rounds of a step; the process and its first compilations
+    "bench": (9.0, {"gpu_rows": 3.0, "torch_rows": 0.5, "cpu_rows": 9.0}),
+    "bench-check": (2.0, {}),
+    "report": (2.0, {}),
+    # own tests: 94 priced 56 s (7 processes, 23 compilations, 13,953 GPU steps, 94 CPU fits); checks: 252
+    # priced 44 s (30 compilations, 24,674 GPU steps)
+    "sklearn-on-gpu": (0.0, {"own": 0.6, "checks": 0.2}),
+    "sklearn-checks": (0.0, {"checks2": 0.2, "pages": 13.0}),  # the two pages: 26 s (6 processes)
+    "bench-sklearn": (2.0, {"sk_rows": 35.0}),  # the two rows: 70 s (14 CPU fits, 51 CPU s)
+}
+_SELECTED = re.compile(
+    r"selected: (?P<gpu>\d+) gpu tests; bench rows: (?P<gpu_rows>\d+) gpu, (?P<torch_rows>\d+) PyTorch, "
+    r"(?P<cpu_rows>\d+) cpu, (?P<sk_rows>\d+) scikit-learn; (?P<tests>\d+) estimator tests \((?P<checks>\d+) of "
+    r"them scikit-learn's checks\); second command: (?P<checks2>\d+) checks, (?P<pages>\d+) docs pages"
+)
+
+
+def plan(listing: str) -> list[tuple[str, float, int]]:
+    """(step, priced seconds, limit) for each step a dry run's ``listing`` would run."""
+    m = _SELECTED.search(listing)
+    if m is None:
+        raise ValueError("no 'selected: ...' line in the dry run's listing")
+    counts = {k: int(v) for k, v in m.groupdict().items()}
+    counts["own"] = counts["tests"] - counts["checks"]
+    steps = []
+    for step, limit in re.findall(r"^== (\S+) \(limit (\d+)s\): ", listing, flags=re.M):
+        fixed, each = PLAN_PRICES[step]
+        steps.append((step, fixed + sum(counts[k] * s for k, s in each.items()), int(limit)))
+    return steps
 
 
 def _compiled(line: dict) -> list:
@@ -64,6 +107,13 @@ def price(folder: Path, step: str) -> tuple[float, dict]:
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--plan"]:
+        worst = 0.0
+        for step, seconds, limit in plan(sys.stdin.read()):
+            worst = max(worst, seconds / limit)
+            verdict = "fits" if seconds / limit <= 1 - SPARE else "OVER"
+            print(f"plan: {step}: ~{seconds:.0f} s priced of its {limit} s limit ({seconds / limit:.0%}): {verdict}")
+        return 0 if worst <= 1 - SPARE else 1
     folder, step, limit = Path(argv[0]), argv[1], float(argv[2])
     seconds, c = price(folder, step)
     with open(folder / "steps-done", "a") as f:
