@@ -544,7 +544,10 @@ def _labels(path: str, column: Any, layout: CsvLayout, notes: list[str]) -> tupl
         column = column.astype(str).str.strip()
         empty |= (column == "").to_numpy()  # a blank cell would become a class named ''
         if layout.thousands or layout.decimal == ",":
-            text = column.map(lambda c: number_text(c, layout.decimal, layout.thousands))
+            # an empty cell may stay NaN through astype(str) (pandas' string dtype): it is no number
+            text = column.map(
+                lambda c: number_text(c, layout.decimal, layout.thousands) if isinstance(c, str) else None
+            )
             if text[~empty].notna().all() and (~empty).any():
                 column = text.where(~empty, "nan").astype(np.float64).rename(column.name)
     kept = None
@@ -554,7 +557,8 @@ def _labels(path: str, column: Any, layout: CsvLayout, notes: list[str]) -> tupl
         if empty.all():
             raise DataError(f"{path}: every cell of the label column {name} is empty")
         kept = np.flatnonzero(~empty)
-        notes.append(f"{int(empty.sum())} rows with an empty label cell ({name}) left out (lines "
+        rows = "row" if empty.sum() == 1 else "rows"
+        notes.append(f"{int(empty.sum())} {rows} with an empty label cell ({name}) left out (lines "
                      f"{', '.join(map(str, lines))}{', …' if empty.sum() > 5 else ''})")  # fmt: skip
         column = column.iloc[kept]
     if column.dtype.kind in "iuf" or (kept is not None and _all_numbers(column)):

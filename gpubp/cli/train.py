@@ -243,13 +243,19 @@ def prepare(settings: dict[str, Any], extra: dict[str, np.ndarray], resume: str 
     stored = settings.get("fingerprint")
     if stored is not None and "table" not in settings and (raw.X is None or fingerprint(raw.X, raw.y) != stored):
         raise differ
+    # a checkpoint from before column rules were stored read every column as a number and refused a
+    # missing cell: the same reading now, not a table fitted anew (it could leave out an ID-like column)
+    keep_all = None
+    if table is None and raw.frame is not None:
+        keep_all = {"features": [str(c) for c in raw.frame.columns], "missing": "refuse"}
     try:
         ds = Dataset.prepare(raw, task=settings["task"], val_fraction=settings["val_fraction"],
                              test_fraction=settings["test_fraction"], split_seed=settings["split_seed"],
                              scale=settings["scale"], labels=labels, scaler=scaler, target=target,
-                             table=table)  # fmt: skip
-    except ValueError:
-        raise differ from None  # another file's columns or classes: not the rows of the run
+                             table=table, choose=keep_all)  # fmt: skip
+    except ValueError as exc:  # another file's columns or classes: not the rows of the run, and why
+        raise UsageError(f"{raw.source} is not the data {resume} was trained on ({exc}): --resume continues on "
+                         "the same rows or the test rows would leak") from None  # fmt: skip
     if stored is not None and ds.fingerprint != stored:  # the rows as the model's table reads them
         raise differ
     return ds
