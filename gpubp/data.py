@@ -23,12 +23,13 @@ from typing import Any, cast
 import numpy as np
 
 from .labels import Labels, as_labels, output_count, targets
-from .limits import scale_overflow
+from .limits import Places, scale_overflow
 from .loaders import (
     DataError,
     RawData,
     available_memory,
     check_fits,
+    is_csv,
     load_csv,
     load_data,
     load_digits,
@@ -259,6 +260,23 @@ def split_rows(y: np.ndarray | None, n: int, val_fraction: float, test_fraction:
 TASKS = ("classify", "regress")
 
 
+def _places(raw: RawData, X: Any, index: np.ndarray | None, table: Table | None) -> Places | None:
+    """Where a CSV's X came from (messages naming a cell): each row's line, from the frame's ``index``
+    (rows with an empty label left out), and each column's file column, from ``table``'s rules."""
+    if not is_csv(raw.source) or X is None or getattr(X, "ndim", 0) != 2:
+        return None
+    header = raw.feature_names is not None
+    if table is not None:
+        sources = [r.name for r in table.rules for _ in r.outputs]
+    elif header:
+        sources = list(raw.feature_names or [])
+    else:  # the file's column number from 0, the label's column counted where it sits
+        label = raw.label_index
+        sources = [str(j + (label is not None and label <= j)) for j in range(int(X.shape[1]))]
+    rows = np.arange(len(X)) if index is None else index
+    return Places.of(rows, raw.first_line, sources, header, raw.label_column, raw.label_index)
+
+
 @dataclass
 class Dataset:
     """Rows ready for a model: the source's raw features ``X`` (n, d), encoded targets ``y`` (class
@@ -289,6 +307,7 @@ class Dataset:
     feature_names: list[str] | None = None  # the header's names of X's columns (CSV)
     notes: list[str] = field(default_factory=list)  # what reading the file decided (an index column dropped, ...)
     table: Table | None = None  # how a CSV's columns became X (gpubp.tables)
+    places: Places | None = None  # a CSV's line of each row of X and file column of each column (messages)
 
     @classmethod
     def prepare(cls, data: RawData | str, *, task: str = "classify", label_column: str | int | None = None,
@@ -341,8 +360,10 @@ class Dataset:
                                       None if has_test else test_fraction, split_seed)  # fmt: skip
         cls._check_split(raw.source, n, train, val, test, val_fraction, None if has_test else test_fraction)
         X, notes = raw.X, list(raw.notes)
+        index = None if raw.frame is None else raw.frame.index.to_numpy()  # the file's rows, some left out
         if raw.frame is not None:
             X, table = cls._table(raw, train, table, choose or {}, notes)
+        places = _places(raw, X, index, table)
         if has_test and y_test is not None:
             rule = f"the data's own test files ({len(y_test)} rows)"
             test = np.arange(len(y_test))
@@ -352,23 +373,21 @@ class Dataset:
         try:
             scaler = scaler if scaler is not None else Scaler(scale).fit(X, train)
         except ScaleOverflowError as exc:  # named by the file's line and column, not the matrix's index
-            names = raw.feature_names if table is None or table.identity else table.features
-            raise scale_overflow(raw.source, X, train, exc.column, names, raw.label_index, "feature",
-                                 scale) from None  # fmt: skip
+            raise scale_overflow(raw.source, X, train, exc.column, places, "feature", scale) from None
         if task == "regress":
             if target is None:
                 try:
                     target = Scaler("standard").fit(y[train].reshape(-1, 1))
                 except ScaleOverflowError:
-                    raise scale_overflow(raw.source, y, train, 0, raw.feature_names, None, "target", "standard",
-                                         raw.label_column) from None  # fmt: skip
+                    label_name = raw.label_column if isinstance(raw.label_column, str) else None
+                    raise scale_overflow(raw.source, y, train, 0, places, "target", "standard", label_name) from None
             if target is not None:
                 y = target.transform(y.reshape(-1, 1))[:, 0]
                 y_test = None if y_test is None else target.transform(y_test.reshape(-1, 1))[:, 0]
         return cls(raw.source, task, X, y, train, val, test, scaler, labels, target,
                    raw.X_test if has_test else None, y_test, rule, raw.label_column,
                    fingerprint(X, raw.y), raw.note, raw.label_index, raw.feature_names,
-                   notes, table)  # fmt: skip
+                   notes, table, places)  # fmt: skip
 
     @staticmethod
     def _table(raw: RawData, train: np.ndarray, table: Table | None, choose: dict[str, Any],

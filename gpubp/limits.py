@@ -8,11 +8,12 @@ so standard scaling of its column overflows. Both are refused here, before any w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .loaders import DataError, is_csv
+from .loaders import DataError
 from .rows import chunk_rows, chunks
 
 
@@ -37,23 +38,48 @@ def first_row(X: Any, column: int, test: Any) -> int:
     raise ValueError(f"no row of column {column} passes the test")
 
 
-def cell(source: str, row: int, column: int | str, names: list[str] | None, label_index: int | None,
-         header: bool | None = None) -> str:  # fmt: skip
-    """Where a value is, as the user finds it: a CSV's line (the ``header`` counted; default: when
-    there are ``names``) and column name (or its position among the file's columns, from 1), else the
-    row and feature index (from 0)."""
-    header = names is not None if header is None else header
-    if isinstance(column, str):
-        name = repr(column)
-    elif names is not None:
-        name = repr(names[column])
-    elif is_csv(source):  # no header: the file's own column, the label's column counted where it sits
-        name = str(column + 1 + (label_index is not None and label_index <= column))
-    else:
+@dataclass(frozen=True)
+class Places:
+    """Where a CSV's values are, as the user finds them: ``lines`` (n,) the file's line of each row
+    of X (rows left out for an empty label skipped, the header counted), ``columns`` (d,) the file
+    column each column of X was made from (a one-hot or missing-indicator column named for its
+    column; by name, or by position from 1 without a header), ``label`` the label's column so shown."""
+
+    lines: np.ndarray
+    columns: list[str]
+    label: str
+
+    @classmethod
+    def of(cls, index: Any, first_line: int, sources: list[str], header: bool, label: str | int | None,
+           label_index: int | None) -> Places:  # fmt: skip
+        """From the file's row numbers ``index`` (n,) (the frame's index: 0 for the first data row),
+        ``first_line`` (that row's line), ``sources`` (d,) the name of X's columns' file columns (without
+        a header, the file's column number from 0, as pandas names it), and the label column."""
+
+        def shown(name: str | int | None) -> str:
+            if name is None:
+                return "'the target'"
+            if header:
+                return repr(str(name))
+            return str(int(name) + 1) if str(name).isdigit() else repr(str(name))
+
+        lines = np.asarray(index, dtype=np.int64) + first_line
+        return cls(lines, [shown(name) for name in sources], shown(label if header else label_index))
+
+    def cell(self, source: str, row: int, column: int | None) -> str:
+        """``source``, X's ``row`` as its line and X's ``column`` (None: the label's) by its file column."""
+        name = self.label if column is None else self.columns[column]
+        return f"{source}: line {int(self.lines[row])}, column {name}"
+
+
+def cell(source: str, row: int, column: int | str | None, places: Places | None) -> str:
+    """Where X's ``row`` and ``column`` are (``column`` None or a name: the label's): a CSV's line and
+    column by :class:`Places`, else the row and feature index (from 0)."""
+    if places is not None:
+        return places.cell(source, row, column if isinstance(column, int) else None)
+    if isinstance(column, int):
         return f"{source}: row {row}, feature {column} (both from 0)"
-    if is_csv(source):
-        return f"{source}: line {row + 1 + header}, column {name}"
-    return f"{source}: row {row} (from 0), column {name}"
+    return f"{source}: row {row} (from 0), column {column or 'the target'!r}"
 
 
 def check_dtype(ds: Any, dtype: Any) -> None:
@@ -75,8 +101,8 @@ def check_dtype(ds: Any, dtype: Any) -> None:
             j = int(bad[0])
             row = first_row(X, j, lambda v, j=j: ~((np.abs(v) <= big) & (np.abs((v - shift[j]) / scale[j]) <= big)))
             value = float(np.asarray(X[row : row + 1], dtype=np.float64)[0, j])
-            where = cell(ds.source + (" (its test files)" if own_test else ""), row, j, ds.feature_names,
-                         ds.label_index)  # fmt: skip
+            where = cell(ds.source + (" (its test files)" if own_test else ""), row, j,
+                         None if own_test else ds.places)  # fmt: skip
             raise DataError(_too_large(where, value, (value - shift[j]) / scale[j], big, dtype, ds.scaler.kind, advice))
     if ds.task != "regress" or ds.target is None:
         return
@@ -88,10 +114,9 @@ def check_dtype(ds: Any, dtype: Any) -> None:
             bad = np.flatnonzero(~((np.abs(raw) <= big) & (np.abs(y) <= big)))
         if len(bad):
             row = int(bad[0])
-            label = ds.label_column if ds.label_column is not None else "the target"
-            column = label if isinstance(label, str) else int(label)
-            where = cell(ds.source + (" (its test files)" if own_test else ""), row, column, None, None,
-                         ds.feature_names is not None)  # fmt: skip
+            label = ds.label_column if isinstance(ds.label_column, str) else None
+            where = cell(ds.source + (" (its test files)" if own_test else ""), row, label,
+                         None if own_test else ds.places)  # fmt: skip
             raise DataError(_too_large(where, float(raw[row]), float(y[row]), big, dtype, "standard", advice))
 
 
@@ -102,19 +127,15 @@ def _too_large(where: str, value: float, scaled: float, big: float, dtype: np.dt
             f"too large for {dtype} (at most {big:.4g}): {advice}")  # fmt: skip
 
 
-def scale_overflow(source: str, X: Any, rows: np.ndarray, column: int, names: list[str] | None,
-                   label_index: int | None, what: str, kind: str,
-                   label: str | int | None = None) -> DataError:  # fmt: skip
+def scale_overflow(source: str, X: Any, rows: np.ndarray, column: int, places: Places | None, what: str,
+                   kind: str, label: str | None = None) -> DataError:  # fmt: skip
     """The refusal of a column whose scaling overflows float64 (its mean or spread is infinite): its
-    largest value among the training ``rows`` named by line and column (``what``: "feature" or
-    "target"; a target's column is ``label``)."""
-    values = np.asarray(X[rows] if X.ndim > 1 else X[rows].reshape(-1, 1), dtype=np.float64)
-    k = column if values.shape[1] > column else 0
-    i = int(np.argmax(np.abs(values[:, k])))
-    row = int(rows[i])
+    largest value among the training ``rows`` named by line and column (``what``: "feature", X's
+    ``column``, or "target", ``X`` the targets (n,) and ``label`` their column's name)."""
     target = what == "target"
-    col = (label if isinstance(label, str) else int(label or 0)) if target else column
-    where = cell(source, row, col, None if target else names, None if target else label_index,
-                 names is not None)  # fmt: skip
+    values = np.asarray(X[rows] if not target else np.asarray(X)[rows].reshape(-1, 1), dtype=np.float64)
+    k = 0 if target else column
+    i = int(np.argmax(np.abs(values[:, k])))
+    where = cell(source, int(rows[i]), label if target else column, places)
     return DataError(f"{where}: {values[i, k]:g} is too large to scale (the column's {kind} scaling overflows "
                      f"float64); divide the {what} by a constant")  # fmt: skip
