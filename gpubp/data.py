@@ -39,7 +39,7 @@ from .loaders import (
     read_idx,
 )
 from .rows import chunk_rows, chunks, in_memory, is_row_source, where
-from .tables import Table, log_lines, refuse_missing
+from .tables import Table, kept_columns, log_lines, refuse_missing
 
 __all__ = ["TASKS", "DataError", "Dataset", "RawData", "Rows", "Scaler", "available_memory",
            "check_fits", "fingerprint", "load_csv", "load_data", "load_digits", "load_idx_folder", "load_npy_pair",
@@ -397,7 +397,9 @@ class Dataset:
         try:
             if table is None:
                 if choose.get("missing") == "refuse":  # every row, not the training rows alone
-                    refuse_missing(raw.frame, raw.source, raw.first_line)
+                    names = kept_columns([str(c) for c in raw.frame.columns], choose.get("drop") or (),
+                                   choose.get("features") or ())  # fmt: skip
+                    refuse_missing(raw.frame[names], raw.source, raw.first_line)
                 fitted = Table.fit(raw.frame.iloc[train], source=raw.source, first_line=raw.first_line,
                                    **{k: v for k, v in choose.items() if v is not None})  # fmt: skip
                 notes.extend(log_lines(fitted))

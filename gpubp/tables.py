@@ -139,8 +139,8 @@ class Table:
         if missing not in ("impute", "refuse"):
             raise ValueError(f"unknown missing rule {missing!r}: expected impute or refuse")
         gaps = {name: is_missing(frame.iloc[:, j]) for j, name in enumerate(names)}
-        if missing == "refuse":
-            refuse_missing(frame, source, first_line, gaps)
+        if missing == "refuse":  # the columns the network reads: a dropped column's gaps are no matter
+            refuse_missing(frame, source, first_line, {n: gaps[n] for n in kept_columns(names, drop, features)})
         rules = []
         for j, name in enumerate(names):
             if name in drop or (features and name not in features):
@@ -167,8 +167,8 @@ class Table:
             raise ValueError(f"{source}: {frame.shape[1]} columns, the table's rules read {len(self.rules)} "
                              f"({', '.join(self.inputs)})")  # fmt: skip
         if self.refuse:
-            gaps = {r.name: is_missing(frame.iloc[:, j]) for j, r in enumerate(self.rules)}
-            refuse_missing(frame, source, first_line, gaps)
+            gaps = {r.name: is_missing(frame.iloc[:, j]) for j, r in enumerate(self.rules) if r.kind != "left out"}
+            refuse_missing(frame, source, first_line, gaps, advice=REFUSED_AT_PREDICT)
         n = len(frame)
         X = np.empty((n, self.width), dtype=np.float64)
         notes: list[str] = []
@@ -230,10 +230,20 @@ def log_lines(table: Table) -> list[str]:
     return [describe(r) for r in table.rules if not (r.kind == "number" and not r.missing)]
 
 
+def kept_columns(names: Sequence[str], drop: Sequence[str] = (), features: Sequence[str] = ()) -> list[str]:
+    """The columns ``--drop`` and ``--features`` leave to the network, in ``names``' order."""
+    return [n for n in names if n not in drop and (not features or n in features)]
+
+
+REFUSED_AT_TRAIN = "leave --missing out to fill them (median, or a level of their own) and mark them"
+REFUSED_AT_PREDICT = "the model was trained with --missing refuse: fill them, or train it again without that option"
+
+
 def refuse_missing(frame: Any, source: str = "data", first_line: int = 1,
-                   gaps: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
+                   gaps: dict[str, np.ndarray] | None = None, advice: str = REFUSED_AT_TRAIN) -> None:  # fmt: skip
     """Refuse (ValueError) a frame with missing cells: counted per column, the first line of each
-    and of all named (``--missing refuse``); line = the row's index + ``first_line``."""
+    and of all named (``--missing refuse``); line = the row's index + ``first_line``; ``advice``
+    says what to do (at training time, or with a trained model)."""
     if gaps is None:
         gaps = {str(name): is_missing(frame.iloc[:, j]) for j, name in enumerate(frame.columns)}
     counted = [(name, int(g.sum()), int(frame.index[np.flatnonzero(g)[0]]) + first_line)
@@ -242,8 +252,7 @@ def refuse_missing(frame: Any, source: str = "data", first_line: int = 1,
         first = min(line for _, _, line in counted)
         shown = ", ".join(f"{name!r} {k} (first at line {line})" for name, k, line in counted[:6])
         more = f" and {len(counted) - 6} more columns" if len(counted) > 6 else ""
-        raise ValueError(f"{source}: line {first}: missing cells (--missing refuse): {shown}{more}; leave "
-                         "--missing out to fill them (median, or a level of their own) and mark them")  # fmt: skip
+        raise ValueError(f"{source}: line {first}: missing cells (--missing refuse): {shown}{more}; {advice}")
 
 
 def _rule(name: str, column: Any, gap: np.ndarray, guess: bool) -> Rule:
