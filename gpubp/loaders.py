@@ -355,14 +355,23 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
     dtype: Any = None
     if text_columns:  # a category's levels as written ('01', '1'), as the training file's were compared
         dtype = {n: str for n in header_names if n in text_columns} if header_names else str
-    source = _GzipBudget(path) if compression else contextlib.nullcontext(path)
-    try:
+
+    def parse(dtype: Any) -> Any:
+        source = _GzipBudget(path) if compression else contextlib.nullcontext(path)
         with source as text, warnings.catch_warnings():  # a column of numbers and text: named below, cell by cell
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-            frame = pd.read_csv(text, sep=layout.delimiter, decimal=layout.decimal, thousands=None,
-                                header=None, skiprows=1 if header_names else 0, names=header_names,
-                                encoding=encoding or "utf-8-sig", compression=None, quotechar='"', dtype=dtype,
-                                skipinitialspace=True, keep_default_na=False, na_values=[""])  # fmt: skip
+            return pd.read_csv(text, sep=layout.delimiter, decimal=layout.decimal, thousands=None,
+                               header=None, skiprows=1 if header_names else 0, names=header_names,
+                               encoding=encoding or "utf-8-sig", compression=None, quotechar='"', dtype=dtype,
+                               skipinitialspace=True, keep_default_na=False, na_values=[""])  # fmt: skip
+
+    try:
+        frame = parse(dtype)
+        # pandas types a long file a block of rows at a time: a column of text whose early blocks held
+        # only numbers holds 1.0 there for the text '1' (a category level written two ways): read again as text
+        mixed = [c for c in frame.columns if frame[c].dtype == object and _holds_numbers(frame[c])]
+        if mixed:
+            frame = parse({**(dtype if isinstance(dtype, dict) else {}), **{c: str for c in mixed}})
     except DataError:
         raise
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a damaged or cut gzip stream
@@ -386,6 +395,11 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows")
     return frame, layout, notes
+
+
+def _holds_numbers(column: Any) -> bool:
+    """Whether a column of text also holds numbers that pandas parsed (not NaN: a missing cell)."""
+    return _pandas().api.types.infer_dtype(column, skipna=True) not in ("string", "empty")
 
 
 class _GzipBudget(gzip.GzipFile):

@@ -143,3 +143,13 @@ def test_feature_names_are_the_raw_columns_the_model_reads(capsys, tmp_path):
     model = gpubp.load(trained(capsys, tmp_path, floors(tmp_path / "cat.csv")))
     assert model.feature_names == ["floor", "x"] == model.table.inputs
     assert model.table.features[:2] == ["floor=1", "floor=2"]
+
+
+def test_a_long_file_keeps_one_text_for_a_level_that_looks_like_a_number_at_training(tmp_path):
+    # pandas types a long file a block of rows at a time (over 262,144 rows): a block of only '1' and
+    # empty cells is read as 1.0, a later block with words as text, and '1' would be two levels
+    path = tmp_path / "long.csv"
+    early = "".join("1,0\n" if i % 10 == 0 else ",0\n" for i in range(270_000))
+    path.write_text("floor,label\n" + early + "G,1\n" * 30_000)
+    raw = load_data(str(path))
+    assert Table.fit(raw.frame).rules[0].levels == ["1", "G", "(missing)"]
