@@ -455,10 +455,10 @@ def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str
     evaluate): a category column is read as its text, and a number column strictly, any cell that is
     no number refused."""
     check_fits(path, 2 * os.path.getsize(path) if os.path.exists(path) else 0)
-    kinds = [r.kind for r in table.rules] if table is not None and columns is not None else None
-    if kinds is not None and len(kinds) != len(columns.features):  # type: ignore[union-attr]
-        kinds = None
-    text = [n for n, k in zip(columns.features, kinds) if k == "category"] if kinds and columns else []  # fmt: skip
+    kinds, text = None, []
+    if table is not None and columns is not None and len(table.rules) == len(columns.features):
+        kinds = [r.kind for r in table.rules]
+        text = [n for n, k in zip(columns.features, kinds, strict=True) if k == "category"]
     frame, layout, notes = read_csv(path, delimiter, header, columns, decimal=decimal, thousands=thousands,
                                     encoding=encoding, text_columns=text)  # fmt: skip
     as_text = bool(text) and layout.header is None  # every column read as text: the labels' numbers read here
