@@ -16,6 +16,7 @@ import gzip
 import os
 import warnings
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -38,7 +39,7 @@ from .csvfiles import (
 )
 from .npzfiles import Declared, NpzReader, npy_declared
 from .rows import chunk_rows, chunks, open_npy
-from .tables import MISSING
+from .tables import MISSING, Table
 
 
 class DataError(ValueError):
@@ -315,14 +316,17 @@ def _pandas() -> Any:
 
 def read_csv(path: str, delimiter: str | None = None, header: bool | None = None,
              columns: Columns | None = None, *, decimal: str | None = None, thousands: str | None = None,
-             encoding: str | None = None) -> tuple[Any, CsvLayout, list[str]]:  # fmt: skip
+             encoding: str | None = None,
+             text_columns: Sequence[str] | None = None) -> tuple[Any, CsvLayout, list[str]]:  # fmt: skip
     """A CSV as a pandas DataFrame with column names as strings (the header's, else "0", "1", …;
     an index column dropped), its :class:`CsvLayout` and notes for the log. ``header`` True/False:
     the first row is/is not a header (None: detected); ``columns``: a model's, whose names
     recognise a header of numbers. ``decimal``/``thousands`` ("" for none): the numbers' marks
     (None: detected); ``encoding``: the file's (None: UTF-8). Only an empty cell is missing: ``NA``
     or ``None`` is a label. Numbers with thousands separators stay text here, read strictly by
-    :func:`gpubp.csvfiles.number_text` where the features and labels are taken."""
+    :func:`gpubp.csvfiles.number_text` where the features and labels are taken. ``text_columns``:
+    the columns read as their text, never as numbers (a model's categories; a file without a header:
+    all of them)."""
     pd = _pandas()
     with open(path, "rb") if os.path.exists(path) else _missing(path) as probe:
         compression = "gzip" if probe.read(2) == b"\x1f\x8b" else None
@@ -348,14 +352,26 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
         repeated = sorted({n for n in header_names if header_names.count(n) > 1})
         if repeated:
             raise DataError(f"{path}: the header names column {repeated[0]!r} more than once")
-    source = _GzipBudget(path) if compression else contextlib.nullcontext(path)
-    try:
+    dtype: Any = None
+    if text_columns:  # a category's levels as written ('01', '1'), as the training file's were compared
+        dtype = {n: str for n in header_names if n in text_columns} if header_names else str
+
+    def parse(dtype: Any) -> Any:
+        source = _GzipBudget(path) if compression else contextlib.nullcontext(path)
         with source as text, warnings.catch_warnings():  # a column of numbers and text: named below, cell by cell
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-            frame = pd.read_csv(text, sep=layout.delimiter, decimal=layout.decimal, thousands=None,
-                                header=None, skiprows=1 if header_names else 0, names=header_names,
-                                encoding=encoding or "utf-8-sig", compression=None, quotechar='"',
-                                skipinitialspace=True, keep_default_na=False, na_values=[""])  # fmt: skip
+            return pd.read_csv(text, sep=layout.delimiter, decimal=layout.decimal, thousands=None,
+                               header=None, skiprows=1 if header_names else 0, names=header_names,
+                               encoding=encoding or "utf-8-sig", compression=None, quotechar='"', dtype=dtype,
+                               skipinitialspace=True, keep_default_na=False, na_values=[""])  # fmt: skip
+
+    try:
+        frame = parse(dtype)
+        # pandas types a long file a block of rows at a time: a column of text whose early blocks held
+        # only numbers holds 1.0 there for the text '1' (a category level written two ways): read again as text
+        mixed = [c for c in frame.columns if frame[c].dtype == object and _holds_numbers(frame[c])]
+        if mixed:
+            frame = parse({**(dtype if isinstance(dtype, dict) else {}), **{c: str for c in mixed}})
     except DataError:
         raise
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a damaged or cut gzip stream
@@ -379,6 +395,11 @@ def read_csv(path: str, delimiter: str | None = None, header: bool | None = None
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows")
     return frame, layout, notes
+
+
+def _holds_numbers(column: Any) -> bool:
+    """Whether a column of text also holds numbers that pandas parsed (not NaN: a missing cell)."""
+    return _pandas().api.types.infer_dtype(column, skipna=True) not in ("string", "empty")
 
 
 class _GzipBudget(gzip.GzipFile):
@@ -420,7 +441,8 @@ def _missing(path: str) -> Any:
 
 def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str | None = None,
              columns: Columns | None = None, header: bool | None = None, decimal: str | None = None,
-             thousands: str | None = None, encoding: str | None = None, labels: bool = True) -> RawData:  # fmt: skip
+             thousands: str | None = None, encoding: str | None = None, labels: bool = True,
+             table: Table | None = None) -> RawData:  # fmt: skip
     """A CSV, one sample a row, read by pandas. Without ``columns`` (training): the label column
     is ``label_column`` (a header name or an index, negative counts from the end), else the first
     of the names label/labels/target/class/y, else the last one. With a model's ``columns``: its
@@ -429,10 +451,17 @@ def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str
     :func:`read_csv`. ``labels`` False: the label column is not read (predict). Rows with an empty
     label cell are left out, and counted in the notes. The feature columns are ``frame`` (text stays
     text: ``gpubp.tables`` decides what it is); ``X`` is their float64 matrix when they are all
-    numbers with no missing cell, else None."""
+    numbers with no missing cell, else None. ``table``: the model's rules for ``columns`` (predict,
+    evaluate): a category column is read as its text, and a number column strictly, any cell that is
+    no number refused."""
     check_fits(path, 2 * os.path.getsize(path) if os.path.exists(path) else 0)
+    kinds, text = None, []
+    if table is not None and columns is not None and len(table.rules) == len(columns.features):
+        kinds = [r.kind for r in table.rules]
+        text = [n for n, k in zip(columns.features, kinds, strict=True) if k == "category"]
     frame, layout, notes = read_csv(path, delimiter, header, columns, decimal=decimal, thousands=thousands,
-                                    encoding=encoding)  # fmt: skip
+                                    encoding=encoding, text_columns=text)  # fmt: skip
+    as_text = bool(text) and layout.header is None  # every column read as text: the labels' numbers read here
     names = list(frame.columns) if layout.header is not None else None
     width = frame.shape[1]
     if columns is None:
@@ -448,10 +477,10 @@ def load_csv(path: str, label_column: str | int | None = None, *, delimiter: str
             notes.append(f"columns not in the model, ignored: {', '.join(chosen.extra)}")
     y = None
     if label is not None and labels:
-        y, kept = _labels(path, frame.iloc[:, label], layout, notes)
+        y, kept = _labels(path, frame.iloc[:, label], layout, notes, as_text)
         if kept is not None:
             frame = frame.iloc[kept]
-    part = _columns(path, frame, features, layout, label_column is not None or columns is not None)
+    part = _columns(path, frame, features, layout, label_column is not None or columns is not None, kinds)
     X = None
     if all(k.kind in "biuf" for k in part.dtypes) and not part.isna().to_numpy().any():
         X = part.to_numpy(dtype=np.float64)
@@ -483,14 +512,18 @@ def _line(layout: CsvLayout, row: int) -> int:
     return row + 1 + (layout.header is not None)
 
 
-def _columns(path: str, frame: Any, features: list[int], layout: CsvLayout, label_given: bool) -> Any:
+def _columns(path: str, frame: Any, features: list[int], layout: CsvLayout, label_given: bool,
+             kinds: list[str] | None = None) -> Any:  # fmt: skip
     """The feature columns: a column whose cells are numbers (or missing) as float64, NaN where
     missing; a column of text stays text (``gpubp.tables`` decides what it is). A column of
     numbers but for a few cells, or of numbers written with another delimiter's or decimal mark's
-    commas, is refused naming the line and column: a number written wrongly, not a category."""
+    commas, is refused naming the line and column: a number written wrongly, not a category.
+    ``kinds``: a model's rule for each column (gpubp.tables): a category stays its text, a number
+    column is refused for any cell that is no number, the other kinds are left to the rules."""
     part = frame.iloc[:, features].copy()
     for j, kind in enumerate(part.dtypes):
-        if kind.kind in "biuf":
+        rule = kinds[j] if kinds is not None else None
+        if kind.kind in "biuf" or (rule is not None and rule != "number"):
             continue
         column = part.iloc[:, j].astype(str).str.strip()
         missing = part.iloc[:, j].isna().to_numpy() | column.str.lower().isin(MISSING).to_numpy()
@@ -505,7 +538,7 @@ def _columns(path: str, frame: Any, features: list[int], layout: CsvLayout, labe
         cells = column[bad]
         written = cells.map(lambda c: bool(DECIMAL_COMMA.match(c)) or any(d in c for d in (",", ";", "\t")
                                                                           if d != layout.delimiter))  # fmt: skip
-        if number.sum() >= bad.sum() or written.all():
+        if rule == "number" or number.sum() >= bad.sum() or written.all():
             row = int(np.flatnonzero(bad)[0])
             cell = column.iloc[row]
             raise DataError(f"{path}: line {_line(layout, int(part.index[row]))}, column {part.columns[j]!r}: not a "
@@ -535,15 +568,17 @@ def _hint(cell: str, layout: CsvLayout, label_given: bool = False) -> str:
     return " (if that column holds the labels, choose it with --label-column)"
 
 
-def _labels(path: str, column: Any, layout: CsvLayout, notes: list[str]) -> tuple[np.ndarray, Any]:
+def _labels(path: str, column: Any, layout: CsvLayout, notes: list[str],
+            as_text: bool = False) -> tuple[np.ndarray, Any]:  # fmt: skip
     """(labels, the rows kept or None for all): numbers as float64, else the cells as text, as
     written (True/False, NA, None are text). Rows with an empty label cell are left out, counted in
-    ``notes``; a non-finite label is refused."""
+    ``notes``; a non-finite label is refused. ``as_text``: the column was read as text, its
+    numbers not read yet."""
     empty = column.isna().to_numpy().copy()
     if column.dtype.kind not in "iuf":
         column = column.astype(str).str.strip()
         empty |= (column == "").to_numpy()  # a blank cell would become a class named ''
-        if layout.thousands or layout.decimal == ",":
+        if layout.thousands or layout.decimal == "," or as_text:
             # an empty cell may stay NaN through astype(str) (pandas' string dtype): it is no number
             text = column.map(
                 lambda c: number_text(c, layout.decimal, layout.thousands) if isinstance(c, str) else None
@@ -580,6 +615,17 @@ def _all_numbers(column: Any) -> bool:
 # -- dispatch -----------------------------------------------------------------------------------
 
 
+READ_OPTIONS = ("delimiter", "header", "decimal", "thousands", "encoding")
+SAME_NUMBERS = ("decimal", "thousands", "encoding")  # how a model's numbers were written: another file's too
+
+
+def read_options(source: Any) -> dict[str, Any]:
+    """How a CSV is read, from the options or a model's stored settings: delimiter, header, decimal mark,
+    thousands separator, encoding (None: detected; UTF-8)."""
+    get: Callable[[str], Any] = source.get if isinstance(source, dict) else lambda key: getattr(source, key, None)
+    return {k: get(k) for k in READ_OPTIONS}
+
+
 def is_csv(spec: str) -> bool:
     """Whether ``spec`` names a CSV file (.csv, .tsv, .txt, gzipped or not)."""
     return spec != "digits" and "," not in spec and spec.lower().removesuffix(".gz").endswith((".csv", ".tsv", ".txt"))
@@ -587,11 +633,13 @@ def is_csv(spec: str) -> bool:
 
 def load_data(spec: str, label_column: str | int | None = None, *, delimiter: str | None = None,
               columns: Columns | None = None, header: bool | None = None, decimal: str | None = None,
-              thousands: str | None = None, encoding: str | None = None, labels: bool = True) -> RawData:  # fmt: skip
+              thousands: str | None = None, encoding: str | None = None, labels: bool = True,
+              table: Table | None = None) -> RawData:  # fmt: skip
     """Load ``spec``: ``digits``, a folder of IDX files, ``A,B`` (an IDX or .npy pair), ``.npz``,
     ``.npy`` or ``.csv`` (also ``.tsv``, ``.txt``, gzipped or not). ``label_column`` and
     ``delimiter`` are a CSV's (refused for other formats, never ignored); with a model's
-    ``columns``, a CSV's columns are matched by name and other formats must have its width."""
+    ``columns``, a CSV's columns are matched by name and other formats must have its width; with
+    its ``table`` too, a CSV's columns are read by the table's rules (:func:`load_csv`)."""
     if not is_csv(spec):
         for option, value in (
             ("label_column (--label-column)", label_column),
@@ -607,7 +655,7 @@ def load_data(spec: str, label_column: str | int | None = None, *, delimiter: st
         if not os.path.exists(spec):
             raise DataError(f"{spec}: file not found")
         return load_csv(spec, label_column, delimiter=delimiter, columns=columns, header=header, decimal=decimal,
-                        thousands=thousands, encoding=encoding, labels=labels)  # fmt: skip
+                        thousands=thousands, encoding=encoding, labels=labels, table=table)  # fmt: skip
     data = _load_other(spec)
     if columns is not None and data.X.shape[1] != len(columns.features):
         raise DataError(f"{data.source}: {data.X.shape[1]} features per row, the model was trained on "

@@ -84,7 +84,8 @@ class Model:
 
     @property
     def feature_names(self) -> list[str]:
-        """The features' names in the network's input order (``x0, x1, …`` when the data had none)."""
+        """The names of the raw columns the model reads, in the order :meth:`encode` takes them
+        (``x0, x1, …`` when the data had none); a table's network inputs are ``table.features``."""
         return list(self.columns.features)
 
     @property
@@ -153,9 +154,13 @@ class Model:
         return self._encoded(frame, "X")
 
     def _from_file(self, path: str) -> np.ndarray:
-        from .loaders import load_data  # the file reader, reached only for a path
+        from .loaders import SAME_NUMBERS, is_csv, load_data, read_options  # the file reader, only for a path
 
-        raw = load_data(path, columns=self.columns, labels=False)
+        # as `gpubp predict` reads another CSV: its numbers written as the model's file's were (decimal
+        # mark, thousands, encoding), its delimiter and header detected; the columns by the model's rules
+        stored = read_options(self.settings)
+        options = {k: stored[k] for k in SAME_NUMBERS} if is_csv(path) else {}
+        raw = load_data(path, columns=self.columns, labels=False, table=self.table, **options)
         if raw.frame is None:
             return raw.X
         return self._encoded(raw.frame, raw.source, raw.first_line)

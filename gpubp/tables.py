@@ -25,7 +25,7 @@ docs/data-formats.md ("Columns of a table").
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -155,12 +155,15 @@ class Table:
     # -- applying ---------------------------------------------------------------------------------
 
     def transform(self, frame: Any, source: str = "data", first_line: int = 1,
-                  positions: Sequence[int] | None = None) -> tuple[np.ndarray, list[str]]:  # fmt: skip
+                  positions: Sequence[int] | None = None, *,
+                  number: Callable[[str], str | None] | None = None) -> tuple[np.ndarray, list[str]]:  # fmt: skip
         """The network's input columns (n, width) float64 for ``frame``'s raw columns, taken by
         position (the caller matched them to :attr:`inputs`; ``positions``: the frame's columns that
         are the inputs, read in place rather than copied into a new frame), and the log's notes:
         unseen levels and missing cells where training had none, counted per column. A number
-        column holding text is refused, naming the line."""
+        column holding text is refused, naming the line; its numbers written as text are read strictly
+        by ``number`` (a cell's text as float() reads it, or None: a file's decimal mark and thousands
+        separator, :func:`gpubp.csvfiles.number_text`; default: a point, no separators)."""
         if positions is not None:
             frame = _Columns(frame, positions)
         if frame.shape[1] != len(self.rules):
@@ -176,7 +179,7 @@ class Table:
         for j, rule in enumerate(self.rules):
             width = len(rule.outputs)
             if width:
-                _encode(rule, frame.iloc[:, j], X[:, k : k + width], notes, source, first_line)
+                _encode(rule, frame.iloc[:, j], X[:, k : k + width], notes, source, first_line, number)
             k += width
         return X, notes
 
@@ -303,8 +306,10 @@ def _days(text: Any) -> np.ndarray:
     return np.asarray(days, dtype=np.float64)
 
 
-def _encode(rule: Rule, column: Any, out: np.ndarray, notes: list[str], source: str, first_line: int) -> None:
-    """Write ``column``'s numbers into ``out`` (n, len(rule.outputs)) by ``rule``."""
+def _encode(rule: Rule, column: Any, out: np.ndarray, notes: list[str], source: str, first_line: int,
+            number: Callable[[str], str | None] | None = None) -> None:  # fmt: skip
+    """Write ``column``'s numbers into ``out`` (n, len(rule.outputs)) by ``rule`` (``number``: as
+    :meth:`Table.transform`)."""
     gap = is_missing(column)
     n_gap = int(gap.sum())
     if rule.kind == "category":
@@ -327,7 +332,7 @@ def _encode(rule: Rule, column: Any, out: np.ndarray, notes: list[str], source: 
         if n_gap and MISSING_LEVEL not in position:
             notes.append(f"column {rule.name!r}: {n_gap} missing cells, none in training: encoded as no level")
         return
-    values = np.array(_numbers(rule, column, gap, source, first_line), dtype=np.float64)  # writable
+    values = np.array(_numbers(rule, column, gap, source, first_line, number), dtype=np.float64)  # writable
     if n_gap and not rule.indicator:
         notes.append(f"column {rule.name!r}: {n_gap} missing cells, none in training: filled with the training "
                      f"median {rule.fill:.6g}")  # fmt: skip
@@ -337,8 +342,10 @@ def _encode(rule: Rule, column: Any, out: np.ndarray, notes: list[str], source: 
         out[:, 1] = gap
 
 
-def _numbers(rule: Rule, column: Any, gap: np.ndarray, source: str, first_line: int) -> np.ndarray:
-    """The column's cells as float64 (any value where missing) by a number, bool or date rule."""
+def _numbers(rule: Rule, column: Any, gap: np.ndarray, source: str, first_line: int,
+             number: Callable[[str], str | None] | None = None) -> np.ndarray:  # fmt: skip
+    """The column's cells as float64 (any value where missing) by a number, bool or date rule; a
+    number written as text read strictly by ``number`` (default :func:`_point_number`)."""
     raw = column.to_numpy()
     if rule.kind == "number" and raw.dtype.kind in "biuf":
         return raw.astype(np.float64)  # a copy: the caller fills the gaps
@@ -349,10 +356,10 @@ def _numbers(rule: Rule, column: Any, gap: np.ndarray, source: str, first_line: 
         values = text.str.lower().map(_BOOL).to_numpy(dtype=np.float64)
     elif rule.kind == "date":
         values = _days(text.where(~gap, "1970-01-01"))
-    else:
-        import pandas as pd
-
-        values = pd.to_numeric(text.where(~gap, "nan"), errors="coerce").to_numpy(dtype=np.float64)
+    else:  # as the loaders read a file's numbers, never pandas' looser to_numeric
+        reader = number or _point_number
+        read = text.map(lambda c: reader(c) if isinstance(c, str) else None)
+        values = read.where(~gap & read.notna(), "nan").astype(np.float64).to_numpy()
     bad = np.isnan(values) & ~gap
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
@@ -360,3 +367,13 @@ def _numbers(rule: Rule, column: Any, gap: np.ndarray, source: str, first_line: 
         raise ValueError(f"{source}: line {int(column.index[r]) + first_line}, column {rule.name!r}: "
                          f"{text.iloc[r]!r} is not {expected}, as the column was in training")  # fmt: skip
     return values
+
+
+def _point_number(cell: str) -> str | None:
+    """``cell`` when float() reads it (as gpubp.csvfiles.number_text does with a decimal point and no
+    thousands separator: csvfiles reads this module's MISSING, so it is not imported here), else None."""
+    try:
+        float(cell)
+    except ValueError:
+        return None
+    return cell

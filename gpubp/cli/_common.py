@@ -13,6 +13,7 @@ from .._io import check_writable
 from ..activations import HIDDEN, OUTPUTS
 from ..data import TASKS, Scaler
 from ..initializers import INITS
+from ..loaders import READ_OPTIONS, read_options  # noqa: F401  (the commands' import of them)
 from ..losses import LOSSES
 from ..parallel import launched_rank
 from ..settings import LIMITS, check_limit
@@ -168,16 +169,6 @@ def thousands(text: str) -> str:
     if text not in (",", ".", "none"):
         raise argparse.ArgumentTypeError(f"expected ',' or '.' or 'none', got {text!r}")
     return "" if text == "none" else text
-
-
-def read_options(source: Any) -> dict[str, Any]:
-    """How a CSV is read, from the options or a model's stored settings: delimiter, header, decimal mark,
-    thousands separator, encoding (None: detected; UTF-8)."""
-    get: Callable[[str], Any] = source.get if isinstance(source, dict) else lambda key: getattr(source, key, None)
-    return {k: get(k) for k in READ_OPTIONS}
-
-
-READ_OPTIONS = ("delimiter", "header", "decimal", "thousands", "encoding")
 
 
 # -- option groups (every default is None: "not given" is detected, defaults resolved in one place)

@@ -13,7 +13,7 @@ import numpy as np
 from .._io import atomic_write, to_json
 from ..data import RawData, load_data, scored_rows
 from ..labels import as_labels, class_index
-from ..loaders import is_csv
+from ..loaders import SAME_NUMBERS, is_csv
 from ..metrics import classification_report, majority_warning, number, regression_report, summary
 from ..model import BareNetworkError, Model
 from ._common import UsageError, add_data_options, check_output, data_files, read_options
@@ -65,13 +65,14 @@ def read(model: Model, args: argparse.Namespace, labels: bool = True) -> RawData
     given, stored = read_options(args), read_options(s)
     # the model's own file is read as it was; another CSV with the numbers written as the model's were
     # (its delimiter and header detected), unless the options say otherwise
-    same_numbers = ("decimal", "thousands", "encoding") if args.data and is_csv(args.data) else ()
+    same_numbers = SAME_NUMBERS if args.data and is_csv(args.data) else ()
     options = {k: v if v is not None or (args.data and k not in same_numbers) else stored[k]
                for k, v in given.items()}  # fmt: skip
     label = args.label_column
     if label is None and not args.data and model.columns.label_index is not None and not model.columns.named:
         label = model.columns.label_index  # the model's own headerless file: its label is where it was
-    raw = load_data(args.data or s["data"], label, columns=model.columns, labels=labels, **options)
+    raw = load_data(args.data or s["data"], label, columns=model.columns, labels=labels, table=model.table,
+                    **options)  # fmt: skip
     notes = list(raw.notes)
     if raw.frame is not None:  # the model's own rules: its categories, its medians
         try:
