@@ -122,7 +122,7 @@ class Model:
         if not is_row_source(X):
             return self._outputs(np.asarray(X))
         step = chunk_rows(X.shape[1], 8)
-        return np.concatenate([self._outputs(np.asarray(X[part])) for part in chunks(len(X), step)])
+        return np.concatenate([self._outputs(np.asarray(X[part]), part.start) for part in chunks(len(X), step)])
 
     def _encoded(self, frame: Any, source: str, first_line: int = 1) -> np.ndarray:
         X, notes = self.encode(frame, source, first_line)
@@ -165,7 +165,7 @@ class Model:
             return raw.X
         return self._encoded(raw.frame, raw.source, raw.first_line)
 
-    def _outputs(self, X: np.ndarray) -> np.ndarray:
+    def _outputs(self, X: np.ndarray, first_row: int = 0) -> np.ndarray:
         if X.ndim != 2:
             one = " (one row: X.reshape(1, -1))" if X.ndim == 1 else ""
             raise ValueError(f"X must be 2-D, rows × {self.net.sizes[0]} features, got shape {X.shape}{one}")
@@ -177,7 +177,23 @@ class Model:
                              f"features{hint}")  # fmt: skip
         X = np.asarray(X, dtype=np.float64)
         Z = self.scaler.transform(X)
+        self._check_holds(X, Z, first_row)
         return np.asarray(self.net.device.to_host(self.net.forward(Z)), dtype=np.float64)
+
+    def _check_holds(self, X: np.ndarray, Z: np.ndarray, first_row: int) -> None:
+        """Refuse (ValueError) a value the network's dtype cannot hold, as read or once scaled, or an infinite
+        one, as training refuses it: its outputs would be nonsense given quietly (1e39 in float32 answered
+        p = 1, and the ONNX graph, which reads float32, another class)."""
+        big = float(np.finfo(self.net.dtype).max)
+        with np.errstate(invalid="ignore"):
+            bad = np.isinf(X) | (np.isfinite(X) & ~((np.abs(X) <= big) & (np.abs(Z) <= big)))
+        if not bad.any():
+            return
+        i, j = (int(k[0]) for k in np.nonzero(bad))
+        names = self.table.features if self.table is not None else self.columns.features
+        what = "is infinite" if np.isinf(X[i, j]) else f"is too large for the model's {self.net.dtype}"
+        raise ValueError(f"row {first_row + i + 1} (counting from 1), column {names[j]!r}: {X[i, j]:g} {what}, as "
+                         "training would refuse it")  # fmt: skip
 
     @property
     def gives_probabilities(self) -> bool:

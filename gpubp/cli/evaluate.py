@@ -69,6 +69,9 @@ def read(model: Model, args: argparse.Namespace, labels: bool = True) -> RawData
     options = {k: v if v is not None or (args.data and k not in same_numbers) else stored[k]
                for k, v in given.items()}  # fmt: skip
     label = args.label_column
+    if label is not None and model.columns.named and str(label).strip() in model.columns.features:
+        known = f"; the model's label column is {model.columns.label!r}" if model.columns.label else ""
+        raise UsageError(f"--label-column {label!r} is one of the features the model reads, not its label{known}")
     if label is None and not args.data and model.columns.label_index is not None and not model.columns.named:
         label = model.columns.label_index  # the model's own headerless file: its label is where it was
     raw = load_data(args.data or s["data"], label, columns=model.columns, labels=labels, table=model.table,
