@@ -62,3 +62,19 @@ def test_a_date_column_is_refused_in_one_line_saying_why(capsys, tmp_path):
     line = refused(capsys, "export", tmp_path / "m.npz", "--onnx", tmp_path / "m.onnx")
     assert "date column 'when'" in line
     assert "--drop when" in line
+
+
+def test_export_says_the_opset_the_file_has(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUBP_DEVICE", "cpu")
+    import onnx
+
+    frame = table()
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = cli(capsys, "train", "--data", tmp_path / "t.csv", "--label-column", "survived", "--epochs", "2",
+                       "--save", tmp_path / "m.npz")  # fmt: skip
+    assert code == 0, err
+    code, out, err = cli(capsys, "export", tmp_path / "m.npz", "--onnx", tmp_path / "m.onnx")
+    assert code == 0, err
+    version = next(o.version for o in onnx.load(str(tmp_path / "m.onnx")).opset_import if o.domain in ("", "ai.onnx"))
+    assert version == 19  # Equal on strings
+    assert f"ONNX opset {version};" in out  # it had printed 17, the opset of a graph without text columns

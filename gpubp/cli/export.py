@@ -6,7 +6,6 @@ import argparse
 import os
 from typing import Any
 
-from ..export import OPSET
 from ..model import Model, load
 from ._common import UsageError, check_output
 
@@ -30,7 +29,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     graph = proto.graph
     ins = ", ".join(_shape(v) for v in graph.input)
     outs = ", ".join(_shape(v) for v in graph.output)
-    print(f"wrote {args.onnx}: {what}, ONNX opset {OPSET}; inputs {ins}; outputs {outs}")
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))  # 19 for a table's graph
+    print(f"wrote {args.onnx}: {what}, ONNX opset {opset}; inputs {ins}; outputs {outs}")
     return 0
 
 
