@@ -538,7 +538,11 @@ def _columns(path: str, frame: Any, features: list[int], layout: CsvLayout, labe
         cells = column[bad]
         written = cells.map(lambda c: bool(DECIMAL_COMMA.match(c)) or any(d in c for d in (",", ";", "\t")
                                                                           if d != layout.delimiter))  # fmt: skip
-        if rule == "number" or number.sum() >= bad.sum() or written.all():
+        # every other cell a number written with the other decimal mark (a wrong --decimal): refused, not
+        # made a category of 62 levels or left out as free text
+        other = "," if layout.decimal == "." else "."  # the same for every column: bound once below
+        misread = cells.map(lambda c, m=other: m in c and is_number(c, m, None))
+        if rule == "number" or number.sum() >= bad.sum() or written.all() or misread.all():
             row = int(np.flatnonzero(bad)[0])
             cell = column.iloc[row]
             raise DataError(f"{path}: line {_line(layout, int(part.index[row]))}, column {part.columns[j]!r}: not a "

@@ -42,3 +42,14 @@ def test_evaluate_refuses_a_feature_given_as_the_label(capsys, model):
     line = refused(capsys, "evaluate", "m.npz", "--data", "c.csv", "--label-column", "income")
     assert "'income' is one of the features the model reads" in line
     assert "'churn'" in line
+
+
+def test_a_wrong_decimal_mark_is_refused_not_made_a_category(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUBP_DEVICE", "cpu")
+    rng = np.random.default_rng(2)
+    rows = ["age,income,churn"] + [f"{rng.integers(18, 80)}.0,{rng.random() * 100:.3f},{rng.choice(['yes', 'no'])}"
+                                   for _ in range(100)]  # fmt: skip
+    (tmp_path / "c.csv").write_text("\n".join(rows) + "\n")
+    line = refused(capsys, "train", "--data", tmp_path / "c.csv", "--decimal", ",", "--epochs", "1", "--no-save")
+    assert "line 2, column 'age': not a number" in line  # it had trained on 'age' as a category of 62 levels
+    assert "give --decimal '.'" in line
