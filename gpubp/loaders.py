@@ -579,9 +579,17 @@ def _labels(path: str, column: Any, layout: CsvLayout, notes: list[str],
     ``notes``; a non-finite label is refused. ``as_text``: the column was read as text, its
     numbers not read yet."""
     empty = column.isna().to_numpy().copy()
+    marker = np.zeros(len(empty), dtype=bool)
     if column.dtype.kind not in "iuf":
         column = column.astype(str).str.strip()
         empty |= (column == "").to_numpy()  # a blank cell would become a class named ''
+        # among numbers, NA (R's missing value), NaN, ? … are missing labels, not a class or a refusal
+        marker = column.str.lower().isin(MISSING).to_numpy() & ~empty
+        rest = ~(empty | marker)
+        if marker.any() and rest.any() and column[rest].map(lambda c: _numeric_label(c, layout)).all():
+            empty |= marker
+        else:
+            marker[:] = False
         if layout.thousands or layout.decimal == "," or as_text:
             # an empty cell may stay NaN through astype(str) (pandas' string dtype): it is no number
             text = column.map(
@@ -597,7 +605,8 @@ def _labels(path: str, column: Any, layout: CsvLayout, notes: list[str],
             raise DataError(f"{path}: every cell of the label column {name} is empty")
         kept = np.flatnonzero(~empty)
         rows = "row" if empty.sum() == 1 else "rows"
-        notes.append(f"{int(empty.sum())} {rows} with an empty label cell ({name}) left out (lines "
+        cell = "an empty or missing (NA)" if marker.any() else "an empty"
+        notes.append(f"{int(empty.sum())} {rows} with {cell} label cell ({name}) left out (lines "
                      f"{', '.join(map(str, lines))}{', …' if empty.sum() > 5 else ''})")  # fmt: skip
         column = column.iloc[kept]
     if column.dtype.kind in "iuf" or (kept is not None and _all_numbers(column)):
@@ -606,6 +615,10 @@ def _labels(path: str, column: Any, layout: CsvLayout, notes: list[str],
             raise DataError(f"{path}: the label column contains NaN or infinite values")
         return y, kept
     return column.to_numpy(dtype=str), kept
+
+
+def _numeric_label(cell: str, layout: CsvLayout) -> bool:
+    return number_text(cell, layout.decimal, layout.thousands) is not None
 
 
 def _all_numbers(column: Any) -> bool:

@@ -59,3 +59,22 @@ def test_a_resume_on_a_file_missing_a_column_says_which(capsys, tmp_path):
     (tmp_path / "two.csv").write_text("\n".join(r.split(",", 1)[1] for r in rows) + "\n")  # x gone
     line = refused(capsys, "train", "--data", "two.csv", "--resume", "ck.npz", "--epochs", "3")
     assert "'x'" in line, line  # the reason, not only "rows differ"
+
+
+def test_r_na_among_numeric_labels_is_a_missing_label(capsys, tmp_path):
+    # R writes a missing value as a bare NA: among numbers it is a missing label, left out and counted,
+    # not a refusal ("regression targets must be numbers") nor, for classes, a class named 'NA'
+    rng = np.random.default_rng(3)
+    rows = ['"","x","weight"'] + [f'"{i}",{rng.random():.3f},' + ("NA" if i % 9 == 0 else f"{rng.random() * 10:.2f}")
+                                  for i in range(1, 101)]  # fmt: skip
+    (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
+    code, out, err = cli(capsys, "train", "--data", "r.csv", "--label-column", "weight", "--task", "regress",
+                         "--epochs", "1", "--no-save")  # fmt: skip
+    assert code == 0, err
+    assert "11 rows with an empty or missing (NA) label cell ('weight') left out (lines 10, 19" in out
+    words = ['"","x","y"'] + [f'"{i}",{rng.random():.3f},' + ("NA" if i % 9 == 0 else rng.choice(["a", "b"]))
+                              for i in range(1, 101)]  # fmt: skip
+    (tmp_path / "w.csv").write_text("\n".join(words) + "\n")
+    code, out, err = cli(capsys, "train", "--data", "w.csv", "--epochs", "1", "--no-save")
+    assert code == 0, err
+    assert "3 classes" in out  # among words, NA stays a class, as docs/data-formats.md says
