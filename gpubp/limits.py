@@ -121,6 +121,8 @@ def check_dtype(ds: Any, dtype: Any) -> None:
 
 
 def _too_large(where: str, value: float, scaled: float, big: float, dtype: np.dtype, kind: str, advice: str) -> str:
+    if np.isinf(value):  # no dtype holds it and no constant divides it: the cell itself is wrong
+        return f"{where}: {value:g} is an infinite value: write the number it stands for, or leave the cell empty"
     if abs(value) > big or not np.isfinite(value):
         return f"{where}: {value:g} is too large for {dtype} (at most {big:.4g}): {advice}"
     return (f"{where}: {value:g} becomes {scaled:g} once scaled ({kind} scaling, fitted on the training rows), "

@@ -53,3 +53,15 @@ def test_a_wrong_decimal_mark_is_refused_not_made_a_category(capsys, tmp_path, m
     line = refused(capsys, "train", "--data", tmp_path / "c.csv", "--decimal", ",", "--epochs", "1", "--no-save")
     assert "line 2, column 'age': not a number" in line  # it had trained on 'age' as a category of 62 levels
     assert "give --decimal '.'" in line
+
+
+def test_an_infinite_cell_is_called_infinite_with_advice_that_works(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUBP_DEVICE", "cpu")
+    rng = np.random.default_rng(4)
+    rows = ["a,b,label"] + [f"{rng.random():.3f},{rng.random():.3f},{i % 2}" for i in range(60)]
+    rows[7] = "0.5,inf,1"
+    (tmp_path / "inf.csv").write_text("\n".join(rows) + "\n")
+    for dtype in ("float32", "float64"):  # --dtype float64 had been the advice, and failed the same way
+        line = refused(capsys, "train", "--data", tmp_path / "inf.csv", "--dtype", dtype, "--no-save")
+        assert "line 8, column 'b': inf is an infinite value" in line, line
+        assert "--dtype float64" not in line
