@@ -396,6 +396,10 @@ class Dataset:
         decisions added to ``notes``); the frame is let go once X is made."""
         try:
             if table is None:
+                for option in ("drop", "features"):
+                    if raw.label_column is not None and str(raw.label_column) in (choose.get(option) or ()):
+                        raise ValueError(f"{raw.source}: --{option} names {str(raw.label_column)!r}, the label column: "
+                                         "--drop and --features choose among the features")  # fmt: skip
                 if choose.get("missing") == "refuse":  # every row, not the training rows alone
                     names = kept_columns([str(c) for c in raw.frame.columns], choose.get("drop") or (),
                                    choose.get("features") or ())  # fmt: skip

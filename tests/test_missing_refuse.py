@@ -45,3 +45,9 @@ def test_a_refusing_model_says_what_to_do_at_predict_time(capsys, gappy, tmp_pat
     assert "'income' 1" in line
     assert "leave --missing out" not in line  # predict has no --missing: that advice could not be followed
     assert "trained with --missing refuse" in line
+
+
+@pytest.mark.parametrize("option", ["--drop", "--features"])
+def test_naming_the_label_in_drop_or_features_says_it_is_the_label(capsys, gappy, option):
+    line = refused(capsys, "train", "--data", "c.csv", option, "churn", "--no-save")
+    assert "names 'churn', the label column" in line  # it had said "no column 'churn'"
