@@ -528,8 +528,7 @@ def _columns(path: str, frame: Any, features: list[int], layout: CsvLayout, labe
         column = part.iloc[:, j].astype(str).str.strip()
         missing = part.iloc[:, j].isna().to_numpy() | column.str.lower().isin(MISSING).to_numpy()
         # read strictly: separators only between groups of three, one decimal mark (csvfiles.number_text)
-        # a missing cell may stay NaN through astype(str) (pandas' string dtype): missing, not a number
-        text = column.map(lambda c: number_text(c, layout.decimal, layout.thousands) if isinstance(c, str) else None)
+        text = column.map(lambda c: _number_text(c, layout))
         number = text.notna().to_numpy()
         bad = ~(missing | number)
         if not bad.any():
@@ -586,15 +585,12 @@ def _labels(path: str, column: Any, layout: CsvLayout, notes: list[str],
         # among numbers, NA (R's missing value), NaN, ? … are missing labels, not a class or a refusal
         marker = column.str.lower().isin(MISSING).to_numpy() & ~empty
         rest = ~(empty | marker)
-        if marker.any() and rest.any() and column[rest].map(lambda c: _numeric_label(c, layout)).all():
+        if marker.any() and rest.any() and column[rest].map(lambda c: _number_text(c, layout)).notna().all():
             empty |= marker
         else:
             marker[:] = False
         if layout.thousands or layout.decimal == "," or as_text:
-            # an empty cell may stay NaN through astype(str) (pandas' string dtype): it is no number
-            text = column.map(
-                lambda c: number_text(c, layout.decimal, layout.thousands) if isinstance(c, str) else None
-            )
+            text = column.map(lambda c: _number_text(c, layout))
             if text[~empty].notna().all() and (~empty).any():
                 column = text.where(~empty, "nan").astype(np.float64).rename(column.name)
     kept = None
@@ -617,8 +613,10 @@ def _labels(path: str, column: Any, layout: CsvLayout, notes: list[str],
     return column.to_numpy(dtype=str), kept
 
 
-def _numeric_label(cell: str, layout: CsvLayout) -> bool:
-    return number_text(cell, layout.decimal, layout.thousands) is not None
+def _number_text(cell: Any, layout: CsvLayout) -> str | None:
+    """:func:`number_text` of a cell as the file writes numbers; None for a missing one (an empty
+    cell can stay NaN through ``astype(str)`` under pandas' string dtype: no number)."""
+    return number_text(cell, layout.decimal, layout.thousands) if isinstance(cell, str) else None
 
 
 def _all_numbers(column: Any) -> bool:
