@@ -169,9 +169,9 @@ class MLP:
         self._workspaces: dict[int, Workspace] = {}
         self._db_rows = [db.reshape(1, -1) for db in self.db]  # (1, n_l) views of db
         if dev.is_gpu:
-            self._warm_up()
+            self.warm_up()
 
-    def _warm_up(self, batch: int = 2) -> None:
+    def warm_up(self, batch: int = 2) -> None:
         """One step on ``batch`` rows of zeros on the GPU (the gradient buffer is scratch; θ is not touched):
         cuBLAS's handle, CuPy's gather and copy kernels are made now, when the network binds, not in epoch 1's
         time. CuPy compiles a kernel per shape class (a batch of 1 drops an axis that a bias broadcasts over):

@@ -109,7 +109,7 @@ class Trainer:
             self.net, X, Y, self.settings.batch_size, sample_weight, stream, self.settings.class_weight
         )
         if self.net.device.is_gpu:  # CuPy builds a kernel per shape class: those of this batch, now, not in epoch 1
-            self.net._warm_up(self.data.batch)
+            self.net.warm_up(self.data.batch)
         self.progress = Progress(epoch=self.progress.epoch)
 
     def shuffle_with(self, permutation: Callable[[int], Any]) -> None:
